@@ -1,0 +1,44 @@
+// Activations and dropout, CPU: loops over the shared HD math in math.h.
+#include "kernels_cpu.h"
+
+namespace rs {
+
+template <class T> void activation_forward_cpu(Act a, T* y, const T* x, size_t n) {
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; ++i) y[i] = act_forward(a, x[i]);
+}
+
+template <class T> void activation_backward_cpu(Act a, T* dx, const T* dy, const T* y, size_t n) {
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; ++i) dx[i] = act_backward(a, y[i], dy[i]);
+}
+
+// y = x * mask; dx = dy * mask: the same function both ways.
+template <class T>
+static void apply_dropout(T* y, const T* x, float p, uint64_t key, int B, size_t per_sample, uint64_t first_sample) {
+#pragma omp parallel for schedule(static)
+  for (int b = 0; b < B; ++b) {
+    const size_t off = size_t(b) * per_sample;
+    for (size_t e = 0; e < per_sample; ++e) y[off + e] = x[off + e] * dropout_scale<T>(key, first_sample + b, e, p);
+  }
+}
+
+template <class T>
+void dropout_forward_cpu(T* y, const T* x, float p, uint64_t key, int B, size_t per_sample, uint64_t first_sample) {
+  apply_dropout(y, x, p, key, B, per_sample, first_sample);
+}
+template <class T>
+void dropout_backward_cpu(T* dx, const T* dy, float p, uint64_t key, int B, size_t per_sample, uint64_t first_sample) {
+  apply_dropout(dx, dy, p, key, B, per_sample, first_sample);
+}
+
+#define RS_INSTANTIATE(T)                                                                          \
+  template void activation_forward_cpu<T>(Act, T*, const T*, size_t);                             \
+  template void activation_backward_cpu<T>(Act, T*, const T*, const T*, size_t);                  \
+  template void dropout_forward_cpu<T>(T*, const T*, float, uint64_t, int, size_t, uint64_t);     \
+  template void dropout_backward_cpu<T>(T*, const T*, float, uint64_t, int, size_t, uint64_t);
+RS_INSTANTIATE(float)
+RS_INSTANTIATE(double)
+#undef RS_INSTANTIATE
+
+}  // namespace rs

@@ -1,0 +1,163 @@
+// Scalar math shared by the CPU loops (kernels/*_cpu.cpp) and the CUDA
+// kernels (kernels/*.cu). Everything here is HD inline: write it once, so the
+// two backends cannot drift apart. No allocation, no I/O, no exceptions.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define HD __host__ __device__
+#else
+#define HD
+#endif
+
+namespace rs {
+
+// Scalar helpers are templates on T (float in both backends; double in the
+// gradient-check tests). std:: overloads are usable in host and device code.
+using std::exp;
+using std::log;
+using std::sqrt;
+using std::tanh;
+
+// ---- activations: forward takes x, backward takes the forward output y ----
+enum class Act : int { relu = 0, tanh = 1, sigmoid = 2 };
+
+template <class T> HD inline T relu(T x) { return x > T(0) ? x : T(0); }
+template <class T> HD inline T relu_grad(T y, T dy) { return y > T(0) ? dy : T(0); }
+template <class T> HD inline T tanh_act(T x) { return tanh(x); }
+template <class T> HD inline T tanh_grad(T y, T dy) { return dy * (T(1) - y * y); }
+template <class T> HD inline T sigmoid(T x) { return T(1) / (T(1) + exp(-x)); }
+template <class T> HD inline T sigmoid_grad(T y, T dy) { return dy * y * (T(1) - y); }
+
+template <class T> HD inline T act_forward(Act a, T x) {
+  switch (a) {
+    case Act::relu: return relu(x);
+    case Act::tanh: return tanh_act(x);
+    default: return sigmoid(x);
+  }
+}
+template <class T> HD inline T act_backward(Act a, T y, T dy) {
+  switch (a) {
+    case Act::relu: return relu_grad(y, dy);
+    case Act::tanh: return tanh_grad(y, dy);
+    default: return sigmoid_grad(y, dy);
+  }
+}
+
+// ---- counter-based RNG: Philox4x32-10 (Salmon et al., SC'11) ----
+struct U32x4 {
+  uint32_t v[4];
+};
+
+HD inline uint32_t mulhilo32(uint32_t a, uint32_t b, uint32_t* hi) {
+  const uint64_t p = static_cast<uint64_t>(a) * b;
+  *hi = static_cast<uint32_t>(p >> 32);
+  return static_cast<uint32_t>(p);
+}
+
+// One block of four 32-bit draws for (key, counter). Pure function.
+HD inline U32x4 philox4x32(uint64_t key, uint64_t ctr_hi, uint64_t ctr_lo) {
+  uint32_t c0 = static_cast<uint32_t>(ctr_lo), c1 = static_cast<uint32_t>(ctr_lo >> 32);
+  uint32_t c2 = static_cast<uint32_t>(ctr_hi), c3 = static_cast<uint32_t>(ctr_hi >> 32);
+  uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
+  for (int r = 0; r < 10; ++r) {
+    uint32_t hi0, hi1;
+    const uint32_t lo0 = mulhilo32(0xD2511F53u, c0, &hi0);
+    const uint32_t lo1 = mulhilo32(0xCD9E8D57u, c2, &hi1);
+    c0 = hi1 ^ c1 ^ k0;
+    c1 = lo1;
+    c2 = hi0 ^ c3 ^ k1;
+    c3 = lo0;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  return U32x4{{c0, c1, c2, c3}};
+}
+
+// Uniform float in [0, 1) from the top 24 bits of a draw.
+HD inline float u32_to_unit(uint32_t x) { return static_cast<float>(x >> 8) * (1.0f / 16777216.0f); }
+
+// The i-th uniform of stream (key, stream): four draws per Philox block.
+HD inline float philox_uniform(uint64_t key, uint64_t stream, uint64_t i) {
+  const U32x4 r = philox4x32(key, stream, i >> 2);
+  return u32_to_unit(r.v[i & 3]);
+}
+
+// Mixes 64-bit words into one key (splitmix64 finaliser).
+HD inline uint64_t mix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+HD inline uint64_t rng_key(uint64_t seed, uint64_t a, uint64_t b = 0) {
+  return mix64(mix64(mix64(seed) ^ a) ^ b);
+}
+
+// ---- dropout: keep with probability 1-p, scale kept values by 1/(1-p) ----
+// The mask of element e of the sample with global index s at step t is a pure
+// function of (seed, layer, t, s, e): any rank count draws the same masks, and
+// backward recomputes the mask instead of storing it.
+template <class T> HD inline T dropout_scale(uint64_t key, uint64_t sample, uint64_t elem, float p) {
+  return philox_uniform(key, sample, elem) >= p ? T(1) / T(1 - p) : T(0);
+}
+
+// ---- softmax cross-entropy over one row of K logits ----
+// Writes d = (softmax(z) - onehot(label)) * scale into d (may be null), returns
+// the loss -log softmax(z)[label] and sets *argmax.
+template <class T>
+HD inline T softmax_xent_row(const T* z, int label, int K, T scale, T* d, int* argmax) {
+  T m = z[0];
+  int am = 0;
+  for (int k = 1; k < K; ++k)
+    if (z[k] > m) m = z[k], am = k;
+  T s = 0;
+  for (int k = 0; k < K; ++k) s += exp(z[k] - m);
+  if (d) {
+    const T inv = T(1) / s;
+    for (int k = 0; k < K; ++k) d[k] = (exp(z[k] - m) * inv - (k == label ? T(1) : T(0))) * scale;
+  }
+  *argmax = am;
+  return log(s) - (z[label] - m);
+}
+
+// ---- optimizer updates for one parameter (PyTorch conventions) ----
+struct SgdParams {
+  float lr, momentum, weight_decay;
+  bool nesterov;
+};
+// v <- mu v + (g + wd p); p <- p - lr * (nesterov ? g' + mu v : v)
+HD inline void sgd_update(float* p, float* v, float g, const SgdParams& o) {
+  g += o.weight_decay * *p;
+  if (o.momentum != 0.f) {
+    *v = o.momentum * *v + g;
+    g = o.nesterov ? g + o.momentum * *v : *v;
+  }
+  *p -= o.lr * g;
+}
+
+struct AdamParams {
+  float lr, beta1, beta2, eps, weight_decay;
+  bool decoupled;        // AdamW: p <- p - lr*wd*p; Adam: g <- g + wd*p
+  float bias1, bias2;    // 1 - beta1^t, 1 - beta2^t for the step t being taken
+};
+HD inline void adam_update(float* p, float* m, float* v, float g, const AdamParams& o) {
+  if (o.decoupled)
+    *p -= o.lr * o.weight_decay * *p;
+  else
+    g += o.weight_decay * *p;
+  *m = o.beta1 * *m + (1.f - o.beta1) * g;
+  *v = o.beta2 * *v + (1.f - o.beta2) * g * g;
+  const float mhat = *m / o.bias1;
+  const float denom = sqrtf(*v / o.bias2) + o.eps;
+  *p -= o.lr * mhat / denom;
+}
+
+// ---- input conversion: uint8 pixel -> normalised float ----
+HD inline float normalize_pixel(float x, float scale, float mean, float inv_std) {
+  return (x * scale - mean) * inv_std;
+}
+
+}  // namespace rs

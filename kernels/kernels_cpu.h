@@ -1,0 +1,80 @@
+// CPU reference implementations of every layer family: the ones the tests
+// trust. Conventions:
+//   - tensors are dense row-major, activations (B, C, H, W) = NCHW;
+//   - parameter gradients are overwritten (=), never accumulated: each
+//     parameter belongs to exactly one layer and the model zeroes nothing;
+//   - an input gradient pointer may be null (first layer: not needed);
+//   - T is float in the program and double in the gradient-check tests;
+//   - loops are parallel with OpenMP over independent outputs only, so results
+//     do not depend on thread timing (bit-identical reruns).
+// The CUDA versions (kernels/*.cu) take the same arguments plus a stream.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "hd_math.h"
+
+namespace rs {
+
+struct ConvShape {
+  int B, C, H, W;     // input (B, C, H, W)
+  int OC, K, stride, pad;
+  int OH, OW;         // output (B, OC, OH, OW)
+  size_t col_rows() const { return size_t(C) * K * K; }
+  size_t col_cols() const { return size_t(B) * OH * OW; }
+  // floats of workspace: im2col matrix (C*K*K, B*OH*OW) + (OC, B*OH*OW) staging
+  size_t workspace() const { return col_rows() * col_cols() + size_t(OC) * col_cols(); }
+};
+
+struct PoolShape {
+  int B, C, H, W;     // input (B, C, H, W)
+  int K, stride, pad;
+  int OH, OW;         // output (B, C, OH, OW)
+};
+
+// ---- dense: out (B, OUT) = in (B, IN) . w^T (IN, OUT) + b (OUT); w is (OUT, IN)
+template <class T> void dense_forward_cpu(T* out, const T* in, const T* w, const T* b, int B, int IN, int OUT);
+template <class T>
+void dense_backward_cpu(T* din, T* dw, T* db, const T* dout, const T* in, const T* w, int B, int IN, int OUT);
+
+// ---- conv2d: w (OC, C, K, K), b (OC); ws = ConvShape::workspace() floats,
+// kept from forward to backward (holds the im2col matrix).
+template <class T> void conv2d_forward_cpu(T* out, const T* in, const T* w, const T* b, const ConvShape& s, T* ws);
+template <class T>
+void conv2d_backward_cpu(T* din, T* dw, T* db, const T* dout, const T* w, const ConvShape& s, T* ws);
+
+// ---- max-pool: argmax (B, C, OH, OW) holds the winning input offset in its plane
+template <class T> void maxpool_forward_cpu(T* out, int32_t* argmax, const T* in, const PoolShape& s);
+template <class T> void maxpool_backward_cpu(T* din, const T* dout, const int32_t* argmax, const PoolShape& s);
+
+// ---- activations over n elements; backward uses the forward output y
+template <class T> void activation_forward_cpu(Act a, T* y, const T* x, size_t n);
+template <class T> void activation_backward_cpu(Act a, T* dx, const T* dy, const T* y, size_t n);
+
+// ---- dropout over B samples of `per_sample` elements; sample b of the batch
+// has global index first_sample + b (see dropout_scale in math.h)
+template <class T>
+void dropout_forward_cpu(T* y, const T* x, float p, uint64_t key, int B, size_t per_sample, uint64_t first_sample);
+template <class T>
+void dropout_backward_cpu(T* dx, const T* dy, float p, uint64_t key, int B, size_t per_sample, uint64_t first_sample);
+
+// ---- softmax cross-entropy: logits (B, K), labels (B). Writes per-sample loss
+// (B), predicted class (B) and, when dlogits is not null, the gradient of
+// scale * sum(loss) with respect to the logits.
+template <class T>
+void softmax_xent_cpu(T* dlogits, T* loss, int32_t* pred, const T* logits, const int32_t* labels, int B, int K,
+                      T scale);
+
+// ---- optimizers over a flat buffer of n parameters
+void sgd_update_cpu(float* p, float* v, const float* g, size_t n, const SgdParams& o);
+void adam_update_cpu(float* p, float* m, float* v, const float* g, size_t n, const AdamParams& o);
+
+// ---- batch assembly: out (B, C, HW) = normalize(data[idx[b]]) with per-channel
+// mean and inv_std; data is (N, C, HW) uint8 (scale 1/255) or float (scale 1)
+void gather_normalize_cpu(float* out, const uint8_t* data, const int64_t* idx, int B, int C, size_t HW,
+                          const float* mean, const float* inv_std);
+void gather_normalize_cpu(float* out, const float* data, const int64_t* idx, int B, int C, size_t HW,
+                          const float* mean, const float* inv_std);
+
+}  // namespace rs

@@ -1,0 +1,92 @@
+// The compute backend: memory and every layer's math, behind one interface.
+// A model is built for one backend; pointers passed to it live in that
+// backend's memory (host for cpu, device for cuda) unless named *_host.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "kernels/kernels_cpu.h"
+
+namespace rs {
+
+struct Dataset;
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // ---- memory
+  virtual void* alloc(size_t bytes) = 0;
+  virtual void release(void* p) noexcept = 0;
+  virtual void upload(void* dst, const void* src_host, size_t bytes) = 0;
+  virtual void download(void* dst_host, const void* src, size_t bytes) = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;
+  virtual void synchronize() {}
+
+  // ---- layers (argument order as in kernels/kernels_cpu.h)
+  virtual void dense_forward(float* out, const float* in, const float* w, const float* b, int B, int IN, int OUT) = 0;
+  virtual void dense_backward(float* din, float* dw, float* db, const float* dout, const float* in, const float* w,
+                              int B, int IN, int OUT) = 0;
+  virtual void conv2d_forward(float* out, const float* in, const float* w, const float* b, const ConvShape& s,
+                              float* ws) = 0;
+  virtual void conv2d_backward(float* din, float* dw, float* db, const float* dout, const float* w,
+                               const ConvShape& s, float* ws) = 0;
+  virtual void maxpool_forward(float* out, int32_t* argmax, const float* in, const PoolShape& s) = 0;
+  virtual void maxpool_backward(float* din, const float* dout, const int32_t* argmax, const PoolShape& s) = 0;
+  virtual void activation_forward(Act a, float* y, const float* x, size_t n) = 0;
+  virtual void activation_backward(Act a, float* dx, const float* dy, const float* y, size_t n) = 0;
+  virtual void dropout_forward(float* y, const float* x, float p, uint64_t key, int B, size_t per_sample,
+                               uint64_t first_sample) = 0;
+  virtual void dropout_backward(float* dx, const float* dy, float p, uint64_t key, int B, size_t per_sample,
+                                uint64_t first_sample) = 0;
+  // Loss over logits (B, K); labels, loss and pred are host arrays of B.
+  virtual void softmax_xent(float* dlogits, const float* logits, const int32_t* labels_host, int B, int K,
+                            float scale, float* loss_host, int32_t* pred_host) = 0;
+
+  // ---- optimizers over flat buffers of n floats
+  virtual void sgd_update(float* p, float* v, const float* g, size_t n, const SgdParams& o) = 0;
+  virtual void adam_update(float* p, float* m, float* v, const float* g, size_t n, const AdamParams& o) = 0;
+
+  // ---- input: out (B, C, H, W) = normalised samples idx_host[0..B) of d
+  virtual void load_batch(float* out, const Dataset& d, const int64_t* idx_host, int B, const float* mean_host,
+                          const float* inv_std_host) = 0;
+};
+
+std::unique_ptr<Backend> make_cpu_backend();
+
+// Move-only typed buffer in a backend's memory.
+template <class T> class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(Backend& be, size_t n) : m_be(&be), m_n(n) {
+    if (n) m_p = static_cast<T*>(be.alloc(n * sizeof(T)));
+  }
+  Buffer(Buffer&& o) noexcept { swap(o); }
+  Buffer& operator=(Buffer&& o) noexcept {
+    swap(o);
+    return *this;
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer() {
+    if (m_p) m_be->release(m_p);
+  }
+  T* data() const { return m_p; }
+  size_t size() const { return m_n; }
+
+ private:
+  void swap(Buffer& o) noexcept {
+    std::swap(m_be, o.m_be);
+    std::swap(m_p, o.m_p);
+    std::swap(m_n, o.m_n);
+  }
+  Backend* m_be = nullptr;
+  T* m_p = nullptr;
+  size_t m_n = 0;
+};
+
+}  // namespace rs

@@ -1,0 +1,83 @@
+// CPU backend: forwards to the reference kernels (kernels/*_cpu.cpp).
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "backend/backend.h"
+#include "data/dataset.h"
+
+namespace rs {
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  std::string name() const override { return "cpu"; }
+
+  void* alloc(size_t bytes) override {
+    void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!p) throw std::bad_alloc();
+    return p;
+  }
+  void release(void* p) noexcept override { std::free(p); }
+  void upload(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void download(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void copy(void* dst, const void* src, size_t bytes) override { std::memmove(dst, src, bytes); }
+
+  void dense_forward(float* out, const float* in, const float* w, const float* b, int B, int IN, int OUT) override {
+    dense_forward_cpu(out, in, w, b, B, IN, OUT);
+  }
+  void dense_backward(float* din, float* dw, float* db, const float* dout, const float* in, const float* w, int B,
+                      int IN, int OUT) override {
+    dense_backward_cpu(din, dw, db, dout, in, w, B, IN, OUT);
+  }
+  void conv2d_forward(float* out, const float* in, const float* w, const float* b, const ConvShape& s,
+                      float* ws) override {
+    conv2d_forward_cpu(out, in, w, b, s, ws);
+  }
+  void conv2d_backward(float* din, float* dw, float* db, const float* dout, const float* w, const ConvShape& s,
+                       float* ws) override {
+    conv2d_backward_cpu(din, dw, db, dout, w, s, ws);
+  }
+  void maxpool_forward(float* out, int32_t* argmax, const float* in, const PoolShape& s) override {
+    maxpool_forward_cpu(out, argmax, in, s);
+  }
+  void maxpool_backward(float* din, const float* dout, const int32_t* argmax, const PoolShape& s) override {
+    maxpool_backward_cpu(din, dout, argmax, s);
+  }
+  void activation_forward(Act a, float* y, const float* x, size_t n) override { activation_forward_cpu(a, y, x, n); }
+  void activation_backward(Act a, float* dx, const float* dy, const float* y, size_t n) override {
+    activation_backward_cpu(a, dx, dy, y, n);
+  }
+  void dropout_forward(float* y, const float* x, float p, uint64_t key, int B, size_t per_sample,
+                       uint64_t first) override {
+    dropout_forward_cpu(y, x, p, key, B, per_sample, first);
+  }
+  void dropout_backward(float* dx, const float* dy, float p, uint64_t key, int B, size_t per_sample,
+                        uint64_t first) override {
+    dropout_backward_cpu(dx, dy, p, key, B, per_sample, first);
+  }
+  void softmax_xent(float* dlogits, const float* logits, const int32_t* labels, int B, int K, float scale,
+                    float* loss, int32_t* pred) override {
+    softmax_xent_cpu(dlogits, loss, pred, logits, labels, B, K, scale);
+  }
+  void sgd_update(float* p, float* v, const float* g, size_t n, const SgdParams& o) override {
+    sgd_update_cpu(p, v, g, n, o);
+  }
+  void adam_update(float* p, float* m, float* v, const float* g, size_t n, const AdamParams& o) override {
+    adam_update_cpu(p, m, v, g, n, o);
+  }
+  void load_batch(float* out, const Dataset& d, const int64_t* idx, int B, const float* mean,
+                  const float* inv_std) override {
+    const size_t hw = size_t(d.h) * d.w;
+    if (d.is_u8())
+      gather_normalize_cpu(out, d.u8.data(), idx, B, d.c, hw, mean, inv_std);
+    else
+      gather_normalize_cpu(out, d.f32.data(), idx, B, d.c, hw, mean, inv_std);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace rs

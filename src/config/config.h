@@ -1,0 +1,73 @@
+// Typed, validated configuration. Every key a config may hold is read here;
+// anything else is an error naming its key path.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace rs {
+
+struct DataConfig {
+  std::string format = "idx";  // idx | cifar10 | hdf5
+  std::string train_images, train_labels, test_images, test_labels;  // idx
+  std::string path;       // cifar10: directory of *.bin batches; hdf5: training file
+  std::string test_path;  // hdf5: test file (optional)
+  int64_t validation = 5000;  // samples held out of train (seeded)
+  int64_t classes = 10;
+  bool normalize = true;  // per-channel mean/std of the training split
+};
+
+struct LayerSpec {
+  std::string type;  // dense conv2d maxpool relu tanh sigmoid dropout flatten
+  std::string name;  // unique; defaults to type + ordinal (conv1, dense2, ...)
+  int64_t out = 0;         // dense, conv2d
+  int64_t kernel = 0;      // conv2d, maxpool
+  int64_t stride = 0;      // conv2d (default 1), maxpool (default kernel)
+  int64_t padding = 0;     // conv2d, maxpool
+  double p = 0.0;          // dropout
+};
+
+struct ModelConfig {
+  std::string preset = "mlp";  // mlp | tf-mnist-cnn | custom
+  std::vector<int64_t> hidden{512, 512};    // mlp
+  std::string activation = "relu";          // mlp
+  std::vector<int64_t> conv_channels{32, 64};  // tf-mnist-cnn
+  int64_t dense = 1024;                     // tf-mnist-cnn
+  double dropout = -1;                      // mlp 0.0, tf-mnist-cnn 0.5 when unset
+  std::vector<LayerSpec> layers;            // resolved list (custom: as given)
+};
+
+struct TrainConfig {
+  int64_t epochs = 10;
+  int64_t batch_size = 64;  // global
+  int64_t eval_batch_size = 1000;
+  double lr = 0.01;
+  std::string optimizer = "sgd";  // sgd | adam | adamw
+  double momentum = 0.9;
+  bool nesterov = false;
+  double weight_decay = 0.0;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  std::string schedule = "constant";  // constant | step | cosine
+  int64_t step_epochs = 1;             // step: multiply lr by gamma every step_epochs
+  double gamma = 0.1;
+  double min_lr = 0.0;                 // cosine floor
+  double warmup_epochs = 0.0;          // linear warmup from 0, any schedule
+  int64_t seed = 1;
+  std::string device = "auto";  // auto | cpu | cuda
+};
+
+struct Config {
+  DataConfig data;
+  ModelConfig model;
+  TrainConfig train;
+  std::string text;  // the effective TOML (file + --set), stored in run files
+};
+
+// Reads CONFIG.toml, applies `key=value` overrides (dotted keys; the value is
+// TOML, or a bare string), validates. Throws UserError naming file and key.
+Config load_config(const std::string& path, const std::vector<std::string>& sets);
+// Parses TOML text (a run file's stored config); `origin` names it in errors.
+Config parse_config_text(const std::string& text, const std::string& origin, const std::vector<std::string>& sets);
+
+}  // namespace rs

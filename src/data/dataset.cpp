@@ -1,0 +1,253 @@
+#include "data/dataset.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "error.h"
+#include "io/h5.h"
+#include "kernels/hd_math.h"
+
+namespace fs = std::filesystem;
+
+namespace rs {
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Whole file, decompressed if it is gzip. A name ending in .gz must be gzip.
+std::vector<uint8_t> read_file(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) fail("{}: file not found", path);
+  if (!fs::is_regular_file(path, ec)) fail("{}: not a regular file", path);
+  std::ifstream probe(path, std::ios::binary);
+  unsigned char magic[2] = {0, 0};
+  probe.read(reinterpret_cast<char*>(magic), 2);
+  const bool gz = probe.gcount() == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+  if (ends_with(path, ".gz") && !gz) fail("{}: named .gz but not gzip data", path);
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) fail("{}: cannot open", path);
+  gzbuffer(f, 1 << 20);
+  std::vector<uint8_t> out;
+  size_t len = 0;
+  for (;;) {
+    if (out.size() - len < (1u << 20)) out.resize(std::max<size_t>(out.size() * 2, 1u << 22));
+    const int got = gzread(f, out.data() + len, unsigned(std::min<size_t>(out.size() - len, 1u << 30)));
+    if (got < 0) {
+      int errnum = 0;
+      const std::string msg = gzerror(f, &errnum);
+      gzclose(f);
+      fail("{}: corrupt gzip data ({})", path, msg);
+    }
+    if (got == 0) break;
+    len += size_t(got);
+  }
+  int errnum = 0;
+  const std::string msg = gzerror(f, &errnum);
+  gzclose(f);
+  if (gz && errnum != Z_OK) fail("{}: corrupt or truncated gzip data ({})", path, msg);
+  out.resize(len);
+  return out;
+}
+
+uint32_t be32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
+
+// Parses an IDX header; returns dims and the payload offset. Only ubyte data.
+std::vector<uint64_t> idx_header(const std::vector<uint8_t>& b, const std::string& path, size_t* offset) {
+  if (b.empty()) fail("{}: empty file", path);
+  if (b.size() < 4 || b[0] != 0 || b[1] != 0) fail("{}: bad magic number (not an IDX file)", path);
+  if (b[2] != 0x08) fail("{}: IDX element type 0x{:02x} is not unsigned byte (0x08)", path, b[2]);
+  const int nd = b[3];
+  if (nd < 1 || nd > 4) fail("{}: IDX file with {} dimensions", path, nd);
+  if (b.size() < 4 + 4 * size_t(nd)) fail("{}: truncated header", path);
+  std::vector<uint64_t> dims(nd);
+  unsigned __int128 total = 1;
+  for (int i = 0; i < nd; ++i) {
+    dims[i] = be32(&b[4 + 4 * i]);
+    total *= dims[i];
+  }
+  *offset = 4 + 4 * size_t(nd);
+  const unsigned __int128 have = b.size() - *offset;
+  if (total > have) fail("{}: truncated: header promises {} bytes of data, file has {}", path, uint64_t(std::min<unsigned __int128>(total, UINT64_MAX)), uint64_t(have));
+  if (total < have) fail("{}: {} trailing bytes after the data", path, uint64_t(have - total));
+  return dims;
+}
+
+void check_labels(const Dataset& d, int64_t classes, const std::string& path) {
+  for (int64_t i = 0; i < d.n; ++i)
+    if (d.labels[i] < 0 || d.labels[i] >= classes)
+      fail("{}: label {} of sample {} is outside [0, data.classes = {})", path, d.labels[i], i, classes);
+}
+
+void set_shape(Dataset& d, const std::vector<uint64_t>& dims, const std::string& path) {
+  if (dims.size() != 3 && dims.size() != 4) fail("{}: images need 3 (N, H, W) or 4 (N, C, H, W) dimensions, got {}", path, dims.size());
+  for (uint64_t x : dims)
+    if (x == 0) fail("{}: a dimension of the images is 0", path);
+  const bool chw = dims.size() == 4;
+  for (size_t i = 1; i < dims.size(); ++i)
+    if (dims[i] > 65535) fail("{}: image dimension {} is too large", path, dims[i]);
+  d.n = int64_t(dims[0]);
+  d.c = chw ? int(dims[1]) : 1;
+  d.h = int(dims[chw ? 2 : 1]);
+  d.w = int(dims[chw ? 3 : 2]);
+}
+
+}  // namespace
+
+Dataset read_idx(const std::string& images, const std::string& labels, int64_t classes) {
+  Dataset d;
+  d.source = images;
+  size_t off = 0;
+  std::vector<uint8_t> img = read_file(images);
+  const auto dims = idx_header(img, images, &off);
+  set_shape(d, dims, images);
+  d.u8.assign(img.begin() + off, img.end());
+  img = {};
+  const std::vector<uint8_t> lab = read_file(labels);
+  const auto ldims = idx_header(lab, labels, &off);
+  if (ldims.size() != 1) fail("{}: labels need 1 dimension, got {}", labels, ldims.size());
+  if (int64_t(ldims[0]) != d.n) fail("{}: {} labels for {} images in {}", labels, ldims[0], d.n, images);
+  d.labels.assign(lab.begin() + off, lab.end());
+  check_labels(d, classes, labels);
+  return d;
+}
+
+Dataset read_cifar10(const std::string& dir, bool train, int64_t classes) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) fail("{}: CIFAR-10 directory not found", dir);
+  std::vector<std::string> files;
+  if (train) {
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind("data_batch_", 0) == 0 && ends_with(name, ".bin")) files.push_back(e.path().string());
+    }
+    std::sort(files.begin(), files.end());
+    if (files.empty()) fail("{}: no data_batch_*.bin files", dir);
+  } else {
+    const std::string t = (fs::path(dir) / "test_batch.bin").string();
+    if (!fs::exists(t, ec)) return Dataset{};
+    files.push_back(t);
+  }
+  constexpr size_t rec = 1 + 3 * 32 * 32;
+  Dataset d;
+  d.source = dir;
+  d.c = 3, d.h = 32, d.w = 32;
+  for (const std::string& f : files) {
+    const std::vector<uint8_t> b = read_file(f);
+    if (b.empty()) fail("{}: empty file", f);
+    if (b.size() % rec) fail("{}: size {} is not a multiple of the 3073-byte CIFAR-10 record", f, b.size());
+    for (size_t r = 0; r < b.size() / rec; ++r) {
+      d.labels.push_back(b[r * rec]);
+      d.u8.insert(d.u8.end(), b.begin() + r * rec + 1, b.begin() + (r + 1) * rec);
+    }
+  }
+  d.n = int64_t(d.labels.size());
+  check_labels(d, classes, dir);
+  return d;
+}
+
+Dataset read_hdf5(const std::string& path, int64_t classes) {
+  h5_quiet();
+  H5 f = h5_open_read(path);
+  Dataset d;
+  d.source = path;
+  const std::vector<hsize_t> dims = h5_dims(f, "/images", path);
+  set_shape(d, std::vector<uint64_t>(dims.begin(), dims.end()), path);
+  size_t tsize = 0;
+  const H5T_class_t cls = h5_type_class(f, "/images", &tsize);
+  const bool u8 = cls == H5T_INTEGER && tsize == 1;
+  const bool f32 = cls == H5T_FLOAT && tsize == 4;
+  if (!u8 && !f32) fail("{}: /images must be uint8 or float32", path);
+  const auto ldims = h5_dims(f, "/labels", path);
+  if (ldims.size() != 1) fail("{}: /labels needs 1 dimension, got {}", path, ldims.size());
+  if (int64_t(ldims[0]) != d.n) fail("{}: {} labels for {} images", path, ldims[0], d.n);
+  if (h5_type_class(f, "/labels", nullptr) != H5T_INTEGER) fail("{}: /labels must be integers", path);
+  if (u8) {
+    d.u8.resize(size_t(d.n) * d.sample_size());
+    h5_read(f, "/images", d.u8.data(), path);
+  } else {
+    d.f32.resize(size_t(d.n) * d.sample_size());
+    h5_read(f, "/images", d.f32.data(), path);
+    for (float x : d.f32)
+      if (!std::isfinite(x)) fail("{}: /images holds a non-finite value", path);
+  }
+  d.labels.resize(size_t(d.n));
+  h5_read(f, "/labels", d.labels.data(), path);
+  check_labels(d, classes, path);
+  return d;
+}
+
+std::vector<int64_t> permutation(int64_t n, uint64_t key) {
+  std::vector<int64_t> p(size_t(std::max<int64_t>(n, 0)));
+  for (int64_t i = 0; i < n; ++i) p[i] = i;
+  for (int64_t i = n - 1; i > 0; --i) {
+    const U32x4 r = philox4x32(key, 0, uint64_t(i));
+    const uint64_t x = uint64_t(r.v[0]) << 32 | r.v[1];
+    const int64_t j = int64_t(static_cast<unsigned __int128>(x) * uint64_t(i + 1) >> 64);  // uniform in [0, i]
+    std::swap(p[i], p[j]);
+  }
+  return p;
+}
+
+void channel_stats(const Dataset& d, const std::vector<int64_t>& idx, std::vector<float>& mean,
+                   std::vector<float>& inv_std) {
+  const size_t hw = size_t(d.h) * d.w;
+  const double scale = d.is_u8() ? 1.0 / 255.0 : 1.0;
+  mean.assign(d.c, 0.f);
+  inv_std.assign(d.c, 1.f);
+#pragma omp parallel for schedule(static)
+  for (int c = 0; c < d.c; ++c) {
+    double s = 0, s2 = 0;
+    for (int64_t i : idx) {
+      const size_t off = (size_t(i) * d.c + c) * hw;
+      double ls = 0, ls2 = 0;
+      for (size_t k = 0; k < hw; ++k) {
+        const double x = (d.is_u8() ? double(d.u8[off + k]) : double(d.f32[off + k])) * scale;
+        ls += x, ls2 += x * x;
+      }
+      s += ls, s2 += ls2;
+    }
+    const double n = double(idx.size()) * double(hw);
+    const double m = s / n, var = std::max(s2 / n - m * m, 0.0);
+    mean[c] = float(m);
+    inv_std[c] = float(1.0 / std::sqrt(var > 1e-12 ? var : 1.0));
+  }
+}
+
+Data load_data(const DataConfig& cfg, uint64_t seed) {
+  Data out;
+  if (cfg.format == "idx") {
+    out.train = read_idx(cfg.train_images, cfg.train_labels, cfg.classes);
+    if (!cfg.test_images.empty()) out.test = read_idx(cfg.test_images, cfg.test_labels, cfg.classes);
+  } else if (cfg.format == "cifar10") {
+    out.train = read_cifar10(cfg.path, true, cfg.classes);
+    out.test = read_cifar10(cfg.path, false, cfg.classes);
+  } else {
+    out.train = read_hdf5(cfg.path, cfg.classes);
+    if (!cfg.test_path.empty()) out.test = read_hdf5(cfg.test_path, cfg.classes);
+  }
+  const Dataset& t = out.train;
+  if (out.test.n > 0 && (out.test.c != t.c || out.test.h != t.h || out.test.w != t.w))
+    fail("{}: test images are {}x{}x{}, training images {}x{}x{}", out.test.source, out.test.c, out.test.h,
+         out.test.w, t.c, t.h, t.w);
+  if (cfg.validation >= t.n)
+    fail("data.validation: {} held-out samples leave none of the {} training samples", cfg.validation, t.n);
+  std::vector<int64_t> p = permutation(t.n, rng_key(uint64_t(seed), 0x5641u /* "VA" */));
+  out.val_idx.assign(p.end() - cfg.validation, p.end());
+  p.resize(size_t(t.n - cfg.validation));
+  std::sort(p.begin(), p.end());
+  std::sort(out.val_idx.begin(), out.val_idx.end());
+  out.train_idx = std::move(p);
+  if (cfg.normalize)
+    channel_stats(t, out.train_idx, out.mean, out.inv_std);
+  else
+    out.mean.assign(t.c, 0.f), out.inv_std.assign(t.c, 1.f);
+  return out;
+}
+
+}  // namespace rs

@@ -1,0 +1,49 @@
+// Datasets in memory: images (N, C, H, W) as uint8 or float32, labels int32.
+// Readers validate everything and throw UserError("FILE: problem").
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+
+namespace rs {
+
+struct Dataset {
+  std::string source;  // file(s) it came from, for messages
+  int64_t n = 0;
+  int c = 0, h = 0, w = 0;
+  std::vector<uint8_t> u8;   // (N, C, H, W) when the source is uint8
+  std::vector<float> f32;    // (N, C, H, W) when the source is float32
+  std::vector<int32_t> labels;  // (N)
+  size_t sample_size() const { return size_t(c) * h * w; }
+  bool is_u8() const { return f32.empty(); }
+};
+
+// IDX (MNIST format), gzip or raw. images: ubyte (N, H, W) or (N, C, H, W).
+Dataset read_idx(const std::string& images, const std::string& labels, int64_t classes);
+// CIFAR-10 binary: `dir`/data_batch_*.bin (train) or `dir`/test_batch.bin.
+Dataset read_cifar10(const std::string& dir, bool train, int64_t classes);
+// HDF5: /images uint8 or float32 (N, C, H, W) or (N, H, W); /labels integer (N).
+Dataset read_hdf5(const std::string& path, int64_t classes);
+
+// Training data ready for a run: the training set with its seeded
+// train/validation split, the test set (may be empty) and normalisation.
+struct Data {
+  Dataset train, test;
+  std::vector<int64_t> train_idx, val_idx;  // indices into train
+  std::vector<float> mean, inv_std;         // per channel, applied after scaling to [0, 1]
+};
+
+Data load_data(const DataConfig& cfg, uint64_t seed);
+
+// Seeded Fisher-Yates permutation of 0..n-1 from the counter-based RNG:
+// identical on every platform and rank.
+std::vector<int64_t> permutation(int64_t n, uint64_t key);
+
+// Per-channel mean and 1/std of the given samples, after scaling to [0, 1].
+void channel_stats(const Dataset& d, const std::vector<int64_t>& idx, std::vector<float>& mean,
+                   std::vector<float>& inv_std);
+
+}  // namespace rs

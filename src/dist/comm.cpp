@@ -1,0 +1,78 @@
+#include "dist/comm.h"
+
+#include <algorithm>
+#include <limits>
+#include <stdexcept>
+
+#include "error.h"
+
+namespace rs {
+
+static void mpi_check(int rc, const char* what) {
+  if (rc != MPI_SUCCESS) {
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    throw std::runtime_error(fmt::format("{} failed: {}", what, std::string(msg, size_t(len))));
+  }
+}
+
+Comm::Comm(MPI_Comm c) : m_comm(c) {
+  MPI_Comm_rank(c, &m_rank);
+  MPI_Comm_size(c, &m_size);
+}
+
+void Comm::bcast_bytes(void* p, size_t bytes) const {
+  if (m_size == 1) return;
+  constexpr size_t chunk = size_t(1) << 30;
+  auto* b = static_cast<char*>(p);
+  for (size_t off = 0; off < bytes; off += chunk)
+    mpi_check(MPI_Bcast(b + off, int(std::min(chunk, bytes - off)), MPI_BYTE, 0, m_comm), "MPI_Bcast");
+}
+
+void Comm::bcast_string(std::string& s) const {
+  std::vector<char> v(s.begin(), s.end());
+  bcast_vector(v);
+  s.assign(v.begin(), v.end());
+}
+
+void Comm::allreduce_sum(std::span<float> v) const {
+  if (m_size == 1) return;
+  constexpr size_t chunk = size_t(std::numeric_limits<int>::max());
+  for (size_t off = 0; off < v.size(); off += chunk)
+    mpi_check(MPI_Allreduce(MPI_IN_PLACE, v.data() + off, int(std::min(chunk, v.size() - off)), MPI_FLOAT, MPI_SUM,
+                            m_comm),
+              "MPI_Allreduce");
+}
+
+void Comm::allreduce_sum(std::span<double> v) const {
+  if (m_size == 1) return;
+  mpi_check(MPI_Allreduce(MPI_IN_PLACE, v.data(), int(v.size()), MPI_DOUBLE, MPI_SUM, m_comm), "MPI_Allreduce");
+}
+
+void Comm::root_only(const std::function<void()>& fn) const {
+  std::string err;
+  if (m_rank == 0) {
+    try {
+      fn();
+    } catch (const UserError& e) {
+      err = e.what();
+      if (m_size == 1) throw;
+    }
+  }
+  bcast_string(err);
+  if (!err.empty()) throw UserError(err);
+}
+
+int local_rank(MPI_Comm c, int* local_size) {
+  MPI_Comm node;
+  MPI_Comm_split_type(c, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+  int r = 0, n = 1;
+  MPI_Comm_rank(node, &r);
+  MPI_Comm_size(node, &n);
+  MPI_Comm_free(&node);
+  if (local_size) *local_size = n;
+  return r;
+}
+
+}  // namespace rs

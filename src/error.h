@@ -1,0 +1,21 @@
+// Errors. UserError is bad input (config, data file, checkpoint, command
+// line): main prints its one-line message and every rank exits with status 2.
+// Anything else escaping is a bug or a runtime failure (status 1).
+#pragma once
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace rs {
+
+struct UserError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+template <class... Args> [[noreturn]] void fail(fmt::format_string<Args...> f, Args&&... args) {
+  throw UserError(fmt::format(f, std::forward<Args>(args)...));
+}
+
+}  // namespace rs

@@ -1,0 +1,180 @@
+#include "io/h5.h"
+
+#include <filesystem>
+#include <stdexcept>
+
+#include "error.h"
+
+namespace rs {
+namespace {
+
+[[noreturn]] void write_failed(const std::string& what) { throw std::runtime_error("HDF5 write failed: " + what); }
+
+template <class T> hid_t mem_type();
+template <> hid_t mem_type<float>() { return H5T_NATIVE_FLOAT; }
+template <> hid_t mem_type<double>() { return H5T_NATIVE_DOUBLE; }
+template <> hid_t mem_type<int32_t>() { return H5T_NATIVE_INT32; }
+template <> hid_t mem_type<int64_t>() { return H5T_NATIVE_INT64; }
+template <> hid_t mem_type<uint8_t>() { return H5T_NATIVE_UINT8; }
+
+template <class T> void write_impl(hid_t loc, const std::string& path, const T* data, const std::vector<hsize_t>& dims) {
+  H5 space(H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose);
+  H5 lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+  H5Pset_create_intermediate_group(lcpl, 1);
+  H5 dset(H5Dcreate2(loc, path.c_str(), mem_type<T>(), space, lcpl, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
+  if (dset.id() < 0) write_failed("create " + path);
+  if (H5Dwrite(dset, mem_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) write_failed("write " + path);
+}
+
+template <class T> void read_impl(hid_t loc, const std::string& path, T* out, const std::string& file) {
+  if (!h5_exists(loc, path)) fail("{}: no dataset {}", file, path);
+  H5 dset(H5Dopen2(loc, path.c_str(), H5P_DEFAULT), H5Dclose);
+  if (dset.id() < 0) fail("{}: {} is not a dataset", file, path);
+  if (H5Dread(dset, mem_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
+    fail("{}: cannot read {} (corrupt, or not convertible to {})", file, path, sizeof(T) == 1 ? "uint8" : "numbers");
+}
+
+H5 open_obj(hid_t loc, const std::string& obj) {
+  H5 o(H5Oopen(loc, obj.c_str(), H5P_DEFAULT), H5Oclose);
+  if (o.id() < 0) write_failed("open " + obj);
+  return o;
+}
+
+template <class T> void attr_impl(hid_t loc, const std::string& obj, const std::string& name, const T* v, hsize_t n) {
+  H5 o = open_obj(loc, obj);
+  if (H5Aexists(o, name.c_str()) > 0) H5Adelete(o, name.c_str());
+  H5 space(n == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, nullptr), H5Sclose);
+  H5 a(H5Acreate2(o, name.c_str(), mem_type<T>(), space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  if (a.id() < 0 || H5Awrite(a, mem_type<T>(), v) < 0) write_failed("attribute " + obj + "@" + name);
+}
+
+H5 open_attr(hid_t loc, const std::string& obj, const std::string& name, const std::string& file) {
+  if (!h5_has_attr(loc, obj, name)) fail("{}: missing attribute {} on {}", file, name, obj);
+  H5 a(H5Aopen_by_name(loc, obj.c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  if (a.id() < 0) fail("{}: cannot open attribute {} on {}", file, name, obj);
+  return a;
+}
+
+}  // namespace
+
+void h5_quiet() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+
+H5 h5_open_read(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) fail("{}: file not found", path);
+  if (H5Fis_hdf5(path.c_str()) <= 0) fail("{}: not an HDF5 file", path);
+  H5 f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  if (f.id() < 0) fail("{}: cannot open HDF5 file (truncated or corrupt?)", path);
+  return f;
+}
+
+H5 h5_create(const std::string& path) {
+  H5 f(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+  if (f.id() < 0) throw std::runtime_error("cannot create " + path);
+  return f;
+}
+
+bool h5_exists(hid_t loc, const std::string& path) {
+  // Check each component, as H5Lexists requires its parents to exist.
+  size_t pos = path[0] == '/' ? 1 : 0;
+  while (true) {
+    const size_t next = path.find('/', pos);
+    const std::string prefix = path.substr(0, next);
+    if (H5Lexists(loc, prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+    if (next == std::string::npos) return true;
+    pos = next + 1;
+  }
+}
+
+std::vector<hsize_t> h5_dims(hid_t loc, const std::string& path, const std::string& file) {
+  if (!h5_exists(loc, path)) fail("{}: no dataset {}", file, path);
+  H5 dset(H5Dopen2(loc, path.c_str(), H5P_DEFAULT), H5Dclose);
+  if (dset.id() < 0) fail("{}: {} is not a dataset", file, path);
+  H5 space(H5Dget_space(dset), H5Sclose);
+  const int nd = H5Sget_simple_extent_ndims(space);
+  if (nd < 0) fail("{}: cannot read the shape of {}", file, path);
+  std::vector<hsize_t> dims(nd);
+  H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+  return dims;
+}
+
+H5T_class_t h5_type_class(hid_t loc, const std::string& path, size_t* size) {
+  H5 dset(H5Dopen2(loc, path.c_str(), H5P_DEFAULT), H5Dclose);
+  H5 type(H5Dget_type(dset), H5Tclose);
+  if (size) *size = H5Tget_size(type);
+  return H5Tget_class(type);
+}
+
+void h5_write(hid_t loc, const std::string& p, const float* d, const std::vector<hsize_t>& dims) { write_impl(loc, p, d, dims); }
+void h5_write(hid_t loc, const std::string& p, const double* d, const std::vector<hsize_t>& dims) { write_impl(loc, p, d, dims); }
+void h5_write(hid_t loc, const std::string& p, const int32_t* d, const std::vector<hsize_t>& dims) { write_impl(loc, p, d, dims); }
+void h5_write(hid_t loc, const std::string& p, const uint8_t* d, const std::vector<hsize_t>& dims) { write_impl(loc, p, d, dims); }
+void h5_read(hid_t loc, const std::string& p, float* o, const std::string& f) { read_impl(loc, p, o, f); }
+void h5_read(hid_t loc, const std::string& p, double* o, const std::string& f) { read_impl(loc, p, o, f); }
+void h5_read(hid_t loc, const std::string& p, int32_t* o, const std::string& f) { read_impl(loc, p, o, f); }
+void h5_read(hid_t loc, const std::string& p, uint8_t* o, const std::string& f) { read_impl(loc, p, o, f); }
+
+void h5_attr(hid_t loc, const std::string& obj, const std::string& name, const std::string& value) {
+  H5 o = open_obj(loc, obj);
+  if (H5Aexists(o, name.c_str()) > 0) H5Adelete(o, name.c_str());
+  H5 type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type, H5T_VARIABLE);
+  H5Tset_cset(type, H5T_CSET_UTF8);
+  H5 space(H5Screate(H5S_SCALAR), H5Sclose);
+  H5 a(H5Acreate2(o, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  const char* s = value.c_str();
+  if (a.id() < 0 || H5Awrite(a, type, &s) < 0) write_failed("attribute " + obj + "@" + name);
+}
+void h5_attr(hid_t loc, const std::string& obj, const std::string& name, double v) { attr_impl(loc, obj, name, &v, 0); }
+void h5_attr(hid_t loc, const std::string& obj, const std::string& name, int64_t v) { attr_impl(loc, obj, name, &v, 0); }
+void h5_attr(hid_t loc, const std::string& obj, const std::string& name, const std::vector<float>& v) {
+  attr_impl(loc, obj, name, v.data(), v.size());
+}
+void h5_attr(hid_t loc, const std::string& obj, const std::string& name, const std::vector<int64_t>& v) {
+  attr_impl(loc, obj, name, v.data(), v.size());
+}
+
+bool h5_has_attr(hid_t loc, const std::string& obj, const std::string& name) {
+  if (obj != "/" && !h5_exists(loc, obj)) return false;
+  return H5Aexists_by_name(loc, obj.c_str(), name.c_str(), H5P_DEFAULT) > 0;
+}
+
+std::string h5_attr_string(hid_t loc, const std::string& obj, const std::string& name, const std::string& file) {
+  H5 a = open_attr(loc, obj, name, file);
+  H5 ftype(H5Aget_type(a), H5Tclose);
+  if (H5Tget_class(ftype) != H5T_STRING) fail("{}: attribute {} on {} is not a string", file, name, obj);
+  if (H5Tis_variable_str(ftype) > 0) {
+    H5 type(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(type, H5T_VARIABLE);
+    char* s = nullptr;
+    if (H5Aread(a, type, &s) < 0 || !s) fail("{}: cannot read attribute {} on {}", file, name, obj);
+    std::string out(s);
+    H5free_memory(s);
+    return out;
+  }
+  std::string out(H5Tget_size(ftype), '\0');
+  if (H5Aread(a, ftype, out.data()) < 0) fail("{}: cannot read attribute {} on {}", file, name, obj);
+  return out.substr(0, out.find('\0'));
+}
+
+std::vector<double> h5_attr_doubles(hid_t loc, const std::string& obj, const std::string& name,
+                                    const std::string& file) {
+  H5 a = open_attr(loc, obj, name, file);
+  H5 space(H5Aget_space(a), H5Sclose);
+  const hssize_t n = H5Sget_simple_extent_npoints(space);
+  std::vector<double> out(n < 0 ? 0 : size_t(n));
+  if (n < 0 || H5Aread(a, H5T_NATIVE_DOUBLE, out.data()) < 0)
+    fail("{}: attribute {} on {} is not numeric", file, name, obj);
+  return out;
+}
+
+int64_t h5_attr_int(hid_t loc, const std::string& obj, const std::string& name, const std::string& file) {
+  H5 a = open_attr(loc, obj, name, file);
+  H5 space(H5Aget_space(a), H5Sclose);
+  int64_t v = 0;
+  if (H5Sget_simple_extent_npoints(space) != 1 || H5Aread(a, H5T_NATIVE_INT64, &v) < 0)
+    fail("{}: attribute {} on {} is not a single integer", file, name, obj);
+  return v;
+}
+
+}  // namespace rs

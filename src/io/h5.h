@@ -1,0 +1,71 @@
+// Thin RAII and helpers over the HDF5 C API. Errors in files being read are
+// UserErrors naming the file and object; HDF5's own error stack printing is
+// turned off (h5_quiet) so the user sees one line.
+#pragma once
+
+#include <hdf5.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace rs {
+
+void h5_quiet();
+
+class H5 {
+ public:
+  H5() = default;
+  H5(hid_t id, herr_t (*close)(hid_t)) : m_id(id), m_close(close) {}
+  H5(H5&& o) noexcept : m_id(o.m_id), m_close(o.m_close) { o.m_id = -1; }
+  H5& operator=(H5&& o) noexcept {
+    std::swap(m_id, o.m_id);
+    std::swap(m_close, o.m_close);
+    return *this;
+  }
+  H5(const H5&) = delete;
+  H5& operator=(const H5&) = delete;
+  ~H5() {
+    if (m_id >= 0) m_close(m_id);
+  }
+  hid_t id() const { return m_id; }
+  operator hid_t() const { return m_id; }
+
+ private:
+  hid_t m_id = -1;
+  herr_t (*m_close)(hid_t) = nullptr;
+};
+
+// Files. open_read fails with "PATH: not an HDF5 file" and the like.
+H5 h5_open_read(const std::string& path);
+H5 h5_create(const std::string& path);  // truncates
+
+bool h5_exists(hid_t loc, const std::string& path);  // link path, each part checked
+std::vector<hsize_t> h5_dims(hid_t loc, const std::string& path, const std::string& file);
+H5T_class_t h5_type_class(hid_t loc, const std::string& path, size_t* size);
+
+// Datasets: intermediate groups are created on write.
+void h5_write(hid_t loc, const std::string& path, const float* data, const std::vector<hsize_t>& dims);
+void h5_write(hid_t loc, const std::string& path, const double* data, const std::vector<hsize_t>& dims);
+void h5_write(hid_t loc, const std::string& path, const int32_t* data, const std::vector<hsize_t>& dims);
+void h5_write(hid_t loc, const std::string& path, const uint8_t* data, const std::vector<hsize_t>& dims);
+// Reads a whole dataset converted to T; `file` names the file in errors.
+// The caller checks dims first (h5_dims) so sizes are known to fit.
+void h5_read(hid_t loc, const std::string& path, float* out, const std::string& file);
+void h5_read(hid_t loc, const std::string& path, double* out, const std::string& file);
+void h5_read(hid_t loc, const std::string& path, int32_t* out, const std::string& file);
+void h5_read(hid_t loc, const std::string& path, uint8_t* out, const std::string& file);
+
+// Attributes on an object (file root "/" or a group/dataset path).
+void h5_attr(hid_t loc, const std::string& obj, const std::string& name, const std::string& value);
+void h5_attr(hid_t loc, const std::string& obj, const std::string& name, double value);
+void h5_attr(hid_t loc, const std::string& obj, const std::string& name, int64_t value);
+void h5_attr(hid_t loc, const std::string& obj, const std::string& name, const std::vector<float>& value);
+void h5_attr(hid_t loc, const std::string& obj, const std::string& name, const std::vector<int64_t>& value);
+bool h5_has_attr(hid_t loc, const std::string& obj, const std::string& name);
+std::string h5_attr_string(hid_t loc, const std::string& obj, const std::string& name, const std::string& file);
+int64_t h5_attr_int(hid_t loc, const std::string& obj, const std::string& name, const std::string& file);
+std::vector<double> h5_attr_doubles(hid_t loc, const std::string& obj, const std::string& name,
+                                    const std::string& file);
+
+}  // namespace rs

@@ -1,0 +1,181 @@
+#include "io/run_file.h"
+
+#include <cblas.h>
+#include <mpi.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+
+#include "build_info.h"
+#include "error.h"
+#include "io/h5.h"
+
+#include <fmt/ranges.h>
+#include <cmath>
+
+namespace rs {
+
+void History::add(const std::string& name, double v) {
+  if (!cols.count(name)) order.push_back(name);
+  cols[name].push_back(v);
+}
+
+std::string library_versions() {
+  char mpi[MPI_MAX_LIBRARY_VERSION_STRING];
+  int len = 0;
+  MPI_Get_library_version(mpi, &len);
+  std::string m(mpi, size_t(len));
+  m = m.substr(0, m.find_first_of(",\n"));
+  unsigned maj, min, rel;
+  H5get_libversion(&maj, &min, &rel);
+  std::string blas = openblas_get_config();
+  while (!blas.empty() && blas.back() == ' ') blas.pop_back();
+  return fmt::format("MPI {}; HDF5 {}.{}.{}; OpenBLAS {}; zlib {}", m, maj, min, rel, blas, zlibVersion());
+}
+
+namespace {
+
+std::vector<hsize_t> hdims(const std::vector<int64_t>& s) { return std::vector<hsize_t>(s.begin(), s.end()); }
+
+void write_provenance(hid_t f, const Provenance& p) {
+  h5_attr(f, "/", "version", std::string(RS_VERSION));
+  h5_attr(f, "/", "git_sha", std::string(RS_GIT_SHA));
+  h5_attr(f, "/", "build", std::string(RS_BUILD_TYPE));
+  h5_attr(f, "/", "world_size", int64_t(p.world_size));
+  h5_attr(f, "/", "threads_per_rank", int64_t(p.threads));
+  h5_attr(f, "/", "libraries", library_versions());
+  h5_attr(f, "/", "command", p.command);
+  const char* job = std::getenv("SLURM_JOB_ID");
+  h5_attr(f, "/", "slurm_job_id", std::string(job ? job : ""));
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  h5_attr(f, "/", "hostname", std::string(host));
+  const std::time_t now = std::time(nullptr);
+  char when[64];
+  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  h5_attr(f, "/", "written", std::string(when));
+}
+
+herr_t collect_name(hid_t, const char* name, const H5L_info_t*, void* out) {
+  static_cast<std::vector<std::string>*>(out)->push_back(name);
+  return 0;
+}
+
+}  // namespace
+
+void write_run_file(const std::string& path, const std::string& config_text, const Model& model,
+                    const Optimizer& opt, const std::vector<float>& mean, const std::vector<float>& inv_std,
+                    const History& history, const Provenance& prov) {
+  h5_quiet();
+  const std::string tmp = path + ".tmp";
+  {
+    H5 f = h5_create(tmp);
+    h5_attr(f, "/", "format", std::string("ranksweep-run"));
+    h5_attr(f, "/", "config", config_text);
+    h5_attr(f, "/", "epochs_done", int64_t(history.epochs()));
+    write_provenance(f, prov);
+
+    const std::vector<float> p = model.params_host();
+    for (const ParamInfo& pi : model.param_info())
+      h5_write(f, "/model/" + pi.layer + "/" + pi.tensor, p.data() + pi.offset, hdims(pi.shape));
+    const Shape in = model.input_shape();
+    h5_attr(f, "/model", "input_shape", std::vector<int64_t>{in.c, in.h, in.w});
+    h5_attr(f, "/model", "classes", int64_t(model.classes()));
+    h5_attr(f, "/model", "input_mean", mean);
+    std::vector<float> stdv(inv_std.size());
+    for (size_t i = 0; i < stdv.size(); ++i) stdv[i] = 1.f / inv_std[i];
+    h5_attr(f, "/model", "input_std", stdv);
+
+    H5 og(H5Gcreate2(f, "/optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+    h5_attr(f, "/optimizer", "steps", opt.steps());
+    std::vector<float> s(opt.size());
+    for (size_t k = 0; k < opt.state_names().size(); ++k) {
+      model.backend().download(s.data(), opt.state(k), s.size() * sizeof(float));
+      for (const ParamInfo& pi : model.param_info())
+        h5_write(f, "/optimizer/" + opt.state_names()[k] + "/" + pi.layer + "/" + pi.tensor, s.data() + pi.offset,
+                 hdims(pi.shape));
+    }
+    H5 gcpl(H5Pcreate(H5P_GROUP_CREATE), H5Pclose);  // keep the columns in order
+    H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+    H5 hg(H5Gcreate2(f, "/history", H5P_DEFAULT, gcpl, H5P_DEFAULT), H5Gclose);
+    for (const std::string& name : history.order) {
+      const auto& v = history.cols.at(name);
+      h5_write(f, "/history/" + name, v.data(), {hsize_t(v.size())});
+    }
+    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) throw std::runtime_error("cannot flush " + tmp);
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+RunFile read_run_file(const std::string& path) {
+  h5_quiet();
+  H5 f = h5_open_read(path);
+  RunFile r;
+  r.path = path;
+  if (!h5_has_attr(f, "/", "format") || h5_attr_string(f, "/", "format", path) != "ranksweep-run")
+    fail("{}: not a ranksweep run file (no format=\"ranksweep-run\" attribute)", path);
+  r.config_text = h5_attr_string(f, "/", "config", path);
+  r.epochs_done = h5_attr_int(f, "/", "epochs_done", path);
+  const auto shape = h5_attr_doubles(f, "/model", "input_shape", path);
+  if (shape.size() != 3) fail("{}: /model input_shape must have 3 values", path);
+  r.c = int(shape[0]), r.h = int(shape[1]), r.w = int(shape[2]);
+  r.classes = int(h5_attr_int(f, "/model", "classes", path));
+  for (double x : h5_attr_doubles(f, "/model", "input_mean", path)) r.mean.push_back(float(x));
+  for (double x : h5_attr_doubles(f, "/model", "input_std", path)) {
+    if (!(x > 0)) fail("{}: /model input_std must be positive", path);
+    r.inv_std.push_back(float(1.0 / x));
+  }
+  if (r.mean.size() != size_t(r.c) || r.inv_std.size() != size_t(r.c))
+    fail("{}: /model input_mean/input_std need one value per channel ({})", path, r.c);
+  r.optimizer_steps = h5_attr_int(f, "/optimizer", "steps", path);
+  if (h5_exists(f, "/history")) {
+    std::vector<std::string> names;
+    H5 g(H5Gopen2(f, "/history", H5P_DEFAULT), H5Gclose);
+    hsize_t idx = 0;
+    if (H5Literate(g, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, collect_name, &names) < 0) {
+      names.clear(), idx = 0;
+      H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_name, &names);
+    }
+    for (const std::string& n : names) {
+      const auto dims = h5_dims(f, "/history/" + n, path);
+      if (dims.size() != 1 || int64_t(dims[0]) != r.epochs_done)
+        fail("{}: /history/{} must hold {} values", path, n, r.epochs_done);
+      std::vector<double> v(dims[0]);
+      h5_read(f, "/history/" + n, v.data(), path);
+      for (double x : v) r.history.add(n, x);
+    }
+  }
+  return r;
+}
+
+void load_into(const RunFile& rf, Model& model, Optimizer* opt) {
+  h5_quiet();
+  H5 f = h5_open_read(rf.path);
+  auto read_flat = [&](const std::string& prefix, std::vector<float>& flat) {
+    for (const ParamInfo& pi : model.param_info()) {
+      const std::string name = prefix + pi.layer + "/" + pi.tensor;
+      const auto dims = h5_dims(f, name, rf.path);
+      if (std::vector<int64_t>(dims.begin(), dims.end()) != pi.shape)
+        fail("{}: {} has shape {}, the model needs {}", rf.path, name, fmt::join(dims, "x"),
+             fmt::join(pi.shape, "x"));
+      h5_read(f, name, flat.data() + pi.offset, rf.path);
+    }
+  };
+  std::vector<float> flat(model.num_params());
+  read_flat("/model/", flat);
+  for (float x : flat)
+    if (!std::isfinite(x)) fail("{}: /model holds a non-finite weight", rf.path);
+  model.set_params_host(flat);
+  if (!opt) return;
+  for (size_t k = 0; k < opt->state_names().size(); ++k) {
+    read_flat("/optimizer/" + opt->state_names()[k] + "/", flat);
+    model.backend().upload(opt->state(k), flat.data(), flat.size() * sizeof(float));
+  }
+  opt->set_steps(rf.optimizer_steps);
+}
+
+}  // namespace rs

@@ -1,0 +1,55 @@
+// DIR/run.h5: everything needed to read, resume or apply a training run.
+//   /            attrs: format="ranksweep-run", config (TOML), provenance, epochs_done
+//   /model/<layer>/<tensor>          real shapes; /model attrs input_shape, classes,
+//                                    input_mean, input_std
+//   /optimizer/<state>/<layer>/<tensor>; /optimizer attrs name, steps
+//   /history/<metric>                1-D, one value per epoch
+// Written to DIR/run.h5.tmp and renamed, so a crash never leaves a torn file.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "nn/model.h"
+#include "nn/optimizer.h"
+
+namespace rs {
+
+struct History {
+  std::vector<std::string> order;                  // column order as first added
+  std::map<std::string, std::vector<double>> cols;
+  void add(const std::string& name, double v);
+  size_t epochs() const { return cols.empty() ? 0 : cols.begin()->second.size(); }
+};
+
+struct Provenance {
+  int world_size = 1;
+  int threads = 1;
+  std::string command;
+};
+
+// What a run file holds, read back without a backend.
+struct RunFile {
+  std::string path, config_text;
+  int64_t epochs_done = 0;
+  int c = 0, h = 0, w = 0, classes = 0;
+  std::vector<float> mean, inv_std;
+  std::string optimizer;
+  int64_t optimizer_steps = 0;
+  History history;
+};
+
+void write_run_file(const std::string& path, const std::string& config_text, const Model& model,
+                    const Optimizer& opt, const std::vector<float>& mean, const std::vector<float>& inv_std,
+                    const History& history, const Provenance& prov);
+RunFile read_run_file(const std::string& path);
+
+// Reads tensors (and optimizer state, when opt is given) from the run file
+// into a model built from its config; any missing tensor or wrong shape is a
+// UserError naming the file and tensor.
+void load_into(const RunFile& rf, Model& model, Optimizer* opt);
+
+std::string library_versions();  // one line: MPI, HDF5, OpenBLAS, zlib
+
+}  // namespace rs

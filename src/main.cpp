@@ -1,0 +1,72 @@
+// ranksweep: train | info (sweep, infer, report arrive with their issues).
+// Every rank runs the same command; bad input ends every rank with status 2
+// and one message from rank 0.
+#include <CLI/CLI.hpp>
+#include <mpi.h>
+
+#include <cstdio>
+
+#include "error.h"
+#include "train/commands.h"
+
+namespace {
+
+int run(int argc, char** argv, const rs::Comm& comm) {
+  CLI::App app{"ranksweep: data-parallel training, hyperparameter sweeps and batch inference over MPI"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("ranksweep"));
+
+  rs::TrainOptions topt;
+  for (int i = 0; i < argc; ++i) topt.command += (i ? " " : "") + std::string(argv[i]);
+  CLI::App* train = app.add_subcommand("train", "train one model, data-parallel over all ranks");
+  train->add_option("config", topt.config, "CONFIG.toml");
+  train->add_option("--set", topt.sets, "override a config key: --set train.epochs=3 (repeatable)")
+      ->allow_extra_args(false);
+  train->add_option("--out", topt.out, "output directory (default: a new one under runs/)");
+  train->add_option("--resume", topt.resume, "continue the run in DIR from its last epoch");
+  train->add_option("--device", topt.device, "auto | cpu | cuda (default: the config's train.device)")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  train->add_flag("-v,--verbose", topt.verbose, "print the model's layers");
+  CLI::App* info = app.add_subcommand("info", "build options, backends, devices and library versions");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    if (comm.leader()) app.exit(e);
+    return 0;
+  } catch (const CLI::CallForAllHelp& e) {
+    if (comm.leader()) app.exit(e);
+    return 0;
+  } catch (const CLI::CallForVersion& e) {
+    if (comm.leader()) app.exit(e);
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    throw rs::UserError(fmt::format("command line: {}", e.what()));
+  }
+  if (*train) return rs::train_command(topt, comm);
+  if (*info) return rs::info_command(comm);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  int status;
+  {
+    const rs::Comm world(MPI_COMM_WORLD);
+    try {
+      status = run(argc, argv, world);
+    } catch (const rs::UserError& e) {
+      if (world.leader()) fmt::print(stderr, "ranksweep: error: {}\n", e.what());
+      status = 2;
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "ranksweep: rank {}: fatal: {}\n", world.rank(), e.what());
+      std::fflush(stderr);
+      MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+  }
+  std::fflush(stdout);
+  MPI_Finalize();
+  return status;
+}

@@ -1,0 +1,84 @@
+// Layers. A layer knows its input and output shapes (per sample, C x H x W),
+// the tensors it needs, and how to run forward and backward on a backend.
+// Layers do not own parameters: the Model gives them views into its flat
+// parameter and gradient buffers (params[i], grads[i] in tensors() order).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "config/config.h"
+
+namespace rs {
+
+struct Shape {
+  int c = 1, h = 1, w = 1;
+  size_t size() const { return size_t(c) * h * w; }
+  bool operator==(const Shape&) const = default;
+};
+
+struct TensorSpec {
+  std::string name;              // "weight", "bias"
+  std::vector<int64_t> shape;    // real shape, e.g. (OC, C, K, K)
+  int64_t fan_in;                // for initialisation
+  size_t count() const {
+    size_t n = 1;
+    for (int64_t d : shape) n *= size_t(d);
+    return n;
+  }
+};
+
+// One forward/backward pass over a (slice of a) batch.
+struct Pass {
+  int B = 0;                  // samples in this pass
+  bool train = false;         // dropout active
+  uint64_t seed = 0;          // run seed
+  uint64_t step = 0;          // global optimizer step (keys dropout masks)
+  uint64_t first_sample = 0;  // global index of sample 0 within the step's batch
+};
+
+class Layer {
+ public:
+  Layer(const LayerSpec& spec, int index, Shape in) : m_spec(spec), m_index(index), m_in(in), m_out(in) {}
+  virtual ~Layer() = default;
+
+  const std::string& name() const { return m_spec.name; }
+  const LayerSpec& spec() const { return m_spec; }
+  Shape in_shape() const { return m_in; }
+  Shape out_shape() const { return m_out; }
+
+  virtual std::vector<TensorSpec> tensors() const { return {}; }
+  // Floats of workspace for a batch of B, kept from forward to backward.
+  virtual size_t workspace(int B) const {
+    (void)B;
+    return 0;
+  }
+  // Output is the input, reinterpreted (flatten): no buffer, no work.
+  virtual bool aliases_input() const { return false; }
+
+  // x (B, in), y (B, out); dy (B, out), dx (B, in) or null when not needed.
+  void forward(Backend& be, const float* x, float* y, const Pass& p);
+  void backward(Backend& be, const float* x, const float* y, const float* dy, float* dx, const Pass& p);
+
+  std::vector<float*> params, grads;
+  float* ws = nullptr;
+  int max_batch = 0;
+
+ protected:
+  virtual void do_forward(Backend& be, const float* x, float* y, const Pass& p) = 0;
+  virtual void do_backward(Backend& be, const float* x, const float* y, const float* dy, float* dx,
+                           const Pass& p) = 0;
+
+  LayerSpec m_spec;
+  int m_index;
+  Shape m_in, m_out;
+};
+
+// Builds a layer for input shape `in`; a dense layer with out = -1 gets
+// `classes` outputs. Shape errors throw UserError naming the layer.
+std::unique_ptr<Layer> make_layer(const LayerSpec& spec, int index, Shape in, int classes);
+
+}  // namespace rs

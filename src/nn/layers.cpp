@@ -1,0 +1,155 @@
+#include <stdexcept>
+
+#include "error.h"
+#include "kernels/hd_math.h"
+#include "nn/layer.h"
+
+namespace rs {
+
+void Layer::forward(Backend& be, const float* x, float* y, const Pass& p) {
+  if (p.B < 1 || p.B > max_batch)
+    throw std::logic_error(fmt::format("{}: batch {} outside [1, {}]", name(), p.B, max_batch));
+  do_forward(be, x, y, p);
+}
+
+void Layer::backward(Backend& be, const float* x, const float* y, const float* dy, float* dx, const Pass& p) {
+  if (p.B < 1 || p.B > max_batch)
+    throw std::logic_error(fmt::format("{}: batch {} outside [1, {}]", name(), p.B, max_batch));
+  do_backward(be, x, y, dy, dx, p);
+}
+
+namespace {
+
+class Dense final : public Layer {
+ public:
+  Dense(const LayerSpec& s, int i, Shape in, int classes) : Layer(s, i, in) {
+    m_out = Shape{int(s.out < 0 ? classes : s.out), 1, 1};
+  }
+  std::vector<TensorSpec> tensors() const override {
+    const int64_t IN = int64_t(m_in.size()), OUT = m_out.c;
+    return {{"weight", {OUT, IN}, IN}, {"bias", {OUT}, IN}};
+  }
+
+ protected:
+  void do_forward(Backend& be, const float* x, float* y, const Pass& p) override {
+    be.dense_forward(y, x, params[0], params[1], p.B, int(m_in.size()), m_out.c);
+  }
+  void do_backward(Backend& be, const float* x, const float*, const float* dy, float* dx, const Pass& p) override {
+    be.dense_backward(dx, grads[0], grads[1], dy, x, params[0], p.B, int(m_in.size()), m_out.c);
+  }
+};
+
+class Conv2d final : public Layer {
+ public:
+  Conv2d(const LayerSpec& s, int i, Shape in) : Layer(s, i, in) {
+    const int64_t oh = (in.h + 2 * s.padding - s.kernel) / s.stride + 1;
+    const int64_t ow = (in.w + 2 * s.padding - s.kernel) / s.stride + 1;
+    if (in.h + 2 * s.padding < s.kernel || in.w + 2 * s.padding < s.kernel)
+      fail("model layer {}: kernel {} does not fit input {}x{} with padding {}", s.name, s.kernel, in.h, in.w,
+           s.padding);
+    m_out = Shape{int(s.out), int(oh), int(ow)};
+  }
+  std::vector<TensorSpec> tensors() const override {
+    const int64_t K = m_spec.kernel, fan_in = int64_t(m_in.c) * K * K;
+    return {{"weight", {m_out.c, m_in.c, K, K}, fan_in}, {"bias", {m_out.c}, fan_in}};
+  }
+  size_t workspace(int B) const override { return shape(B).workspace(); }
+
+ protected:
+  ConvShape shape(int B) const {
+    return ConvShape{B,        m_in.c, m_in.h, m_in.w, m_out.c, int(m_spec.kernel), int(m_spec.stride),
+                     int(m_spec.padding), m_out.h, m_out.w};
+  }
+  void do_forward(Backend& be, const float* x, float* y, const Pass& p) override {
+    be.conv2d_forward(y, x, params[0], params[1], shape(p.B), ws);
+  }
+  void do_backward(Backend& be, const float*, const float*, const float* dy, float* dx, const Pass& p) override {
+    be.conv2d_backward(dx, grads[0], grads[1], dy, params[0], shape(p.B), ws);
+  }
+};
+
+class MaxPool final : public Layer {
+ public:
+  MaxPool(const LayerSpec& s, int i, Shape in) : Layer(s, i, in) {
+    if (in.h + 2 * s.padding < s.kernel || in.w + 2 * s.padding < s.kernel)
+      fail("model layer {}: pool size {} does not fit input {}x{}", s.name, s.kernel, in.h, in.w);
+    m_out = Shape{in.c, int((in.h + 2 * s.padding - s.kernel) / s.stride + 1),
+                  int((in.w + 2 * s.padding - s.kernel) / s.stride + 1)};
+  }
+  // argmax indices, int32 stored in float-sized slots
+  size_t workspace(int B) const override { return size_t(B) * m_out.size(); }
+
+ protected:
+  PoolShape shape(int B) const {
+    return PoolShape{B,      m_in.c, m_in.h, m_in.w, int(m_spec.kernel), int(m_spec.stride), int(m_spec.padding),
+                     m_out.h, m_out.w};
+  }
+  void do_forward(Backend& be, const float* x, float* y, const Pass& p) override {
+    be.maxpool_forward(y, reinterpret_cast<int32_t*>(ws), x, shape(p.B));
+  }
+  void do_backward(Backend& be, const float*, const float*, const float* dy, float* dx, const Pass& p) override {
+    if (dx) be.maxpool_backward(dx, dy, reinterpret_cast<const int32_t*>(ws), shape(p.B));
+  }
+};
+
+class Activation final : public Layer {
+ public:
+  Activation(const LayerSpec& s, int i, Shape in, Act a) : Layer(s, i, in), m_act(a) {}
+
+ protected:
+  void do_forward(Backend& be, const float* x, float* y, const Pass& p) override {
+    be.activation_forward(m_act, y, x, size_t(p.B) * m_in.size());
+  }
+  void do_backward(Backend& be, const float*, const float* y, const float* dy, float* dx, const Pass& p) override {
+    if (dx) be.activation_backward(m_act, dx, dy, y, size_t(p.B) * m_in.size());
+  }
+  Act m_act;
+};
+
+class Dropout final : public Layer {
+ public:
+  using Layer::Layer;
+
+ protected:
+  uint64_t key(const Pass& p) const { return rng_key(p.seed, 0x44524f50u + uint64_t(m_index), p.step); }
+  void do_forward(Backend& be, const float* x, float* y, const Pass& p) override {
+    if (p.train && m_spec.p > 0)
+      be.dropout_forward(y, x, float(m_spec.p), key(p), p.B, m_in.size(), p.first_sample);
+    else
+      be.copy(y, x, sizeof(float) * p.B * m_in.size());
+  }
+  void do_backward(Backend& be, const float*, const float*, const float* dy, float* dx, const Pass& p) override {
+    if (!dx) return;
+    if (m_spec.p > 0)
+      be.dropout_backward(dx, dy, float(m_spec.p), key(p), p.B, m_in.size(), p.first_sample);
+    else
+      be.copy(dx, dy, sizeof(float) * p.B * m_in.size());
+  }
+};
+
+class Flatten final : public Layer {
+ public:
+  Flatten(const LayerSpec& s, int i, Shape in) : Layer(s, i, in) { m_out = Shape{int(in.size()), 1, 1}; }
+  bool aliases_input() const override { return true; }
+
+ protected:
+  void do_forward(Backend&, const float*, float*, const Pass&) override {}
+  void do_backward(Backend&, const float*, const float*, const float*, float*, const Pass&) override {}
+};
+
+}  // namespace
+
+std::unique_ptr<Layer> make_layer(const LayerSpec& s, int index, Shape in, int classes) {
+  const std::string& t = s.type;
+  if (t == "dense") return std::make_unique<Dense>(s, index, in, classes);
+  if (t == "conv2d") return std::make_unique<Conv2d>(s, index, in);
+  if (t == "maxpool") return std::make_unique<MaxPool>(s, index, in);
+  if (t == "relu") return std::make_unique<Activation>(s, index, in, Act::relu);
+  if (t == "tanh") return std::make_unique<Activation>(s, index, in, Act::tanh);
+  if (t == "sigmoid") return std::make_unique<Activation>(s, index, in, Act::sigmoid);
+  if (t == "dropout") return std::make_unique<Dropout>(s, index, in);
+  if (t == "flatten") return std::make_unique<Flatten>(s, index, in);
+  fail("model layer {}: unknown type \"{}\"", s.name, t);
+}
+
+}  // namespace rs

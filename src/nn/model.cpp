@@ -1,0 +1,109 @@
+#include "nn/model.h"
+
+#include <cmath>
+
+#include "error.h"
+#include "kernels/hd_math.h"
+
+namespace rs {
+
+Model::Model(Backend& be, const ModelConfig& cfg, Shape input, int classes, int max_batch)
+    : m_be(be), m_input(input), m_classes(classes), m_max_batch(max_batch) {
+  Shape s = input;
+  size_t nparams = 0, nws = 0, max_act = 0;
+  for (size_t i = 0; i < cfg.layers.size(); ++i) {
+    auto layer = make_layer(cfg.layers[i], int(i), s, classes);
+    for (const TensorSpec& t : layer->tensors()) {
+      m_info.push_back({layer->name(), t.name, t.shape, nparams, t.count(), t.fan_in});
+      nparams += t.count();
+    }
+    nws += layer->workspace(max_batch);
+    s = layer->out_shape();
+    max_act = std::max(max_act, s.size());
+    m_layers.push_back(std::move(layer));
+  }
+  while (m_first < m_layers.size() && m_layers[m_first]->aliases_input()) ++m_first;
+  if (s.size() != size_t(classes))
+    fail("model: the last layer ({}) gives {} outputs per sample, the data has {} classes",
+         m_layers.empty() ? "input" : m_layers.back()->name(), s.size(), classes);
+
+  m_params = Buffer<float>(be, nparams);
+  m_grads = Buffer<float>(be, nparams);
+  m_ws = Buffer<float>(be, nws);
+  for (auto& d : m_dbuf) d = Buffer<float>(be, size_t(max_batch) * std::max(max_act, input.size()));
+
+  // Views: params/grads in tensor order, workspaces, activations.
+  size_t ti = 0, wo = 0;
+  m_act_bufs.emplace_back(be, size_t(max_batch) * input.size());
+  m_acts.push_back(m_act_bufs.back().data());
+  for (auto& l : m_layers) {
+    for (size_t k = 0; k < l->tensors().size(); ++k, ++ti) {
+      l->params.push_back(m_params.data() + m_info[ti].offset);
+      l->grads.push_back(m_grads.data() + m_info[ti].offset);
+    }
+    l->ws = m_ws.data() + wo;
+    wo += l->workspace(max_batch);
+    l->max_batch = max_batch;
+    if (l->aliases_input()) {
+      m_acts.push_back(m_acts.back());
+    } else {
+      m_act_bufs.emplace_back(be, size_t(max_batch) * l->out_shape().size());
+      m_acts.push_back(m_act_bufs.back().data());
+    }
+  }
+}
+
+void Model::init_params(uint64_t seed) {
+  std::vector<float> h(num_params());
+  for (size_t t = 0; t < m_info.size(); ++t) {
+    const ParamInfo& pi = m_info[t];
+    const float bound = 1.f / std::sqrt(float(pi.fan_in));
+    const uint64_t key = rng_key(seed, 0x494e4954u /* "INIT" */, t);
+    for (size_t i = 0; i < pi.count; ++i) h[pi.offset + i] = (2.f * philox_uniform(key, 0, i) - 1.f) * bound;
+  }
+  set_params_host(h);
+}
+
+std::vector<float> Model::params_host() const {
+  std::vector<float> h(num_params());
+  m_be.download(h.data(), m_params.data(), h.size() * sizeof(float));
+  return h;
+}
+
+void Model::set_params_host(const std::vector<float>& p) {
+  if (p.size() != num_params()) throw std::logic_error("set_params_host: size mismatch");
+  m_be.upload(m_params.data(), p.data(), p.size() * sizeof(float));
+}
+
+const float* Model::forward(const Pass& p) {
+  for (size_t i = 0; i < m_layers.size(); ++i) m_layers[i]->forward(m_be, m_acts[i], m_acts[i + 1], p);
+  return m_acts.back();
+}
+
+void Model::backward(const float* dlogits, const Pass& p) {
+  const float* dy = dlogits;
+  for (size_t i = m_layers.size(); i-- > 0;) {
+    Layer& l = *m_layers[i];
+    if (l.aliases_input()) continue;  // same memory, same gradient
+    float* dx = nullptr;
+    if (i > m_first) dx = dy == m_dbuf[0].data() ? m_dbuf[1].data() : m_dbuf[0].data();
+    l.backward(m_be, m_acts[i], m_acts[i + 1], dy, dx, p);
+    dy = dx;
+  }
+}
+
+std::string Model::summary() const {
+  std::string s = fmt::format("  {:<10} {:<8} {:>14}\n", "input", "", fmt::format("{}x{}x{}", m_input.c, m_input.h, m_input.w));
+  size_t ti = 0;
+  for (const auto& l : m_layers) {
+    size_t n = 0;
+    for (size_t k = 0; k < l->tensors().size(); ++k) n += m_info[ti++].count;
+    const Shape o = l->out_shape();
+    s += fmt::format("  {:<10} {:<8} {:>14} {:>10}\n", l->name(), l->spec().type, fmt::format("{}x{}x{}", o.c, o.h, o.w),
+                     n ? std::to_string(n) : "");
+  }
+  s += fmt::format("  {} parameters", num_params());
+  return s;
+}
+
+}  // namespace rs

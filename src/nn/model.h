@@ -1,0 +1,64 @@
+// Model: an ordered list of layers over one flat parameter buffer and one
+// flat gradient buffer (same layout), plus the activation buffers for a
+// maximum batch. Broadcasting the model is one buffer; averaging gradients is
+// one allreduce.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "nn/layer.h"
+
+namespace rs {
+
+struct ParamInfo {
+  std::string layer, tensor;   // "conv1", "weight"
+  std::vector<int64_t> shape;
+  size_t offset, count;        // in floats, within the flat buffers
+  int64_t fan_in;
+};
+
+class Model {
+ public:
+  Model(Backend& be, const ModelConfig& cfg, Shape input, int classes, int max_batch);
+
+  Backend& backend() const { return m_be; }
+  Shape input_shape() const { return m_input; }
+  int classes() const { return m_classes; }
+  int max_batch() const { return m_max_batch; }
+  const std::vector<std::unique_ptr<Layer>>& layers() const { return m_layers; }
+  const std::vector<ParamInfo>& param_info() const { return m_info; }
+  size_t num_params() const { return m_params.size(); }
+
+  float* params() const { return m_params.data(); }
+  float* grads() const { return m_grads.data(); }
+  float* input() const { return m_acts[0]; }  // (max_batch, C, H, W) to fill before forward
+
+  // Initialises every tensor like PyTorch's defaults: U(-1/sqrt(fan_in), +1/sqrt(fan_in)).
+  void init_params(uint64_t seed);
+  std::vector<float> params_host() const;
+  void set_params_host(const std::vector<float>& p);
+
+  // Runs forward on input()[0..B); returns the logits (B, classes).
+  const float* forward(const Pass& p);
+  // Backward from dlogits (B, classes); overwrites grads().
+  void backward(const float* dlogits, const Pass& p);
+
+  std::string summary() const;  // one line a layer: name, type, output shape, params
+
+ private:
+  Backend& m_be;
+  Shape m_input;
+  int m_classes, m_max_batch;
+  std::vector<std::unique_ptr<Layer>> m_layers;
+  std::vector<ParamInfo> m_info;
+  Buffer<float> m_params, m_grads, m_ws;
+  std::vector<Buffer<float>> m_act_bufs;
+  std::vector<float*> m_acts;  // m_acts[i] = input of layer i; m_acts.back() = logits
+  Buffer<float> m_dbuf[2];     // ping-pong activation gradients
+  size_t m_first = 0;          // first layer that computes: needs no input gradient
+};
+
+}  // namespace rs

@@ -1,0 +1,177 @@
+#include <omp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <thread>
+
+#include "backend/backend.h"
+#include "build_info.h"
+#include "dist/bcast_data.h"
+#include "error.h"
+#include "io/run_file.h"
+#include "train/commands.h"
+#include "train/trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace rs {
+
+std::string format_seconds(double s) {
+  if (!(s >= 0)) return "?";
+  if (s < 60) return fmt::format("{:.1f}s", s);
+  const int64_t t = int64_t(s + 0.5);
+  if (t < 3600) return fmt::format("{}m{:02d}s", t / 60, t % 60);
+  return fmt::format("{}h{:02d}m", t / 3600, (t / 60) % 60);
+}
+
+int choose_threads(const Comm& comm, std::string* why) {
+  int local = 1;
+  local_rank(comm.raw(), &local);
+  if (const char* env = std::getenv("OMP_NUM_THREADS"); env && *env) {
+    *why = "OMP_NUM_THREADS";
+    return omp_get_max_threads();
+  }
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  const int n = std::max(1, cores / local);
+  *why = fmt::format("{} cores / {} ranks on this node", cores, local);
+  omp_set_num_threads(n);
+  return n;
+}
+
+namespace {
+
+std::unique_ptr<Backend> choose_backend(const std::string& device, std::string* why) {
+  if (device == "cuda")
+    fail("device cuda: this build has no CUDA backend (configure with -DRANKSWEEP_CUDA=ON on a machine with nvcc)");
+  *why = device == "auto" ? "auto: no CUDA backend in this build" : "requested";
+  return make_cpu_backend();
+}
+
+std::string default_out_dir(const std::string& config) {
+  const std::time_t now = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
+  const std::string base = "runs/" + fs::path(config).stem().string() + "-" + stamp;
+  std::string dir = base;
+  for (int k = 2; fs::exists(dir); ++k) dir = fmt::format("{}-{}", base, k);
+  return dir;
+}
+
+// `elapsed` covers `ran` epochs of this invocation (a resumed run counts anew).
+void print_epoch(const History& h, int64_t epochs, double elapsed, int64_t ran) {
+  auto last = [&](const char* k) { return h.cols.at(k).back(); };
+  const int64_t e = int64_t(last("epoch"));
+  const double left = elapsed / double(ran) * double(epochs - e);
+  auto pct = [](double x) { return std::isnan(x) ? std::string("-") : fmt::format("{:.2f}%", 100 * x); };
+  fmt::print("epoch {:>{}}/{}  loss {:.4f}  train {}  val {}  test {}  {:.0f} img/s  elapsed {}  left {}\n", e,
+             int(std::to_string(epochs).size()), epochs, last("train_loss"), pct(last("train_accuracy")),
+             pct(last("val_accuracy")), pct(last("test_accuracy")), last("images_per_second"),
+             format_seconds(elapsed), format_seconds(left));
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int train_command(const TrainOptions& opt, const Comm& comm) {
+  std::vector<std::string> sets = opt.sets;
+  if (!opt.device.empty()) sets.push_back("train.device=\"" + opt.device + "\"");
+
+  // ---- config and output directory: all checked before any data is read
+  RunFile rf;
+  Config cfg;
+  std::string dir = opt.out;
+  if (!opt.resume.empty()) {
+    if (!opt.config.empty()) fail("train: give CONFIG or --resume DIR, not both (the config is in the run file)");
+    if (!dir.empty() && fs::path(dir) != fs::path(opt.resume)) fail("train: --resume writes to its own directory; drop --out");
+    dir = opt.resume;
+    const std::string path = (fs::path(dir) / "run.h5").string();
+    comm.root_only([&] { rf = read_run_file(path); });
+    comm.bcast_string(rf.config_text);
+    comm.bcast(rf.epochs_done);
+    cfg = parse_config_text(rf.config_text, path + " (config)", sets);
+  } else {
+    if (opt.config.empty()) fail("train: missing CONFIG (or --resume DIR)");
+    cfg = load_config(opt.config, sets);
+    if (dir.empty()) {
+      if (comm.leader()) dir = default_out_dir(opt.config);
+      comm.bcast_string(dir);
+    }
+    comm.root_only([&] {
+      const fs::path run = fs::path(dir) / "run.h5";
+      if (fs::exists(run)) fail("{}: exists; continue it with --resume {} or choose another --out", run.string(), dir);
+      std::error_code ec;
+      fs::create_directories(dir, ec);
+      if (ec) fail("{}: cannot create output directory: {}", dir, ec.message());
+    });
+  }
+  const std::string run_path = (fs::path(dir) / "run.h5").string();
+
+  std::string why, dev_why;
+  const int threads = choose_threads(comm, &why);
+  auto be = choose_backend(cfg.train.device, &dev_why);
+  if (comm.leader()) {
+    fmt::print("device: {} ({}); {} rank(s) x {} thread(s) ({})\n", be->name(), dev_why, comm.size(), threads, why);
+    std::fflush(stdout);
+  }
+
+  // ---- data and model
+  const Data data = load_and_bcast_data(comm, cfg.data, uint64_t(cfg.train.seed));
+  Trainer tr(cfg, data, *be, comm);
+  if (rf.path.empty()) {
+    tr.init();
+  } else {
+    if (rf.c != data.train.c || rf.h != data.train.h || rf.w != data.train.w)
+      fail("{}: the model takes {}x{}x{} inputs, the data has {}x{}x{}", rf.path, rf.c, rf.h, rf.w, data.train.c,
+           data.train.h, data.train.w);
+    tr.resume(rf);
+  }
+  if (comm.leader()) {
+    fmt::print("data: {} train, {} validation, {} test samples of {}x{}x{} ({}), {} classes\n",
+               data.train_idx.size(), data.val_idx.size(), data.test.n, data.train.c, data.train.h, data.train.w,
+               data.train.source, cfg.data.classes);
+    fmt::print("model: {}, {} parameters; {} lr {} batch {}; out {}\n", cfg.model.preset, tr.model().num_params(),
+               cfg.train.optimizer, cfg.train.lr, cfg.train.batch_size, run_path);
+    if (opt.verbose) fmt::print("{}\n", tr.model().summary());
+    if (tr.epochs_done() > 0) fmt::print("resuming after epoch {}\n", tr.epochs_done());
+    std::fflush(stdout);
+  }
+  if (tr.epochs_done() >= cfg.train.epochs) {
+    if (comm.leader()) fmt::print("already trained for {} epochs (train.epochs = {}); nothing to do\n", tr.epochs_done(), cfg.train.epochs);
+    return 0;
+  }
+
+  Provenance prov{comm.size(), threads, opt.command};
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t first = tr.epochs_done();
+  while (tr.epochs_done() < cfg.train.epochs) {
+    try {
+      tr.run_epoch();
+    } catch (const Diverged& e) {
+      if (comm.leader()) fmt::print(stderr, "ranksweep: training diverged: {}; {} keeps the last good epoch\n", e.what(), run_path);
+      return 1;
+    }
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (comm.leader()) {
+      print_epoch(tr.history(), cfg.train.epochs, elapsed, tr.epochs_done() - first);
+      write_run_file(run_path, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, tr.history(), prov);
+    }
+  }
+  if (comm.leader()) fmt::print("wrote {}\n", run_path);
+  return 0;
+}
+
+int info_command(const Comm& comm) {
+  if (!comm.leader()) return 0;
+  std::string why;
+  const int threads = choose_threads(comm, &why);
+  fmt::print("ranksweep {} ({}, {} build)\n", RS_VERSION, RS_GIT_SHA, RS_BUILD_TYPE);
+  fmt::print("backends: cpu{}\n", RS_HAVE_CUDA ? ", cuda" : " (CUDA backend not built)");
+  fmt::print("devices: cpu: {} threads per rank ({}); gpus: none visible to this build\n", threads, why);
+  fmt::print("world: {} rank(s)\n", comm.size());
+  fmt::print("libraries: {}\n", library_versions());
+  return 0;
+}
+
+}  // namespace rs

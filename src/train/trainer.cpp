@@ -1,0 +1,162 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include <fmt/format.h>
+
+#include "kernels/hd_math.h"
+
+namespace rs {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+Shape input_shape(const Data& d) { return Shape{d.train.c, d.train.h, d.train.w}; }
+
+int max_batch(const TrainConfig& t, int ranks) {
+  const int64_t train_slice = (t.batch_size + ranks - 1) / ranks;
+  return int(std::max<int64_t>(train_slice, t.eval_batch_size));
+}
+
+}  // namespace
+
+Trainer::Trainer(const Config& cfg, const Data& data, Backend& be, const Comm& comm)
+    : m_cfg(cfg),
+      m_data(data),
+      m_be(be),
+      m_comm(comm),
+      m_model(be, cfg.model, input_shape(data), int(cfg.data.classes), max_batch(cfg.train, comm.size())),
+      m_opt(be, cfg.train, m_model.num_params()),
+      m_dlogits(be, size_t(m_model.max_batch()) * cfg.data.classes),
+      m_test_idx(size_t(data.test.n)) {
+  std::iota(m_test_idx.begin(), m_test_idx.end(), 0);
+}
+
+int64_t Trainer::steps_per_epoch() const {
+  const int64_t n = int64_t(m_data.train_idx.size()), b = m_cfg.train.batch_size;
+  return (n + b - 1) / b;
+}
+
+void Trainer::init() {
+  std::vector<float> p(m_model.num_params());
+  if (m_comm.leader()) {
+    m_model.init_params(uint64_t(m_cfg.train.seed));
+    p = m_model.params_host();
+  }
+  m_comm.bcast(std::span<float>(p));
+  m_model.set_params_host(p);
+}
+
+void Trainer::resume(const RunFile& rf) {
+  m_comm.root_only([&] { load_into(rf, m_model, &m_opt); });
+  std::vector<float> p = m_model.params_host();
+  m_comm.bcast(std::span<float>(p));
+  m_model.set_params_host(p);
+  for (size_t k = 0; k < m_opt.state_names().size(); ++k) {
+    m_be.download(p.data(), m_opt.state(k), p.size() * sizeof(float));
+    m_comm.bcast(std::span<float>(p));
+    m_be.upload(m_opt.state(k), p.data(), p.size() * sizeof(float));
+  }
+  int64_t steps = m_opt.steps();
+  m_comm.bcast(steps);
+  m_opt.set_steps(steps);
+  m_history = rf.history;  // rank 0's copy is the one written
+}
+
+void Trainer::run_epoch() {
+  const TrainConfig& t = m_cfg.train;
+  const int64_t epoch = epochs_done();
+  const int64_t n = int64_t(m_data.train_idx.size()), spe = steps_per_epoch();
+  const int K = m_model.classes(), R = m_comm.size(), r = m_comm.rank();
+  const std::vector<int64_t> perm = permutation(n, rng_key(uint64_t(t.seed), 0x53485546u /* "SHUF" */, epoch));
+
+  std::vector<int64_t> idx(m_model.max_batch());
+  std::vector<int32_t> labels(m_model.max_batch()), pred(m_model.max_batch());
+  std::vector<float> loss(m_model.max_batch());
+  double sums[2] = {0, 0};  // loss, correct over this rank's samples
+  const auto t0 = Clock::now();
+  for (int64_t s = 0; s < spe; ++s) {
+    const int64_t first = s * t.batch_size, Bg = std::min<int64_t>(t.batch_size, n - first);
+    const int64_t lo = Bg * r / R, hi = Bg * (r + 1) / R;
+    const int B = int(hi - lo);
+    const uint64_t step = uint64_t(m_opt.steps());
+    if (B > 0) {
+      for (int b = 0; b < B; ++b) {
+        idx[b] = m_data.train_idx[perm[first + lo + b]];
+        labels[b] = m_data.train.labels[idx[b]];
+      }
+      m_be.load_batch(m_model.input(), m_data.train, idx.data(), B, m_data.mean.data(), m_data.inv_std.data());
+      const Pass pass{B, true, uint64_t(t.seed), step, uint64_t(lo)};
+      const float* logits = m_model.forward(pass);
+      m_be.softmax_xent(m_dlogits.data(), logits, labels.data(), B, K, 1.f / float(Bg), loss.data(), pred.data());
+      m_model.backward(m_dlogits.data(), pass);
+      double step_loss = 0;
+      for (int b = 0; b < B; ++b) step_loss += loss[b], sums[1] += pred[b] == labels[b];
+      if (R == 1 && !std::isfinite(step_loss))  // with more ranks: checked collectively below
+        throw Diverged(fmt::format("loss is {} at epoch {}, step {}", step_loss, epoch + 1, s + 1));
+      sums[0] += step_loss;
+    } else {
+      std::vector<float> zero(m_model.num_params(), 0.f);
+      m_be.upload(m_model.grads(), zero.data(), zero.size() * sizeof(float));
+    }
+    if (R > 1) {
+      m_be.synchronize();
+      m_comm.allreduce_sum(std::span<float>(m_model.grads(), m_model.num_params()));
+    }
+    m_opt.step(m_model.params(), m_model.grads(), float(learning_rate(t, int64_t(step), spe)));
+  }
+  m_be.synchronize();
+  const double train_seconds = since(t0);
+  m_comm.allreduce_sum(std::span<double>(sums, 2));
+  if (!std::isfinite(sums[0])) throw Diverged(fmt::format("loss is {} in epoch {}", sums[0], epoch + 1));
+
+  const EvalResult val = evaluate(m_data.train, m_data.val_idx);
+  const EvalResult test = evaluate(m_data.test, m_test_idx);
+  const double nan = std::nan("");
+  m_history.add("epoch", double(epoch + 1));
+  m_history.add("train_loss", sums[0] / double(n));
+  m_history.add("train_accuracy", sums[1] / double(n));
+  m_history.add("val_loss", val.samples ? val.loss : nan);
+  m_history.add("val_accuracy", val.samples ? val.accuracy : nan);
+  m_history.add("test_loss", test.samples ? test.loss : nan);
+  m_history.add("test_accuracy", test.samples ? test.accuracy : nan);
+  m_history.add("lr", learning_rate(t, m_opt.steps() - 1, spe));
+  m_history.add("train_seconds", train_seconds);
+  m_history.add("eval_seconds", val.seconds + test.seconds);
+  m_history.add("seconds", train_seconds + val.seconds + test.seconds);
+  m_history.add("images_per_second", double(n) / train_seconds);
+  const double ev = double(val.samples + test.samples), es = val.seconds + test.seconds;
+  m_history.add("eval_images_per_second", es > 0 ? ev / es : nan);
+}
+
+EvalResult Trainer::evaluate(const Dataset& d, const std::vector<int64_t>& all) {
+  EvalResult out;
+  out.samples = int64_t(all.size());
+  if (all.empty()) return out;
+  const int K = m_model.classes(), R = m_comm.size(), r = m_comm.rank();
+  const int64_t n = int64_t(all.size()), lo = n * r / R, hi = n * (r + 1) / R;
+  const int EB = int(m_cfg.train.eval_batch_size);
+  std::vector<int32_t> labels(EB), pred(EB);
+  std::vector<float> loss(EB);
+  double sums[2] = {0, 0};
+  const auto t0 = Clock::now();
+  for (int64_t first = lo; first < hi; first += EB) {
+    const int B = int(std::min<int64_t>(EB, hi - first));
+    for (int b = 0; b < B; ++b) labels[b] = d.labels[all[first + b]];
+    m_be.load_batch(m_model.input(), d, all.data() + first, B, m_data.mean.data(), m_data.inv_std.data());
+    const float* logits = m_model.forward(Pass{B, false, 0, 0, 0});
+    m_be.softmax_xent(nullptr, logits, labels.data(), B, K, 1.f, loss.data(), pred.data());
+    for (int b = 0; b < B; ++b) sums[0] += loss[b], sums[1] += pred[b] == labels[b];
+  }
+  m_be.synchronize();
+  out.seconds = since(t0);
+  m_comm.allreduce_sum(std::span<double>(sums, 2));
+  out.loss = sums[0] / double(n);
+  out.accuracy = sums[1] / double(n);
+  return out;
+}
+
+}  // namespace rs

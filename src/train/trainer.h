@@ -1,0 +1,65 @@
+// Synchronous data-parallel training of one model over a communicator.
+// Every rank holds the whole dataset and the same shuffled order; each global
+// batch is cut into contiguous per-rank slices, gradients are summed with one
+// allreduce (the loss is scaled by 1/global batch, so the sum is the mean).
+// With one rank this is plain training. The sweep reuses it per rank group.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "config/config.h"
+#include "data/dataset.h"
+#include "dist/comm.h"
+#include "io/run_file.h"
+#include "nn/model.h"
+#include "nn/optimizer.h"
+
+namespace rs {
+
+struct Diverged : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct EvalResult {
+  double loss = 0, accuracy = 0;
+  double seconds = 0;
+  int64_t samples = 0;
+};
+
+class Trainer {
+ public:
+  Trainer(const Config& cfg, const Data& data, Backend& be, const Comm& comm);
+
+  // Fresh parameters from the seed, initialised on rank 0 and broadcast.
+  void init();
+  // Parameters, optimizer state and history from a run file (read on rank 0).
+  void resume(const RunFile& rf);
+
+  // One epoch of training then evaluation on validation and test sets;
+  // appends a row to history(). Throws Diverged on a non-finite loss.
+  void run_epoch();
+  EvalResult evaluate(const Dataset& d, const std::vector<int64_t>& idx);
+
+  int64_t epochs_done() const { return int64_t(m_history.epochs()); }
+  int64_t steps_per_epoch() const;
+  const History& history() const { return m_history; }
+  Model& model() { return m_model; }
+  const Optimizer& optimizer() const { return m_opt; }
+  const Data& data() const { return m_data; }
+
+ private:
+  const Config& m_cfg;
+  const Data& m_data;
+  Backend& m_be;
+  const Comm& m_comm;
+  Model m_model;
+  Optimizer m_opt;
+  History m_history;
+  Buffer<float> m_dlogits;
+  std::vector<int64_t> m_test_idx;
+};
+
+}  // namespace rs
