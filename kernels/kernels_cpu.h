@@ -22,9 +22,6 @@ struct ConvShape {
   int OC, K, stride, pad;
   int OH, OW;         // output (B, OC, OH, OW)
   size_t col_rows() const { return size_t(C) * K * K; }
-  size_t col_cols() const { return size_t(B) * OH * OW; }
-  // floats of workspace: im2col matrix (C*K*K, B*OH*OW) + (OC, B*OH*OW) staging
-  size_t workspace() const { return col_rows() * col_cols() + size_t(OC) * col_cols(); }
 };
 
 struct PoolShape {
@@ -38,11 +35,10 @@ template <class T> void dense_forward_cpu(T* out, const T* in, const T* w, const
 template <class T>
 void dense_backward_cpu(T* din, T* dw, T* db, const T* dout, const T* in, const T* w, int B, int IN, int OUT);
 
-// ---- conv2d: w (OC, C, K, K), b (OC); ws = ConvShape::workspace() floats,
-// kept from forward to backward (holds the im2col matrix).
-template <class T> void conv2d_forward_cpu(T* out, const T* in, const T* w, const T* b, const ConvShape& s, T* ws);
+// ---- conv2d: w (OC, C, K, K), b (OC); scratch is per thread, inside.
+template <class T> void conv2d_forward_cpu(T* out, const T* in, const T* w, const T* b, const ConvShape& s);
 template <class T>
-void conv2d_backward_cpu(T* din, T* dw, T* db, const T* dout, const T* w, const ConvShape& s, T* ws);
+void conv2d_backward_cpu(T* din, T* dw, T* db, const T* dout, const T* in, const T* w, const ConvShape& s);
 
 // ---- max-pool: argmax (B, C, OH, OW) holds the winning input offset in its plane
 template <class T> void maxpool_forward_cpu(T* out, int32_t* argmax, const T* in, const PoolShape& s);

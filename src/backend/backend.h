@@ -31,9 +31,11 @@ class Backend {
   virtual void dense_forward(float* out, const float* in, const float* w, const float* b, int B, int IN, int OUT) = 0;
   virtual void dense_backward(float* din, float* dw, float* db, const float* dout, const float* in, const float* w,
                               int B, int IN, int OUT) = 0;
+  // ws: conv2d_workspace(s) floats of this backend's scratch, kept from forward to backward
+  virtual size_t conv2d_workspace(const ConvShape& s) const = 0;
   virtual void conv2d_forward(float* out, const float* in, const float* w, const float* b, const ConvShape& s,
                               float* ws) = 0;
-  virtual void conv2d_backward(float* din, float* dw, float* db, const float* dout, const float* w,
+  virtual void conv2d_backward(float* din, float* dw, float* db, const float* dout, const float* in, const float* w,
                                const ConvShape& s, float* ws) = 0;
   virtual void maxpool_forward(float* out, int32_t* argmax, const float* in, const PoolShape& s) = 0;
   virtual void maxpool_backward(float* din, const float* dout, const int32_t* argmax, const PoolShape& s) = 0;

@@ -52,10 +52,7 @@ class Layer {
 
   virtual std::vector<TensorSpec> tensors() const { return {}; }
   // Floats of workspace for a batch of B, kept from forward to backward.
-  virtual size_t workspace(int B) const {
-    (void)B;
-    return 0;
-  }
+  virtual size_t workspace(const Backend&, int) const { return 0; }
   // Output is the input, reinterpreted (flatten): no buffer, no work.
   virtual bool aliases_input() const { return false; }
 

@@ -53,7 +53,7 @@ class Conv2d final : public Layer {
     const int64_t K = m_spec.kernel, fan_in = int64_t(m_in.c) * K * K;
     return {{"weight", {m_out.c, m_in.c, K, K}, fan_in}, {"bias", {m_out.c}, fan_in}};
   }
-  size_t workspace(int B) const override { return shape(B).workspace(); }
+  size_t workspace(const Backend& be, int B) const override { return be.conv2d_workspace(shape(B)); }
 
  protected:
   ConvShape shape(int B) const {
@@ -63,8 +63,8 @@ class Conv2d final : public Layer {
   void do_forward(Backend& be, const float* x, float* y, const Pass& p) override {
     be.conv2d_forward(y, x, params[0], params[1], shape(p.B), ws);
   }
-  void do_backward(Backend& be, const float*, const float*, const float* dy, float* dx, const Pass& p) override {
-    be.conv2d_backward(dx, grads[0], grads[1], dy, params[0], shape(p.B), ws);
+  void do_backward(Backend& be, const float* x, const float*, const float* dy, float* dx, const Pass& p) override {
+    be.conv2d_backward(dx, grads[0], grads[1], dy, x, params[0], shape(p.B), ws);
   }
 };
 
@@ -77,7 +77,7 @@ class MaxPool final : public Layer {
                   int((in.w + 2 * s.padding - s.kernel) / s.stride + 1)};
   }
   // argmax indices, int32 stored in float-sized slots
-  size_t workspace(int B) const override { return size_t(B) * m_out.size(); }
+  size_t workspace(const Backend&, int B) const override { return size_t(B) * m_out.size(); }
 
  protected:
   PoolShape shape(int B) const {

@@ -17,7 +17,7 @@ Model::Model(Backend& be, const ModelConfig& cfg, Shape input, int classes, int 
       m_info.push_back({layer->name(), t.name, t.shape, nparams, t.count(), t.fan_in});
       nparams += t.count();
     }
-    nws += layer->workspace(max_batch);
+    nws += layer->workspace(be, max_batch);
     s = layer->out_shape();
     max_act = std::max(max_act, s.size());
     m_layers.push_back(std::move(layer));
@@ -42,7 +42,7 @@ Model::Model(Backend& be, const ModelConfig& cfg, Shape input, int classes, int 
       l->grads.push_back(m_grads.data() + m_info[ti].offset);
     }
     l->ws = m_ws.data() + wo;
-    wo += l->workspace(max_batch);
+    wo += l->workspace(be, max_batch);
     l->max_batch = max_batch;
     if (l->aliases_input()) {
       m_acts.push_back(m_acts.back());

@@ -30,13 +30,14 @@ class CpuBackend final : public Backend {
                       int IN, int OUT) override {
     dense_backward_cpu(din, dw, db, dout, in, w, B, IN, OUT);
   }
+  size_t conv2d_workspace(const ConvShape&) const override { return 0; }  // per-thread scratch in the kernel
   void conv2d_forward(float* out, const float* in, const float* w, const float* b, const ConvShape& s,
-                      float* ws) override {
-    conv2d_forward_cpu(out, in, w, b, s, ws);
+                      float*) override {
+    conv2d_forward_cpu(out, in, w, b, s);
   }
-  void conv2d_backward(float* din, float* dw, float* db, const float* dout, const float* w, const ConvShape& s,
-                       float* ws) override {
-    conv2d_backward_cpu(din, dw, db, dout, w, s, ws);
+  void conv2d_backward(float* din, float* dw, float* db, const float* dout, const float* in, const float* w,
+                       const ConvShape& s, float*) override {
+    conv2d_backward_cpu(din, dw, db, dout, in, w, s);
   }
   void maxpool_forward(float* out, int32_t* argmax, const float* in, const PoolShape& s) override {
     maxpool_forward_cpu(out, argmax, in, s);

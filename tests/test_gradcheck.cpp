@@ -1,0 +1,218 @@
+// Finite-difference gradient checks of every layer family and the loss, on
+// the CPU reference kernels in double precision, with small odd shapes.
+// Objective: L = sum(y * r) for a fixed random r, so dL/dy = r.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <functional>
+#include <random>
+#include <vector>
+
+#include "kernels/kernels_cpu.h"
+
+using namespace rs;
+using Vec = std::vector<double>;
+
+namespace {
+
+Vec random_vec(size_t n, std::mt19937& g, double lo = -1, double hi = 1) {
+  std::uniform_real_distribution<double> u(lo, hi);
+  Vec v(n);
+  for (double& x : v) x = u(g);
+  return v;
+}
+
+double dot(const Vec& a, const Vec& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+// Compares analytic gradient `ana` of f with respect to `x` against central
+// differences; elements where skip(i) is true (kinks) are not checked.
+void check_grad(const char* what, Vec& x, const Vec& ana, const std::function<double()>& f,
+                const std::function<bool(size_t)>& skip = nullptr) {
+  const double eps = 1e-6;
+  double worst = 0;
+  size_t checked = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (skip && skip(i)) continue;
+    const double keep = x[i];
+    x[i] = keep + eps;
+    const double fp = f();
+    x[i] = keep - eps;
+    const double fm = f();
+    x[i] = keep;
+    const double num = (fp - fm) / (2 * eps);
+    const double err = std::abs(num - ana[i]) / std::max({std::abs(num), std::abs(ana[i]), 1e-2});
+    worst = std::max(worst, err);
+    ++checked;
+  }
+  INFO(what << ": worst relative error " << worst << " over " << checked << " elements");
+  CHECK(checked > 0);
+  CHECK(worst < 1e-6);
+}
+
+}  // namespace
+
+TEST_CASE("dense: gradients of input, weight and bias", "[grad]") {
+  std::mt19937 g(1);
+  const int B = 3, IN = 7, OUT = 5;
+  Vec x = random_vec(size_t(B) * IN, g), w = random_vec(size_t(OUT) * IN, g), b = random_vec(OUT, g);
+  const Vec r = random_vec(size_t(B) * OUT, g);
+  Vec y(r.size()), dx(x.size()), dw(w.size()), db(b.size());
+  auto f = [&] {
+    dense_forward_cpu(y.data(), x.data(), w.data(), b.data(), B, IN, OUT);
+    return dot(y, r);
+  };
+  f();
+  dense_backward_cpu(dx.data(), dw.data(), db.data(), r.data(), x.data(), w.data(), B, IN, OUT);
+  check_grad("dense dx", x, dx, f);
+  check_grad("dense dw", w, dw, f);
+  check_grad("dense db", b, db, f);
+}
+
+TEST_CASE("conv2d: gradients with stride and padding", "[grad]") {
+  struct Case {
+    int B, C, H, W, OC, K, stride, pad;
+  };
+  for (const Case c : {Case{2, 3, 7, 5, 4, 3, 1, 1}, Case{3, 2, 9, 7, 3, 3, 2, 0}, Case{1, 1, 6, 6, 2, 5, 1, 2},
+                       Case{2, 2, 5, 8, 3, 2, 3, 1}}) {
+    DYNAMIC_SECTION("B" << c.B << " C" << c.C << " " << c.H << "x" << c.W << " OC" << c.OC << " K" << c.K << " s"
+                        << c.stride << " p" << c.pad) {
+      std::mt19937 g(2);
+      ConvShape s{c.B, c.C, c.H, c.W, c.OC, c.K, c.stride, c.pad,
+                  (c.H + 2 * c.pad - c.K) / c.stride + 1, (c.W + 2 * c.pad - c.K) / c.stride + 1};
+      Vec x = random_vec(size_t(c.B) * c.C * c.H * c.W, g), w = random_vec(size_t(c.OC) * c.C * c.K * c.K, g),
+          b = random_vec(c.OC, g);
+      const Vec r = random_vec(size_t(c.B) * c.OC * s.OH * s.OW, g);
+      Vec y(r.size()), dx(x.size()), dw(w.size()), db(b.size());
+      auto f = [&] {
+        conv2d_forward_cpu(y.data(), x.data(), w.data(), b.data(), s);
+        return dot(y, r);
+      };
+      f();
+      conv2d_backward_cpu(dx.data(), dw.data(), db.data(), r.data(), x.data(), w.data(), s);
+      check_grad("conv dx", x, dx, f);
+      check_grad("conv dw", w, dw, f);
+      check_grad("conv db", b, db, f);
+    }
+  }
+}
+
+TEST_CASE("conv2d: forward matches a direct convolution", "[conv]") {
+  std::mt19937 g(3);
+  const ConvShape s{2, 3, 6, 5, 4, 3, 2, 1, 3, 3};
+  Vec x = random_vec(size_t(2) * 3 * 6 * 5, g), w = random_vec(size_t(4) * 3 * 9, g), b = random_vec(4, g);
+  Vec y(size_t(2) * 4 * 3 * 3);
+  conv2d_forward_cpu(y.data(), x.data(), w.data(), b.data(), s);
+  double worst = 0;
+  for (int n = 0; n < 2; ++n)
+    for (int o = 0; o < 4; ++o)
+      for (int oh = 0; oh < 3; ++oh)
+        for (int ow = 0; ow < 3; ++ow) {
+          double acc = b[o];
+          for (int c = 0; c < 3; ++c)
+            for (int kh = 0; kh < 3; ++kh)
+              for (int kw = 0; kw < 3; ++kw) {
+                const int ih = oh * 2 - 1 + kh, iw = ow * 2 - 1 + kw;
+                if (ih < 0 || ih >= 6 || iw < 0 || iw >= 5) continue;
+                acc += w[((o * 3 + c) * 3 + kh) * 3 + kw] * x[((n * 3 + c) * 6 + ih) * 5 + iw];
+              }
+          worst = std::max(worst, std::abs(acc - y[((n * 4 + o) * 3 + oh) * 3 + ow]));
+        }
+  CHECK(worst < 1e-12);
+}
+
+TEST_CASE("maxpool: gradient with overlapping windows and padding", "[grad]") {
+  struct Case {
+    int B, C, H, W, K, stride, pad;
+  };
+  for (const Case c : {Case{2, 3, 7, 5, 2, 2, 0}, Case{1, 2, 7, 7, 3, 2, 1}, Case{2, 1, 5, 6, 3, 1, 0}}) {
+    DYNAMIC_SECTION("K" << c.K << " s" << c.stride << " p" << c.pad) {
+      std::mt19937 g(4);
+      const PoolShape s{c.B, c.C, c.H, c.W, c.K, c.stride, c.pad,
+                        (c.H + 2 * c.pad - c.K) / c.stride + 1, (c.W + 2 * c.pad - c.K) / c.stride + 1};
+      // Distinct values 0.01 apart: no ties, so no kinks within +-eps.
+      Vec x(size_t(c.B) * c.C * c.H * c.W);
+      for (size_t i = 0; i < x.size(); ++i) x[i] = 0.01 * double(i);
+      std::shuffle(x.begin(), x.end(), g);
+      const Vec r = random_vec(size_t(c.B) * c.C * s.OH * s.OW, g);
+      Vec y(r.size()), dx(x.size());
+      std::vector<int32_t> am(r.size());
+      auto f = [&] {
+        maxpool_forward_cpu(y.data(), am.data(), x.data(), s);
+        return dot(y, r);
+      };
+      f();
+      maxpool_backward_cpu(dx.data(), r.data(), am.data(), s);
+      check_grad("maxpool dx", x, dx, f);
+    }
+  }
+}
+
+TEST_CASE("activations: relu, tanh, sigmoid gradients", "[grad]") {
+  for (Act a : {Act::relu, Act::tanh, Act::sigmoid}) {
+    DYNAMIC_SECTION("act " << int(a)) {
+      std::mt19937 g(5);
+      Vec x = random_vec(37, g, -3, 3);
+      const Vec r = random_vec(37, g);
+      Vec y(37), dx(37);
+      auto f = [&] {
+        activation_forward_cpu(a, y.data(), x.data(), y.size());
+        return dot(y, r);
+      };
+      f();
+      activation_backward_cpu(a, dx.data(), r.data(), y.data(), y.size());
+      // ReLU's kink at 0: skip a small window around it.
+      check_grad("activation dx", x, dx, f, [&](size_t i) { return a == Act::relu && std::abs(x[i]) < 1e-4; });
+    }
+  }
+}
+
+TEST_CASE("dropout: gradient, keep rate and scaling", "[grad]") {
+  std::mt19937 g(6);
+  const int B = 5;
+  const size_t per = 301;
+  Vec x = random_vec(B * per, g);
+  const Vec r = random_vec(B * per, g);
+  Vec y(x.size()), dx(x.size());
+  auto f = [&] {
+    dropout_forward_cpu(y.data(), x.data(), 0.3f, 42, B, per, 7);
+    return dot(y, r);
+  };
+  f();
+  dropout_backward_cpu(dx.data(), r.data(), 0.3f, 42, B, per, 7);
+  check_grad("dropout dx", x, dx, f);
+  size_t kept = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (y[i] != 0) {
+      ++kept;
+      CHECK(y[i] == Approx(x[i] / 0.7));
+    }
+  }
+  const double rate = double(kept) / double(x.size());
+  CHECK(rate == Approx(0.7).margin(0.03));
+}
+
+TEST_CASE("softmax cross-entropy: loss value and logit gradient", "[grad]") {
+  std::mt19937 g(7);
+  const int B = 4, K = 7;
+  Vec z = random_vec(size_t(B) * K, g, -4, 4);
+  const std::vector<int32_t> labels{3, 0, 6, 2};
+  Vec loss(B), dz(z.size());
+  std::vector<int32_t> pred(B);
+  auto f = [&] {
+    softmax_xent_cpu<double>(nullptr, loss.data(), pred.data(), z.data(), labels.data(), B, K, 1.0);
+    double s = 0;
+    for (double l : loss) s += l;
+    return s / B;
+  };
+  softmax_xent_cpu(dz.data(), loss.data(), pred.data(), z.data(), labels.data(), B, K, 1.0 / B);
+  // Loss against the textbook formula, row 0.
+  double se = 0;
+  for (int k = 0; k < K; ++k) se += std::exp(z[k]);
+  CHECK(loss[0] == Approx(std::log(se) - z[3]).epsilon(1e-12));
+  CHECK(pred[0] == int(std::max_element(z.begin(), z.begin() + K) - z.begin()));
+  check_grad("softmax-xent dz", z, dz, f);
+}
