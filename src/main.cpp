@@ -26,6 +26,8 @@ int run(int argc, char** argv, const rs::Comm& comm) {
   train->add_option("--resume", topt.resume, "continue the run in DIR from its last epoch");
   train->add_option("--device", topt.device, "auto | cpu | cuda (default: the config's train.device)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  train->add_option("--stop-after", topt.stop_after, "train at most N epochs now, then exit (resume later)")
+      ->check(CLI::PositiveNumber);
   train->add_flag("-v,--verbose", topt.verbose, "print the model's layers");
   CLI::App* info = app.add_subcommand("info", "build options, backends, devices and library versions");
 

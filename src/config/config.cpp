@@ -229,11 +229,12 @@ ModelConfig read_model(Section s) {
     if (list.empty()) s.error(nullptr, "layers", "a custom model needs a non-empty layers list");
     for (size_t i = 0; i < list.size(); ++i) m.layers.push_back(read_layer(std::move(list[i]), i));
   }
-  // Default names: type + ordinal within its type (conv1, dense2, ...); unique.
+  // Default names: type + ordinal within its type (conv1, pool1, dense2, ...); unique.
   std::map<std::string, int> count;
   std::set<std::string> names;
   for (LayerSpec& l : m.layers) {
-    if (l.name.empty()) l.name = l.type + std::to_string(++count[l.type]);
+    const std::string prefix = l.type == "conv2d" ? "conv" : l.type == "maxpool" ? "pool" : l.type;
+    if (l.name.empty()) l.name = prefix + std::to_string(++count[prefix]);
     if (!names.insert(l.name).second) s.error(nullptr, "layers", fmt::format("layer name \"{}\" is used twice", l.name));
   }
   s.finish();

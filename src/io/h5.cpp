@@ -146,6 +146,7 @@ std::string h5_attr_string(hid_t loc, const std::string& obj, const std::string&
   if (H5Tis_variable_str(ftype) > 0) {
     H5 type(H5Tcopy(H5T_C_S1), H5Tclose);
     H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5Tget_cset(ftype));
     char* s = nullptr;
     if (H5Aread(a, type, &s) < 0 || !s) fail("{}: cannot read attribute {} on {}", file, name, obj);
     std::string out(s);

@@ -14,6 +14,7 @@ struct TrainOptions {
   std::string out;                  // --out DIR
   std::string resume;               // --resume DIR
   std::string device;               // --device auto|cpu|cuda (empty: config)
+  int64_t stop_after = 0;           // --stop-after N: at most N epochs now (0: all)
   bool verbose = false;
   std::string command;              // the command line, for provenance
 };

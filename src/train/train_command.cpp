@@ -145,7 +145,8 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
   Provenance prov{comm.size(), threads, opt.command};
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t first = tr.epochs_done();
-  while (tr.epochs_done() < cfg.train.epochs) {
+  const int64_t last = opt.stop_after > 0 ? std::min(cfg.train.epochs, first + opt.stop_after) : cfg.train.epochs;
+  while (tr.epochs_done() < last) {
     try {
       tr.run_epoch();
     } catch (const Diverged& e) {
@@ -158,6 +159,8 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
       write_run_file(run_path, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, tr.history(), prov);
     }
   }
+  if (comm.leader() && last < cfg.train.epochs)
+    fmt::print("stopped after epoch {} of {}; continue with: ranksweep train --resume {}\n", last, cfg.train.epochs, dir);
   if (comm.leader()) fmt::print("wrote {}\n", run_path);
   return 0;
 }

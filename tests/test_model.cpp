@@ -1,0 +1,120 @@
+// Model assembly: shapes, the flat buffers, backward through the whole
+// layer list, and dropout masks keyed by global sample index.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <random>
+
+#include "config/config.h"
+#include "error.h"
+#include "nn/model.h"
+
+using namespace rs;
+using Catch::Matchers::Contains;
+
+namespace {
+ModelConfig model_cfg(const std::string& toml) { return parse_config_text(toml, "m.toml", {}).model; }
+}  // namespace
+
+TEST_CASE("tf-mnist-cnn: tensor names and real shapes", "[model]") {
+  auto be = make_cpu_backend();
+  Model m(*be, model_cfg("[model]\npreset = \"tf-mnist-cnn\"\n"), Shape{1, 28, 28}, 10, 4);
+  std::vector<std::string> names;
+  for (const ParamInfo& p : m.param_info()) names.push_back(p.layer + "/" + p.tensor);
+  CHECK(names == std::vector<std::string>{"conv1/weight", "conv1/bias", "conv2/weight", "conv2/bias", "dense1/weight",
+                                          "dense1/bias", "dense2/weight", "dense2/bias"});
+  CHECK(m.param_info()[0].shape == std::vector<int64_t>{32, 1, 5, 5});
+  CHECK(m.param_info()[2].shape == std::vector<int64_t>{64, 32, 5, 5});
+  CHECK(m.param_info()[4].shape == std::vector<int64_t>{1024, 3136});
+  CHECK(m.param_info()[6].shape == std::vector<int64_t>{10, 1024});
+  CHECK(m.num_params() == 3274634);
+  // one flat buffer: the tensors tile it without gaps
+  size_t off = 0;
+  for (const ParamInfo& p : m.param_info()) {
+    CHECK(p.offset == off);
+    off += p.count;
+  }
+  CHECK(off == m.num_params());
+}
+
+TEST_CASE("shape errors name the layer", "[model]") {
+  auto be = make_cpu_backend();
+  REQUIRE_THROWS_WITH(Model(*be,
+                            model_cfg("[model]\nlayers = [{ type = \"conv2d\", out = 2, kernel = 5 }, "
+                                      "{ type = \"flatten\" }, { type = \"dense\", out = 10 }]\n"),
+                            Shape{1, 3, 3}, 10, 4),
+                      Contains("conv1") && Contains("does not fit"));
+  REQUIRE_THROWS_WITH(
+      Model(*be, model_cfg("[model]\nlayers = [{ type = \"flatten\" }, { type = \"dense\", out = 7 }]\n"),
+            Shape{1, 4, 4}, 10, 4),
+      Contains("7 outputs") && Contains("10 classes"));
+}
+
+TEST_CASE("init is seeded and bounded by 1/sqrt(fan_in)", "[model]") {
+  auto be = make_cpu_backend();
+  const ModelConfig mc = model_cfg("[model]\nhidden = [16]\n");
+  Model a(*be, mc, Shape{1, 5, 5}, 3, 2), b(*be, mc, Shape{1, 5, 5}, 3, 2);
+  a.init_params(1);
+  b.init_params(1);
+  CHECK(a.params_host() == b.params_host());
+  b.init_params(2);
+  CHECK(a.params_host() != b.params_host());
+  const auto p = a.params_host();
+  for (const ParamInfo& pi : a.param_info())
+    for (size_t i = 0; i < pi.count; ++i) REQUIRE(std::abs(p[pi.offset + i]) <= 1 / std::sqrt(float(pi.fan_in)));
+}
+
+TEST_CASE("model backward matches finite differences of the loss", "[model][grad]") {
+  auto be = make_cpu_backend();
+  const ModelConfig mc = model_cfg(R"([model]
+layers = [ { type = "conv2d", out = 3, kernel = 3, padding = 1, stride = 2 }, { type = "tanh" },
+           { type = "flatten" }, { type = "dense", out = 6 }, { type = "sigmoid" },
+           { type = "dropout", p = 0.25 }, { type = "dense", out = 4 } ]
+)");
+  const int B = 3;
+  Model m(*be, mc, Shape{2, 5, 6}, 4, B);
+  m.init_params(3);
+  std::mt19937 g(9);
+  std::uniform_real_distribution<float> u(-1, 1);
+  for (size_t i = 0; i < size_t(B) * 60; ++i) m.input()[i] = u(g);
+  const std::vector<int32_t> labels{1, 3, 0};
+  const Pass pass{B, true, 5, 11, 0};
+  std::vector<float> dlogits(size_t(B) * 4), loss(B);
+  std::vector<int32_t> pred(B);
+  auto total = [&] {
+    be->softmax_xent(nullptr, m.forward(pass), labels.data(), B, 4, 1.f, loss.data(), pred.data());
+    double s = 0;
+    for (float l : loss) s += l;
+    return s / B;
+  };
+  be->softmax_xent(dlogits.data(), m.forward(pass), labels.data(), B, 4, 1.f / B, loss.data(), pred.data());
+  m.backward(dlogits.data(), pass);
+  const std::vector<float> grad(m.grads(), m.grads() + m.num_params());
+  // Float central differences: loose but meaningful tolerance.
+  double worst = 0;
+  for (size_t i = 0; i < m.num_params(); ++i) {
+    float* p = m.params() + i;
+    const float keep = *p, eps = 1e-2f;
+    *p = keep + eps;
+    const double fp = total();
+    *p = keep - eps;
+    const double fm = total();
+    *p = keep;
+    const double num = (fp - fm) / (2 * double(eps));
+    worst = std::max(worst, std::abs(num - grad[i]) / std::max({std::abs(num), double(std::abs(grad[i])), 1e-2}));
+  }
+  INFO("worst relative error " << worst << " over " << m.num_params() << " parameters");
+  CHECK(worst < 2e-2);
+}
+
+TEST_CASE("dropout masks depend on the global sample index, not the slice", "[model]") {
+  auto be = make_cpu_backend();
+  const size_t per = 50;
+  std::vector<float> x(4 * per, 1.f), whole(4 * per), half(2 * per);
+  const uint64_t key = 1234;
+  be->dropout_forward(whole.data(), x.data(), 0.5f, key, 4, per, 100);
+  be->dropout_forward(half.data(), x.data(), 0.5f, key, 2, per, 102);  // samples 102, 103
+  CHECK(std::equal(half.begin(), half.end(), whole.begin() + 2 * per));
+  be->dropout_forward(half.data(), x.data(), 0.5f, key + 1, 2, per, 102);
+  CHECK(!std::equal(half.begin(), half.end(), whole.begin() + 2 * per));
+}
