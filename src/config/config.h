@@ -41,7 +41,7 @@ struct ModelConfig {
 struct TrainConfig {
   int64_t epochs = 10;
   int64_t batch_size = 64;  // global
-  int64_t eval_batch_size = 1000;
+  int64_t eval_batch_size = 256;
   double lr = 0.01;
   std::string optimizer = "sgd";  // sgd | adam | adamw
   double momentum = 0.9;

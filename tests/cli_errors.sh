@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The program on bad input: exit status 2, exactly one line on stderr naming
+# what was wrong, nothing already written touched; under mpirun every rank
+# ends (no hang) and only one message is printed.
+# Usage: cli_errors.sh path/to/ranksweep
+set -u
+bin=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+
+# expect STATUS PATTERN CMD...: status must match, stderr must be one line containing PATTERN
+expect() {
+  local want=$1 pattern=$2
+  shift 2
+  local out rc lines
+  out=$(timeout 120 "$@" 2>&1 >/dev/null)
+  rc=$?
+  lines=$(printf '%s\n' "$out" | grep -c 'ranksweep: error' || true)
+  if [[ $rc -eq $want && ( -z "$pattern" || ( "$out" == *"$pattern"* && $lines -eq 1 ) ) ]]; then
+    pass=$((pass + 1))
+  else
+    fail=$((fail + 1))
+    echo "FAILED: $* -> status $rc (want $want), stderr:"
+    printf '  %s\n' "$out"
+  fi
+}
+
+printf '\x01\x02\x08\x03junk' > "$tmp/bad-magic"
+printf '[train]\nepocs = 3\n' > "$tmp/typo.toml"
+printf '[train]\nlr = -1\n' > "$tmp/range.toml"
+printf '[train\n' > "$tmp/syntax.toml"
+small="--set data.validation=59000 --set train.epochs=1 --set model.hidden=[8]"
+
+expect 0 "" "$bin" --help
+expect 0 "" "$bin" train --help
+expect 0 "" "$bin" info
+expect 2 "subcommand" "$bin"
+expect 2 "command line" "$bin" train --bogus-flag
+expect 2 "/nope.toml: config file not found" "$bin" train /nope.toml
+expect 2 "typo.toml:2: train.epocs: unknown key" "$bin" train "$tmp/typo.toml" --out "$tmp/r"
+expect 2 "train.lr: -1 is out of range" "$bin" train "$tmp/range.toml" --out "$tmp/r"
+expect 2 "syntax.toml:1:" "$bin" train "$tmp/syntax.toml" --out "$tmp/r"
+expect 2 "--set train.epochs: expected key=value" "$bin" train "$tmp/range.toml" --set train.epochs
+printf '' > "$tmp/empty.toml"
+expect 2 "bad-magic: bad magic number" "$bin" train "$tmp/empty.toml" --set "data.train_images=\"$tmp/bad-magic\"" --out "$tmp/r"
+expect 2 "device cuda" "$bin" train "$tmp/empty.toml" --device cuda --out "$tmp/r"
+expect 2 "--resume" "$bin" train "$tmp/empty.toml" --resume "$tmp/r"
+
+# A finished run is never overwritten: the second attempt fails and leaves it as it was.
+if "$bin" train "$tmp/empty.toml" $small --out "$tmp/done" >/dev/null 2>&1; then
+  sum=$(md5sum < "$tmp/done/run.h5")
+  expect 2 "run.h5: exists" "$bin" train "$tmp/empty.toml" $small --out "$tmp/done"
+  [[ $(md5sum < "$tmp/done/run.h5") == "$sum" ]] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAILED: run.h5 changed"; }
+else
+  fail=$((fail + 1)); echo "FAILED: small training run"
+fi
+
+# Under mpirun, bad data seen by rank 0: every rank ends with status 2, one message.
+if command -v mpirun >/dev/null; then
+  expect 2 "bad-magic: bad magic number" mpirun --oversubscribe -np 3 "$bin" train "$tmp/empty.toml" \
+    --set "data.train_images=\"$tmp/bad-magic\"" --out "$tmp/m"
+  expect 2 "train.epocs: unknown key" mpirun --oversubscribe -np 2 "$bin" train "$tmp/typo.toml" --out "$tmp/m"
+fi
+
+echo "cli: $pass passed, $fail failed"
+[[ $fail -eq 0 ]]
