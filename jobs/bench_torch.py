@@ -1,0 +1,74 @@
+#!/usr/bin/python3
+"""PyTorch peer for jobs/bench-vs-pytorch.sh: the same model, data, batch size,
+optimizer and thread count as a ranksweep config; prints training and
+inference images/s as `torch train_ips=... eval_ips=...`.
+
+usage: bench_torch.py {mlp,cnn} --train N --threads T [--batch 64] [--eval-batch 256]
+"""
+import argparse, gzip, time
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+D = "/usr/share/datasets/fashion-mnist/"
+
+
+def idx(path):
+    with gzip.open(path, "rb") as f:
+        b = f.read()
+    nd = b[3]
+    dims = [int.from_bytes(b[4 + 4 * i:8 + 4 * i], "big") for i in range(nd)]
+    return np.frombuffer(b, np.uint8, offset=4 + 4 * nd).reshape(dims)
+
+
+def model(kind):
+    if kind == "mlp":
+        return nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+                             nn.Linear(512, 10))
+    return nn.Sequential(nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(3136, 1024), nn.ReLU(), nn.Dropout(0.5), nn.Linear(1024, 10))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("kind", choices=["mlp", "cnn"])
+    ap.add_argument("--train", type=int, required=True)
+    ap.add_argument("--threads", type=int, required=True)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--eval-batch", type=int, default=256)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(1)
+    x = torch.from_numpy(idx(D + "train-images-idx3-ubyte.gz").copy()).unsqueeze(1)  # uint8 (N,1,28,28)
+    y = torch.from_numpy(idx(D + "train-labels-idx1-ubyte.gz").astype(np.int64))
+    xt = torch.from_numpy(idx(D + "t10k-images-idx3-ubyte.gz").copy()).unsqueeze(1)
+    mean, std = (x[:a.train].float() / 255).mean(), (x[:a.train].float() / 255).std()
+    norm = lambda u: (u.float() / 255 - mean) / std  # the same per-batch conversion ranksweep does
+
+    m = model(a.kind)
+    opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    perm = torch.randperm(a.train)
+    m.train()
+    t0 = time.perf_counter()
+    for s in range(0, a.train, a.batch):
+        i = perm[s:s + a.batch]
+        opt.zero_grad(set_to_none=True)
+        loss_fn(m(norm(x[i])), y[i]).backward()
+        opt.step()
+    train_ips = a.train / (time.perf_counter() - t0)
+
+    m.eval()
+    ev = torch.cat([x[a.train:], xt])
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for s in range(0, len(ev), a.eval_batch):
+            m(norm(ev[s:s + a.eval_batch])).argmax(1)
+    eval_ips = len(ev) / (time.perf_counter() - t0)
+    print(f"torch train_ips={train_ips:.1f} eval_ips={eval_ips:.1f}")
+
+
+if __name__ == "__main__":
+    main()
