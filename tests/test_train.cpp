@@ -128,3 +128,10 @@ TEST_CASE("resume errors: missing run, not a run file", "[train]") {
   }
   REQUIRE_THROWS_WITH(train_command(o, Comm(MPI_COMM_SELF)), Contains("not a ranksweep run file"));
 }
+
+TEST_CASE("a diverging run stops with status 1 and writes no bad epoch", "[train]") {
+  TempDir d("train_diverge");
+  const std::string cfg = write_config(d, "[model]\nhidden = [32]\n[train]\nepochs = 2\nlr = 1e5\n");
+  CHECK(train(cfg, d / "run") == 1);
+  CHECK(!std::filesystem::exists(d / "run/run.h5"));
+}

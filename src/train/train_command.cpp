@@ -150,7 +150,9 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
     try {
       tr.run_epoch();
     } catch (const Diverged& e) {
-      if (comm.leader()) fmt::print(stderr, "ranksweep: training diverged: {}; {} keeps the last good epoch\n", e.what(), run_path);
+      if (comm.leader())
+        fmt::print(stderr, "ranksweep: training diverged: {}; {}\n", e.what(),
+                   tr.epochs_done() ? run_path + " keeps the last good epoch" : "nothing was written");
       return 1;
     }
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
