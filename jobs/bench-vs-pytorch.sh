@@ -6,7 +6,7 @@
 # Each side runs REPS times, alternating, and the best of each is kept (the
 # machine is shared and noisy: compare ratios within one run only).
 #
-# usage: jobs/bench-vs-pytorch.sh [THREADS=2] [REPS=2]
+# usage: [MODELS="mlp cnn"] jobs/bench-vs-pytorch.sh [THREADS=2] [REPS=2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=${1:-2}
@@ -38,7 +38,7 @@ torch_run() {  # kind -> "train_ips eval_ips"
 
 echo "threads per process: $threads; best of $reps alternating runs; batch 64 (train), 256 (inference)"
 printf '%-5s %-9s %12s %12s %8s\n' model phase ranksweep pytorch ratio
-for kind in mlp cnn; do
+for kind in ${MODELS:-mlp cnn}; do
   best_rs=(0 0) best_pt=(0 0)
   for ((r = 0; r < reps; r++)); do
     read -r a b < <(rs_run "$kind" "$r")

@@ -44,6 +44,28 @@ expect 2 "syntax.toml:1:" "$bin" train "$tmp/syntax.toml" --out "$tmp/r"
 expect 2 "--set train.epochs: expected key=value" "$bin" train "$tmp/range.toml" --set train.epochs
 printf '' > "$tmp/empty.toml"
 expect 2 "bad-magic: bad magic number" "$bin" train "$tmp/empty.toml" --set "data.train_images=\"$tmp/bad-magic\"" --out "$tmp/r"
+# Malformed data files: each one line naming the file and the problem.
+idx() {  # idx FILE TYPE DIMS... : IDX header only; payload appended by the caller
+  local f=$1 t=$2; shift 2
+  printf "\\x00\\x00\\x$t\\x$(printf %02x $#)" > "$f"
+  for d in "$@"; do printf "\\x$(printf %02x $((d >> 24 & 255)))\\x$(printf %02x $((d >> 16 & 255)))\\x$(printf %02x $((d >> 8 & 255)))\\x$(printf %02x $((d & 255)))" >> "$f"; done
+}
+idx "$tmp/trunc" 08 10 28 28; head -c 100 /dev/zero >> "$tmp/trunc"
+idx "$tmp/dtype" 0d 2 2 2; head -c 32 /dev/zero >> "$tmp/dtype"
+idx "$tmp/trail" 08 2 2 2; head -c 9 /dev/zero >> "$tmp/trail"
+cp "$tmp/trail" "$tmp/plain.gz"
+: > "$tmp/empty"
+for c in "trunc:truncated" "dtype:not unsigned byte" "trail:trailing bytes" "plain.gz:not gzip" "empty:empty file"; do
+  f=${c%%:*} msg=${c#*:}
+  expect 2 "$tmp/$f: $msg" "$bin" train "$tmp/empty.toml" --set "data.train_images=\"$tmp/$f\"" --out "$tmp/r"
+done
+idx "$tmp/im" 08 3 2 2; head -c 12 /dev/zero >> "$tmp/im"
+idx "$tmp/lb" 08 2; printf '\x00\x01' >> "$tmp/lb"
+expect 2 "$tmp/lb: 2 labels for 3 images" "$bin" train "$tmp/empty.toml" --set "data.train_images=\"$tmp/im\"" \
+  --set "data.train_labels=\"$tmp/lb\"" --out "$tmp/r"
+idx "$tmp/lb" 08 3; printf '\x00\x01\x0c' >> "$tmp/lb"
+expect 2 "$tmp/lb: label 12 of sample 2" "$bin" train "$tmp/empty.toml" --set "data.train_images=\"$tmp/im\"" \
+  --set "data.train_labels=\"$tmp/lb\"" --out "$tmp/r"
 expect 2 "device cuda" "$bin" train "$tmp/empty.toml" --device cuda --out "$tmp/r"
 expect 2 "--resume" "$bin" train "$tmp/empty.toml" --resume "$tmp/r"
 

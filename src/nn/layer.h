@@ -55,6 +55,11 @@ class Layer {
   virtual size_t workspace(const Backend&, int) const { return 0; }
   // Output is the input, reinterpreted (flatten): no buffer, no work.
   virtual bool aliases_input() const { return false; }
+  // Elementwise: may write its output over its input (activations, dropout).
+  virtual bool can_run_in_place() const { return false; }
+  // Backward reads the layer's own output (activations): then the next
+  // layer must not overwrite it.
+  virtual bool backward_needs_output() const { return false; }
 
   // x (B, in), y (B, out); dy (B, out), dx (B, in) or null when not needed.
   void forward(Backend& be, const float* x, float* y, const Pass& p);

@@ -95,6 +95,8 @@ class MaxPool final : public Layer {
 class Activation final : public Layer {
  public:
   Activation(const LayerSpec& s, int i, Shape in, Act a) : Layer(s, i, in), m_act(a) {}
+  bool can_run_in_place() const override { return true; }
+  bool backward_needs_output() const override { return true; }
 
  protected:
   void do_forward(Backend& be, const float* x, float* y, const Pass& p) override {
@@ -109,13 +111,14 @@ class Activation final : public Layer {
 class Dropout final : public Layer {
  public:
   using Layer::Layer;
+  bool can_run_in_place() const override { return true; }
 
  protected:
   uint64_t key(const Pass& p) const { return rng_key(p.seed, 0x44524f50u + uint64_t(m_index), p.step); }
   void do_forward(Backend& be, const float* x, float* y, const Pass& p) override {
     if (p.train && m_spec.p > 0)
       be.dropout_forward(y, x, float(m_spec.p), key(p), p.B, m_in.size(), p.first_sample);
-    else
+    else if (y != x)
       be.copy(y, x, sizeof(float) * p.B * m_in.size());
   }
   void do_backward(Backend& be, const float*, const float*, const float* dy, float* dx, const Pass& p) override {

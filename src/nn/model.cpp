@@ -44,7 +44,16 @@ Model::Model(Backend& be, const ModelConfig& cfg, Shape input, int classes, int 
     l->ws = m_ws.data() + wo;
     wo += l->workspace(be, max_batch);
     l->max_batch = max_batch;
-    if (l->aliases_input()) {
+    // In place when elementwise and the producer of the input (the last
+    // computing layer before it) does not read its own output in backward.
+    const Layer* producer = nullptr;
+    for (size_t j = &l - m_layers.data(); j-- > 0;)
+      if (!m_layers[j]->aliases_input()) {
+        producer = m_layers[j].get();
+        break;
+      }
+    const bool in_place = l->can_run_in_place() && !(producer && producer->backward_needs_output());
+    if (l->aliases_input() || in_place) {
       m_acts.push_back(m_acts.back());
     } else {
       m_act_bufs.emplace_back(be, size_t(max_batch) * l->out_shape().size());

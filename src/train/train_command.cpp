@@ -168,9 +168,9 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
 }
 
 int info_command(const Comm& comm) {
-  if (!comm.leader()) return 0;
   std::string why;
-  const int threads = choose_threads(comm, &why);
+  const int threads = choose_threads(comm, &why);  // collective: before the leader check
+  if (!comm.leader()) return 0;
   fmt::print("ranksweep {} ({}, {} build)\n", RS_VERSION, RS_GIT_SHA, RS_BUILD_TYPE);
   fmt::print("backends: cpu{}\n", RS_HAVE_CUDA ? ", cuda" : " (CUDA backend not built)");
   fmt::print("devices: cpu: {} threads per rank ({}); gpus: none visible to this build\n", threads, why);
