@@ -55,7 +55,8 @@ idx "$tmp/dtype" 0d 2 2 2; head -c 32 /dev/zero >> "$tmp/dtype"
 idx "$tmp/trail" 08 2 2 2; head -c 9 /dev/zero >> "$tmp/trail"
 cp "$tmp/trail" "$tmp/plain.gz"
 : > "$tmp/empty"
-for c in "trunc:truncated" "dtype:not unsigned byte" "trail:trailing bytes" "plain.gz:not gzip" "empty:empty file"; do
+for c in "trunc:truncated" "dtype:IDX element type 0x0d is not unsigned byte" "trail:1 trailing bytes" \
+         "plain.gz:named .gz but not gzip" "empty:empty file"; do
   f=${c%%:*} msg=${c#*:}
   expect 2 "$tmp/$f: $msg" "$bin" train "$tmp/empty.toml" --set "data.train_images=\"$tmp/$f\"" --out "$tmp/r"
 done
