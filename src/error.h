@@ -14,6 +14,12 @@ struct UserError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// This process's MPI rank for error messages (-1 before MPI_Init).
+inline int& process_rank() {
+  static int rank = -1;
+  return rank;
+}
+
 template <class... Args> [[noreturn]] void fail(fmt::format_string<Args...> f, Args&&... args) {
   throw UserError(fmt::format(f, std::forward<Args>(args)...));
 }

@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
   int status;
   {
     const rs::Comm world(MPI_COMM_WORLD);
+    rs::process_rank() = world.rank();
     try {
       status = run(argc, argv, world);
     } catch (const rs::UserError& e) {

@@ -25,6 +25,7 @@ class Backend {
   virtual void upload(void* dst, const void* src_host, size_t bytes) = 0;
   virtual void download(void* dst_host, const void* src, size_t bytes) = 0;
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;
+  virtual void zero(void* p, size_t bytes) = 0;
   virtual void synchronize() {}
 
   // ---- layers (argument order as in kernels/kernels_cpu.h)
@@ -45,20 +46,28 @@ class Backend {
                                uint64_t first_sample) = 0;
   virtual void dropout_backward(float* dx, const float* dy, float p, uint64_t key, int B, size_t per_sample,
                                 uint64_t first_sample) = 0;
-  // Loss over logits (B, K); labels, loss and pred are host arrays of B.
-  virtual void softmax_xent(float* dlogits, const float* logits, const int32_t* labels_host, int B, int K,
-                            float scale, float* loss_host, int32_t* pred_host) = 0;
+  // Softmax cross-entropy over logits (B, K) against labels (B): writes
+  // dlogits = scale * dloss/dlogits (unless null) and adds the summed loss and
+  // the number of correct predictions to metrics[0] and metrics[1] (doubles),
+  // so metrics stay in backend memory until someone asks.
+  virtual void softmax_xent(float* dlogits, const float* logits, const int32_t* labels, int B, int K, float scale,
+                            double* metrics) = 0;
 
   // ---- optimizers over flat buffers of n floats
   virtual void sgd_update(float* p, float* v, const float* g, size_t n, const SgdParams& o) = 0;
   virtual void adam_update(float* p, float* m, float* v, const float* g, size_t n, const AdamParams& o) = 0;
 
-  // ---- input: out (B, C, H, W) = normalised samples idx_host[0..B) of d
-  virtual void load_batch(float* out, const Dataset& d, const int64_t* idx_host, int B, const float* mean_host,
-                          const float* inv_std_host) = 0;
+  // ---- input: x (B, C, H, W) = normalised samples idx_host[0..B) of d and
+  // labels (B) their labels. Asynchronous where the backend allows: the CUDA
+  // backend uploads through pinned buffers on a copy stream, so the host
+  // gathers batch s+1 while the device still computes batch s.
+  virtual void load_batch(float* x, int32_t* labels, const Dataset& d, const int64_t* idx_host, int B,
+                          const float* mean_host, const float* inv_std_host) = 0;
 };
 
 std::unique_ptr<Backend> make_cpu_backend();
+// The CUDA backend on device `device` (only in builds with RS_HAVE_CUDA).
+std::unique_ptr<Backend> make_cuda_backend(int device, bool deterministic);
 
 // Move-only typed buffer in a backend's memory.
 template <class T> class Buffer {

@@ -262,6 +262,7 @@ TrainConfig read_train(Section s) {
   t.warmup_epochs = s.number("warmup_epochs", t.warmup_epochs, 0.0, 1e6);
   t.seed = s.integer("seed", t.seed, 0, std::numeric_limits<int64_t>::max());
   t.device = s.string("device", t.device, {"auto", "cpu", "cuda"});
+  t.deterministic = s.boolean("deterministic", t.deterministic);
   s.finish();
   return t;
 }

@@ -55,6 +55,7 @@ struct TrainConfig {
   double warmup_epochs = 0.0;          // linear warmup from 0, any schedule
   int64_t seed = 1;
   std::string device = "auto";  // auto | cpu | cuda
+  bool deterministic = false;    // cuda: deterministic cuDNN algorithms only (cpu always is)
 };
 
 struct Config {

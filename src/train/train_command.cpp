@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "backend/backend.h"
+#include "backend/device.h"
 #include "build_info.h"
 #include "dist/bcast_data.h"
 #include "error.h"
@@ -42,11 +43,13 @@ int choose_threads(const Comm& comm, std::string* why) {
 
 namespace {
 
-std::unique_ptr<Backend> choose_backend(const std::string& device, std::string* why) {
-  if (device == "cuda")
-    fail("device cuda: this build has no CUDA backend (configure with -DRANKSWEEP_CUDA=ON on a machine with nvcc)");
-  *why = device == "auto" ? "auto: no CUDA backend in this build" : "requested";
-  return make_cpu_backend();
+std::unique_ptr<Backend> make_backend(const TrainConfig& t, const Comm& comm, std::string* why) {
+  int local_size = 1;
+  const int local = local_rank(comm.raw(), &local_size);
+  const DeviceChoice d = choose_device(t.device, RS_HAVE_CUDA, visible_cuda_devices(), local, local_size);
+  *why = d.why;
+  if (!d.cuda) return make_cpu_backend();
+  return make_cuda_backend(d.device, t.deterministic);
 }
 
 std::string default_out_dir(const std::string& config) {
@@ -110,7 +113,7 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
 
   std::string why, dev_why;
   const int threads = choose_threads(comm, &why);
-  auto be = choose_backend(cfg.train.device, &dev_why);
+  auto be = make_backend(cfg.train, comm, &dev_why);
   if (comm.leader()) {
     fmt::print("device: {} ({}); {} rank(s) x {} thread(s) ({})\n", be->name(), dev_why, comm.size(), threads, why);
     std::fflush(stdout);
@@ -173,7 +176,8 @@ int info_command(const Comm& comm) {
   if (!comm.leader()) return 0;
   fmt::print("ranksweep {} ({}, {} build)\n", RS_VERSION, RS_GIT_SHA, RS_BUILD_TYPE);
   fmt::print("backends: cpu{}\n", RS_HAVE_CUDA ? ", cuda" : " (CUDA backend not built)");
-  fmt::print("devices: cpu: {} threads per rank ({}); gpus: none visible to this build\n", threads, why);
+  fmt::print("cpu: {} threads per rank ({})\n", threads, why);
+  if (RS_HAVE_CUDA) fmt::print("{}", cuda_info());
   fmt::print("world: {} rank(s)\n", comm.size());
   fmt::print("libraries: {}\n", library_versions());
   return 0;

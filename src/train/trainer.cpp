@@ -31,8 +31,18 @@ Trainer::Trainer(const Config& cfg, const Data& data, Backend& be, const Comm& c
       m_model(be, cfg.model, input_shape(data), int(cfg.data.classes), max_batch(cfg.train, comm.size())),
       m_opt(be, cfg.train, m_model.num_params()),
       m_dlogits(be, size_t(m_model.max_batch()) * cfg.data.classes),
+      m_labels(be, size_t(m_model.max_batch())),
+      m_metrics(be, 2),
       m_test_idx(size_t(data.test.n)) {
   std::iota(m_test_idx.begin(), m_test_idx.end(), 0);
+  m_be.zero(m_metrics.data(), 2 * sizeof(double));
+}
+
+std::array<double, 2> Trainer::read_metrics(bool reset) {
+  std::array<double, 2> h{};
+  m_be.download(h.data(), m_metrics.data(), sizeof h);
+  if (reset) m_be.zero(m_metrics.data(), sizeof h);
+  return h;
 }
 
 int64_t Trainer::steps_per_epoch() const {
@@ -74,9 +84,7 @@ void Trainer::run_epoch() {
   const std::vector<int64_t> perm = permutation(n, rng_key(uint64_t(t.seed), 0x53485546u /* "SHUF" */, epoch));
 
   std::vector<int64_t> idx(m_model.max_batch());
-  std::vector<int32_t> labels(m_model.max_batch()), pred(m_model.max_batch());
-  std::vector<float> loss(m_model.max_batch());
-  double sums[2] = {0, 0};  // loss, correct over this rank's samples
+  read_metrics(true);
   const auto t0 = Clock::now();
   for (int64_t s = 0; s < spe; ++s) {
     const int64_t first = s * t.batch_size, Bg = std::min<int64_t>(t.batch_size, n - first);
@@ -84,33 +92,32 @@ void Trainer::run_epoch() {
     const int B = int(hi - lo);
     const uint64_t step = uint64_t(m_opt.steps());
     if (B > 0) {
-      for (int b = 0; b < B; ++b) {
-        idx[b] = m_data.train_idx[perm[first + lo + b]];
-        labels[b] = m_data.train.labels[idx[b]];
-      }
-      m_be.load_batch(m_model.input(), m_data.train, idx.data(), B, m_data.mean.data(), m_data.inv_std.data());
+      for (int b = 0; b < B; ++b) idx[b] = m_data.train_idx[perm[first + lo + b]];
+      m_be.load_batch(m_model.input(), m_labels.data(), m_data.train, idx.data(), B, m_data.mean.data(),
+                      m_data.inv_std.data());
       const Pass pass{B, true, uint64_t(t.seed), step, uint64_t(lo)};
       const float* logits = m_model.forward(pass);
-      m_be.softmax_xent(m_dlogits.data(), logits, labels.data(), B, K, 1.f / float(Bg), loss.data(), pred.data());
+      m_be.softmax_xent(m_dlogits.data(), logits, m_labels.data(), B, K, 1.f / float(Bg), m_metrics.data());
       m_model.backward(m_dlogits.data(), pass);
-      double step_loss = 0;
-      for (int b = 0; b < B; ++b) step_loss += loss[b], sums[1] += pred[b] == labels[b];
-      if (R == 1 && !std::isfinite(step_loss))  // with more ranks: checked collectively below
-        throw Diverged(fmt::format("loss is {} at epoch {}, step {}", step_loss, epoch + 1, s + 1));
-      sums[0] += step_loss;
     } else {
-      std::vector<float> zero(m_model.num_params(), 0.f);
-      m_be.upload(m_model.grads(), zero.data(), zero.size() * sizeof(float));
+      m_be.zero(m_model.grads(), m_model.num_params() * sizeof(float));
     }
     if (R > 1) {
       m_be.synchronize();
       m_comm.allreduce_sum(std::span<float>(m_model.grads(), m_model.num_params()));
     }
     m_opt.step(m_model.params(), m_model.grads(), float(learning_rate(t, int64_t(step), spe)));
+    // One rank: stop early on a non-finite loss (a cheap read every 50 steps).
+    // More ranks: the poisoned gradients reach every rank; checked below.
+    if (R == 1 && (s + 1) % 50 == 0) {
+      const auto m = read_metrics(false);
+      if (!std::isfinite(m[0])) throw Diverged(fmt::format("loss is {} at epoch {}, step {}", m[0], epoch + 1, s + 1));
+    }
   }
   m_be.synchronize();
   const double train_seconds = since(t0);
-  m_comm.allreduce_sum(std::span<double>(sums, 2));
+  std::array<double, 2> sums = read_metrics(true);
+  m_comm.allreduce_sum(std::span<double>(sums));
   if (!std::isfinite(sums[0])) throw Diverged(fmt::format("loss is {} in epoch {}", sums[0], epoch + 1));
 
   const EvalResult val = evaluate(m_data.train, m_data.val_idx);
@@ -139,21 +146,18 @@ EvalResult Trainer::evaluate(const Dataset& d, const std::vector<int64_t>& all) 
   const int K = m_model.classes(), R = m_comm.size(), r = m_comm.rank();
   const int64_t n = int64_t(all.size()), lo = n * r / R, hi = n * (r + 1) / R;
   const int EB = int(m_cfg.train.eval_batch_size);
-  std::vector<int32_t> labels(EB), pred(EB);
-  std::vector<float> loss(EB);
-  double sums[2] = {0, 0};
   const auto t0 = Clock::now();
   for (int64_t first = lo; first < hi; first += EB) {
     const int B = int(std::min<int64_t>(EB, hi - first));
-    for (int b = 0; b < B; ++b) labels[b] = d.labels[all[first + b]];
-    m_be.load_batch(m_model.input(), d, all.data() + first, B, m_data.mean.data(), m_data.inv_std.data());
+    m_be.load_batch(m_model.input(), m_labels.data(), d, all.data() + first, B, m_data.mean.data(),
+                    m_data.inv_std.data());
     const float* logits = m_model.forward(Pass{B, false, 0, 0, 0});
-    m_be.softmax_xent(nullptr, logits, labels.data(), B, K, 1.f, loss.data(), pred.data());
-    for (int b = 0; b < B; ++b) sums[0] += loss[b], sums[1] += pred[b] == labels[b];
+    m_be.softmax_xent(nullptr, logits, m_labels.data(), B, K, 1.f, m_metrics.data());
   }
   m_be.synchronize();
   out.seconds = since(t0);
-  m_comm.allreduce_sum(std::span<double>(sums, 2));
+  std::array<double, 2> sums = read_metrics(true);
+  m_comm.allreduce_sum(std::span<double>(sums));
   out.loss = sums[0] / double(n);
   out.accuracy = sums[1] / double(n);
   return out;

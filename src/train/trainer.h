@@ -5,6 +5,7 @@
 // With one rank this is plain training. The sweep reuses it per rank group.
 #pragma once
 
+#include <array>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -59,7 +60,11 @@ class Trainer {
   Optimizer m_opt;
   History m_history;
   Buffer<float> m_dlogits;
+  Buffer<int32_t> m_labels;  // (max_batch) in backend memory
+  Buffer<double> m_metrics;  // loss sum, correct count; read back once per epoch/pass
   std::vector<int64_t> m_test_idx;
+  // metrics -> host; zeroes them when reset is set
+  std::array<double, 2> read_metrics(bool reset);
 };
 
 }  // namespace rs

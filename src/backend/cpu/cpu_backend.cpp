@@ -2,6 +2,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <vector>
 
 #include "backend/backend.h"
 #include "data/dataset.h"
@@ -22,6 +23,7 @@ class CpuBackend final : public Backend {
   void upload(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   void download(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   void copy(void* dst, const void* src, size_t bytes) override { std::memmove(dst, src, bytes); }
+  void zero(void* p, size_t bytes) override { std::memset(p, 0, bytes); }
 
   void dense_forward(float* out, const float* in, const float* w, const float* b, int B, int IN, int OUT) override {
     dense_forward_cpu(out, in, w, b, B, IN, OUT);
@@ -58,8 +60,11 @@ class CpuBackend final : public Backend {
     dropout_backward_cpu(dx, dy, p, key, B, per_sample, first);
   }
   void softmax_xent(float* dlogits, const float* logits, const int32_t* labels, int B, int K, float scale,
-                    float* loss, int32_t* pred) override {
-    softmax_xent_cpu(dlogits, loss, pred, logits, labels, B, K, scale);
+                    double* metrics) override {
+    m_loss.resize(size_t(B));
+    m_pred.resize(size_t(B));
+    softmax_xent_cpu(dlogits, m_loss.data(), m_pred.data(), logits, labels, B, K, scale);
+    for (int b = 0; b < B; ++b) metrics[0] += m_loss[b], metrics[1] += m_pred[b] == labels[b];  // in order
   }
   void sgd_update(float* p, float* v, const float* g, size_t n, const SgdParams& o) override {
     sgd_update_cpu(p, v, g, n, o);
@@ -67,14 +72,19 @@ class CpuBackend final : public Backend {
   void adam_update(float* p, float* m, float* v, const float* g, size_t n, const AdamParams& o) override {
     adam_update_cpu(p, m, v, g, n, o);
   }
-  void load_batch(float* out, const Dataset& d, const int64_t* idx, int B, const float* mean,
+  void load_batch(float* x, int32_t* labels, const Dataset& d, const int64_t* idx, int B, const float* mean,
                   const float* inv_std) override {
     const size_t hw = size_t(d.h) * d.w;
     if (d.is_u8())
-      gather_normalize_cpu(out, d.u8.data(), idx, B, d.c, hw, mean, inv_std);
+      gather_normalize_cpu(x, d.u8.data(), idx, B, d.c, hw, mean, inv_std);
     else
-      gather_normalize_cpu(out, d.f32.data(), idx, B, d.c, hw, mean, inv_std);
+      gather_normalize_cpu(x, d.f32.data(), idx, B, d.c, hw, mean, inv_std);
+    for (int b = 0; b < B; ++b) labels[b] = d.labels[size_t(idx[b])];
   }
+
+ private:
+  std::vector<float> m_loss;
+  std::vector<int32_t> m_pred;
 };
 
 }  // namespace

@@ -1,0 +1,80 @@
+// CUDA launchers for every layer family: the same arguments, in the same
+// order, as kernels_cpu.h, plus the GPU context (stream and library handles).
+// All pointers are device memory; every call is asynchronous on ctx.stream.
+// Per-element math comes from hd_math.h, shared with the CPU loops.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels_cpu.h"
+
+namespace rs {
+
+struct GpuContext {
+  cudaStream_t stream = nullptr;
+  cublasHandle_t cublas = nullptr;
+  cudnnHandle_t cudnn = nullptr;
+};
+
+// cuDNN descriptors and algorithms for one convolution shape, chosen once
+// (heuristics; `deterministic` keeps only deterministic algorithms).
+struct ConvPlan {
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  cudnnConvolutionDescriptor_t conv = nullptr;
+  cudnnConvolutionFwdAlgo_t fwd{};
+  cudnnConvolutionBwdDataAlgo_t bwd_data{};
+  cudnnConvolutionBwdFilterAlgo_t bwd_filter{};
+  size_t workspace_bytes = 0;  // the largest of the three
+};
+ConvPlan conv_plan_create(const ConvShape& s, bool deterministic, const GpuContext& ctx);
+void conv_plan_destroy(ConvPlan& p) noexcept;
+
+// ---- dense (cuBLAS): out (B, OUT) = in (B, IN) . w^T + b
+void dense_forward_gpu(float* out, const float* in, const float* w, const float* b, int B, int IN, int OUT,
+                       const GpuContext& ctx);
+void dense_backward_gpu(float* din, float* dw, float* db, const float* dout, const float* in, const float* w, int B,
+                        int IN, int OUT, const GpuContext& ctx);
+
+// ---- conv2d (cuDNN; bias by hand-written kernels); ws: plan.workspace_bytes
+void conv2d_forward_gpu(float* out, const float* in, const float* w, const float* b, const ConvShape& s,
+                        const ConvPlan& plan, void* ws, const GpuContext& ctx);
+void conv2d_backward_gpu(float* din, float* dw, float* db, const float* dout, const float* in, const float* w,
+                         const ConvShape& s, const ConvPlan& plan, void* ws, const GpuContext& ctx);
+
+// ---- bias over (N, C, HW): add b[c]; db[c] = sum over n and hw (deterministic)
+void bias_add_gpu(float* out, const float* b, int N, int C, size_t HW, cudaStream_t st);
+void bias_grad_gpu(float* db, const float* dout, int N, int C, size_t HW, cudaStream_t st);
+
+// ---- max-pool, activations, dropout (same semantics as the CPU versions)
+void maxpool_forward_gpu(float* out, int32_t* argmax, const float* in, const PoolShape& s, cudaStream_t st);
+void maxpool_backward_gpu(float* din, const float* dout, const int32_t* argmax, const PoolShape& s, cudaStream_t st);
+void activation_forward_gpu(Act a, float* y, const float* x, size_t n, cudaStream_t st);
+void activation_backward_gpu(Act a, float* dx, const float* dy, const float* y, size_t n, cudaStream_t st);
+void dropout_forward_gpu(float* y, const float* x, float p, uint64_t key, int B, size_t per_sample,
+                         uint64_t first_sample, cudaStream_t st);
+void dropout_backward_gpu(float* dx, const float* dy, float p, uint64_t key, int B, size_t per_sample,
+                          uint64_t first_sample, cudaStream_t st);
+
+// ---- fused softmax + cross-entropy forward/backward and accuracy counting:
+// metrics[0] += sum of losses, metrics[1] += correct predictions
+void softmax_xent_gpu(float* dlogits, const float* logits, const int32_t* labels, int B, int K, float scale,
+                      double* metrics, cudaStream_t st);
+
+// ---- optimizers over the flat buffers
+void sgd_update_gpu(float* p, float* v, const float* g, size_t n, const SgdParams& o, cudaStream_t st);
+void adam_update_gpu(float* p, float* m, float* v, const float* g, size_t n, const AdamParams& o, cudaStream_t st);
+
+// ---- input: out (B, C, HW) = (in * scale - mean[c]) * inv_std[c]; in is
+// uint8 (scale 1/255) or float (scale 1); mean, inv_std on the device
+void normalize_gpu(float* out, const uint8_t* in, int B, int C, size_t HW, const float* mean, const float* inv_std,
+                   cudaStream_t st);
+void normalize_gpu(float* out, const float* in, int B, int C, size_t HW, const float* mean, const float* inv_std,
+                   cudaStream_t st);
+
+}  // namespace rs

@@ -1,0 +1,285 @@
+// CUDA backend: device memory, streams and library handles for one GPU, and
+// the kernels of kernels/*.cu behind the Backend interface. Everything runs
+// asynchronously on one compute stream; batch input is gathered on the host
+// into pinned buffers (two slots) and uploaded on a copy stream, so batch s+1
+// travels while batch s computes. Host copies happen only at checkpoint,
+// logging and test time (upload/download, which synchronise).
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+#include <nccl.h>
+
+#include <cstring>
+#include <map>
+#include <tuple>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/device.h"
+#include "data/dataset.h"
+#include "error.h"
+#include "kernels/cuda_check.h"
+#include "kernels/kernels_gpu.h"
+
+namespace rs {
+
+int visible_cuda_devices() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // no driver or no device: not an error here
+    return 0;
+  }
+  return n;
+}
+
+std::string cuda_info() {
+  int rt = 0, drv = 0;
+  cudaRuntimeGetVersion(&rt);
+  const bool have_driver = cudaDriverGetVersion(&drv) == cudaSuccess && drv > 0;
+  int cub_major = 0, cub_minor = 0, cub_patch = 0;
+  cublasGetProperty(MAJOR_VERSION, &cub_major);
+  cublasGetProperty(MINOR_VERSION, &cub_minor);
+  cublasGetProperty(PATCH_LEVEL, &cub_patch);
+  int nccl = 0;
+  ncclGetVersion(&nccl);
+  const size_t dnn = cudnnGetVersion();
+  std::string s = fmt::format("CUDA runtime {}.{}; driver {}; cuDNN {}.{}.{}; cuBLAS {}.{}.{}; NCCL {}.{}.{}\n",
+                              rt / 1000, rt % 1000 / 10,
+                              have_driver ? fmt::format("{}.{}", drv / 1000, drv % 1000 / 10) : "none",
+                              dnn / 10000, dnn % 10000 / 100, dnn % 100, cub_major, cub_minor, cub_patch,
+                              nccl / 10000, nccl % 10000 / 100, nccl % 100);
+  const int n = visible_cuda_devices();
+  if (n == 0) s += "gpus: none visible\n";
+  for (int i = 0; i < n; ++i) {
+    cudaDeviceProp p{};
+    CUDA_CHECK(cudaGetDeviceProperties(&p, i));
+    s += fmt::format("gpu {}: {}, {:.1f} GiB, compute capability {}.{}\n", i, p.name,
+                     double(p.totalGlobalMem) / (1 << 30), p.major, p.minor);
+  }
+  return s;
+}
+
+namespace {
+
+// Move-only device and pinned host allocations, grown on demand.
+struct DeviceMem {
+  void* p = nullptr;
+  size_t bytes = 0;
+  DeviceMem() = default;
+  DeviceMem(const DeviceMem&) = delete;
+  DeviceMem& operator=(const DeviceMem&) = delete;
+  ~DeviceMem() {
+    if (p) CUDA_CHECK_NOTHROW(cudaFree(p));
+  }
+  void reserve(size_t n) {
+    if (n <= bytes) return;
+    if (p) CUDA_CHECK(cudaFree(p));
+    p = nullptr;
+    CUDA_CHECK(cudaMalloc(&p, n));
+    bytes = n;
+  }
+};
+
+struct PinnedMem {
+  void* p = nullptr;
+  size_t bytes = 0;
+  PinnedMem() = default;
+  PinnedMem(const PinnedMem&) = delete;
+  PinnedMem& operator=(const PinnedMem&) = delete;
+  ~PinnedMem() {
+    if (p) CUDA_CHECK_NOTHROW(cudaFreeHost(p));
+  }
+  void reserve(size_t n) {
+    if (n <= bytes) return;
+    if (p) CUDA_CHECK(cudaFreeHost(p));
+    p = nullptr;
+    CUDA_CHECK(cudaMallocHost(&p, n));
+    bytes = n;
+  }
+};
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(int device, bool deterministic) : m_device(device), m_deterministic(deterministic) {
+    gpu_rank() = process_rank();
+    CUDA_CHECK(cudaSetDevice(device));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&m_ctx.stream, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&m_copy, cudaStreamNonBlocking));
+    CUBLAS_CHECK(cublasCreate(&m_ctx.cublas));
+    CUBLAS_CHECK(cublasSetStream(m_ctx.cublas, m_ctx.stream));
+    CUBLAS_CHECK(cublasSetMathMode(m_ctx.cublas, CUBLAS_PEDANTIC_MATH));  // FP32, comparable with the CPU
+    CUDNN_CHECK(cudnnCreate(&m_ctx.cudnn));
+    CUDNN_CHECK(cudnnSetStream(m_ctx.cudnn, m_ctx.stream));
+    for (Slot& s : m_slots) {
+      CUDA_CHECK(cudaEventCreateWithFlags(&s.copied, cudaEventDisableTiming));
+      CUDA_CHECK(cudaEventCreateWithFlags(&s.consumed, cudaEventDisableTiming));
+    }
+  }
+  ~CudaBackend() override {
+    cudaStreamSynchronize(m_ctx.stream);
+    cudaStreamSynchronize(m_copy);
+    for (auto& [k, p] : m_plans) conv_plan_destroy(p);
+    for (Slot& s : m_slots) {
+      CUDA_CHECK_NOTHROW(cudaEventDestroy(s.copied));
+      CUDA_CHECK_NOTHROW(cudaEventDestroy(s.consumed));
+    }
+    CUDNN_CHECK_NOTHROW(cudnnDestroy(m_ctx.cudnn));
+    CUBLAS_CHECK_NOTHROW(cublasDestroy(m_ctx.cublas));
+    CUDA_CHECK_NOTHROW(cudaStreamDestroy(m_copy));
+    CUDA_CHECK_NOTHROW(cudaStreamDestroy(m_ctx.stream));
+  }
+
+  std::string name() const override { return fmt::format("cuda:{}", m_device); }
+
+  void* alloc(size_t bytes) override {
+    void* p = nullptr;
+    CUDA_CHECK(cudaMalloc(&p, bytes));
+    return p;
+  }
+  void release(void* p) noexcept override { CUDA_CHECK_NOTHROW(cudaFree(p)); }
+  void upload(void* dst, const void* src, size_t bytes) override {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, m_ctx.stream));
+    synchronize();
+  }
+  void download(void* dst, const void* src, size_t bytes) override {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, m_ctx.stream));
+    synchronize();
+  }
+  void copy(void* dst, const void* src, size_t bytes) override {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, m_ctx.stream));
+  }
+  void zero(void* p, size_t bytes) override { CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, m_ctx.stream)); }
+  void synchronize() override { CUDA_CHECK(cudaStreamSynchronize(m_ctx.stream)); }
+
+  void dense_forward(float* out, const float* in, const float* w, const float* b, int B, int IN, int OUT) override {
+    dense_forward_gpu(out, in, w, b, B, IN, OUT, m_ctx);
+  }
+  void dense_backward(float* din, float* dw, float* db, const float* dout, const float* in, const float* w, int B,
+                      int IN, int OUT) override {
+    dense_backward_gpu(din, dw, db, dout, in, w, B, IN, OUT, m_ctx);
+  }
+  size_t conv2d_workspace(const ConvShape&) const override { return 0; }  // the backend keeps one, shared
+  void conv2d_forward(float* out, const float* in, const float* w, const float* b, const ConvShape& s,
+                      float*) override {
+    const ConvPlan& p = plan(s);
+    conv2d_forward_gpu(out, in, w, b, s, p, m_workspace.p, m_ctx);
+  }
+  void conv2d_backward(float* din, float* dw, float* db, const float* dout, const float* in, const float* w,
+                       const ConvShape& s, float*) override {
+    const ConvPlan& p = plan(s);
+    conv2d_backward_gpu(din, dw, db, dout, in, w, s, p, m_workspace.p, m_ctx);
+  }
+  void maxpool_forward(float* out, int32_t* argmax, const float* in, const PoolShape& s) override {
+    maxpool_forward_gpu(out, argmax, in, s, m_ctx.stream);
+  }
+  void maxpool_backward(float* din, const float* dout, const int32_t* argmax, const PoolShape& s) override {
+    maxpool_backward_gpu(din, dout, argmax, s, m_ctx.stream);
+  }
+  void activation_forward(Act a, float* y, const float* x, size_t n) override {
+    activation_forward_gpu(a, y, x, n, m_ctx.stream);
+  }
+  void activation_backward(Act a, float* dx, const float* dy, const float* y, size_t n) override {
+    activation_backward_gpu(a, dx, dy, y, n, m_ctx.stream);
+  }
+  void dropout_forward(float* y, const float* x, float p, uint64_t key, int B, size_t per_sample,
+                       uint64_t first) override {
+    dropout_forward_gpu(y, x, p, key, B, per_sample, first, m_ctx.stream);
+  }
+  void dropout_backward(float* dx, const float* dy, float p, uint64_t key, int B, size_t per_sample,
+                        uint64_t first) override {
+    dropout_backward_gpu(dx, dy, p, key, B, per_sample, first, m_ctx.stream);
+  }
+  void softmax_xent(float* dlogits, const float* logits, const int32_t* labels, int B, int K, float scale,
+                    double* metrics) override {
+    softmax_xent_gpu(dlogits, logits, labels, B, K, scale, metrics, m_ctx.stream);
+  }
+  void sgd_update(float* p, float* v, const float* g, size_t n, const SgdParams& o) override {
+    sgd_update_gpu(p, v, g, n, o, m_ctx.stream);
+  }
+  void adam_update(float* p, float* m, float* v, const float* g, size_t n, const AdamParams& o) override {
+    adam_update_gpu(p, m, v, g, n, o, m_ctx.stream);
+  }
+
+  void load_batch(float* x, int32_t* labels, const Dataset& d, const int64_t* idx, int B, const float* mean,
+                  const float* inv_std) override {
+    set_normalisation(mean, inv_std, d.c);
+    Slot& s = m_slots[m_next ^= 1];
+    const size_t per = d.sample_size() * (d.is_u8() ? 1 : sizeof(float));
+    const size_t data_bytes = (per * size_t(B) + 255) / 256 * 256, bytes = data_bytes + sizeof(int32_t) * B;
+    CUDA_CHECK(cudaEventSynchronize(s.copied));  // the pinned slot's last upload is done
+    s.host.reserve(bytes);
+    auto* h = static_cast<char*>(s.host.p);
+    const char* src = d.is_u8() ? reinterpret_cast<const char*>(d.u8.data()) : reinterpret_cast<const char*>(d.f32.data());
+    for (int b = 0; b < B; ++b) std::memcpy(h + per * b, src + per * size_t(idx[b]), per);
+    auto* hl = reinterpret_cast<int32_t*>(h + data_bytes);
+    for (int b = 0; b < B; ++b) hl[b] = d.labels[size_t(idx[b])];
+    if (s.dev.bytes < bytes) {  // growing: nobody may still read the old buffer
+      CUDA_CHECK(cudaStreamWaitEvent(m_copy, s.consumed));
+      CUDA_CHECK(cudaStreamSynchronize(m_copy));
+      s.dev.reserve(bytes);
+    }
+    CUDA_CHECK(cudaStreamWaitEvent(m_copy, s.consumed));  // compute is done with this slot's raw batch
+    CUDA_CHECK(cudaMemcpyAsync(s.dev.p, h, bytes, cudaMemcpyHostToDevice, m_copy));
+    CUDA_CHECK(cudaEventRecord(s.copied, m_copy));
+    CUDA_CHECK(cudaStreamWaitEvent(m_ctx.stream, s.copied));
+    const auto* dev = static_cast<const char*>(s.dev.p);
+    const size_t hw = size_t(d.h) * d.w;
+    const auto* m = static_cast<const float*>(m_norm.p);
+    if (d.is_u8())
+      normalize_gpu(x, reinterpret_cast<const uint8_t*>(dev), B, d.c, hw, m, m + d.c, m_ctx.stream);
+    else
+      normalize_gpu(x, reinterpret_cast<const float*>(dev), B, d.c, hw, m, m + d.c, m_ctx.stream);
+    CUDA_CHECK(cudaMemcpyAsync(labels, dev + data_bytes, sizeof(int32_t) * B, cudaMemcpyDeviceToDevice, m_ctx.stream));
+    CUDA_CHECK(cudaEventRecord(s.consumed, m_ctx.stream));
+  }
+
+ private:
+  using PlanKey = std::tuple<int, int, int, int, int, int, int, int>;
+
+  const ConvPlan& plan(const ConvShape& s) {
+    const PlanKey key{s.B, s.C, s.H, s.W, s.OC, s.K, s.stride, s.pad};
+    auto it = m_plans.find(key);
+    if (it == m_plans.end()) {
+      it = m_plans.emplace(key, conv_plan_create(s, m_deterministic, m_ctx)).first;
+      if (it->second.workspace_bytes > m_workspace.bytes) {
+        synchronize();  // the old workspace may be in use by queued work
+        m_workspace.reserve(it->second.workspace_bytes);
+      }
+    }
+    return it->second;
+  }
+
+  void set_normalisation(const float* mean, const float* inv_std, int C) {
+    std::vector<float> v(mean, mean + C);
+    v.insert(v.end(), inv_std, inv_std + C);
+    if (v == m_norm_host) return;
+    synchronize();
+    m_norm.reserve(v.size() * sizeof(float));
+    CUDA_CHECK(cudaMemcpy(m_norm.p, v.data(), v.size() * sizeof(float), cudaMemcpyHostToDevice));
+    m_norm_host = std::move(v);
+  }
+
+  struct Slot {
+    PinnedMem host;
+    DeviceMem dev;
+    cudaEvent_t copied = nullptr, consumed = nullptr;
+  };
+
+  int m_device;
+  bool m_deterministic;
+  GpuContext m_ctx;
+  cudaStream_t m_copy = nullptr;
+  std::map<PlanKey, ConvPlan> m_plans;
+  DeviceMem m_workspace, m_norm;
+  std::vector<float> m_norm_host;
+  Slot m_slots[2];
+  int m_next = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(int device, bool deterministic) {
+  return std::make_unique<CudaBackend>(device, deterministic);
+}
+
+}  // namespace rs
