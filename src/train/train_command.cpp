@@ -114,6 +114,10 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
   std::string why, dev_why;
   const int threads = choose_threads(comm, &why);
   auto be = make_backend(cfg.train, comm, &dev_why);
+  if (comm.size() > 1 && be->name() != "cpu")
+    fail("device {}: data-parallel training over {} ranks on GPUs needs the NCCL gradient allreduce, which is not "
+         "built yet; use --device cpu for now",
+         be->name(), comm.size());
   if (comm.leader()) {
     fmt::print("device: {} ({}); {} rank(s) x {} thread(s) ({})\n", be->name(), dev_why, comm.size(), threads, why);
     std::fflush(stdout);
