@@ -61,42 +61,26 @@ std::string cuda_info() {
 
 namespace {
 
-// Move-only device and pinned host allocations, grown on demand.
-struct DeviceMem {
+// Move-only device or pinned host allocation, grown on demand.
+template <cudaError_t (*Alloc)(void**, size_t), cudaError_t (*Free)(void*)> struct CudaMem {
   void* p = nullptr;
   size_t bytes = 0;
-  DeviceMem() = default;
-  DeviceMem(const DeviceMem&) = delete;
-  DeviceMem& operator=(const DeviceMem&) = delete;
-  ~DeviceMem() {
-    if (p) CUDA_CHECK_NOTHROW(cudaFree(p));
+  CudaMem() = default;
+  CudaMem(const CudaMem&) = delete;
+  CudaMem& operator=(const CudaMem&) = delete;
+  ~CudaMem() {
+    if (p) CUDA_CHECK_NOTHROW(Free(p));
   }
   void reserve(size_t n) {
     if (n <= bytes) return;
-    if (p) CUDA_CHECK(cudaFree(p));
+    if (p) CUDA_CHECK(Free(p));
     p = nullptr;
-    CUDA_CHECK(cudaMalloc(&p, n));
+    CUDA_CHECK(Alloc(&p, n));
     bytes = n;
   }
 };
-
-struct PinnedMem {
-  void* p = nullptr;
-  size_t bytes = 0;
-  PinnedMem() = default;
-  PinnedMem(const PinnedMem&) = delete;
-  PinnedMem& operator=(const PinnedMem&) = delete;
-  ~PinnedMem() {
-    if (p) CUDA_CHECK_NOTHROW(cudaFreeHost(p));
-  }
-  void reserve(size_t n) {
-    if (n <= bytes) return;
-    if (p) CUDA_CHECK(cudaFreeHost(p));
-    p = nullptr;
-    CUDA_CHECK(cudaMallocHost(&p, n));
-    bytes = n;
-  }
-};
+using DeviceMem = CudaMem<cudaMalloc, cudaFree>;
+using PinnedMem = CudaMem<cudaMallocHost, cudaFreeHost>;
 
 class CudaBackend final : public Backend {
  public:
