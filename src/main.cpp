@@ -28,7 +28,7 @@ int run(int argc, char** argv, const rs::Comm& comm) {
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   train->add_option("--stop-after", topt.stop_after, "train at most N epochs now, then exit (resume later)")
       ->check(CLI::PositiveNumber);
-  train->add_flag("-v,--verbose", topt.verbose, "print the model's layers");
+  train->add_flag("-v,--verbose", topt.verbose, "print the model's layers and per-phase times each epoch");
   CLI::App* info = app.add_subcommand("info", "build options, backends, devices and library versions");
 
   try {

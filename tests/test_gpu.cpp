@@ -158,8 +158,12 @@ TEST_CASE("softmax cross-entropy, accuracy counting, optimizers, batch conversio
 
   Dataset d;
   d.n = 20, d.c = 3, d.h = 5, d.w = 4;
-  for (int i = 0; i < 20 * 60; ++i) d.u8.push_back(uint8_t(i * 37));
-  for (int i = 0; i < 20; ++i) d.labels.push_back(i % 10);
+  std::vector<uint8_t> px;
+  std::vector<int32_t> lab;
+  for (int i = 0; i < 20 * 60; ++i) px.push_back(uint8_t(i * 37));
+  for (int i = 0; i < 20; ++i) lab.push_back(i % 10);
+  d.u8 = std::move(px);
+  d.labels = std::move(lab);
   const std::vector<int64_t> idx{19, 3, 3, 0, 11, 7, 2};
   const float mean[3] = {0.1f, 0.5f, 0.9f}, inv_std[3] = {2.f, 3.f, 4.f};
   Twin<float> xb(7 * 60);
@@ -171,7 +175,7 @@ TEST_CASE("softmax cross-entropy, accuracy counting, optimizers, batch conversio
       k->load_batch(p(xb), p(lb), d, idx.data(), 7, mean, inv_std);
     }
     compare("batch", xb, 1e-6), compare("batch labels", lb, 0, 0);
-    d.f32.assign(d.u8.begin(), d.u8.end());
+    d.f32 = std::vector<float>(d.u8.begin(), d.u8.end());
   }
 }
 

@@ -85,3 +85,75 @@ TEST_CASE("bad data seen by rank 0 ends every rank with the same error", "[mpi]"
   MPI_Allreduce(&one, &sum, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
   CHECK(sum == world.size());
 }
+
+namespace {
+// Proportional set size of this process in bytes: shared pages count
+// 1/(number of sharers), so summing over the ranks of a node gives the
+// node's real memory.
+double pss_bytes() {
+  std::ifstream f("/proc/self/smaps_rollup");
+  std::string key;
+  double kb = 0;
+  while (f >> key) {
+    if (key == "Pss:") {
+      f >> kb;
+      break;
+    }
+    f.ignore(1 << 12, '\n');
+  }
+  return kb * 1024;
+}
+}  // namespace
+
+TEST_CASE("node-shared data: the ranks of a node hold one copy", "[mpi]") {
+  const Comm world(MPI_COMM_WORLD);
+  std::unique_ptr<TempDir> d;
+  std::string text;
+  const uint32_t n = 40000, h = 50, w = 50;  // 100 MB of pixels
+  if (world.leader()) {
+    d = std::make_unique<TempDir>("mpi_shared");
+    std::vector<uint8_t> im(size_t(n) * h * w), lb(n);
+    for (size_t i = 0; i < im.size(); ++i) im[i] = uint8_t(i * 2654435761u >> 24);
+    for (uint32_t i = 0; i < n; ++i) lb[i] = uint8_t(i % 10);
+    write_bytes(*d / "im", idx_bytes(8, {n, h, w}, im));
+    write_bytes(*d / "lb", idx_bytes(8, {n}, lb));
+    text = "[data]\ntrain_images = \"" + (*d / "im") + "\"\ntrain_labels = \"" + (*d / "lb") +
+           "\"\ntest_images = \"\"\ntest_labels = \"\"\nvalidation = 100\nnormalize = false\n";
+  }
+  world.bcast_string(text);
+  const Config cfg = parse_config_text(text, "shared.toml", {});
+  MPI_Barrier(MPI_COMM_WORLD);
+  const double before = pss_bytes();
+  double grown = 0, sum_check = 0;
+  {
+    const Data data = load_and_bcast_data(world, cfg.data, 1);
+    // every rank sees the same data: a checksum of a strided sample
+    for (size_t i = 0; i < data.train.u8.size(); i += 4099) sum_check += data.train.u8[i];
+    grown = pss_bytes() - before;
+    double sums[2] = {grown, sum_check}, total[2] = {0, 0}, lo = 0;
+    MPI_Allreduce(sums, total, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    MPI_Allreduce(&sum_check, &lo, 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
+    const double dataset = double(n) * h * w;
+    WARN(world.size() << " rank(s): node memory grew by " << total[0] / 1e6 << " MB for " << dataset / 1e6
+                      << " MB of pixels (sum of PSS growth over the ranks)");
+    CHECK(lo * world.size() == total[1]);   // same bytes everywhere
+    CHECK(total[0] < 1.3 * dataset);        // one copy, not one per rank
+    CHECK(total[0] > 0.7 * dataset);        // and the measurement saw it
+  }
+}
+
+TEST_CASE("broadcast of more than 2^31 bytes, in chunks", "[bcast-large]") {
+  const Comm world(MPI_COMM_WORLD);
+  const size_t bytes = (size_t(1) << 31) + 12345;
+  std::vector<unsigned char> buf(bytes, 0);
+  auto mark = [](size_t i) { return (unsigned char)(1 + (i / 65536) % 251); };
+  if (world.leader())
+    for (size_t i = 0; i < bytes; i += 65536) buf[i] = mark(i);
+  if (world.leader()) buf[bytes - 1] = 0xAB;
+  world.bcast(std::span<unsigned char>(buf));
+  size_t wrong = 0;
+  for (size_t i = 0; i < bytes; i += 65536) wrong += buf[i] != mark(i);
+  for (size_t i = 1; i < bytes - 1; i += 65537) wrong += (i % 65536 != 0) && buf[i] != 0;
+  CHECK(buf[bytes - 1] == 0xAB);
+  CHECK(wrong == 0);
+}

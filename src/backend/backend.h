@@ -27,6 +27,8 @@ class Backend {
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;
   virtual void zero(void* p, size_t bytes) = 0;
   virtual void synchronize() {}
+  // The stream all work is queued on (cudaStream_t), for NCCL; null on the CPU.
+  virtual void* native_stream() const { return nullptr; }
 
   // ---- layers (argument order as in kernels/kernels_cpu.h)
   virtual void dense_forward(float* out, const float* in, const float* w, const float* b, int B, int IN, int OUT) = 0;

@@ -106,13 +106,13 @@ Dataset read_idx(const std::string& images, const std::string& labels, int64_t c
   std::vector<uint8_t> img = read_file(images);
   const auto dims = idx_header(img, images, &off);
   set_shape(d, dims, images);
-  d.u8.assign(img.begin() + off, img.end());
+  d.u8 = std::vector<uint8_t>(img.begin() + off, img.end());
   img = {};
   const std::vector<uint8_t> lab = read_file(labels);
   const auto ldims = idx_header(lab, labels, &off);
   if (ldims.size() != 1) fail("{}: labels need 1 dimension, got {}", labels, ldims.size());
   if (int64_t(ldims[0]) != d.n) fail("{}: {} labels for {} images in {}", labels, ldims[0], d.n, images);
-  d.labels.assign(lab.begin() + off, lab.end());
+  d.labels = std::vector<int32_t>(lab.begin() + off, lab.end());
   check_labels(d, classes, labels);
   return d;
 }
@@ -137,16 +137,20 @@ Dataset read_cifar10(const std::string& dir, bool train, int64_t classes) {
   Dataset d;
   d.source = dir;
   d.c = 3, d.h = 32, d.w = 32;
+  std::vector<uint8_t> pixels;
+  std::vector<int32_t> labels;
   for (const std::string& f : files) {
     const std::vector<uint8_t> b = read_file(f);
     if (b.empty()) fail("{}: empty file", f);
     if (b.size() % rec) fail("{}: size {} is not a multiple of the 3073-byte CIFAR-10 record", f, b.size());
     for (size_t r = 0; r < b.size() / rec; ++r) {
-      d.labels.push_back(b[r * rec]);
-      d.u8.insert(d.u8.end(), b.begin() + r * rec + 1, b.begin() + (r + 1) * rec);
+      labels.push_back(b[r * rec]);
+      pixels.insert(pixels.end(), b.begin() + r * rec + 1, b.begin() + (r + 1) * rec);
     }
   }
-  d.n = int64_t(d.labels.size());
+  d.n = int64_t(labels.size());
+  d.u8 = std::move(pixels);
+  d.labels = std::move(labels);
   check_labels(d, classes, dir);
   return d;
 }
@@ -168,16 +172,19 @@ Dataset read_hdf5(const std::string& path, int64_t classes) {
   if (int64_t(ldims[0]) != d.n) fail("{}: {} labels for {} images", path, ldims[0], d.n);
   if (h5_type_class(f, "/labels", nullptr) != H5T_INTEGER) fail("{}: /labels must be integers", path);
   if (u8) {
-    d.u8.resize(size_t(d.n) * d.sample_size());
-    h5_read(f, "/images", d.u8.data(), path);
+    std::vector<uint8_t> v(size_t(d.n) * d.sample_size());
+    h5_read(f, "/images", v.data(), path);
+    d.u8 = std::move(v);
   } else {
-    d.f32.resize(size_t(d.n) * d.sample_size());
-    h5_read(f, "/images", d.f32.data(), path);
-    for (float x : d.f32)
+    std::vector<float> v(size_t(d.n) * d.sample_size());
+    h5_read(f, "/images", v.data(), path);
+    for (float x : v)
       if (!std::isfinite(x)) fail("{}: /images holds a non-finite value", path);
+    d.f32 = std::move(v);
   }
-  d.labels.resize(size_t(d.n));
-  h5_read(f, "/labels", d.labels.data(), path);
+  std::vector<int32_t> labels(size_t(d.n));
+  h5_read(f, "/labels", labels.data(), path);
+  d.labels = std::move(labels);
   check_labels(d, classes, path);
   return d;
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "data/array.h"
 
 namespace rs {
 
@@ -14,9 +15,9 @@ struct Dataset {
   std::string source;  // file(s) it came from, for messages
   int64_t n = 0;
   int c = 0, h = 0, w = 0;
-  std::vector<uint8_t> u8;   // (N, C, H, W) when the source is uint8
-  std::vector<float> f32;    // (N, C, H, W) when the source is float32
-  std::vector<int32_t> labels;  // (N)
+  Array<uint8_t> u8;       // (N, C, H, W) when the source is uint8
+  Array<float> f32;        // (N, C, H, W) when the source is float32
+  Array<int32_t> labels;   // (N)
   size_t sample_size() const { return size_t(c) * h * w; }
   bool is_u8() const { return f32.empty(); }
 };

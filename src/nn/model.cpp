@@ -89,7 +89,7 @@ const float* Model::forward(const Pass& p) {
   return m_acts.back();
 }
 
-void Model::backward(const float* dlogits, const Pass& p) {
+void Model::backward(const float* dlogits, const Pass& p, const std::function<void(size_t)>& done) {
   const float* dy = dlogits;
   for (size_t i = m_layers.size(); i-- > 0;) {
     Layer& l = *m_layers[i];
@@ -97,6 +97,7 @@ void Model::backward(const float* dlogits, const Pass& p) {
     float* dx = nullptr;
     if (i > m_first) dx = dy == m_dbuf[0].data() ? m_dbuf[1].data() : m_dbuf[0].data();
     l.backward(m_be, m_acts[i], m_acts[i + 1], dy, dx, p);
+    if (done && !l.params.empty()) done(i);
     dy = dx;
   }
 }

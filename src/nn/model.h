@@ -4,6 +4,7 @@
 // one allreduce.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,8 +44,9 @@ class Model {
 
   // Runs forward on input()[0..B); returns the logits (B, classes).
   const float* forward(const Pass& p);
-  // Backward from dlogits (B, classes); overwrites grads().
-  void backward(const float* dlogits, const Pass& p);
+  // Backward from dlogits (B, classes); overwrites grads(). `done(i)` is
+  // called when layer i's parameter gradients are final (last layer first).
+  void backward(const float* dlogits, const Pass& p, const std::function<void(size_t)>& done = {});
 
   std::string summary() const;  // one line a layer: name, type, output shape, params
 

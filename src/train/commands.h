@@ -15,7 +15,7 @@ struct TrainOptions {
   std::string resume;               // --resume DIR
   std::string device;               // --device auto|cpu|cuda (empty: config)
   int64_t stop_after = 0;           // --stop-after N: at most N epochs now (0: all)
-  bool verbose = false;
+  bool verbose = false;             // also print per-phase times each epoch
   std::string command;              // the command line, for provenance
 };
 

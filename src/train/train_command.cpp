@@ -63,7 +63,7 @@ std::string default_out_dir(const std::string& config) {
 }
 
 // `elapsed` covers `ran` epochs of this invocation (a resumed run counts anew).
-void print_epoch(const History& h, int64_t epochs, double elapsed, int64_t ran) {
+void print_epoch(const History& h, int64_t epochs, double elapsed, int64_t ran, bool verbose) {
   auto last = [&](const char* k) { return h.cols.at(k).back(); };
   const int64_t e = int64_t(last("epoch"));
   const double left = elapsed / double(ran) * double(epochs - e);
@@ -72,6 +72,11 @@ void print_epoch(const History& h, int64_t epochs, double elapsed, int64_t ran) 
              int(std::to_string(epochs).size()), epochs, last("train_loss"), pct(last("train_accuracy")),
              pct(last("val_accuracy")), pct(last("test_accuracy")), last("images_per_second"),
              format_seconds(elapsed), format_seconds(left));
+  if (verbose)
+    fmt::print("  phases (rank 0): data {:.2f}s  forward {:.2f}s  backward {:.2f}s  allreduce wait {:.2f}s  "
+               "optimizer {:.2f}s  broadcast {:.2f}s  eval {:.2f}s\n",
+               last("time_data"), last("time_forward"), last("time_backward"), last("time_allreduce"),
+               last("time_optimizer"), last("time_broadcast"), last("eval_seconds"));
   std::fflush(stdout);
 }
 
@@ -114,18 +119,17 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
   std::string why, dev_why;
   const int threads = choose_threads(comm, &why);
   auto be = make_backend(cfg.train, comm, &dev_why);
-  if (comm.size() > 1 && be->name() != "cpu")
-    fail("device {}: data-parallel training over {} ranks on GPUs needs the NCCL gradient allreduce, which is not "
-         "built yet; use --device cpu for now",
-         be->name(), comm.size());
   if (comm.leader()) {
     fmt::print("device: {} ({}); {} rank(s) x {} thread(s) ({})\n", be->name(), dev_why, comm.size(), threads, why);
     std::fflush(stdout);
   }
 
   // ---- data and model
+  const auto tb = std::chrono::steady_clock::now();
   const Data data = load_and_bcast_data(comm, cfg.data, uint64_t(cfg.train.seed));
+  const double data_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - tb).count();
   Trainer tr(cfg, data, *be, comm);
+  tr.note_broadcast(data_seconds);
   if (rf.path.empty()) {
     tr.init();
   } else {
@@ -164,7 +168,7 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
     }
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (comm.leader()) {
-      print_epoch(tr.history(), cfg.train.epochs, elapsed, tr.epochs_done() - first);
+      print_epoch(tr.history(), cfg.train.epochs, elapsed, tr.epochs_done() - first, opt.verbose);
       write_run_file(run_path, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, tr.history(), prov);
     }
   }

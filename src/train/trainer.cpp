@@ -33,7 +33,8 @@ Trainer::Trainer(const Config& cfg, const Data& data, Backend& be, const Comm& c
       m_dlogits(be, size_t(m_model.max_batch()) * cfg.data.classes),
       m_labels(be, size_t(m_model.max_batch())),
       m_metrics(be, 2),
-      m_test_idx(size_t(data.test.n)) {
+      m_test_idx(size_t(data.test.n)),
+      m_allreduce(make_grad_allreduce(m_model, comm, kBucketBytes)) {
   std::iota(m_test_idx.begin(), m_test_idx.end(), 0);
   m_be.zero(m_metrics.data(), 2 * sizeof(double));
 }
@@ -51,6 +52,7 @@ int64_t Trainer::steps_per_epoch() const {
 }
 
 void Trainer::init() {
+  const auto t0 = Clock::now();
   std::vector<float> p(m_model.num_params());
   if (m_comm.leader()) {
     m_model.init_params(uint64_t(m_cfg.train.seed));
@@ -58,6 +60,7 @@ void Trainer::init() {
   }
   m_comm.bcast(std::span<float>(p));
   m_model.set_params_host(p);
+  m_broadcast_seconds += since(t0);
 }
 
 void Trainer::resume(const RunFile& rf) {
@@ -85,28 +88,42 @@ void Trainer::run_epoch() {
 
   std::vector<int64_t> idx(m_model.max_batch());
   read_metrics(true);
+  // Phase timers, host clock: exact on the CPU backend; on the CUDA backend
+  // they time the host's side (work is queued asynchronously, not waited for).
+  enum { kData, kForward, kBackward, kAllreduce, kOptimizer, kPhases };
+  double phase[kPhases] = {0, 0, 0, 0, 0};
+  auto lap = [&, t = Clock::now()](int which) mutable {
+    const auto now = Clock::now();
+    phase[which] += std::chrono::duration<double>(now - t).count();
+    t = now;
+  };
   const auto t0 = Clock::now();
+  lap(kData);
+  phase[kData] = 0;
   for (int64_t s = 0; s < spe; ++s) {
     const int64_t first = s * t.batch_size, Bg = std::min<int64_t>(t.batch_size, n - first);
     const int64_t lo = Bg * r / R, hi = Bg * (r + 1) / R;
     const int B = int(hi - lo);
     const uint64_t step = uint64_t(m_opt.steps());
+    m_allreduce->begin();
     if (B > 0) {
       for (int b = 0; b < B; ++b) idx[b] = m_data.train_idx[perm[first + lo + b]];
       m_be.load_batch(m_model.input(), m_labels.data(), m_data.train, idx.data(), B, m_data.mean.data(),
                       m_data.inv_std.data());
+      lap(kData);
       const Pass pass{B, true, uint64_t(t.seed), step, uint64_t(lo)};
       const float* logits = m_model.forward(pass);
+      lap(kForward);
       m_be.softmax_xent(m_dlogits.data(), logits, m_labels.data(), B, K, 1.f / float(Bg), m_metrics.data());
-      m_model.backward(m_dlogits.data(), pass);
+      m_model.backward(m_dlogits.data(), pass, [&](size_t layer) { m_allreduce->layer_done(layer); });
     } else {
       m_be.zero(m_model.grads(), m_model.num_params() * sizeof(float));
     }
-    if (R > 1) {
-      m_be.synchronize();
-      m_comm.allreduce_sum(std::span<float>(m_model.grads(), m_model.num_params()));
-    }
+    lap(kBackward);
+    m_allreduce->finish();
+    lap(kAllreduce);
     m_opt.step(m_model.params(), m_model.grads(), float(learning_rate(t, int64_t(step), spe)));
+    lap(kOptimizer);
     // One rank: stop early on a non-finite loss (a cheap read every 50 steps).
     // More ranks: the poisoned gradients reach every rank; checked below.
     if (R == 1 && (s + 1) % 50 == 0) {
@@ -137,6 +154,10 @@ void Trainer::run_epoch() {
   m_history.add("images_per_second", double(n) / train_seconds);
   const double ev = double(val.samples + test.samples), es = val.seconds + test.seconds;
   m_history.add("eval_images_per_second", es > 0 ? ev / es : nan);
+  const char* names[kPhases] = {"time_data", "time_forward", "time_backward", "time_allreduce", "time_optimizer"};
+  for (int k = 0; k < kPhases; ++k) m_history.add(names[k], phase[k]);
+  m_history.add("time_broadcast", m_broadcast_seconds);
+  m_broadcast_seconds = 0;
 }
 
 EvalResult Trainer::evaluate(const Dataset& d, const std::vector<int64_t>& all) {

@@ -13,6 +13,7 @@
 #include "backend/backend.h"
 #include "config/config.h"
 #include "data/dataset.h"
+#include "dist/allreduce.h"
 #include "dist/comm.h"
 #include "io/run_file.h"
 #include "nn/model.h"
@@ -50,6 +51,9 @@ class Trainer {
   Model& model() { return m_model; }
   const Optimizer& optimizer() const { return m_opt; }
   const Data& data() const { return m_data; }
+  // Time spent broadcasting the data before this trainer existed, to report.
+  void note_broadcast(double seconds) { m_broadcast_seconds += seconds; }
+  static constexpr size_t kBucketBytes = size_t(4) << 20;
 
  private:
   const Config& m_cfg;
@@ -63,6 +67,8 @@ class Trainer {
   Buffer<int32_t> m_labels;  // (max_batch) in backend memory
   Buffer<double> m_metrics;  // loss sum, correct count; read back once per epoch/pass
   std::vector<int64_t> m_test_idx;
+  std::unique_ptr<GradAllreduce> m_allreduce;
+  double m_broadcast_seconds = 0;  // model broadcast (and data, via note_broadcast), reported once
   // metrics -> host; zeroes them when reset is set
   std::array<double, 2> read_metrics(bool reset);
 };

@@ -134,6 +134,7 @@ class CudaBackend final : public Backend {
   }
   void zero(void* p, size_t bytes) override { CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, m_ctx.stream)); }
   void synchronize() override { CUDA_CHECK(cudaStreamSynchronize(m_ctx.stream)); }
+  void* native_stream() const override { return m_ctx.stream; }
 
   void dense_forward(float* out, const float* in, const float* w, const float* b, int B, int IN, int OUT) override {
     dense_forward_gpu(out, in, w, b, B, IN, OUT, m_ctx);
