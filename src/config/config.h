@@ -56,6 +56,7 @@ struct TrainConfig {
   int64_t seed = 1;
   std::string device = "auto";  // auto | cpu | cuda
   bool deterministic = false;    // cuda: deterministic cuDNN algorithms only (cpu always is)
+  bool allreduce_overlap = false;  // cpu ranks: nonblocking bucketed MPI allreduce during backward
 };
 
 struct Config {

@@ -36,6 +36,9 @@ struct Bucket {
 // Buckets of at least `bytes` (whole tensors), from the end of the buffer.
 std::vector<Bucket> make_buckets(const Model& model, size_t bytes);
 
-std::unique_ptr<GradAllreduce> make_grad_allreduce(Model& model, const Comm& comm, size_t bucket_bytes);
+// mpi_overlap: on the CPU backend, nonblocking per-bucket MPI allreduce
+// overlapped with backward (else blocking, after backward). NCCL always overlaps.
+std::unique_ptr<GradAllreduce> make_grad_allreduce(Model& model, const Comm& comm, size_t bucket_bytes,
+                                                   bool mpi_overlap);
 
 }  // namespace rs

@@ -34,7 +34,7 @@ Trainer::Trainer(const Config& cfg, const Data& data, Backend& be, const Comm& c
       m_labels(be, size_t(m_model.max_batch())),
       m_metrics(be, 2),
       m_test_idx(size_t(data.test.n)),
-      m_allreduce(make_grad_allreduce(m_model, comm, kBucketBytes)) {
+      m_allreduce(make_grad_allreduce(m_model, comm, kBucketBytes, cfg.train.allreduce_overlap)) {
   std::iota(m_test_idx.begin(), m_test_idx.end(), 0);
   m_be.zero(m_metrics.data(), 2 * sizeof(double));
 }
