@@ -1,4 +1,4 @@
-// ranksweep: train | info (sweep, infer, report arrive with their issues).
+// ranksweep: train | sweep | report | info (infer arrives with its issue).
 // Every rank runs the same command; bad input ends every rank with status 2
 // and one message from rank 0.
 #include <CLI/CLI.hpp>
@@ -29,6 +29,16 @@ int run(int argc, char** argv, const rs::Comm& comm) {
   train->add_option("--stop-after", topt.stop_after, "train at most N epochs now, then exit (resume later)")
       ->check(CLI::PositiveNumber);
   train->add_flag("-v,--verbose", topt.verbose, "print the model's layers and per-phase times each epoch");
+  rs::SweepOptions sopt;
+  CLI::App* sweep = app.add_subcommand("sweep", "hyperparameter search: trials run by rank groups, results in DIR/study.h5");
+  sweep->add_option("config", sopt.config, "CONFIG.toml with a [sweep] section")->required();
+  sweep->add_option("--set", sopt.sets, "override a config key (repeatable)")->allow_extra_args(false);
+  sweep->add_option("--out", sopt.out, "output directory; an existing sweep there is resumed");
+  sweep->add_option("--group-size", sopt.group_size, "ranks per trial (default: sweep.group_size)")
+      ->check(CLI::PositiveNumber);
+  std::string study;
+  CLI::App* report = app.add_subcommand("report", "leaderboard, default vs best, sensitivity of a study");
+  report->add_option("study", study, "STUDY.h5")->required();
   CLI::App* info = app.add_subcommand("info", "build options, backends, devices and library versions");
 
   try {
@@ -47,6 +57,8 @@ int run(int argc, char** argv, const rs::Comm& comm) {
   }
   if (*train) return rs::train_command(topt, comm);
   if (*info) return rs::info_command(comm);
+  if (*sweep) return rs::sweep_command(sopt, comm);
+  if (*report) return rs::report_command(study, comm);
   return 2;
 }
 

@@ -109,6 +109,43 @@ void h5_write(hid_t loc, const std::string& p, const float* d, const std::vector
 void h5_write(hid_t loc, const std::string& p, const double* d, const std::vector<hsize_t>& dims) { write_impl(loc, p, d, dims); }
 void h5_write(hid_t loc, const std::string& p, const int32_t* d, const std::vector<hsize_t>& dims) { write_impl(loc, p, d, dims); }
 void h5_write(hid_t loc, const std::string& p, const uint8_t* d, const std::vector<hsize_t>& dims) { write_impl(loc, p, d, dims); }
+void h5_write(hid_t loc, const std::string& p, const int64_t* d, const std::vector<hsize_t>& dims) { write_impl(loc, p, d, dims); }
+void h5_read(hid_t loc, const std::string& p, int64_t* o, const std::string& f) { read_impl(loc, p, o, f); }
+
+void h5_write_strings(hid_t loc, const std::string& path, const std::vector<std::string>& v) {
+  H5 type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type, H5T_VARIABLE);
+  H5Tset_cset(type, H5T_CSET_UTF8);
+  const hsize_t n = v.size();
+  H5 space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  H5 lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+  H5Pset_create_intermediate_group(lcpl, 1);
+  H5 dset(H5Dcreate2(loc, path.c_str(), type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
+  std::vector<const char*> p;
+  for (const std::string& x : v) p.push_back(x.c_str());
+  if (dset.id() < 0 || (n && H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, p.data()) < 0))
+    write_failed("write " + path);
+}
+
+std::vector<std::string> h5_read_strings(hid_t loc, const std::string& path, const std::string& file) {
+  const auto dims = h5_dims(loc, path, file);
+  if (dims.size() != 1) fail("{}: {} must be 1-D", file, path);
+  H5 dset(H5Dopen2(loc, path.c_str(), H5P_DEFAULT), H5Dclose);
+  H5 ftype(H5Dget_type(dset), H5Tclose);
+  if (H5Tget_class(ftype) != H5T_STRING || H5Tis_variable_str(ftype) <= 0) fail("{}: {} is not a string dataset", file, path);
+  H5 type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type, H5T_VARIABLE);
+  H5Tset_cset(type, H5Tget_cset(ftype));
+  std::vector<char*> p(dims[0], nullptr);
+  if (dims[0] && H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, p.data()) < 0) fail("{}: cannot read {}", file, path);
+  std::vector<std::string> out;
+  for (char* c : p) {
+    out.emplace_back(c ? c : "");
+    if (c) H5free_memory(c);
+  }
+  return out;
+}
+
 void h5_read(hid_t loc, const std::string& p, float* o, const std::string& f) { read_impl(loc, p, o, f); }
 void h5_read(hid_t loc, const std::string& p, double* o, const std::string& f) { read_impl(loc, p, o, f); }
 void h5_read(hid_t loc, const std::string& p, int32_t* o, const std::string& f) { read_impl(loc, p, o, f); }

@@ -49,12 +49,16 @@ void h5_write(hid_t loc, const std::string& path, const float* data, const std::
 void h5_write(hid_t loc, const std::string& path, const double* data, const std::vector<hsize_t>& dims);
 void h5_write(hid_t loc, const std::string& path, const int32_t* data, const std::vector<hsize_t>& dims);
 void h5_write(hid_t loc, const std::string& path, const uint8_t* data, const std::vector<hsize_t>& dims);
+void h5_write(hid_t loc, const std::string& path, const int64_t* data, const std::vector<hsize_t>& dims);
+void h5_write_strings(hid_t loc, const std::string& path, const std::vector<std::string>& v);
+std::vector<std::string> h5_read_strings(hid_t loc, const std::string& path, const std::string& file);
 // Reads a whole dataset converted to T; `file` names the file in errors.
 // The caller checks dims first (h5_dims) so sizes are known to fit.
 void h5_read(hid_t loc, const std::string& path, float* out, const std::string& file);
 void h5_read(hid_t loc, const std::string& path, double* out, const std::string& file);
 void h5_read(hid_t loc, const std::string& path, int32_t* out, const std::string& file);
 void h5_read(hid_t loc, const std::string& path, uint8_t* out, const std::string& file);
+void h5_read(hid_t loc, const std::string& path, int64_t* out, const std::string& file);
 
 // Attributes on an object (file root "/" or a group/dataset path).
 void h5_attr(hid_t loc, const std::string& obj, const std::string& name, const std::string& value);

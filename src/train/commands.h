@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "backend/backend.h"
+#include "config/config.h"
 #include "dist/comm.h"
 
 namespace rs {
@@ -19,13 +21,25 @@ struct TrainOptions {
   std::string command;              // the command line, for provenance
 };
 
+struct SweepOptions {
+  std::string config;
+  std::vector<std::string> sets;
+  std::string out;
+  int group_size = 0;  // 0: the config's sweep.group_size
+};
+
 // Returns the exit status. Throws UserError for bad input.
 int train_command(const TrainOptions& opt, const Comm& comm);
 int info_command(const Comm& comm);
+int sweep_command(const SweepOptions& opt, const Comm& world);
+int report_command(const std::string& study, const Comm& comm);
 
 // OpenMP threads per rank: OMP_NUM_THREADS if set, else cores / ranks on the node.
 int choose_threads(const Comm& comm, std::string* why);
 
 std::string format_seconds(double s);
+
+// The backend a rank of `comm` trains on (device chosen by local rank); `why` for the log.
+std::unique_ptr<Backend> make_backend(const TrainConfig& t, const Comm& comm, std::string* why);
 
 }  // namespace rs

@@ -27,6 +27,15 @@ std::string format_seconds(double s) {
   return fmt::format("{}h{:02d}m", t / 3600, (t / 60) % 60);
 }
 
+std::unique_ptr<Backend> make_backend(const TrainConfig& t, const Comm& comm, std::string* why) {
+  int local_size = 1;
+  const int local = local_rank(comm.raw(), &local_size);
+  const DeviceChoice d = choose_device(t.device, RS_HAVE_CUDA, visible_cuda_devices(), local, local_size);
+  *why = d.why;
+  if (!d.cuda) return make_cpu_backend();
+  return make_cuda_backend(d.device, t.deterministic);
+}
+
 int choose_threads(const Comm& comm, std::string* why) {
   int local = 1;
   local_rank(comm.raw(), &local);
@@ -42,15 +51,6 @@ int choose_threads(const Comm& comm, std::string* why) {
 }
 
 namespace {
-
-std::unique_ptr<Backend> make_backend(const TrainConfig& t, const Comm& comm, std::string* why) {
-  int local_size = 1;
-  const int local = local_rank(comm.raw(), &local_size);
-  const DeviceChoice d = choose_device(t.device, RS_HAVE_CUDA, visible_cuda_devices(), local, local_size);
-  *why = d.why;
-  if (!d.cuda) return make_cpu_backend();
-  return make_cuda_backend(d.device, t.deterministic);
-}
 
 std::string default_out_dir(const std::string& config) {
   const std::time_t now = std::time(nullptr);

@@ -124,6 +124,7 @@ void Trainer::run_epoch() {
     lap(kAllreduce);
     m_opt.step(m_model.params(), m_model.grads(), float(learning_rate(t, int64_t(step), spe)));
     lap(kOptimizer);
+    if (m_step_hook) m_step_hook();
     // One rank: stop early on a non-finite loss (a cheap read every 50 steps).
     // More ranks: the poisoned gradients reach every rank; checked below.
     if (R == 1 && (s + 1) % 50 == 0) {
@@ -174,6 +175,7 @@ EvalResult Trainer::evaluate(const Dataset& d, const std::vector<int64_t>& all) 
                     m_data.inv_std.data());
     const float* logits = m_model.forward(Pass{B, false, 0, 0, 0});
     m_be.softmax_xent(nullptr, logits, m_labels.data(), B, K, 1.f, m_metrics.data());
+    if (m_step_hook) m_step_hook();
   }
   m_be.synchronize();
   out.seconds = since(t0);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -51,6 +52,9 @@ class Trainer {
   Model& model() { return m_model; }
   const Optimizer& optimizer() const { return m_opt; }
   const Data& data() const { return m_data; }
+  // Called on this rank after every training step and evaluation batch
+  // (the sweep coordinator answers other groups from here).
+  void set_step_hook(std::function<void()> hook) { m_step_hook = std::move(hook); }
   // Time spent broadcasting the data before this trainer existed, to report.
   void note_broadcast(double seconds) { m_broadcast_seconds += seconds; }
   static constexpr size_t kBucketBytes = size_t(4) << 20;
@@ -68,7 +72,8 @@ class Trainer {
   Buffer<double> m_metrics;  // loss sum, correct count; read back once per epoch/pass
   std::vector<int64_t> m_test_idx;
   std::unique_ptr<GradAllreduce> m_allreduce;
-  double m_broadcast_seconds = 0;  // model broadcast (and data, via note_broadcast), reported once
+  double m_broadcast_seconds = 0;
+  std::function<void()> m_step_hook;  // model broadcast (and data, via note_broadcast), reported once
   // metrics -> host; zeroes them when reset is set
   std::array<double, 2> read_metrics(bool reset);
 };

@@ -1,0 +1,100 @@
+// ranksweep report STUDY.h5: leaderboard, default vs best, and a sensitivity
+// table (accuracy by each hyperparameter's values; continuous values in
+// quartile bins).
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "error.h"
+#include "sweep/study.h"
+#include "train/commands.h"
+
+namespace rs {
+
+int report_command(const std::string& path, const Comm& comm) {
+  Study s;
+  comm.root_only([&] { s = read_study(path); });
+  if (!comm.leader()) return 0;
+  std::vector<const TrialRow*> rows;
+  for (const TrialRow& r : s.rows) rows.push_back(&r);
+  std::sort(rows.begin(), rows.end(),
+            [](auto* a, auto* b) { return a->best_val_accuracy > b->best_val_accuracy; });
+  std::map<std::string, int> status;
+  for (const TrialRow& r : s.rows) ++status[r.status];
+  std::string counts;
+  for (const auto& [k, n] : status) counts += fmt::format("{}{} {}", counts.empty() ? "" : ", ", n, k);
+  fmt::print("{}: {} trials ({})\n\n", path, s.rows.size(), counts);
+
+  auto param = [](const TrialRow& r, const std::string& k) {
+    for (const auto& [key, v] : r.params)
+      if (key == k) return v;
+    return std::string("?");
+  };
+  fmt::print("leaderboard (by best validation accuracy; test accuracy at that epoch)\n");
+  std::string head = fmt::format("{:>5} {:<9} {:>6}", "trial", "status", "epochs");
+  for (const std::string& k : s.keys) head += fmt::format(" {:>14}", k);
+  fmt::print("{} {:>8} {:>8} {:>8}\n", head, "val %", "test %", "seconds");
+  for (size_t i = 0; i < std::min<size_t>(rows.size(), 10); ++i) {
+    const TrialRow& r = *rows[i];
+    std::string line = fmt::format("{:>5} {:<9} {:>6}", r.id, r.status, r.epochs);
+    for (const std::string& k : s.keys) line += fmt::format(" {:>14}", param(r, k));
+    fmt::print("{} {:>8.2f} {:>8.2f} {:>8.1f}\n", line, 100 * r.best_val_accuracy, 100 * r.test_accuracy,
+               r.wall_seconds);
+  }
+
+  const int b = best_row(s);
+  const TrialRow* def = nullptr;
+  for (const TrialRow& r : s.rows)
+    if (r.id == 0) def = &r;
+  if (b >= 0 && def && def->status != "failed") {
+    const TrialRow& best = s.rows[size_t(b)];
+    const double e0 = 1 - def->test_accuracy, e1 = 1 - best.test_accuracy;
+    fmt::print("\ndefault (trial 0) vs best (trial {}): test accuracy {:.2f}% -> {:.2f}%, test error {:.2f}% -> "
+               "{:.2f}% ({:+.1f}% relative)\n",
+               best.id, 100 * def->test_accuracy, 100 * best.test_accuracy, 100 * e0, 100 * e1,
+               e0 > 0 ? 100 * (e1 - e0) / e0 : 0.0);
+    for (const std::string& k : s.keys)
+      if (param(*def, k) != param(best, k)) fmt::print("  {}: {} -> {}\n", k, param(*def, k), param(best, k));
+  }
+
+  fmt::print("\nsensitivity (trials that trained: mean and best validation accuracy, mean test accuracy)\n");
+  for (const std::string& k : s.keys) {
+    std::vector<std::pair<std::string, const TrialRow*>> vals;
+    std::vector<double> nums;
+    bool numeric = true;
+    for (const TrialRow& r : s.rows) {
+      if (r.status == "failed" || r.status == "diverged") continue;
+      const std::string v = param(r, k);
+      char* end = nullptr;
+      const double x = std::strtod(v.c_str(), &end);
+      numeric = numeric && end && *end == '\0';
+      nums.push_back(x);
+      vals.emplace_back(v, &r);
+    }
+    std::map<std::string, int> distinct;
+    for (auto& [v, r] : vals) ++distinct[v];
+    if (numeric && distinct.size() > 6) {  // quartile bins
+      std::vector<double> q = nums;
+      std::sort(q.begin(), q.end());
+      auto cut = [&](double f) { return q[size_t(f * double(q.size() - 1))]; };
+      const double c[5] = {cut(0), cut(0.25), cut(0.5), cut(0.75), cut(1)};
+      for (size_t i = 0; i < vals.size(); ++i) {
+        int bin = 0;
+        while (bin < 3 && nums[i] > c[bin + 1]) ++bin;
+        vals[i].first = fmt::format("[{:.3g}, {:.3g}]", c[bin], c[bin + 1]);
+      }
+    }
+    std::map<std::string, std::vector<const TrialRow*>> groups;
+    for (auto& [v, r] : vals) groups[v].push_back(r);
+    fmt::print("  {}\n", k);
+    for (const auto& [v, g] : groups) {
+      double mean = 0, best = 0, test = 0;
+      for (const TrialRow* r : g) mean += r->best_val_accuracy, test += r->test_accuracy, best = std::max(best, r->best_val_accuracy);
+      fmt::print("    {:>22}  n={:<3} val mean {:6.2f}%  best {:6.2f}%  test mean {:6.2f}%\n", v, g.size(),
+                 100 * mean / double(g.size()), 100 * best, 100 * test / double(g.size()));
+    }
+  }
+  return 0;
+}
+
+}  // namespace rs

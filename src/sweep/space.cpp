@@ -1,0 +1,142 @@
+#include "sweep/space.h"
+
+#include <cmath>
+
+#include "config/section.h"
+#include "kernels/hd_math.h"
+
+namespace rs {
+namespace {
+
+// TOML text of a value, as --set would take it ("0.01", "[256, 128]", "'adam'").
+std::string toml_text(const toml::node& n) {
+  toml::table t;
+  t.insert_or_assign("v", n);
+  std::ostringstream s;
+  s << toml::toml_formatter(t);
+  const std::string line = s.str();  // "v = <value>"
+  return line.substr(line.find('=') + 2);
+}
+
+std::string number_text(double x, bool integer) {
+  if (integer) return std::to_string(int64_t(std::llround(x)));
+  return fmt::format("{:.6g}", x).find_first_of(".e") == std::string::npos ? fmt::format("{:.6g}.0", x)
+                                                                          : fmt::format("{:.6g}", x);
+}
+
+}  // namespace
+
+std::vector<std::string> TrialSpec::sets() const {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : params) out.push_back(k + "=" + v);
+  return out;
+}
+
+SweepConfig parse_sweep(const std::string& text, const std::string& origin) {
+  toml::table root;
+  try {
+    root = toml::parse(std::string_view(text), std::string_view(origin));
+  } catch (const toml::parse_error& e) {
+    fail("{}:{}: {}", origin, e.source().begin.line, e.description());
+  }
+  SweepConfig c;
+  Section top(root, "", origin);
+  Section s = top.table("sweep");
+  c.method = s.string("method", c.method, {"grid", "random"});
+  c.trials = s.integer("trials", c.trials, 1, 1000000);
+  c.seed = s.integer("seed", c.seed, 0, std::numeric_limits<int64_t>::max());
+  c.time_budget = s.number("time_budget", 0.0, 0.0, 1e9);
+  c.group_size = s.integer("group_size", c.group_size, 1, 1 << 20);
+  Section space = s.table("space");
+  for (const std::string& key : space.keys()) {
+    const toml::node* n = space.get(key);
+    if (key.rfind("train.", 0) != 0 && key.rfind("model.", 0) != 0)
+      space.error(n, key, "only train.* and model.* keys can be searched (the data is read once per sweep)");
+    Dimension d;
+    d.key = key;
+    if (n->is_array()) {
+      d.kind = "values";
+      for (const toml::node& v : *n->as_array()) d.values.push_back(toml_text(v));
+      if (d.values.empty()) space.error(n, key, "needs at least one value");
+    } else if (n->is_table()) {
+      Section t(*n->as_table(), space.key_path(key), origin);
+      d.kind = t.string("distribution", "", {"uniform", "log_uniform", "int_uniform", "values"});
+      if (d.kind == "values") {
+        const toml::node* vals = t.get("values");
+        if (!vals || !vals->is_array() || vals->as_array()->empty()) t.error(vals, "values", "needs a non-empty array");
+        for (const toml::node& v : *vals->as_array()) d.values.push_back(toml_text(v));
+      } else {
+        if (d.kind.empty()) t.error(nullptr, "distribution", "is required");
+        d.low = t.number("low", 0, -1e300, 1e300);
+        d.high = t.number("high", 0, -1e300, 1e300);
+        if (!(d.high > d.low)) t.error(nullptr, "high", "must be greater than low");
+        if (d.kind == "log_uniform" && d.low <= 0) t.error(nullptr, "low", "must be positive for log_uniform");
+      }
+      t.finish();
+    } else {
+      space.error(n, key, "expected an array of values or a table { distribution = ..., low = ..., high = ... }");
+    }
+    if (c.method == "grid" && d.kind != "values")
+      space.error(n, key, "grid search takes a list of values; distributions need method = \"random\"");
+    c.space.push_back(std::move(d));
+  }
+  if (c.space.empty()) s.error(nullptr, "space", "the search space is empty");
+  if (s.has("asha")) {
+    Section a = s.table("asha");
+    c.asha = true;
+    c.min_epochs = a.integer("min_epochs", c.min_epochs, 1, 1000000);
+    c.reduction = a.integer("reduction", c.reduction, 2, 1000);
+    a.finish();
+  }
+  s.finish();
+  return c;
+}
+
+int64_t trial_count(const SweepConfig& s) {
+  if (s.method == "random") return 1 + s.trials;
+  int64_t n = 1;
+  for (const Dimension& d : s.space) n *= int64_t(d.values.size());
+  return 1 + n;
+}
+
+TrialSpec make_trial(const SweepConfig& s, int64_t id) {
+  TrialSpec t;
+  t.id = id;
+  if (id == 0) return t;  // the default trial: the config as written
+  if (s.method == "grid") {
+    int64_t k = id - 1;  // mixed-radix digits, last dimension fastest
+    std::vector<std::pair<std::string, std::string>> p(s.space.size());
+    for (size_t i = s.space.size(); i-- > 0;) {
+      const Dimension& d = s.space[i];
+      p[i] = {d.key, d.values[size_t(k % int64_t(d.values.size()))]};
+      k /= int64_t(d.values.size());
+    }
+    t.params = std::move(p);
+    return t;
+  }
+  for (size_t i = 0; i < s.space.size(); ++i) {
+    const Dimension& d = s.space[i];
+    const uint64_t key = rng_key(uint64_t(s.seed), 0x53574550u /* "SWEP" */, uint64_t(id));
+    const double u = double(philox_uniform(key, i, 0));
+    std::string v;
+    if (d.kind == "values")
+      v = d.values[std::min(d.values.size() - 1, size_t(u * double(d.values.size())))];
+    else if (d.kind == "uniform")
+      v = number_text(d.low + u * (d.high - d.low), false);
+    else if (d.kind == "log_uniform")
+      v = number_text(std::exp(std::log(d.low) + u * (std::log(d.high) - std::log(d.low))), false);
+    else
+      v = number_text(std::floor(d.low + u * (d.high - d.low + 1)), true);
+    t.params.emplace_back(d.key, v);
+  }
+  return t;
+}
+
+std::vector<int64_t> asha_rungs(const SweepConfig& s, int64_t max_epochs) {
+  std::vector<int64_t> r;
+  if (!s.asha) return r;
+  for (int64_t e = s.min_epochs; e < max_epochs; e *= s.reduction) r.push_back(e);
+  return r;
+}
+
+}  // namespace rs

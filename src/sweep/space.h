@@ -1,0 +1,61 @@
+// The [sweep] section: the search space, the search and the scheduler.
+//
+//   [sweep]
+//   method = "grid"          # grid | random
+//   trials = 20              # random: how many trials (the default trial not counted)
+//   seed = 1                 # random draws
+//   time_budget = 0          # seconds; no new trial starts after it (0: none)
+//   group_size = 1           # ranks per trial (--group-size overrides)
+//   [sweep.space]            # any train.* or model.* key
+//   "train.lr" = [0.1, 0.01]                                         # grid values / random choice
+//   "model.dense" = [256, 1024]
+//   "train.momentum" = { distribution = "uniform", low = 0.5, high = 0.99 }
+//   "train.weight_decay" = { distribution = "log_uniform", low = 1e-6, high = 1e-3 }
+//   "train.batch_size" = { distribution = "int_uniform", low = 32, high = 256 }
+//   [sweep.asha]             # asynchronous successive halving (absent: full budget)
+//   min_epochs = 1           # first rung
+//   reduction = 3            # keep the top 1/reduction at each rung
+//
+// Trial 0 is always the config's own values (the default trial); trials are
+// a pure function of (config, index), so every rank and every resume agrees.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace rs {
+
+struct Dimension {
+  std::string key;                  // dotted config key, e.g. "train.lr"
+  std::string kind;                 // values | uniform | log_uniform | int_uniform
+  std::vector<std::string> values;  // TOML text of each value (kind values)
+  double low = 0, high = 0;
+};
+
+struct SweepConfig {
+  std::string method = "grid";
+  int64_t trials = 10, seed = 1, group_size = 1;
+  double time_budget = 0;
+  bool asha = false;
+  int64_t min_epochs = 1, reduction = 3;
+  std::vector<Dimension> space;
+};
+
+struct TrialSpec {
+  int64_t id = 0;
+  std::vector<std::pair<std::string, std::string>> params;  // key, TOML value
+  std::vector<std::string> sets() const;                    // "key=value" for parse_config_text
+};
+
+// Parses [sweep] of the TOML text; errors name `origin` and the key path.
+SweepConfig parse_sweep(const std::string& text, const std::string& origin);
+
+// Number of trials including the default trial 0.
+int64_t trial_count(const SweepConfig& s);
+TrialSpec make_trial(const SweepConfig& s, int64_t id);
+
+// Rung epochs of ASHA for a run of max_epochs: min_epochs * reduction^k < max_epochs.
+std::vector<int64_t> asha_rungs(const SweepConfig& s, int64_t max_epochs);
+
+}  // namespace rs

@@ -1,0 +1,209 @@
+#include "sweep/study.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+
+#include <toml++/toml.h>
+
+#include <sstream>
+
+#include "build_info.h"
+#include "error.h"
+#include "io/h5.h"
+#include "io/run_file.h"
+
+namespace rs {
+namespace {
+
+bool is_number(const std::string& s, double* v) {
+  char* end = nullptr;
+  *v = std::strtod(s.c_str(), &end);
+  return !s.empty() && end && *end == '\0';
+}
+
+herr_t collect(hid_t, const char* name, const H5L_info_t*, void* out) {
+  static_cast<std::vector<std::string>*>(out)->push_back(name);
+  return 0;
+}
+
+std::vector<std::string> members(hid_t f, const std::string& group) {
+  std::vector<std::string> names;
+  if (!h5_exists(f, group)) return names;
+  H5 g(H5Gopen2(f, group.c_str(), H5P_DEFAULT), H5Gclose);
+  hsize_t idx = 0;
+  H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect, &names);
+  return names;
+}
+
+}  // namespace
+
+int best_row(const Study& s) {
+  int best = -1;
+  for (size_t i = 0; i < s.rows.size(); ++i) {
+    const TrialRow& r = s.rows[i];
+    if (r.status != "completed" && r.status != "pruned") continue;
+    if (best < 0 || r.best_val_accuracy > s.rows[best].best_val_accuracy) best = int(i);
+  }
+  return best;
+}
+
+void write_study(const std::string& path, const Study& s, int world_size, double sweep_seconds) {
+  h5_quiet();
+  const std::string tmp = path + ".tmp";
+  {
+    H5 f = h5_create(tmp);
+    h5_attr(f, "/", "format", std::string("ranksweep-study"));
+    h5_attr(f, "/", "config", s.config_text);
+    h5_attr(f, "/", "version", std::string(RS_VERSION));
+    h5_attr(f, "/", "git_sha", std::string(RS_GIT_SHA));
+    h5_attr(f, "/", "world_size", int64_t(world_size));
+    h5_attr(f, "/", "libraries", library_versions());
+    h5_attr(f, "/", "sweep_seconds", sweep_seconds);
+    const char* job = std::getenv("SLURM_JOB_ID");
+    h5_attr(f, "/", "slurm_job_id", std::string(job ? job : ""));
+    h5_attr(f, "/", "hyperparameters", [&] {
+      std::string k;
+      for (const std::string& x : s.keys) k += (k.empty() ? "" : ",") + x;
+      return k;
+    }());
+
+    const hsize_t n = s.rows.size();
+    std::vector<int64_t> ids, epochs, groups;
+    std::vector<double> best, test, wall, start, end;
+    std::vector<std::string> status, message;
+    for (const TrialRow& r : s.rows) {
+      ids.push_back(r.id), epochs.push_back(r.epochs), groups.push_back(r.group);
+      best.push_back(r.best_val_accuracy), test.push_back(r.test_accuracy), wall.push_back(r.wall_seconds);
+      start.push_back(r.start_seconds), end.push_back(r.end_seconds);
+      status.push_back(r.status), message.push_back(r.message);
+    }
+    H5 g(H5Gcreate2(f, "/trials", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+    h5_write(f, "/trials/id", ids.data(), {n});
+    h5_write(f, "/trials/epochs", epochs.data(), {n});
+    h5_write(f, "/trials/group", groups.data(), {n});
+    h5_write(f, "/trials/best_val_accuracy", best.data(), {n});
+    h5_write(f, "/trials/test_accuracy", test.data(), {n});
+    h5_write(f, "/trials/wall_seconds", wall.data(), {n});
+    h5_write(f, "/trials/start_seconds", start.data(), {n});
+    h5_write(f, "/trials/end_seconds", end.data(), {n});
+    h5_write_strings(f, "/trials/status", status);
+    h5_write_strings(f, "/trials/message", message);
+    // one column per hyperparameter: the default trial holds the config's value
+    const toml::table base = toml::parse(std::string_view(s.config_text));
+    for (const std::string& key : s.keys) {
+      std::vector<std::string> text;
+      for (const TrialRow& r : s.rows) {
+        std::string v;
+        for (const auto& [k, x] : r.params)
+          if (k == key) v = x;
+        if (v.empty()) {  // the default trial: the base config's value
+          const toml::node* node = base.at_path(key).node();
+          if (node) {
+            toml::table t;
+            t.insert_or_assign("v", *node);
+            std::ostringstream o;
+            o << toml::toml_formatter(t);
+            v = o.str().substr(o.str().find('=') + 2);
+          } else {
+            v = "default";
+          }
+        }
+        text.push_back(v);
+      }
+      std::vector<double> num(text.size());
+      bool numeric = true;
+      for (size_t i = 0; i < text.size(); ++i) numeric = numeric && is_number(text[i], &num[i]);
+      if (numeric)
+        h5_write(f, "/trials/" + key, num.data(), {n});
+      else
+        h5_write_strings(f, "/trials/" + key, text);
+    }
+    for (const auto& [id, c] : s.curves)
+      for (const auto& [metric, v] : c) h5_write(f, fmt::format("/curves/{}/{}", id, metric), v.data(), {v.size()});
+    const int b = best_row(s);
+    h5_attr(f, "/", "best_trial", int64_t(b < 0 ? -1 : s.rows[b].id));
+    if (b >= 0 && !s.rows[b].run_path.empty() && std::filesystem::exists(s.rows[b].run_path)) {
+      H5 src = h5_open_read(s.rows[b].run_path);
+      H5 bg(H5Gcreate2(f, "/best", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+      for (const char* part : {"model", "history"})
+        if (H5Ocopy(src, part, bg, part, H5P_DEFAULT, H5P_DEFAULT) < 0)
+          throw std::runtime_error(fmt::format("cannot copy /{} of {} into {}", part, s.rows[b].run_path, tmp));
+      for (const char* a : {"format", "config", "epochs_done", "git_sha", "version"})
+        if (h5_has_attr(src, "/", a)) {
+          if (std::string(a) == "epochs_done")
+            h5_attr(f, "/best", a, h5_attr_int(src, "/", a, s.rows[b].run_path));
+          else
+            h5_attr(f, "/best", a, h5_attr_string(src, "/", a, s.rows[b].run_path));
+        }
+      h5_attr(f, "/best", "trial", int64_t(s.rows[b].id));
+    }
+    H5Fflush(f, H5F_SCOPE_GLOBAL);
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+Study read_study(const std::string& path) {
+  h5_quiet();
+  H5 f = h5_open_read(path);
+  if (!h5_has_attr(f, "/", "format") || h5_attr_string(f, "/", "format", path) != "ranksweep-study")
+    fail("{}: not a ranksweep study file (no format=\"ranksweep-study\" attribute)", path);
+  Study s;
+  s.config_text = h5_attr_string(f, "/", "config", path);
+  const std::string keys = h5_attr_string(f, "/", "hyperparameters", path);
+  for (size_t a = 0; a < keys.size();) {
+    const size_t b = std::min(keys.find(',', a), keys.size());
+    s.keys.push_back(keys.substr(a, b - a));
+    a = b + 1;
+  }
+  const auto dims = h5_dims(f, "/trials/id", path);
+  const size_t n = dims.empty() ? 0 : dims[0];
+  auto ints = [&](const char* c) {
+    std::vector<int64_t> v(n);
+    if (h5_dims(f, std::string("/trials/") + c, path) != dims) fail("{}: /trials/{} has the wrong length", path, c);
+    if (n) h5_read(f, std::string("/trials/") + c, v.data(), path);
+    return v;
+  };
+  auto reals = [&](const char* c) {
+    std::vector<double> v(n);
+    if (h5_dims(f, std::string("/trials/") + c, path) != dims) fail("{}: /trials/{} has the wrong length", path, c);
+    if (n) h5_read(f, std::string("/trials/") + c, v.data(), path);
+    return v;
+  };
+  const auto id = ints("id"), ep = ints("epochs"), gr = ints("group");
+  const auto best = reals("best_val_accuracy"), test = reals("test_accuracy"), wall = reals("wall_seconds"),
+             st = reals("start_seconds"), en = reals("end_seconds");
+  const auto status = h5_read_strings(f, "/trials/status", path), msg = h5_read_strings(f, "/trials/message", path);
+  if (status.size() != n || msg.size() != n) fail("{}: /trials columns differ in length", path);
+  s.rows.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    TrialRow& r = s.rows[i];
+    r.id = id[i], r.epochs = ep[i], r.group = gr[i], r.best_val_accuracy = best[i], r.test_accuracy = test[i];
+    r.wall_seconds = wall[i], r.start_seconds = st[i], r.end_seconds = en[i], r.status = status[i], r.message = msg[i];
+  }
+  for (const std::string& key : s.keys) {
+    const std::string p = "/trials/" + key;
+    std::vector<std::string> text;
+    size_t tsize = 0;
+    if (h5_type_class(f, p, &tsize) == H5T_STRING) {
+      text = h5_read_strings(f, p, path);
+    } else {
+      std::vector<double> v(n);
+      if (n) h5_read(f, p, v.data(), path);
+      for (double x : v) text.push_back(fmt::format("{}", x));
+    }
+    if (text.size() != n) fail("{}: {} has the wrong length", path, p);
+    for (size_t i = 0; i < n; ++i) s.rows[i].params.emplace_back(key, text[i]);
+  }
+  for (const std::string& c : members(f, "/curves"))
+    for (const std::string& m : members(f, "/curves/" + c)) {
+      const std::string p = "/curves/" + c + "/" + m;
+      const auto d = h5_dims(f, p, path);
+      std::vector<double> v(d.empty() ? 0 : d[0]);
+      if (!v.empty()) h5_read(f, p, v.data(), path);
+      s.curves[std::stoll(c)][m] = std::move(v);
+    }
+  return s;
+}
+
+}  // namespace rs

@@ -1,0 +1,45 @@
+// DIR/study.h5: one row per finished trial, curves, the best trial's model.
+//   /            attrs: format="ranksweep-study", config (base TOML), provenance, best_trial
+//   /trials/<column>      equal-length 1-D: id, one column per hyperparameter (float64 when
+//                         every value is a number, else strings), status, epochs,
+//                         best_val_accuracy, test_accuracy, wall_seconds, group,
+//                         start_seconds, end_seconds, message
+//   /curves/<id>/<metric> the trial's per-epoch history
+//   /best/...             the best trial's run file layout (model, history, config attribute)
+// Rewritten to study.h5.tmp and renamed after every trial: a killed sweep
+// leaves a complete file holding every trial that finished.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "sweep/space.h"
+
+namespace rs {
+
+struct TrialRow {
+  int64_t id = 0;
+  std::vector<std::pair<std::string, std::string>> params;  // as in TrialSpec
+  std::string status;  // completed | pruned | diverged | failed
+  int64_t epochs = 0;
+  double best_val_accuracy = 0, test_accuracy = 0, wall_seconds = 0, start_seconds = 0, end_seconds = 0;
+  int64_t group = 0;
+  std::string message;
+  std::string run_path;  // DIR/trials/<id>/run.h5 (empty if none)
+};
+
+struct Study {
+  std::string config_text;
+  std::vector<std::string> keys;  // hyperparameter keys, in space order
+  std::vector<TrialRow> rows;
+  std::map<int64_t, std::map<std::string, std::vector<double>>> curves;
+};
+
+void write_study(const std::string& path, const Study& s, int world_size, double sweep_seconds);
+Study read_study(const std::string& path);
+
+// Index of the best row (highest best_val_accuracy among completed/pruned), -1 if none.
+int best_row(const Study& s);
+
+}  // namespace rs

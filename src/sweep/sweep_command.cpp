@@ -1,0 +1,353 @@
+// ranksweep sweep: the world is split into rank groups of G ranks; each group
+// trains one trial at a time, data-parallel over its own communicator, and
+// asks for the next trial when done (dynamic scheduling). Rank 0 trains in
+// group 0 and is also the coordinator: between its own training steps it
+// answers the other group leaders (next trial, ASHA rung decisions, results)
+// and rewrites study.h5 after every finished trial. The data is read once
+// and shared per node for the whole sweep.
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "backend/backend.h"
+#include "dist/bcast_data.h"
+#include "error.h"
+#include "io/run_file.h"
+#include "sweep/space.h"
+#include "sweep/study.h"
+#include "train/commands.h"
+#include "train/trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace rs {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+enum Tag : int { kRequest = 11, kTrial, kRung, kDecision, kResult };
+
+struct RungMsg {
+  int64_t id, epoch;
+  double val;
+};
+
+struct ResultMsg {
+  int64_t id, epochs, group;
+  double best_val, test, wall, start, end;
+  char status[16];
+  char message[240];
+};
+
+// The coordinator's state; lives on rank 0 only.
+class Coordinator {
+ public:
+  Coordinator(const SweepConfig& sweep, Study study, std::string dir, std::string base_text, int groups,
+              int world_size, MPI_Comm ctl)
+      : m_sweep(sweep), m_study(std::move(study)), m_dir(std::move(dir)), m_groups(groups), m_world(world_size),
+        m_ctl(ctl), m_total(trial_count(sweep)), m_t0(Clock::now()) {
+    m_study.config_text = std::move(base_text);
+    for (const Dimension& d : sweep.space) m_study.keys.push_back(d.key);
+    for (const TrialRow& r : m_study.rows) {
+      m_done.insert(r.id);
+      const auto c = m_study.curves.find(r.id);  // ASHA history from finished trials
+      if (c != m_study.curves.end() && c->second.count("val_accuracy"))
+        for (int64_t e : asha_rungs(m_sweep, 1 << 30)) {
+          const auto& v = c->second.at("val_accuracy");
+          if (e <= int64_t(v.size())) m_rungs[e].push_back(v[size_t(e - 1)]);
+        }
+    }
+    m_resumed = m_study.rows.size();
+  }
+
+  double elapsed() const { return std::chrono::duration<double>(Clock::now() - m_t0).count(); }
+  size_t resumed() const { return m_resumed; }
+
+  int64_t next_trial() {
+    while (m_next < m_total && m_done.count(m_next)) ++m_next;
+    if (m_next >= m_total || (m_sweep.time_budget > 0 && elapsed() > m_sweep.time_budget)) {
+      ++m_finished_groups;
+      return -1;
+    }
+    return m_next++;
+  }
+
+  // ASHA: continue if within the top 1/reduction of what reached this rung so far.
+  bool rung(const RungMsg& m) {
+    auto& v = m_rungs[m.epoch];
+    v.push_back(m.val);
+    const size_t keep = std::max<size_t>(1, v.size() / size_t(m_sweep.reduction));
+    size_t better = 0;
+    for (double x : v) better += x > m.val;
+    return better < keep;
+  }
+
+  void result(const ResultMsg& m) {
+    TrialRow r;
+    r.id = m.id, r.epochs = m.epochs, r.group = m.group, r.best_val_accuracy = m.best_val, r.test_accuracy = m.test;
+    r.wall_seconds = m.wall, r.start_seconds = m.start, r.end_seconds = m.end, r.status = m.status;
+    r.message = m.message;
+    r.params = make_trial(m_sweep, m.id).params;
+    r.run_path = (fs::path(m_dir) / "trials" / std::to_string(m.id) / "run.h5").string();
+    if (fs::exists(r.run_path)) {
+      try {
+        const RunFile rf = read_run_file(r.run_path);
+        m_study.curves[m.id] = rf.history.cols;
+      } catch (const UserError&) {
+      }
+    } else {
+      r.run_path.clear();
+    }
+    m_study.rows.push_back(std::move(r));
+    m_done.insert(m.id);
+    write_study((fs::path(m_dir) / "study.h5").string(), m_study, m_world, elapsed());
+    const size_t done = m_study.rows.size(), left = size_t(m_total) - done;
+    const double per = elapsed() / double(std::max<size_t>(1, done - m_resumed));
+    const TrialRow& b = m_study.rows[size_t(best_row(m_study) < 0 ? 0 : best_row(m_study))];
+    fmt::print("trial {:>4} {:<9} group {} epochs {:>3} val {:.2f}% test {:.2f}% {:>6}  | {}/{} done, best #{} "
+               "{:.2f}%, left ~{}\n",
+               m.id, m.status, m.group, m.epochs, 100 * m.best_val, 100 * m.test, format_seconds(m.wall), done,
+               m_total, b.id, 100 * b.best_val_accuracy,
+               format_seconds(per * double(left) / double(std::max(1, m_groups))));
+    std::fflush(stdout);
+  }
+
+  // Answers every pending request from other group leaders.
+  void poll() {
+    for (;;) {
+      int flag = 0;
+      MPI_Status st;
+      MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, m_ctl, &flag, &st);
+      if (!flag) return;
+      serve(st);
+    }
+  }
+
+  // After rank 0's own group is done: serve until every group is done.
+  void serve_until_done() {
+    while (m_finished_groups < m_groups) {
+      MPI_Status st;
+      MPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, m_ctl, &st);
+      serve(st);
+    }
+  }
+
+  const Study& study() const { return m_study; }
+  int64_t total() const { return m_total; }
+
+ private:
+  void serve(const MPI_Status& st) {
+    if (st.MPI_TAG == kRequest) {
+      int64_t group = 0;
+      MPI_Recv(&group, 1, MPI_INT64_T, st.MPI_SOURCE, kRequest, m_ctl, MPI_STATUS_IGNORE);
+      int64_t id = next_trial();
+      MPI_Send(&id, 1, MPI_INT64_T, st.MPI_SOURCE, kTrial, m_ctl);
+    } else if (st.MPI_TAG == kRung) {
+      RungMsg m;
+      MPI_Recv(&m, sizeof m, MPI_BYTE, st.MPI_SOURCE, kRung, m_ctl, MPI_STATUS_IGNORE);
+      int go = rung(m);
+      MPI_Send(&go, 1, MPI_INT, st.MPI_SOURCE, kDecision, m_ctl);
+    } else {
+      ResultMsg m;
+      MPI_Recv(&m, sizeof m, MPI_BYTE, st.MPI_SOURCE, kResult, m_ctl, MPI_STATUS_IGNORE);
+      result(m);
+    }
+  }
+
+  SweepConfig m_sweep;
+  Study m_study;
+  std::string m_dir;
+  int m_groups, m_world;
+  MPI_Comm m_ctl;
+  int64_t m_total, m_next = 0;
+  int m_finished_groups = 0;
+  size_t m_resumed = 0;
+  std::set<int64_t> m_done;
+  std::map<int64_t, std::vector<double>> m_rungs;
+  Clock::time_point m_t0;
+};
+
+// What a group leader calls: local on rank 0, messages elsewhere.
+struct Scheduler {
+  Coordinator* local;  // rank 0
+  MPI_Comm ctl;
+  int64_t next(int64_t group) {
+    if (local) return local->next_trial();
+    int64_t id = -1;
+    MPI_Send(&group, 1, MPI_INT64_T, 0, kRequest, ctl);
+    MPI_Recv(&id, 1, MPI_INT64_T, 0, kTrial, ctl, MPI_STATUS_IGNORE);
+    return id;
+  }
+  bool rung(const RungMsg& m) {
+    if (local) return local->rung(m);
+    int go = 0;
+    MPI_Send(&m, sizeof m, MPI_BYTE, 0, kRung, ctl);
+    MPI_Recv(&go, 1, MPI_INT, 0, kDecision, ctl, MPI_STATUS_IGNORE);
+    return go != 0;
+  }
+  void result(const ResultMsg& m) {
+    if (local)
+      local->result(m);
+    else
+      MPI_Send(&m, sizeof m, MPI_BYTE, 0, kResult, ctl);
+  }
+};
+
+// Trains trial `id` in this group; returns its result (on the leader).
+ResultMsg run_trial(int64_t id, int64_t group, const SweepConfig& sweep, const std::string& base_text,
+                    const std::string& origin, const Data& data, const Comm& gc, Scheduler& sched,
+                    Coordinator* coord, const std::string& dir, double t_start) {
+  ResultMsg res{};
+  res.id = id, res.group = group, res.start = t_start;
+  std::snprintf(res.status, sizeof res.status, "completed");
+  const auto t0 = Clock::now();
+  const std::string tdir = (fs::path(dir) / "trials" / std::to_string(id)).string();
+  const std::string run = (fs::path(tdir) / "run.h5").string();
+  try {
+    const Config cfg = parse_config_text(base_text, origin, make_trial(sweep, id).sets());
+    std::string why;
+    auto be = make_backend(cfg.train, gc, &why);
+    Trainer tr(cfg, data, *be, gc);
+    int have = 0;
+    if (gc.leader()) {
+      std::error_code ec;
+      fs::create_directories(tdir, ec);
+      have = fs::exists(run);
+    }
+    gc.bcast(have);
+    RunFile rf;
+    if (have) {
+      gc.root_only([&] { rf = read_run_file(run); });
+      tr.resume(rf);
+    } else {
+      tr.init();
+    }
+    if (coord) tr.set_step_hook([coord] { coord->poll(); });
+    const std::vector<int64_t> rungs = asha_rungs(sweep, cfg.train.epochs);
+    Provenance prov{gc.size(), 0, "sweep trial " + std::to_string(id)};
+    while (tr.epochs_done() < cfg.train.epochs) {
+      tr.run_epoch();
+      if (gc.leader())
+        write_run_file(run, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, tr.history(), prov);
+      if (std::find(rungs.begin(), rungs.end(), tr.epochs_done()) != rungs.end()) {
+        int go = 1;
+        if (gc.leader())
+          go = sched.rung(RungMsg{id, tr.epochs_done(), tr.history().cols.at("val_accuracy").back()});
+        gc.bcast(go);
+        if (!go) {
+          std::snprintf(res.status, sizeof res.status, "pruned");
+          break;
+        }
+      }
+    }
+    const auto& h = tr.history().cols;
+    res.epochs = tr.epochs_done();
+    if (res.epochs > 0) {  // test accuracy at the epoch with the best validation accuracy
+      const auto& val = h.at("val_accuracy");
+      const size_t b = size_t(std::max_element(val.begin(), val.end()) - val.begin());
+      res.best_val = val[b];
+      res.test = h.at("test_accuracy")[b];
+    }
+  } catch (const Diverged& e) {
+    std::snprintf(res.status, sizeof res.status, "diverged");
+    std::snprintf(res.message, sizeof res.message, "%s", e.what());
+  } catch (const std::exception& e) {  // bad trial config, out of memory, ...: this trial fails, the sweep goes on
+    std::snprintf(res.status, sizeof res.status, "failed");
+    std::snprintf(res.message, sizeof res.message, "%s", e.what());
+  }
+  res.wall = std::chrono::duration<double>(Clock::now() - t0).count();
+  res.end = res.start + res.wall;
+  return res;
+}
+
+}  // namespace
+
+int sweep_command(const SweepOptions& opt, const Comm& world) {
+  // ---- config, space, output directory: checked before anything is read
+  Config base = load_config(opt.config, opt.sets);
+  SweepConfig sweep = parse_sweep(base.text, opt.config);
+  if (opt.group_size > 0) sweep.group_size = opt.group_size;
+  const int G = int(sweep.group_size);
+  if (world.size() % G)
+    fail("--group-size {}: does not divide the {} ranks (every group must have the same size)", G, world.size());
+  const int groups = world.size() / G;
+  std::string dir = opt.out;
+  if (dir.empty()) {
+    const std::time_t now = std::time(nullptr);
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
+    dir = "runs/" + fs::path(opt.config).stem().string() + "-" + stamp;
+  }
+  world.bcast_string(dir);
+  const std::string study_path = (fs::path(dir) / "study.h5").string();
+  Study previous;
+  world.root_only([&] {
+    std::error_code ec;
+    fs::create_directories(fs::path(dir) / "trials", ec);
+    if (ec) fail("{}: cannot create output directory: {}", dir, ec.message());
+    if (fs::exists(study_path)) {
+      previous = read_study(study_path);
+      if (previous.config_text != base.text)
+        fail("{}: holds a sweep of a different config; resume with the same config and --set, or choose another --out",
+             study_path);
+    }
+  });
+  std::string why;
+  const int threads = choose_threads(world, &why);
+
+  // ---- the data, once for the whole sweep
+  const Data data = load_and_bcast_data(world, base.data, uint64_t(base.train.seed));
+
+  MPI_Comm group_comm, ctl;
+  MPI_Comm_split(world.raw(), world.rank() / G, world.rank(), &group_comm);
+  MPI_Comm_dup(world.raw(), &ctl);
+  const Comm gc(group_comm);
+  const int64_t group = world.rank() / G;
+
+  std::unique_ptr<Coordinator> coord;
+  if (world.leader()) {
+    coord = std::make_unique<Coordinator>(sweep, std::move(previous), dir, base.text, groups, world.size(), ctl);
+    fmt::print("sweep: {} trials ({} {} search{}), {} group(s) of {} rank(s) x {} thread(s); data {} train / {} "
+               "validation / {} test; out {}\n",
+               coord->total(), sweep.method, sweep.space.size() == 1 ? "1-D" : fmt::format("{}-D", sweep.space.size()),
+               sweep.asha ? fmt::format(", ASHA min {} epoch(s), reduction {}", sweep.min_epochs, sweep.reduction)
+                          : "",
+               groups, G, threads, data.train_idx.size(), data.val_idx.size(), data.test.n, study_path);
+    if (coord->resumed()) fmt::print("resuming: {} trial(s) already in {}\n", coord->resumed(), study_path);
+    std::fflush(stdout);
+  }
+  Scheduler sched{coord.get(), ctl};
+  for (;;) {
+    int64_t id = -1;
+    if (gc.leader()) id = sched.next(group);
+    gc.bcast(id);
+    if (id < 0) break;
+    const double start = coord ? coord->elapsed() : 0;
+    ResultMsg r = run_trial(id, group, sweep, base.text, opt.config, data, gc, sched, coord.get(), dir, start);
+    if (gc.leader()) sched.result(r);
+  }
+  if (coord) coord->serve_until_done();
+  MPI_Barrier(world.raw());
+  if (coord) {
+    const Study& s = coord->study();
+    const int b = best_row(s);
+    int d = -1;
+    for (size_t i = 0; i < s.rows.size(); ++i)
+      if (s.rows[i].id == 0) d = int(i);
+    fmt::print("sweep done in {}: {} trials in {}\n", format_seconds(coord->elapsed()), s.rows.size(), study_path);
+    if (b >= 0)
+      fmt::print("best: trial {} val {:.2f}% test {:.2f}%", s.rows[b].id, 100 * s.rows[b].best_val_accuracy,
+                 100 * s.rows[b].test_accuracy);
+    if (b >= 0 && d >= 0)
+      fmt::print("; default (trial 0): val {:.2f}% test {:.2f}%", 100 * s.rows[d].best_val_accuracy,
+                 100 * s.rows[d].test_accuracy);
+    fmt::print("\n");
+  }
+  MPI_Comm_free(&group_comm);
+  MPI_Comm_free(&ctl);
+  return 0;
+}
+
+}  // namespace rs
