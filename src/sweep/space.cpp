@@ -8,8 +8,14 @@
 namespace rs {
 namespace {
 
-// TOML text of a value, as --set would take it ("0.01", "[256, 128]", "'adam'").
+// TOML text of a value, as --set would take it ("0.1", "[256, 128]", "'adam'");
+// floats in their shortest round-trip form.
 std::string toml_text(const toml::node& n) {
+  if (n.is_floating_point()) {
+    std::string v = fmt::format("{}", n.as_floating_point()->get());
+    if (v.find_first_of(".eni") == std::string::npos) v += ".0";
+    return v;
+  }
   toml::table t;
   t.insert_or_assign("v", n);
   std::ostringstream s;
@@ -20,8 +26,9 @@ std::string toml_text(const toml::node& n) {
 
 std::string number_text(double x, bool integer) {
   if (integer) return std::to_string(int64_t(std::llround(x)));
-  return fmt::format("{:.6g}", x).find_first_of(".e") == std::string::npos ? fmt::format("{:.6g}.0", x)
-                                                                          : fmt::format("{:.6g}", x);
+  std::string v = fmt::format("{:.6g}", x);
+  if (v.find_first_of(".eni") == std::string::npos) v += ".0";
+  return v;
 }
 
 }  // namespace

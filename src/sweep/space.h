@@ -6,7 +6,7 @@
 //   seed = 1                 # random draws
 //   time_budget = 0          # seconds; no new trial starts after it (0: none)
 //   group_size = 1           # ranks per trial (--group-size overrides)
-//   [sweep.space]            # any train.* or model.* key
+//   [sweep.space]            # any train.* or model.* key (ordered by key)
 //   "train.lr" = [0.1, 0.01]                                         # grid values / random choice
 //   "model.dense" = [256, 1024]
 //   "train.momentum" = { distribution = "uniform", low = 0.5, high = 0.99 }

@@ -1,0 +1,153 @@
+// Sweeps: every trial of a grid runs exactly once and lands in study.h5 for
+// any rank count and group size (run under mpiexec by ctest; group size from
+// RS_TEST_GROUP); diverging trials are recorded as such; ASHA prunes obvious
+// losers; the search space is validated.
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <set>
+
+#include "error.h"
+#include "helpers.h"
+#include "sweep/space.h"
+#include "sweep/study.h"
+#include "train/commands.h"
+
+using namespace rs;
+using namespace rs::test;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// Rank 0 writes toy data and the config; returns the config path everywhere.
+std::string sweep_config(const Comm& world, const TempDir* d, const std::string& body) {
+  std::string path;
+  if (world.leader()) {
+    path = *d / "sweep.toml";
+    std::ofstream(path) << toy_idx(*d, 300, 100, 8, 8, 3) << "validation = 60\n" << body;
+  }
+  world.bcast_string(path);
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("every trial of a grid runs exactly once and lands in the study", "[sweep]") {
+  const Comm world(MPI_COMM_WORLD);
+  const char* g = std::getenv("RS_TEST_GROUP");
+  const int G = g ? std::atoi(g) : 1;
+  std::unique_ptr<TempDir> d;
+  if (world.leader()) d = std::make_unique<TempDir>("sweep_grid");
+  const std::string cfg = sweep_config(world, d.get(), R"([model]
+hidden = [16]
+[train]
+epochs = 2
+batch_size = 30
+lr = 0.05
+[sweep]
+method = "grid"
+[sweep.space]
+"train.lr" = [0.1, 0.02, 1e4]
+"model.hidden" = [[8], [24]]
+)");
+  SweepOptions o;
+  o.config = cfg;
+  o.group_size = G;
+  o.out = world.leader() ? d->path.string() + "/out" : "";
+  world.bcast_string(o.out);
+  REQUIRE(sweep_command(o, world) == 0);
+  if (!world.leader()) return;
+  const Study s = read_study(o.out + "/study.h5");
+  std::multiset<int64_t> ids;
+  for (const TrialRow& r : s.rows) ids.insert(r.id);
+  CHECK(ids == std::multiset<int64_t>{0, 1, 2, 3, 4, 5, 6});
+  std::set<int64_t> groups;
+  for (const TrialRow& r : s.rows) {
+    INFO("trial " << r.id << " status " << r.status << " " << r.message);
+    groups.insert(r.group);
+    CHECK(r.group < world.size() / G);
+    const bool huge = r.params.size() == 2 && std::stod(r.params[1].second) > 100;  // train.lr = 1e4
+    CHECK(r.status == (huge ? "diverged" : "completed"));
+    if (!huge) CHECK(r.best_val_accuracy > 0.5);
+    if (!huge) CHECK(s.curves.at(r.id).at("val_accuracy").size() == 2);
+  }
+  CHECK(s.keys == std::vector<std::string>{"model.hidden", "train.lr"});
+  CHECK(best_row(s) >= 0);
+}
+
+TEST_CASE("ASHA prunes the obvious losers", "[sweep-asha]") {
+  const Comm self(MPI_COMM_SELF);
+  TempDir d("sweep_asha");
+  const std::string cfg = sweep_config(self, &d, R"([model]
+hidden = [16]
+[train]
+epochs = 4
+batch_size = 30
+lr = 0.05
+[sweep]
+method = "grid"
+[sweep.space]
+"train.lr" = [0.05, 1e-7, 1e-7, 1e-7]
+[sweep.asha]
+min_epochs = 1
+reduction = 2
+)");
+  SweepOptions o;
+  o.config = cfg, o.out = d.path.string() + "/out";
+  REQUIRE(sweep_command(o, self) == 0);
+  const Study s = read_study(o.out + "/study.h5");
+  REQUIRE(s.rows.size() == 5);
+  for (const TrialRow& r : s.rows) {
+    INFO("trial " << r.id << ": " << r.status << " after " << r.epochs << " epochs, val " << r.best_val_accuracy);
+    if (r.id >= 2) {  // lr 1e-7 learns nothing: stopped at the first rung
+      CHECK(r.status == "pruned");
+      CHECK(r.epochs == 1);
+    } else {  // trial 0 (the default) and trial 1 are the same good config
+      CHECK(r.status == "completed");
+      CHECK(r.epochs == 4);
+    }
+  }
+}
+
+TEST_CASE("search spaces: grid and random trials, validation", "[sweep-asha]") {
+  const std::string base = "[train]\nepochs = 9\n";
+  const SweepConfig g = parse_sweep(base + "[sweep]\n[sweep.space]\n\"train.lr\" = [0.1, 0.2]\n\"model.dense\" = [1, 2, 3]\n", "s.toml");
+  CHECK(trial_count(g) == 7);
+  CHECK(make_trial(g, 0).params.empty());
+  // dimensions in key order; the last one varies fastest
+  CHECK(make_trial(g, 1).sets() == std::vector<std::string>{"model.dense=1", "train.lr=0.1"});
+  CHECK(make_trial(g, 2).sets() == std::vector<std::string>{"model.dense=1", "train.lr=0.2"});
+  CHECK(make_trial(g, 6).sets() == std::vector<std::string>{"model.dense=3", "train.lr=0.2"});
+  const SweepConfig r = parse_sweep(base + R"([sweep]
+method = "random"
+trials = 50
+[sweep.space]
+"train.lr" = { distribution = "log_uniform", low = 1e-4, high = 1e-1 }
+"train.batch_size" = { distribution = "int_uniform", low = 16, high = 32 }
+"train.optimizer" = ["sgd", "adam"]
+[sweep.asha]
+min_epochs = 1
+reduction = 3
+)", "s.toml");
+  CHECK(trial_count(r) == 51);
+  CHECK(asha_rungs(r, 9) == std::vector<int64_t>{1, 3});
+  std::set<std::string> opts;
+  for (int i = 1; i <= 50; ++i) {
+    const TrialSpec t = make_trial(r, i);
+    const int bs = std::stoi(t.params[0].second);  // train.batch_size, train.lr, train.optimizer
+    const double lr = std::stod(t.params[1].second);
+    CHECK((lr >= 1e-4 && lr <= 1e-1));
+    CHECK((bs >= 16 && bs <= 32));
+    opts.insert(t.params[2].second);
+    CHECK(make_trial(r, i).sets() == t.sets());  // a pure function of the index
+  }
+  CHECK(opts.size() == 2);
+  REQUIRE_THROWS_WITH(parse_sweep("[sweep]\n[sweep.space]\n\"data.validation\" = [1]\n", "s.toml"),
+                      Contains("sweep.space.data.validation") && Contains("only train.* and model.*"));
+  REQUIRE_THROWS_WITH(parse_sweep("[sweep]\n[sweep.space]\n\"train.lr\" = { distribution = \"uniform\", low = 1, high = 2 }\n", "s.toml"),
+                      Contains("grid search takes a list"));
+  REQUIRE_THROWS_WITH(parse_sweep("[sweep]\nmethod = \"random\"\n", "s.toml"), Contains("search space is empty"));
+  REQUIRE_THROWS_WITH(parse_sweep("[sweep]\nmethd = 1\n[sweep.space]\n\"train.lr\" = [1]\n", "s.toml"),
+                      Contains("sweep.methd: unknown key"));
+}
