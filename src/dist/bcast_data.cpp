@@ -10,6 +10,7 @@
 #include "dist/bcast_data.h"
 
 #include <cstring>
+#include <exception>
 #include <stdexcept>
 
 namespace rs {
@@ -30,6 +31,9 @@ struct NodeWindow {
   MPI_Win win = MPI_WIN_NULL;
   char* base = nullptr;
   ~NodeWindow() {
+    // Freeing is collective on the node: skip it while an exception unwinds
+    // (a failing rank aborts the job; MPI_Finalize reclaims the window).
+    if (std::uncaught_exceptions() > 0) return;
     if (win != MPI_WIN_NULL) MPI_Win_free(&win);
     if (node != MPI_COMM_NULL) MPI_Comm_free(&node);
   }

@@ -49,9 +49,12 @@ class Coordinator {
       : m_sweep(sweep), m_study(std::move(study)), m_dir(std::move(dir)), m_groups(groups), m_world(world_size),
         m_ctl(ctl), m_total(trial_count(sweep)), m_t0(Clock::now()) {
     m_study.config_text = std::move(base_text);
+    m_study.keys.clear();
     for (const Dimension& d : sweep.space) m_study.keys.push_back(d.key);
-    for (const TrialRow& r : m_study.rows) {
+    for (TrialRow& r : m_study.rows) {
       m_done.insert(r.id);
+      const fs::path run = fs::path(m_dir) / "trials" / std::to_string(r.id) / "run.h5";
+      if (fs::exists(run)) r.run_path = run.string();
       const auto c = m_study.curves.find(r.id);  // ASHA history from finished trials
       if (c != m_study.curves.end() && c->second.count("val_accuracy"))
         for (int64_t e : asha_rungs(m_sweep, 1 << 30)) {
