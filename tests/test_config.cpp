@@ -98,7 +98,7 @@ TEST_CASE("--set overrides with dotted keys", "[config]") {
 
 TEST_CASE("config files: missing, and the shipped inputs", "[config]") {
   REQUIRE_THROWS_WITH(load_config("/no/such/file.toml", {}), Contains("/no/such/file.toml: config file not found"));
-  for (const char* f : {"fmnist-mlp.toml", "fmnist-cnn.toml"}) {
+  for (const char* f : {"fmnist-mlp.toml", "fmnist-cnn.toml", "fmnist-cnn-sweep.toml", "fmnist-mlp-sweep.toml"}) {
     const std::string path = std::string(RS_SOURCE_DIR) + "/inputs/" + f;
     CHECK_NOTHROW(load_config(path, {}));
   }

@@ -151,3 +151,11 @@ reduction = 3
   REQUIRE_THROWS_WITH(parse_sweep("[sweep]\nmethd = 1\n[sweep.space]\n\"train.lr\" = [1]\n", "s.toml"),
                       Contains("sweep.methd: unknown key"));
 }
+
+TEST_CASE("the shipped sweep configs parse", "[sweep-asha]") {
+  for (const char* f : {"fmnist-cnn-sweep.toml", "fmnist-mlp-sweep.toml"}) {
+    const std::string path = std::string(RS_SOURCE_DIR) + "/inputs/" + f;
+    const SweepConfig s = parse_sweep(load_config(path, {}).text, path);
+    CHECK(trial_count(s) == 13);
+  }
+}
