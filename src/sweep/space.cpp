@@ -139,6 +139,12 @@ TrialSpec make_trial(const SweepConfig& s, int64_t id) {
   return t;
 }
 
+std::string config_value_text(const std::string& config_text, const std::string& key) {
+  const toml::table t = toml::parse(std::string_view(config_text));
+  const toml::node* n = t.at_path(key).node();
+  return n ? toml_text(*n) : std::string();
+}
+
 std::vector<int64_t> asha_rungs(const SweepConfig& s, int64_t max_epochs) {
   std::vector<int64_t> r;
   if (!s.asha) return r;

@@ -55,6 +55,10 @@ SweepConfig parse_sweep(const std::string& text, const std::string& origin);
 int64_t trial_count(const SweepConfig& s);
 TrialSpec make_trial(const SweepConfig& s, int64_t id);
 
+// The TOML text of `key` (dotted) in a config's text, as trials write their
+// values; empty if the key is absent.
+std::string config_value_text(const std::string& config_text, const std::string& key);
+
 // Rung epochs of ASHA for a run of max_epochs: min_epochs * reduction^k < max_epochs.
 std::vector<int64_t> asha_rungs(const SweepConfig& s, int64_t max_epochs);
 

@@ -4,10 +4,6 @@
 #include <filesystem>
 #include <set>
 
-#include <toml++/toml.h>
-
-#include <sstream>
-
 #include "build_info.h"
 #include "error.h"
 #include "io/h5.h"
@@ -90,26 +86,14 @@ void write_study(const std::string& path, const Study& s, int world_size, double
     h5_write_strings(f, "/trials/status", status);
     h5_write_strings(f, "/trials/message", message);
     // one column per hyperparameter: the default trial holds the config's value
-    const toml::table base = toml::parse(std::string_view(s.config_text));
     for (const std::string& key : s.keys) {
       std::vector<std::string> text;
       for (const TrialRow& r : s.rows) {
         std::string v;
         for (const auto& [k, x] : r.params)
           if (k == key) v = x;
-        if (v.empty()) {  // the default trial: the base config's value
-          const toml::node* node = base.at_path(key).node();
-          if (node) {
-            toml::table t;
-            t.insert_or_assign("v", *node);
-            std::ostringstream o;
-            o << toml::toml_formatter(t);
-            v = o.str().substr(o.str().find('=') + 2);
-          } else {
-            v = "default";
-          }
-        }
-        text.push_back(v);
+        if (v.empty()) v = config_value_text(s.config_text, key);
+        text.push_back(v.empty() ? "default" : v);
       }
       std::vector<double> num(text.size());
       bool numeric = true;
