@@ -5,6 +5,8 @@
 // answers the other group leaders (next trial, ASHA rung decisions, results)
 // and rewrites study.h5 after every finished trial. The data is read once
 // and shared per node for the whole sweep.
+#include <omp.h>
+
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -229,7 +231,7 @@ ResultMsg run_trial(int64_t id, int64_t group, const SweepConfig& sweep, const s
     }
     if (coord) tr.set_step_hook([coord] { coord->poll(); });
     const std::vector<int64_t> rungs = asha_rungs(sweep, cfg.train.epochs);
-    Provenance prov{gc.size(), 0, "sweep trial " + std::to_string(id)};
+    Provenance prov{gc.size(), omp_get_max_threads(), "sweep trial " + std::to_string(id)};
     while (tr.epochs_done() < cfg.train.epochs) {
       tr.run_epoch();
       if (gc.leader())
