@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 
 
@@ -78,6 +79,7 @@ def main():
         ax.plot(np.arange(1, len(v) + 1), v, "-o" if s == "completed" else ":x", ms=3,
                 label=f"#{i} {s}" if len(ids) <= 12 else None, lw=2 if i == 0 else 1)
     ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="learning curves (pruned trials dotted)")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     if len(ids) <= 12:
         ax.legend(fontsize=8)
