@@ -98,8 +98,6 @@ void Trainer::run_epoch() {
     t = now;
   };
   const auto t0 = Clock::now();
-  lap(kData);
-  phase[kData] = 0;
   for (int64_t s = 0; s < spe; ++s) {
     const int64_t first = s * t.batch_size, Bg = std::min<int64_t>(t.batch_size, n - first);
     const int64_t lo = Bg * r / R, hi = Bg * (r + 1) / R;
