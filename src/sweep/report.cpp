@@ -3,6 +3,7 @@
 // quartile bins).
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 
 #include "error.h"
@@ -57,13 +58,24 @@ int report_command(const std::string& path, const Comm& comm) {
       if (param(*def, k) != param(best, k)) fmt::print("  {}: {} -> {}\n", k, param(*def, k), param(best, k));
   }
 
-  fmt::print("\nsensitivity (trials that trained: mean and best validation accuracy, mean test accuracy)\n");
+  // Sensitivity compares trials at the same epoch: the fewest any trial that
+  // trained has run (ASHA's first rung), so pruned and full runs mix fairly.
+  int64_t common = std::numeric_limits<int64_t>::max();
+  for (const TrialRow& r : s.rows)
+    if (r.status != "failed" && r.status != "diverged" && r.epochs > 0) common = std::min(common, r.epochs);
+  auto at_common = [&](const TrialRow& r, const char* col) -> double {
+    const auto c = s.curves.find(r.id);
+    if (c == s.curves.end() || !c->second.count(col) || int64_t(c->second.at(col).size()) < common) return NAN;
+    return c->second.at(col)[size_t(common - 1)];
+  };
+  fmt::print("\nsensitivity (trials that trained: mean validation and test accuracy after {} epoch(s), best validation "
+             "accuracy of any epoch)\n", common);
   for (const std::string& k : s.keys) {
     std::vector<std::pair<std::string, const TrialRow*>> vals;
     std::vector<double> nums;
     bool numeric = true;
     for (const TrialRow& r : s.rows) {
-      if (r.status == "failed" || r.status == "diverged") continue;
+      if (r.status == "failed" || r.status == "diverged" || r.epochs == 0) continue;
       const std::string v = param(r, k);
       char* end = nullptr;
       const double x = std::strtod(v.c_str(), &end);
@@ -89,9 +101,11 @@ int report_command(const std::string& path, const Comm& comm) {
     fmt::print("  {}\n", k);
     for (const auto& [v, g] : groups) {
       double mean = 0, best = 0, test = 0;
-      for (const TrialRow* r : g) mean += r->best_val_accuracy, test += r->test_accuracy, best = std::max(best, r->best_val_accuracy);
-      fmt::print("    {:>22}  n={:<3} val mean {:6.2f}%  best {:6.2f}%  test mean {:6.2f}%\n", v, g.size(),
-                 100 * mean / double(g.size()), 100 * best, 100 * test / double(g.size()));
+      for (const TrialRow* r : g)
+        mean += at_common(*r, "val_accuracy"), test += at_common(*r, "test_accuracy"),
+            best = std::max(best, r->best_val_accuracy);
+      fmt::print("    {:>22}  n={:<3} val mean {:6.2f}%  test mean {:6.2f}%  best val {:6.2f}%\n", v, g.size(),
+                 100 * mean / double(g.size()), 100 * test / double(g.size()), 100 * best);
     }
   }
   return 0;

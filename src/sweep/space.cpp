@@ -145,6 +145,16 @@ std::string config_value_text(const std::string& config_text, const std::string&
   return n ? toml_text(*n) : std::string();
 }
 
+bool same_as_default(const TrialSpec& t, const std::string& config_text) {
+  if (t.id == 0 || t.params.empty()) return false;
+  const toml::table c = toml::parse(std::string_view(config_text));
+  for (const auto& [k, v] : t.params) {
+    const toml::node* n = c.at_path(k).node();
+    if (!n || toml_text(*n) != v) return false;
+  }
+  return true;
+}
+
 std::vector<int64_t> asha_rungs(const SweepConfig& s, int64_t max_epochs) {
   std::vector<int64_t> r;
   if (!s.asha) return r;

@@ -59,6 +59,10 @@ TrialSpec make_trial(const SweepConfig& s, int64_t id);
 // values; empty if the key is absent.
 std::string config_value_text(const std::string& config_text, const std::string& key);
 
+// True if every value of the trial equals the config's own (the grid point
+// of the default trial: the sweep skips it rather than train trial 0 twice).
+bool same_as_default(const TrialSpec& t, const std::string& config_text);
+
 // Rung epochs of ASHA for a run of max_epochs: min_epochs * reduction^k < max_epochs.
 std::vector<int64_t> asha_rungs(const SweepConfig& s, int64_t max_epochs);
 

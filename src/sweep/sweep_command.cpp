@@ -65,6 +65,10 @@ class Coordinator {
         }
     }
     m_resumed = m_study.rows.size();
+    if (sweep.method == "grid")  // the default's own grid point would re-run trial 0
+      for (int64_t id = 1; id < m_total; ++id)
+        if (same_as_default(make_trial(sweep, id), m_study.config_text)) m_skipped.push_back(id);
+    m_done.insert(m_skipped.begin(), m_skipped.end());
   }
 
   double elapsed() const { return std::chrono::duration<double>(Clock::now() - m_t0).count(); }
@@ -79,14 +83,18 @@ class Coordinator {
     return m_next++;
   }
 
-  // ASHA: continue if within the top 1/reduction of what reached this rung so far.
+  // ASHA, decided on arrival: continue if within the top max(1, n/reduction)
+  // of the n results at this rung so far (this one included; ties go to the
+  // earlier arrival). The default
+  // trial is the baseline: its results count, but it always runs the full budget.
   bool rung(const RungMsg& m) {
     auto& v = m_rungs[m.epoch];
     v.push_back(m.val);
+    if (m.id == 0) return true;
     const size_t keep = std::max<size_t>(1, v.size() / size_t(m_sweep.reduction));
-    size_t better = 0;
-    for (double x : v) better += x > m.val;
-    return better < keep;
+    size_t ahead = 0;  // earlier arrivals at least as good (ties go to the first)
+    for (size_t i = 0; i + 1 < v.size(); ++i) ahead += v[i] >= m.val;
+    return ahead < keep;
   }
 
   void result(const ResultMsg& m) {
@@ -108,13 +116,13 @@ class Coordinator {
     m_study.rows.push_back(std::move(r));
     m_done.insert(m.id);
     write_study((fs::path(m_dir) / "study.h5").string(), m_study, m_world, elapsed());
-    const size_t done = m_study.rows.size(), left = size_t(m_total) - done;
+    const size_t done = m_study.rows.size(), left = size_t(total()) - done;
     const double per = elapsed() / double(std::max<size_t>(1, done - m_resumed));
     const TrialRow& b = m_study.rows[size_t(best_row(m_study) < 0 ? 0 : best_row(m_study))];
     fmt::print("trial {:>4} {:<9} group {} epochs {:>3} val {:.2f}% test {:.2f}% {:>6}  | {}/{} done, best #{} "
                "{:.2f}%, left ~{}\n",
                m.id, m.status, m.group, m.epochs, 100 * m.best_val, 100 * m.test, format_seconds(m.wall), done,
-               m_total, b.id, 100 * b.best_val_accuracy,
+               total(), b.id, 100 * b.best_val_accuracy,
                format_seconds(per * double(left) / double(std::max(1, m_groups))));
     std::fflush(stdout);
   }
@@ -140,7 +148,9 @@ class Coordinator {
   }
 
   const Study& study() const { return m_study; }
-  int64_t total() const { return m_total; }
+  // Trials this sweep runs (grid points equal to the default are not run).
+  int64_t total() const { return m_total - int64_t(m_skipped.size()); }
+  const std::vector<int64_t>& skipped() const { return m_skipped; }
 
  private:
   void serve(const MPI_Status& st) {
@@ -170,6 +180,7 @@ class Coordinator {
   int m_finished_groups = 0;
   size_t m_resumed = 0;
   std::set<int64_t> m_done;
+  std::vector<int64_t> m_skipped;
   std::map<int64_t, std::vector<double>> m_rungs;
   Clock::time_point m_t0;
 };
@@ -320,6 +331,9 @@ int sweep_command(const SweepOptions& opt, const Comm& world) {
                sweep.asha ? fmt::format(", ASHA min {} epoch(s), reduction {}", sweep.min_epochs, sweep.reduction)
                           : "",
                groups, G, threads, data.train_idx.size(), data.val_idx.size(), data.test.n, study_path);
+    for (int64_t id : coord->skipped())
+      fmt::print("grid point {} ({}) is the default trial 0: not run twice\n", id,
+                 fmt::join(make_trial(sweep, id).sets(), ", "));
     if (coord->resumed()) fmt::print("resuming: {} trial(s) already in {}\n", coord->resumed(), study_path);
     std::fflush(stdout);
   }
