@@ -1,4 +1,4 @@
-// ranksweep: train | sweep | report | info (infer arrives with its issue).
+// ranksweep: train | sweep | infer | report | info.
 // Every rank runs the same command; bad input ends every rank with status 2
 // and one message from rank 0.
 #include <CLI/CLI.hpp>
@@ -36,6 +36,22 @@ int run(int argc, char** argv, const rs::Comm& comm) {
   sweep->add_option("--out", sopt.out, "output directory; an existing sweep there is resumed");
   sweep->add_option("--group-size", sopt.group_size, "ranks per trial (default: sweep.group_size)")
       ->check(CLI::PositiveNumber);
+  rs::InferOptions iopt;
+  CLI::App* infer = app.add_subcommand("infer", "apply a trained model to an input, sharded over ranks; top-k to HDF5");
+  infer->add_option("--model", iopt.model, "RUN.h5 (a train run) or STUDY.h5 (its best trial)")->required();
+  infer->add_option("--data", iopt.data, "input: IDX file, HDF5 file, CIFAR-10 .bin file/directory, image directory")
+      ->required();
+  infer->add_option("--format", iopt.format, "auto | idx | hdf5 | cifar10 | images (default: auto)")
+      ->check(CLI::IsMember({"auto", "idx", "hdf5", "cifar10", "images"}));
+  infer->add_option("--labels", iopt.labels, "IDX labels file: print and store accuracy (default: the sibling "
+                                             "*-labels-idx1-ubyte* file if there is one)");
+  infer->add_option("--out", iopt.out, "predictions file (default: predictions.h5; never overwritten)");
+  infer->add_flag("--overwrite", iopt.overwrite, "replace --out if it exists");
+  infer->add_option("--top-k", iopt.top_k, "classes kept per sample (default: 5)")->check(CLI::PositiveNumber);
+  infer->add_option("--batch-size", iopt.batch_size, "samples per forward pass (default: 256)")
+      ->check(CLI::Range(1, 1 << 20));
+  infer->add_option("--device", iopt.device, "auto | cpu | cuda (default: the model config's train.device)")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   std::string study;
   CLI::App* report = app.add_subcommand("report", "leaderboard, default vs best, sensitivity of a study");
   report->add_option("study", study, "STUDY.h5")->required();
@@ -59,6 +75,7 @@ int run(int argc, char** argv, const rs::Comm& comm) {
   if (*info) return rs::info_command(comm);
   if (*sweep) return rs::sweep_command(sopt, comm);
   if (*report) return rs::report_command(study, comm);
+  if (*infer) return rs::infer_command(iopt, comm);
   return 2;
 }
 

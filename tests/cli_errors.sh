@@ -79,6 +79,42 @@ else
   fail=$((fail + 1)); echo "FAILED: small training run"
 fi
 
+# infer on bad input, under mpirun -np 3: status 2 on every rank, one message,
+# and no output file (nor a complete-looking one) left behind.
+model=$tmp/done/run.h5
+fm=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+if [[ -f $model ]] && command -v mpirun >/dev/null; then
+  mpi3=(mpirun --oversubscribe -np 3 "$bin")
+  no_output() {  # no_output FILE: neither FILE nor FILE.partial exists
+    if [[ -e $1 || -e $1.partial ]]; then fail=$((fail + 1)); echo "FAILED: $1 left behind"; else pass=$((pass + 1)); fi
+  }
+  echo "not hdf5" > "$tmp/text.h5"
+  expect 2 "text.h5: not an HDF5 file" "${mpi3[@]}" infer --model "$tmp/text.h5" --data "$fm" --out "$tmp/p1.h5"
+  no_output "$tmp/p1.h5"
+  head -c 20000 "$model" > "$tmp/trunc.h5"
+  expect 2 "trunc.h5" "${mpi3[@]}" infer --model "$tmp/trunc.h5" --data "$fm" --out "$tmp/p2.h5"
+  no_output "$tmp/p2.h5"
+  expect 2 "images are 1x2x2 (CxHxW), the model takes 1x28x28" "${mpi3[@]}" infer --model "$model" --data "$tmp/im" \
+    --out "$tmp/p3.h5"
+  no_output "$tmp/p3.h5"
+  mkdir -p "$tmp/photos" && printf '\x89PNG broken' > "$tmp/photos/x.png"
+  expect 2 "x.png: cannot decode image" "${mpi3[@]}" infer --model "$model" --data "$tmp/photos" --out "$tmp/p4.h5"
+  no_output "$tmp/p4.h5"
+  expect 2 "labels need 1 dimension" "${mpi3[@]}" infer --model "$model" --data "$fm" --labels "$fm" --out "$tmp/p5.h5"
+  no_output "$tmp/p5.h5"
+  expect 2 "command line" "$bin" infer --model "$model" --data "$fm" --format png
+  # A finished prediction file is never overwritten; a predictions file is not a model.
+  if "${mpi3[@]}" infer --model "$model" --data "$fm" --out "$tmp/done.h5" >/dev/null 2>&1; then
+    sum=$(md5sum < "$tmp/done.h5")
+    expect 2 "done.h5: already exists" "${mpi3[@]}" infer --model "$model" --data "$fm" --out "$tmp/done.h5"
+    [[ $(md5sum < "$tmp/done.h5") == "$sum" ]] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAILED: done.h5 changed"; }
+    expect 2 "done.h5: not a ranksweep run or study file" "$bin" infer --model "$tmp/done.h5" --data "$fm" \
+      --out "$tmp/p6.h5"
+  else
+    fail=$((fail + 1)); echo "FAILED: infer on Fashion-MNIST"
+  fi
+fi
+
 # Under mpirun, bad data seen by rank 0: every rank ends with status 2, one message.
 if command -v mpirun >/dev/null; then
   expect 2 "bad-magic: bad magic number" mpirun --oversubscribe -np 3 "$bin" train "$tmp/empty.toml" \

@@ -20,62 +20,12 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// Whole file, decompressed if it is gzip. A name ending in .gz must be gzip.
-std::vector<uint8_t> read_file(const std::string& path) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) fail("{}: file not found", path);
-  if (!fs::is_regular_file(path, ec)) fail("{}: not a regular file", path);
-  std::ifstream probe(path, std::ios::binary);
-  unsigned char magic[2] = {0, 0};
-  probe.read(reinterpret_cast<char*>(magic), 2);
-  const bool gz = probe.gcount() == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
-  if (ends_with(path, ".gz") && !gz) fail("{}: named .gz but not gzip data", path);
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (!f) fail("{}: cannot open", path);
-  gzbuffer(f, 1 << 20);
-  std::vector<uint8_t> out;
-  size_t len = 0;
-  for (;;) {
-    if (out.size() - len < (1u << 20)) out.resize(std::max<size_t>(out.size() * 2, 1u << 22));
-    const int got = gzread(f, out.data() + len, unsigned(std::min<size_t>(out.size() - len, 1u << 30)));
-    if (got < 0) {
-      int errnum = 0;
-      const std::string msg = gzerror(f, &errnum);
-      gzclose(f);
-      fail("{}: corrupt gzip data ({})", path, msg);
-    }
-    if (got == 0) break;
-    len += size_t(got);
-  }
-  int errnum = 0;
-  const std::string msg = gzerror(f, &errnum);
-  gzclose(f);
-  if (gz && errnum != Z_OK) fail("{}: corrupt or truncated gzip data ({})", path, msg);
-  out.resize(len);
-  return out;
-}
-
 uint32_t be32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
 
-// Parses an IDX header; returns dims and the payload offset. Only ubyte data.
-std::vector<uint64_t> idx_header(const std::vector<uint8_t>& b, const std::string& path, size_t* offset) {
-  if (b.empty()) fail("{}: empty file", path);
-  if (b.size() < 4 || b[0] != 0 || b[1] != 0) fail("{}: bad magic number (not an IDX file)", path);
-  if (b[2] != 0x08) fail("{}: IDX element type 0x{:02x} is not unsigned byte (0x08)", path, b[2]);
-  const int nd = b[3];
-  if (nd < 1 || nd > 4) fail("{}: IDX file with {} dimensions", path, nd);
-  if (b.size() < 4 + 4 * size_t(nd)) fail("{}: truncated header", path);
-  std::vector<uint64_t> dims(nd);
-  unsigned __int128 total = 1;
-  for (int i = 0; i < nd; ++i) {
-    dims[i] = be32(&b[4 + 4 * i]);
-    total *= dims[i];
-  }
-  *offset = 4 + 4 * size_t(nd);
-  const unsigned __int128 have = b.size() - *offset;
-  if (total > have) fail("{}: truncated: header promises {} bytes of data, file has {}", path, uint64_t(std::min<unsigned __int128>(total, UINT64_MAX)), uint64_t(have));
-  if (total < have) fail("{}: {} trailing bytes after the data", path, uint64_t(have - total));
-  return dims;
+std::vector<uint8_t> read_whole(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) fail("{}: cannot open", path);
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
 }
 
 void check_labels(const Dataset& d, int64_t classes, const std::string& path) {
@@ -83,6 +33,8 @@ void check_labels(const Dataset& d, int64_t classes, const std::string& path) {
     if (d.labels[i] < 0 || d.labels[i] >= classes)
       fail("{}: label {} of sample {} is outside [0, data.classes = {})", path, d.labels[i], i, classes);
 }
+
+}  // namespace
 
 void set_shape(Dataset& d, const std::vector<uint64_t>& dims, const std::string& path) {
   if (dims.size() != 3 && dims.size() != 4) fail("{}: images need 3 (N, H, W) or 4 (N, C, H, W) dimensions, got {}", path, dims.size());
@@ -97,22 +49,94 @@ void set_shape(Dataset& d, const std::vector<uint64_t>& dims, const std::string&
   d.w = int(dims[chw ? 3 : 2]);
 }
 
-}  // namespace
+
+IdxFile::IdxFile(const std::string& path) : m_path(path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) fail("{}: file not found", path);
+  if (!fs::is_regular_file(path, ec)) fail("{}: not a regular file", path);
+  const uint64_t file_size = fs::file_size(path, ec);
+  if (file_size == 0) fail("{}: empty file", path);
+  uint8_t magic[4] = {0, 0, 0, 0};
+  {
+    std::ifstream probe(path, std::ios::binary);
+    probe.read(reinterpret_cast<char*>(magic), 2);
+  }
+  m_gz = file_size >= 18 && magic[0] == 0x1f && magic[1] == 0x8b;
+  if (ends_with(path, ".gz") && !m_gz) fail("{}: named .gz but not gzip data", path);
+  m_f = gzopen(path.c_str(), "rb");  // reads raw files transparently (and seeks them with lseek)
+  if (!m_f) fail("{}: cannot open", path);
+  gzbuffer(static_cast<gzFile>(m_f), 1 << 20);
+  uint8_t head[4 + 4 * 4];
+  const int got = gzread(static_cast<gzFile>(m_f), head, 4);
+  if (got < 0) fail("{}: corrupt gzip data", path);
+  if (got < 4 || head[0] != 0 || head[1] != 0) fail("{}: bad magic number (not an IDX file)", path);
+  if (head[2] != 0x08) fail("{}: IDX element type 0x{:02x} is not unsigned byte (0x08)", path, head[2]);
+  const int nd = head[3];
+  if (nd < 1 || nd > 4) fail("{}: IDX file with {} dimensions", path, nd);
+  if (gzread(static_cast<gzFile>(m_f), head + 4, unsigned(4 * nd)) != 4 * nd) fail("{}: truncated header", path);
+  unsigned __int128 total = 1;
+  for (int i = 0; i < nd; ++i) {
+    dims.push_back(be32(&head[4 + 4 * i]));
+    total *= dims.back();
+  }
+  record = 1;
+  for (int i = 1; i < nd; ++i) record *= dims[size_t(i)];
+  m_offset = m_pos = 4 + 4 * uint64_t(nd);
+  if (!m_gz) {
+    const unsigned __int128 have = file_size - m_offset;
+    if (total > have)
+      fail("{}: truncated: header promises {} bytes of data, file has {}", path,
+           uint64_t(std::min<unsigned __int128>(total, UINT64_MAX)), uint64_t(have));
+    if (total < have) fail("{}: {} trailing bytes after the data", path, uint64_t(have - total));
+  } else {  // the gzip trailer's ISIZE: uncompressed size mod 2^32 (of the last member)
+    std::ifstream t(path, std::ios::binary);
+    t.seekg(-4, std::ios::end);
+    uint8_t le[4];
+    t.read(reinterpret_cast<char*>(le), 4);
+    const uint32_t isize = uint32_t(le[0]) | uint32_t(le[1]) << 8 | uint32_t(le[2]) << 16 | uint32_t(le[3]) << 24;
+    if (uint32_t(uint64_t(total + m_offset)) != isize)
+      fail("{}: the gzip trailer says {} bytes uncompressed (mod 2^32), the IDX header needs {}: truncated, "
+           "trailing bytes or corrupt gzip", path, isize, uint64_t(std::min<unsigned __int128>(total + m_offset, UINT64_MAX)));
+  }
+}
+
+IdxFile::~IdxFile() {
+  if (m_f) gzclose(static_cast<gzFile>(m_f));
+}
+
+void IdxFile::read(int64_t first, int64_t count, uint8_t* out) {
+  gzFile f = static_cast<gzFile>(m_f);
+  const uint64_t at = m_offset + uint64_t(first) * record;
+  if (at != m_pos) {
+    if (gzseek(f, z_off_t(at), SEEK_SET) < 0) fail("{}: corrupt or truncated gzip data (seeking to sample {})", m_path, first);
+    m_pos = at;
+  }
+  uint64_t left = uint64_t(count) * record;
+  while (left > 0) {
+    const int got = gzread(f, out, unsigned(std::min<uint64_t>(left, 1u << 30)));
+    if (got <= 0) {
+      int errnum = 0;
+      const char* msg = gzerror(f, &errnum);
+      fail("{}: corrupt or truncated {}data ({})", m_path, m_gz ? "gzip " : "", got < 0 ? msg : "unexpected end of file");
+    }
+    out += got, left -= uint64_t(got), m_pos += uint64_t(got);
+  }
+}
 
 Dataset read_idx(const std::string& images, const std::string& labels, int64_t classes) {
   Dataset d;
   d.source = images;
-  size_t off = 0;
-  std::vector<uint8_t> img = read_file(images);
-  const auto dims = idx_header(img, images, &off);
-  set_shape(d, dims, images);
-  d.u8 = std::vector<uint8_t>(img.begin() + off, img.end());
-  img = {};
-  const std::vector<uint8_t> lab = read_file(labels);
-  const auto ldims = idx_header(lab, labels, &off);
-  if (ldims.size() != 1) fail("{}: labels need 1 dimension, got {}", labels, ldims.size());
-  if (int64_t(ldims[0]) != d.n) fail("{}: {} labels for {} images in {}", labels, ldims[0], d.n, images);
-  d.labels = std::vector<int32_t>(lab.begin() + off, lab.end());
+  IdxFile im(images);
+  set_shape(d, im.dims, images);
+  std::vector<uint8_t> px(size_t(d.n) * d.sample_size());
+  im.read(0, d.n, px.data());
+  d.u8 = std::move(px);
+  IdxFile lb(labels);
+  if (lb.dims.size() != 1) fail("{}: labels need 1 dimension, got {}", labels, lb.dims.size());
+  if (int64_t(lb.dims[0]) != d.n) fail("{}: {} labels for {} images in {}", labels, lb.dims[0], d.n, images);
+  std::vector<uint8_t> l(size_t(d.n));
+  lb.read(0, d.n, l.data());
+  d.labels = std::vector<int32_t>(l.begin(), l.end());
   check_labels(d, classes, labels);
   return d;
 }
@@ -140,7 +164,7 @@ Dataset read_cifar10(const std::string& dir, bool train, int64_t classes) {
   std::vector<uint8_t> pixels;
   std::vector<int32_t> labels;
   for (const std::string& f : files) {
-    const std::vector<uint8_t> b = read_file(f);
+    const std::vector<uint8_t> b = read_whole(f);
     if (b.empty()) fail("{}: empty file", f);
     if (b.size() % rec) fail("{}: size {} is not a multiple of the 3073-byte CIFAR-10 record", f, b.size());
     for (size_t r = 0; r < b.size() / rec; ++r) {

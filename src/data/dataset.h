@@ -22,6 +22,29 @@ struct Dataset {
   bool is_u8() const { return f32.empty(); }
 };
 
+// Fills n, c, h, w from image dims (N, H, W) or (N, C, H, W), checking them.
+void set_shape(Dataset& d, const std::vector<uint64_t>& dims, const std::string& path);
+
+// One IDX file (ubyte; gzip or raw), header and size checked on opening;
+// read() takes records (slices along the first dimension) in any order,
+// cheapest in increasing order (gzip seeks decompress from the start).
+class IdxFile {
+ public:
+  explicit IdxFile(const std::string& path);
+  ~IdxFile();
+  IdxFile(const IdxFile&) = delete;
+  IdxFile& operator=(const IdxFile&) = delete;
+  void read(int64_t first, int64_t count, uint8_t* out);
+  std::vector<uint64_t> dims;  // as in the header
+  uint64_t record = 1;         // bytes per record
+
+ private:
+  std::string m_path;
+  void* m_f = nullptr;  // gzFile
+  bool m_gz = false;
+  uint64_t m_offset = 0, m_pos = 0;
+};
+
 // IDX (MNIST format), gzip or raw. images: ubyte (N, H, W) or (N, C, H, W).
 Dataset read_idx(const std::string& images, const std::string& labels, int64_t classes);
 // CIFAR-10 binary: `dir`/data_batch_*.bin (train) or `dir`/test_batch.bin.

@@ -64,6 +64,24 @@ void Comm::root_only(const std::function<void()>& fn) const {
   if (!err.empty()) throw UserError(err);
 }
 
+void Comm::agree(const std::function<void()>& fn) const {
+  std::string err;
+  try {
+    fn();
+  } catch (const UserError& e) {
+    err = e.what();
+    if (m_size == 1) throw;
+  }
+  int first = err.empty() ? m_size : m_rank;
+  MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, m_comm);
+  if (first == m_size) return;
+  uint64_t n = err.size();
+  MPI_Bcast(&n, 1, MPI_UINT64_T, first, m_comm);
+  err.resize(n);
+  MPI_Bcast(err.data(), int(n), MPI_CHAR, first, m_comm);
+  throw UserError(err);
+}
+
 int local_rank(MPI_Comm c, int* local_size) {
   MPI_Comm node;
   MPI_Comm_split_type(c, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);

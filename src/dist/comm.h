@@ -39,6 +39,10 @@ class Comm {
   // Runs fn on rank 0 only. A UserError there is rethrown on every rank (with
   // the message, printed by rank 0 alone), so no rank waits in a collective.
   void root_only(const std::function<void()>& fn) const;
+  // Runs fn on every rank. If any rank throws a UserError, every rank throws
+  // the message of the lowest such rank: a collective way to fail on input
+  // only some ranks read (their own slice of a file).
+  void agree(const std::function<void()>& fn) const;
 
  private:
   void bcast_bytes(void* p, size_t bytes) const;

@@ -162,6 +162,19 @@ void h5_attr(hid_t loc, const std::string& obj, const std::string& name, const s
   const char* s = value.c_str();
   if (a.id() < 0 || H5Awrite(a, type, &s) < 0) write_failed("attribute " + obj + "@" + name);
 }
+void h5_attr(hid_t loc, const std::string& obj, const std::string& name, const std::vector<std::string>& value) {
+  H5 o = open_obj(loc, obj);
+  if (H5Aexists(o, name.c_str()) > 0) H5Adelete(o, name.c_str());
+  H5 type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type, H5T_VARIABLE);
+  H5Tset_cset(type, H5T_CSET_UTF8);
+  const hsize_t n = value.size();
+  H5 space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  H5 a(H5Acreate2(o, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  std::vector<const char*> p;
+  for (const std::string& x : value) p.push_back(x.c_str());
+  if (a.id() < 0 || H5Awrite(a, type, p.data()) < 0) write_failed("attribute " + obj + "@" + name);
+}
 void h5_attr(hid_t loc, const std::string& obj, const std::string& name, double v) { attr_impl(loc, obj, name, &v, 0); }
 void h5_attr(hid_t loc, const std::string& obj, const std::string& name, int64_t v) { attr_impl(loc, obj, name, &v, 0); }
 void h5_attr(hid_t loc, const std::string& obj, const std::string& name, const std::vector<float>& v) {

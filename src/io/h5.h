@@ -66,6 +66,7 @@ void h5_attr(hid_t loc, const std::string& obj, const std::string& name, double 
 void h5_attr(hid_t loc, const std::string& obj, const std::string& name, int64_t value);
 void h5_attr(hid_t loc, const std::string& obj, const std::string& name, const std::vector<float>& value);
 void h5_attr(hid_t loc, const std::string& obj, const std::string& name, const std::vector<int64_t>& value);
+void h5_attr(hid_t loc, const std::string& obj, const std::string& name, const std::vector<std::string>& value);
 bool h5_has_attr(hid_t loc, const std::string& obj, const std::string& name);
 std::string h5_attr_string(hid_t loc, const std::string& obj, const std::string& name, const std::string& file);
 int64_t h5_attr_int(hid_t loc, const std::string& obj, const std::string& name, const std::string& file);

@@ -111,45 +111,64 @@ void write_run_file(const std::string& path, const std::string& config_text, con
   std::filesystem::rename(tmp, path);
 }
 
-RunFile read_run_file(const std::string& path) {
+RunFile read_run_file(const std::string& path, const std::string& root) {
   h5_quiet();
   H5 f = h5_open_read(path);
   RunFile r;
   r.path = path;
-  if (!h5_has_attr(f, "/", "format") || h5_attr_string(f, "/", "format", path) != "ranksweep-run")
-    fail("{}: not a ranksweep run file (no format=\"ranksweep-run\" attribute)", path);
-  r.config_text = h5_attr_string(f, "/", "config", path);
-  r.epochs_done = h5_attr_int(f, "/", "epochs_done", path);
-  const auto shape = h5_attr_doubles(f, "/model", "input_shape", path);
+  r.root = root;
+  const std::string top = root.empty() ? "/" : root, where = path + (root.empty() ? "" : ":" + root);
+  if ((!root.empty() && !h5_exists(f, root)) || !h5_has_attr(f, top, "format") || h5_attr_string(f, top, "format", path) != "ranksweep-run")
+    fail("{}: not a ranksweep run file (no format=\"ranksweep-run\" attribute)", where);
+  r.config_text = h5_attr_string(f, top, "config", path);
+  r.epochs_done = h5_attr_int(f, top, "epochs_done", path);
+  const auto shape = h5_attr_doubles(f, root + "/model", "input_shape", path);
   if (shape.size() != 3) fail("{}: /model input_shape must have 3 values", path);
   r.c = int(shape[0]), r.h = int(shape[1]), r.w = int(shape[2]);
-  r.classes = int(h5_attr_int(f, "/model", "classes", path));
-  for (double x : h5_attr_doubles(f, "/model", "input_mean", path)) r.mean.push_back(float(x));
-  for (double x : h5_attr_doubles(f, "/model", "input_std", path)) {
+  r.classes = int(h5_attr_int(f, root + "/model", "classes", path));
+  for (double x : h5_attr_doubles(f, root + "/model", "input_mean", path)) r.mean.push_back(float(x));
+  for (double x : h5_attr_doubles(f, root + "/model", "input_std", path)) {
     if (!(x > 0)) fail("{}: /model input_std must be positive", path);
     r.inv_std.push_back(float(1.0 / x));
   }
   if (r.mean.size() != size_t(r.c) || r.inv_std.size() != size_t(r.c))
     fail("{}: /model input_mean/input_std need one value per channel ({})", path, r.c);
-  r.optimizer_steps = h5_attr_int(f, "/optimizer", "steps", path);
-  if (h5_exists(f, "/history")) {
+  if (h5_exists(f, root + "/optimizer"))  // a study's /best keeps no optimizer state
+    r.optimizer_steps = h5_attr_int(f, root + "/optimizer", "steps", path);
+  if (h5_exists(f, root + "/history")) {
     std::vector<std::string> names;
-    H5 g(H5Gopen2(f, "/history", H5P_DEFAULT), H5Gclose);
+    H5 g(H5Gopen2(f, (root + "/history").c_str(), H5P_DEFAULT), H5Gclose);
     hsize_t idx = 0;
     if (H5Literate(g, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, collect_name, &names) < 0) {
       names.clear(), idx = 0;
       H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_name, &names);
     }
     for (const std::string& n : names) {
-      const auto dims = h5_dims(f, "/history/" + n, path);
+      const auto dims = h5_dims(f, root + "/history/" + n, path);
       if (dims.size() != 1 || int64_t(dims[0]) != r.epochs_done)
         fail("{}: /history/{} must hold {} values", path, n, r.epochs_done);
       std::vector<double> v(dims[0]);
-      h5_read(f, "/history/" + n, v.data(), path);
+      h5_read(f, root + "/history/" + n, v.data(), path);
       for (double x : v) r.history.add(n, x);
     }
   }
   return r;
+}
+
+RunFile read_model_file(const std::string& path) {
+  h5_quiet();
+  std::string format;
+  {
+    H5 f = h5_open_read(path);
+    if (h5_has_attr(f, "/", "format")) format = h5_attr_string(f, "/", "format", path);
+    if (format == "ranksweep-study" && !h5_exists(f, "/best"))
+      fail("{}: the study holds no best trial with a model yet", path);
+  }
+  if (format == "ranksweep-study") return read_run_file(path, "/best");
+  if (format != "ranksweep-run")
+    fail("{}: not a ranksweep run or study file (no format=\"ranksweep-run\" or \"ranksweep-study\" attribute)",
+         path);
+  return read_run_file(path);
 }
 
 void load_into(const RunFile& rf, Model& model, Optimizer* opt) {
@@ -166,13 +185,13 @@ void load_into(const RunFile& rf, Model& model, Optimizer* opt) {
     }
   };
   std::vector<float> flat(model.num_params());
-  read_flat("/model/", flat);
+  read_flat(rf.root + "/model/", flat);
   for (float x : flat)
     if (!std::isfinite(x)) fail("{}: /model holds a non-finite weight", rf.path);
   model.set_params_host(flat);
   if (!opt) return;
   for (size_t k = 0; k < opt->state_names().size(); ++k) {
-    read_flat("/optimizer/" + opt->state_names()[k] + "/", flat);
+    read_flat(rf.root + "/optimizer/" + opt->state_names()[k] + "/", flat);
     model.backend().upload(opt->state(k), flat.data(), flat.size() * sizeof(float));
   }
   opt->set_steps(rf.optimizer_steps);

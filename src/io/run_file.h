@@ -31,7 +31,7 @@ struct Provenance {
 
 // What a run file holds, read back without a backend.
 struct RunFile {
-  std::string path, config_text;
+  std::string path, root, config_text;  // root: "" for a run file, "/best" in a study
   int64_t epochs_done = 0;
   int c = 0, h = 0, w = 0, classes = 0;
   std::vector<float> mean, inv_std;
@@ -43,7 +43,10 @@ struct RunFile {
 void write_run_file(const std::string& path, const std::string& config_text, const Model& model,
                     const Optimizer& opt, const std::vector<float>& mean, const std::vector<float>& inv_std,
                     const History& history, const Provenance& prov);
-RunFile read_run_file(const std::string& path);
+// `root` is the group holding the layout ("" for a run file's root).
+RunFile read_run_file(const std::string& path, const std::string& root = "");
+// A run file, or a study file's best trial (/best): what `infer --model` takes.
+RunFile read_model_file(const std::string& path);
 
 // Reads tensors (and optimizer state, when opt is given) from the run file
 // into a model built from its config; any missing tensor or wrong shape is a

@@ -28,10 +28,17 @@ struct SweepOptions {
   int group_size = 0;  // 0: the config's sweep.group_size
 };
 
+struct InferOptions {
+  std::string model, data, format = "auto", labels, out = "predictions.h5", device;
+  int top_k = 5, batch_size = 256;
+  bool overwrite = false;
+};
+
 // Returns the exit status. Throws UserError for bad input.
 int train_command(const TrainOptions& opt, const Comm& comm);
 int info_command(const Comm& comm);
 int sweep_command(const SweepOptions& opt, const Comm& world);
+int infer_command(const InferOptions& opt, const Comm& world);
 int report_command(const std::string& study, const Comm& comm);
 
 // OpenMP threads per rank: OMP_NUM_THREADS if set, else cores / ranks on the node.

@@ -1,0 +1,302 @@
+// ranksweep infer: apply a trained model to a large input, sharded over ranks.
+// Rank 0 reads the model (a run file, or a study's best trial) and broadcasts
+// its config and weights; every rank then reads only its own contiguous slice
+// of the input, a chunk at a time, and all ranks write their rows of one HDF5
+// file collectively (parallel HDF5 over MPI-IO). The file is written as
+// OUT.partial and renamed when complete, so a failed run never leaves a file
+// that looks finished.
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <numeric>
+
+#include "data/source.h"
+#include "error.h"
+#include "io/h5.h"
+#include "io/run_file.h"
+#include "nn/model.h"
+#include "train/commands.h"
+
+namespace fs = std::filesystem;
+
+namespace rs {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string lower(std::string s) {
+  for (char& ch : s) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+// Names of the classes, stored with the predictions: Fashion-MNIST's when the
+// model was trained on it (or the input is it), CIFAR-10's for CIFAR-10
+// models, else the class numbers.
+std::vector<std::string> class_names(const Config& cfg, const std::string& input, int K) {
+  const bool fashion = lower(cfg.data.train_images + " " + cfg.data.path + " " + input).find("fashion") != std::string::npos;
+  if (K == 10 && cfg.data.format == "idx" && fashion)
+    return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+  if (K == 10 && cfg.data.format == "cifar10")
+    return {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
+  std::vector<std::string> v;
+  for (int k = 0; k < K; ++k) v.push_back(std::to_string(k));
+  return v;
+}
+
+// The prediction file, created and written collectively by every rank of comm.
+class PredFile {
+ public:
+  PredFile(const std::string& path, const Comm& comm, int64_t n, int k, size_t name_len) : m_k(k) {
+    H5 fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+    H5Pset_fapl_mpio(fapl, comm.raw(), MPI_INFO_NULL);
+    m_file = H5(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), H5Fclose);
+    if (m_file.id() < 0) fail("{}: cannot create the output file", path);
+    m_labels = create("labels", H5T_NATIVE_INT32, {hsize_t(n), hsize_t(k)});
+    m_probs = create("probabilities", H5T_NATIVE_FLOAT, {hsize_t(n), hsize_t(k)});
+    m_index = create("index", H5T_NATIVE_INT64, {hsize_t(n)});
+    if (name_len) {
+      m_name_type = H5(H5Tcopy(H5T_C_S1), H5Tclose);
+      H5Tset_size(m_name_type, name_len);
+      H5Tset_strpad(m_name_type, H5T_STR_NULLPAD);
+      m_names = create("names", m_name_type, {hsize_t(n)});
+      m_name_len = name_len;
+    }
+    m_xfer = H5(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
+    H5Pset_dxpl_mpio(m_xfer, H5FD_MPIO_COLLECTIVE);
+  }
+  hid_t id() const { return m_file.id(); }
+
+  // Rows [first, first + count) from this rank; every rank calls it, with count 0 if it has none.
+  void write(int64_t first, int64_t count, const int32_t* labels, const float* probs, const int64_t* index,
+             const char* names) {
+    put(m_labels, H5T_NATIVE_INT32, first, count, m_k, labels);
+    put(m_probs, H5T_NATIVE_FLOAT, first, count, m_k, probs);
+    put(m_index, H5T_NATIVE_INT64, first, count, 0, index);
+    if (m_name_len) put(m_names, m_name_type, first, count, 0, names);
+  }
+
+ private:
+  H5 create(const char* name, hid_t type, std::vector<hsize_t> dims) {
+    H5 space(H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose);
+    H5 d(H5Dcreate2(m_file, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
+    if (d.id() < 0) throw std::runtime_error(fmt::format("cannot create dataset /{} in the output file", name));
+    return d;
+  }
+  void put(const H5& ds, hid_t type, int64_t first, int64_t count, int k, const void* data) {
+    H5 fs_(H5Dget_space(ds), H5Sclose);
+    const int rank = k ? 2 : 1;
+    const hsize_t start[2] = {hsize_t(first), 0}, cnt[2] = {hsize_t(count), hsize_t(k)};
+    H5 ms(H5Screate_simple(rank, cnt, nullptr), H5Sclose);
+    if (count > 0) {
+      H5Sselect_hyperslab(fs_, H5S_SELECT_SET, start, nullptr, cnt, nullptr);
+    } else {
+      H5Sselect_none(fs_);
+      H5Sselect_none(ms);
+    }
+    if (H5Dwrite(ds, type, ms, fs_, m_xfer, count > 0 ? data : nullptr) < 0)
+      throw std::runtime_error("HDF5 write of predictions failed");
+  }
+  H5 m_file, m_labels, m_probs, m_index, m_names, m_name_type, m_xfer;
+  int m_k;
+  size_t m_name_len = 0;
+};
+
+// Top-k classes of one row of logits by softmax probability (ties: lower class first).
+void top_k(const float* logits, int K, int k, int32_t* labels, float* probs, std::vector<int>& order) {
+  float mx = logits[0];
+  for (int j = 1; j < K; ++j) mx = std::max(mx, logits[j]);
+  double sum = 0;
+  for (int j = 0; j < K; ++j) sum += std::exp(double(logits[j] - mx));
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                    [&](int a, int b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+  for (int j = 0; j < k; ++j) {
+    labels[j] = order[size_t(j)];
+    probs[j] = float(std::exp(double(logits[order[size_t(j)]] - mx)) / sum);
+  }
+}
+
+}  // namespace
+
+int infer_command(const InferOptions& opt, const Comm& world) {
+  const auto t_start = Clock::now();
+  const std::string tmp = opt.out + ".partial";
+  // ---- rank 0: the output path and the model file; everything else is broadcast
+  RunFile rf;
+  world.root_only([&] {
+    std::error_code ec;
+    if (fs::exists(opt.out, ec) && !opt.overwrite)
+      fail("{}: already exists; infer never overwrites it (choose another --out, or pass --overwrite)", opt.out);
+    const fs::path parent = fs::absolute(opt.out).parent_path();
+    if (!fs::is_directory(parent, ec)) fail("{}: the directory {} does not exist", opt.out, parent.string());
+    rf = read_model_file(opt.model);
+  });
+  world.bcast_string(rf.config_text);
+  int shape[4] = {rf.c, rf.h, rf.w, rf.classes};
+  world.bcast(shape);
+  rf.c = shape[0], rf.h = shape[1], rf.w = shape[2], rf.classes = shape[3];
+  world.bcast_vector(rf.mean);
+  world.bcast_vector(rf.inv_std);
+  double recorded_test = NAN;
+  if (rf.history.cols.count("test_accuracy")) recorded_test = rf.history.cols.at("test_accuracy").back();
+  world.bcast(recorded_test);
+
+  Config cfg;
+  world.root_only([&] { cfg = parse_config_text(rf.config_text, opt.model + " (its config)", {}); });
+  if (!world.leader()) cfg = parse_config_text(rf.config_text, opt.model, {});
+  if (!opt.device.empty()) cfg.train.device = opt.device;
+  std::string why, dev_why;
+  const int threads = choose_threads(world, &why);
+  std::unique_ptr<Backend> be;
+  world.agree([&] { be = make_backend(cfg.train, world, &dev_why); });
+  const int B = opt.batch_size, K = rf.classes, k = std::min(opt.top_k, K);
+  Model model(*be, cfg.model, Shape{rf.c, rf.h, rf.w}, K, B);
+  {
+    std::vector<float> p;
+    world.root_only([&] {
+      load_into(rf, model, nullptr);
+      p = model.params_host();
+    });
+    world.bcast_vector(p);
+    if (!world.leader()) model.set_params_host(p);
+  }
+
+  // ---- the input: every rank opens it and reads its own slice
+  const auto t_input = Clock::now();
+  SourceOptions so{opt.data, opt.format, opt.labels, K, rf.c, rf.h, rf.w};
+  std::unique_ptr<Source> src;
+  world.agree([&] {
+    src = open_source(so);
+    if (src->c() != rf.c || src->h() != rf.h || src->w() != rf.w)
+      fail("{}: images are {}x{}x{} (CxHxW), the model takes {}x{}x{}", opt.data, src->c(), src->h(), src->w(), rf.c,
+           rf.h, rf.w);
+  });
+  const int64_t n = src->size(), R = world.size(), r = world.rank();
+  const int64_t lo = n * r / R, hi = n * (r + 1) / R;
+  const int64_t chunk = std::max<int64_t>(B, (16384 / B) * B);
+  const int64_t rounds = ((n + R - 1) / R + chunk - 1) / chunk;  // the largest slice, in chunks
+  size_t name_len = 0;
+  for (const std::string& s : src->names()) name_len = std::max(name_len, s.size());
+  if (world.leader()) {
+    fmt::print("infer: model {}{} ({}x{}x{} -> {} classes{}); input {} ({}, {} samples{}); device {} ({}); {} rank(s) x "
+               "{} thread(s)\n",
+               opt.model, rf.root.empty() ? "" : ":" + rf.root, rf.c, rf.h, rf.w, K,
+               std::isnan(recorded_test) ? "" : fmt::format(", recorded test accuracy {:.2f}%", 100 * recorded_test),
+               opt.data, src->format(), n, src->has_labels() ? ", labels " + src->labels_path() : "", be->name(),
+               dev_why, world.size(), threads);
+    std::fflush(stdout);
+  }
+
+  // ---- predictions, written collectively to OUT.partial, renamed when complete
+  struct Cleanup {  // destroyed after the file is closed
+    const Comm& world;
+    const std::string& tmp;
+    bool done = false;
+    ~Cleanup() {
+      std::error_code ec;
+      if (!done && world.leader()) fs::remove(tmp, ec);
+    }
+  } cleanup{world, tmp};
+  int64_t correct[2] = {0, 0};  // top-1, top-k
+  double busy = 0;
+  {
+    PredFile out(tmp, world, n, k, name_len);
+    Buffer<int32_t> labels_dev(*be, size_t(B));
+    std::vector<float> logits(size_t(B) * K);
+    std::vector<int> order(static_cast<size_t>(K));
+    std::vector<int64_t> idx;
+    auto last_print = Clock::now();
+    for (int64_t round = 0; round < rounds; ++round) {
+      const int64_t first = lo + round * chunk, cnt = std::clamp<int64_t>(hi - first, 0, chunk);
+      const auto t0 = Clock::now();
+      Dataset ds;
+      world.agree([&] { ds = src->read(first, cnt); });
+      std::vector<int32_t> lab(size_t(cnt) * k);
+      std::vector<float> prob(size_t(cnt) * k);
+      std::vector<int64_t> index(static_cast<size_t>(cnt));
+      std::iota(index.begin(), index.end(), first);
+      idx.resize(size_t(cnt));
+      std::iota(idx.begin(), idx.end(), 0);
+      // Batch s+1 is queued right after batch s's forward pass (the CUDA
+      // backend gathers and uploads it while s computes), then s's logits come back.
+      auto load = [&](int64_t b0) {
+        be->load_batch(model.input(), labels_dev.data(), ds, idx.data() + b0, int(std::min<int64_t>(B, cnt - b0)),
+                       rf.mean.data(), rf.inv_std.data());
+      };
+      if (cnt > 0) load(0);
+      for (int64_t b0 = 0; b0 < cnt; b0 += B) {
+        const int nb = int(std::min<int64_t>(B, cnt - b0));
+        const float* dev_logits = model.forward(Pass{nb, false, 0, 0, 0});
+        if (b0 + B < cnt) load(b0 + B);
+        be->download(logits.data(), dev_logits, size_t(nb) * K * sizeof(float));
+        for (int i = 0; i < nb; ++i) {
+          const size_t row = size_t(b0 + i);
+          top_k(logits.data() + size_t(i) * K, K, k, lab.data() + row * k, prob.data() + row * k, order);
+          if (src->has_labels()) {
+            const int32_t y = ds.labels[row];
+            correct[0] += lab[row * k] == y;
+            correct[1] += std::find(lab.data() + row * k, lab.data() + (row + 1) * k, y) != lab.data() + (row + 1) * k;
+          }
+        }
+      }
+      busy += since(t0);
+      std::vector<char> names(size_t(cnt) * name_len, 0);
+      for (int64_t i = 0; i < cnt && name_len; ++i) {
+        const std::string& s = src->names()[size_t(first + i)];
+        std::copy(s.begin(), s.end(), names.begin() + i * int64_t(name_len));
+      }
+      out.write(first, cnt, lab.data(), prob.data(), index.data(), names.data());
+      if (world.leader() && (since(last_print) > 5 || round + 1 == rounds)) {
+        int64_t done = 0;  // every rank is at the same round (the writes are collective)
+        for (int64_t q = 0; q < R; ++q) done += std::min(n * (q + 1) / R - n * q / R, (round + 1) * chunk);
+        const double el = since(t_input);
+        fmt::print("infer: {}/{} ({:.0f}%) {:.0f} images/s total, {:.0f} images/s on rank 0, left ~{}\n", done, n,
+                   100.0 * double(done) / double(n), double(done) / el, double(std::min(hi, first + cnt) - lo) / busy,
+                   format_seconds(el * double(n - done) / double(std::max<int64_t>(done, 1))));
+        std::fflush(stdout);
+        last_print = Clock::now();
+      }
+    }
+    MPI_Allreduce(MPI_IN_PLACE, correct, 2, MPI_INT64_T, MPI_SUM, world.raw());
+    // Attributes: written by every rank with the same values (collective metadata).
+    h5_attr(out.id(), "/", "format", std::string("ranksweep-predictions"));
+    h5_attr(out.id(), "/", "model", opt.model + (rf.root.empty() ? "" : ":" + rf.root));
+    h5_attr(out.id(), "/", "input", opt.data);
+    h5_attr(out.id(), "/", "input_format", src->format());
+    h5_attr(out.id(), "/", "top_k", int64_t(k));
+    h5_attr(out.id(), "/", "class_names", class_names(cfg, opt.data, K));
+    if (src->has_labels()) {
+      h5_attr(out.id(), "/", "labels", src->labels_path());
+      h5_attr(out.id(), "/", "top1_accuracy", double(correct[0]) / double(n));
+      h5_attr(out.id(), "/", "topk_accuracy", double(correct[1]) / double(n));
+    }
+  }
+  world.root_only([&] {
+    std::error_code ec;
+    fs::rename(tmp, opt.out, ec);
+    if (ec) fail("{}: cannot rename {} to it: {}", opt.out, tmp, ec.message());
+  });
+  cleanup.done = true;
+
+  // ---- throughput per rank and in total
+  const double wall = since(t_input), mine = busy > 0 ? double(hi - lo) / busy : 0;
+  std::vector<double> rates(size_t(world.size()));
+  MPI_Gather(&mine, 1, MPI_DOUBLE, rates.data(), 1, MPI_DOUBLE, 0, world.raw());
+  if (world.leader()) {
+    const auto [mn, mx] = std::minmax_element(rates.begin(), rates.end());
+    fmt::print("infer: {} samples in {} after {} loading the model ({:.0f} images/s total; per rank {:.0f}..{:.0f} "
+               "images/s reading + computing)",
+               n, format_seconds(wall), format_seconds(since(t_start) - wall), double(n) / wall, *mn, *mx);
+    if (src->has_labels())
+      fmt::print("; top-1 accuracy {:.2f}%, top-{} accuracy {:.2f}%", 100.0 * double(correct[0]) / double(n), k,
+                 100.0 * double(correct[1]) / double(n));
+    fmt::print("\n-> {}\n", opt.out);
+  }
+  return 0;
+}
+
+}  // namespace rs
