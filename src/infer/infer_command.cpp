@@ -268,6 +268,11 @@ int infer_command(const InferOptions& opt, const Comm& world) {
     h5_attr(out.id(), "/", "input", opt.data);
     h5_attr(out.id(), "/", "input_format", src->format());
     h5_attr(out.id(), "/", "top_k", int64_t(k));
+    h5_attr(out.id(), "/", "ranks", int64_t(world.size()));
+    double secs = since(t_input);  // input opened .. last rows written; rank 0's, as attributes must agree
+    world.bcast(secs);
+    h5_attr(out.id(), "/", "seconds", secs);
+    h5_attr(out.id(), "/", "images_per_second", double(n) / secs);
     h5_attr(out.id(), "/", "class_names", class_names(cfg, opt.data, K));
     if (src->has_labels()) {
       h5_attr(out.id(), "/", "labels", src->labels_path());
