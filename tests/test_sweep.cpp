@@ -10,6 +10,8 @@
 
 #include "error.h"
 #include "helpers.h"
+#include "io/run_file.h"
+#include "nn/model.h"
 #include "sweep/space.h"
 #include "sweep/study.h"
 #include "train/commands.h"
@@ -74,6 +76,15 @@ method = "grid"
   }
   CHECK(s.keys == std::vector<std::string>{"model.hidden", "train.lr"});
   CHECK(best_row(s) >= 0);
+  // The study is a model file for `infer`: its best trial, loadable into the model its config builds.
+  const RunFile rf = read_model_file(o.out + "/study.h5");
+  CHECK(rf.root == "/best");
+  CHECK(rf.epochs_done == 2);
+  const Config c = parse_config_text(rf.config_text, "best", {});
+  auto be = make_cpu_backend();
+  Model m(*be, c.model, Shape{rf.c, rf.h, rf.w}, rf.classes, 4);
+  load_into(rf, m, nullptr);
+  CHECK(m.params_host() != std::vector<float>(m.num_params(), 0.f));
 }
 
 TEST_CASE("ASHA prunes the obvious losers", "[sweep-asha]") {
