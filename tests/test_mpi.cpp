@@ -9,6 +9,7 @@
 #include "dist/bcast_data.h"
 #include "error.h"
 #include "helpers.h"
+#include "io/run_file.h"
 #include "train/trainer.h"
 
 using namespace rs;
@@ -73,6 +74,36 @@ lr = 0.05
     CHECK(worst < 1e-4);
     if (world.size() == 1) CHECK(worst == 0);
   }
+}
+
+// A data-parallel run resumed from its run file continues exactly: every rank
+// must know how many epochs were done (the shuffle of each epoch depends on it).
+TEST_CASE("data-parallel resume equals an uninterrupted run", "[mpi]") {
+  const Comm world(MPI_COMM_WORLD);
+  std::unique_ptr<TempDir> d;
+  if (world.leader()) d = std::make_unique<TempDir>("mpi_resume");
+  const std::string text = shared_config(world, d.get(), "[model]\nhidden = [16]\n[train]\nbatch_size = 25\nlr = 0.05\n");
+  const Config cfg = parse_config_text(text, "mpi.toml", {});
+  const std::vector<float> straight = train_params(cfg, world, 3);
+  auto be = make_cpu_backend();
+  const Data data = load_and_bcast_data(world, cfg.data, uint64_t(cfg.train.seed));
+  std::string run = world.leader() ? *d / "run.h5" : "";
+  world.bcast_string(run);
+  {
+    Trainer tr(cfg, data, *be, world);
+    tr.init();
+    tr.run_epoch();
+    if (world.leader()) write_run_file(run, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, tr.history(), {});
+  }
+  RunFile rf;
+  world.root_only([&] { rf = read_run_file(run); });
+  Trainer tr(cfg, data, *be, world);
+  tr.resume(rf);
+  CHECK(tr.epochs_done() == 1);
+  tr.run_epoch();
+  tr.run_epoch();
+  CHECK(tr.epochs_done() == 3);
+  CHECK(tr.model().params_host() == straight);
 }
 
 TEST_CASE("bad data seen by rank 0 ends every rank with the same error", "[mpi]") {

@@ -76,7 +76,22 @@ void Trainer::resume(const RunFile& rf) {
   int64_t steps = m_opt.steps();
   m_comm.bcast(steps);
   m_opt.set_steps(steps);
-  m_history = rf.history;  // rank 0's copy is the one written
+  // Every rank needs the history: epochs_done() keys the shuffle and the epoch loop.
+  std::string names;
+  std::vector<double> values;
+  if (m_comm.leader())
+    for (const std::string& name : rf.history.order) {
+      names += name + '\n';
+      const auto& v = rf.history.cols.at(name);
+      values.insert(values.end(), v.begin(), v.end());
+    }
+  m_comm.bcast_string(names);
+  m_comm.bcast_vector(values);
+  m_history = History{};
+  size_t at = 0;
+  const size_t per = names.empty() ? 0 : values.size() / size_t(std::count(names.begin(), names.end(), '\n'));
+  for (size_t a = 0, b; (b = names.find('\n', a)) != std::string::npos; a = b + 1)
+    for (size_t e = 0; e < per; ++e) m_history.add(names.substr(a, b - a), values[at++]);
 }
 
 void Trainer::run_epoch() {
