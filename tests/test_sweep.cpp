@@ -87,6 +87,56 @@ method = "grid"
   CHECK(m.params_host() != std::vector<float>(m.num_params(), 0.f));
 }
 
+// Under mpiexec with 1-4 ranks (groups of RS_TEST_GROUP): ASHA with
+// promotions across groups. Whatever the arrival order, every trial lands
+// once, runs to a rung or its full budget, every good trial is promoted (the
+// top half at rung 1 in the end is the default and the good ones), and most
+// losers stop at the first rung.
+TEST_CASE("ASHA over rank groups: promotions, no trial lost, no hang", "[sweep]") {
+  const Comm world(MPI_COMM_WORLD);
+  const char* g = std::getenv("RS_TEST_GROUP");
+  const int G = g ? std::atoi(g) : 1;
+  std::unique_ptr<TempDir> d;
+  if (world.leader()) d = std::make_unique<TempDir>("sweep_asha_groups");
+  const std::string cfg = sweep_config(world, d.get(), R"([model]
+hidden = [16]
+[train]
+epochs = 3
+batch_size = 30
+lr = 0.05
+[sweep]
+method = "grid"
+[sweep.space]
+"train.lr" = [0.08, 1e-7, 0.06, 1e-7, 1e-7, 0.04, 1e-7]
+[sweep.asha]
+min_epochs = 1
+reduction = 2
+)");
+  SweepOptions o;
+  o.config = cfg;
+  o.group_size = G;
+  o.out = world.leader() ? d->path.string() + "/out" : "";
+  world.bcast_string(o.out);
+  REQUIRE(sweep_command(o, world) == 0);
+  if (!world.leader()) return;
+  const Study s = read_study(o.out + "/study.h5");
+  std::multiset<int64_t> ids;
+  int losers_at_1 = 0;
+  for (const TrialRow& r : s.rows) {
+    ids.insert(r.id);
+    INFO("trial " << r.id << ": " << r.status << " after " << r.epochs << " epochs");
+    const bool loser = r.id == 2 || r.id == 4 || r.id == 5 || r.id == 7;
+    CHECK((r.status == "completed" || r.status == "pruned"));
+    CHECK((r.status == "completed") == (r.epochs == 3));
+    CHECK((r.epochs == 1 || r.epochs == 2 || r.epochs == 3));
+    if (!loser) CHECK(r.epochs >= 2);
+    if (r.id == 0) CHECK(r.status == "completed");
+    losers_at_1 += loser && r.epochs == 1;
+  }
+  CHECK(ids == std::multiset<int64_t>{0, 1, 2, 3, 4, 5, 6, 7});
+  CHECK(losers_at_1 >= 2);
+}
+
 TEST_CASE("ASHA prunes the obvious losers", "[sweep-asha]") {
   const Comm self(MPI_COMM_SELF);
   TempDir d("sweep_asha");
@@ -99,7 +149,7 @@ lr = 0.05
 [sweep]
 method = "grid"
 [sweep.space]
-"train.lr" = [0.05, 1e-7, 1e-7, 1e-7, 0.08]
+"train.lr" = [0.05, 0.08, 1e-7, 1e-7, 1e-7]
 [sweep.asha]
 min_epochs = 1
 reduction = 2
@@ -112,10 +162,10 @@ reduction = 2
   for (const TrialRow& r : s.rows) {
     ids.insert(r.id);
     INFO("trial " << r.id << ": " << r.status << " after " << r.epochs << " epochs, val " << r.best_val_accuracy);
-    if (r.id >= 2 && r.id <= 4) {  // lr 1e-7 learns nothing: stopped at the first rung
+    if (r.id >= 3) {  // lr 1e-7 learns nothing: stopped at the first rung, never promoted
       CHECK(r.status == "pruned");
       CHECK(r.epochs == 1);
-    } else {  // trial 0 (the default, never pruned) and trial 5 (lr 0.08, within the top half at its rung)
+    } else {  // trial 0 (the default, never pruned) and trial 2 (lr 0.08: in the top half at rung 1, promoted)
       CHECK(r.status == "completed");
       CHECK(r.epochs == 2);
     }

@@ -1,10 +1,10 @@
 // ranksweep sweep: the world is split into rank groups of G ranks; each group
-// trains one trial at a time, data-parallel over its own communicator, and
-// asks for the next trial when done (dynamic scheduling). Rank 0 trains in
-// group 0 and is also the coordinator: between its own training steps it
-// answers the other group leaders (next trial, ASHA rung decisions, results)
-// and rewrites study.h5 after every finished trial. The data is read once
-// and shared per node for the whole sweep.
+// trains one job (a trial, or a promoted trial's next rung) at a time,
+// data-parallel over its own communicator, and asks for the next job when
+// done (dynamic scheduling). Rank 0 trains in group 0 and is also the
+// coordinator: between its own training steps it answers the other group
+// leaders (jobs, rung results, results) and rewrites study.h5 after every
+// finished job. The data is read once and shared per node for the whole sweep.
 #include <omp.h>
 
 #include <chrono>
@@ -29,7 +29,15 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-enum Tag : int { kRequest = 11, kTrial, kRung, kDecision, kResult };
+enum Tag : int { kRequest = 11, kJob, kRung, kResult };
+
+constexpr int64_t kFull = int64_t(1) << 40;  // a job's target: train to the trial's own epochs
+
+// A unit of work: train trial `id` until `target` epochs (capped by its
+// train.epochs). id -1: no more work for this group.
+struct Job {
+  int64_t id, target;
+};
 
 struct RungMsg {
   int64_t id, epoch;
@@ -38,12 +46,23 @@ struct RungMsg {
 
 struct ResultMsg {
   int64_t id, epochs, group;
-  double best_val, test, wall, start, end;
+  double best_val, test, last_val, wall, start, end;
   char status[16];
   char message[240];
 };
 
 // The coordinator's state; lives on rank 0 only.
+//
+// ASHA (asynchronous successive halving, Li et al. 2020): every trial stops
+// at the first rung (min_epochs) and is recorded as `pruned`. Whenever a group
+// asks for work, the coordinator first looks for a promotion: from the
+// highest rung down, a trial among the top floor(n/reduction) of the n
+// results at that rung that has not gone on yet resumes from its checkpoint
+// and trains to the next rung (min_epochs * reduction^k; the last promotion
+// runs to the trial's full epochs and ends `completed`). Only then does it
+// start a new trial. A group with nothing to do waits while other trials
+// can still produce promotions. The default trial is the baseline: it runs
+// its full budget in one job, and its results at each rung count.
 class Coordinator {
  public:
   Coordinator(const SweepConfig& sweep, Study study, std::string dir, std::string base_text, int groups,
@@ -53,49 +72,60 @@ class Coordinator {
     m_study.config_text = std::move(base_text);
     m_study.keys.clear();
     for (const Dimension& d : sweep.space) m_study.keys.push_back(d.key);
-    for (TrialRow& r : m_study.rows) {
-      m_done.insert(r.id);
+    for (TrialRow& r : m_study.rows) {  // a resumed sweep: rebuild the rungs from the finished jobs' curves
+      m_started.insert(r.id);
       const fs::path run = fs::path(m_dir) / "trials" / std::to_string(r.id) / "run.h5";
       if (fs::exists(run)) r.run_path = run.string();
-      const auto c = m_study.curves.find(r.id);  // ASHA history from finished trials
+      const auto c = m_study.curves.find(r.id);
       if (c != m_study.curves.end() && c->second.count("val_accuracy"))
-        for (int64_t e : asha_rungs(m_sweep, 1 << 30)) {
-          const auto& v = c->second.at("val_accuracy");
-          if (e <= int64_t(v.size())) m_rungs[e].push_back(v[size_t(e - 1)]);
-        }
+        for (int64_t e : asha_rungs(m_sweep, r.epochs + 1)) record_rung(r.id, e, c->second.at("val_accuracy")[size_t(e - 1)]);
     }
     m_resumed = m_study.rows.size();
     if (sweep.method == "grid")  // the default's own grid point would re-run trial 0
       for (int64_t id = 1; id < m_total; ++id)
         if (same_as_default(make_trial(sweep, id), m_study.config_text)) m_skipped.push_back(id);
-    m_done.insert(m_skipped.begin(), m_skipped.end());
+    m_started.insert(m_skipped.begin(), m_skipped.end());
   }
 
   double elapsed() const { return std::chrono::duration<double>(Clock::now() - m_t0).count(); }
   size_t resumed() const { return m_resumed; }
 
-  int64_t next_trial() {
-    while (m_next < m_total && m_done.count(m_next)) ++m_next;
-    if (m_next >= m_total || (m_sweep.time_budget > 0 && elapsed() > m_sweep.time_budget)) {
-      ++m_finished_groups;
-      return -1;
+  // The next job, or {-2, 0} when the caller should wait (running trials may
+  // still earn promotions), or {-1, 0} when the sweep has nothing left.
+  Job next_job() {
+    if (m_sweep.time_budget > 0 && elapsed() > m_sweep.time_budget) return finish();
+    if (m_sweep.asha)
+      for (auto it = m_rungs.rbegin(); it != m_rungs.rend(); ++it) {
+        std::vector<std::pair<int64_t, double>> v = it->second;  // arrival order: ties go to the earlier
+        std::stable_sort(v.begin(), v.end(), [](auto& a, auto& b) { return a.second > b.second; });
+        for (size_t i = 0; i < v.size() / size_t(m_sweep.reduction); ++i) {
+          const TrialRow* r = row(v[i].first);
+          if (r && r->status == "pruned" && r->epochs == it->first && !m_running.count(r->id))
+            return start({r->id, it->first * m_sweep.reduction});
+        }
+      }
+    while (m_next < m_total && m_started.count(m_next)) ++m_next;
+    if (m_next < m_total) {
+      const int64_t id = m_next++;
+      m_started.insert(id);
+      return start({id, m_sweep.asha && id != 0 ? m_sweep.min_epochs : kFull});
     }
-    return m_next++;
+    if (!m_running.empty()) return {-2, 0};
+    return finish();
   }
 
-  // ASHA, decided on arrival: continue if within the top max(1, n/reduction)
-  // of the n results at this rung so far (this one included; ties go to the
-  // earlier arrival). The default
-  // trial is the baseline: its results count, but it always runs the full budget.
-  bool rung(const RungMsg& m) {
-    auto& v = m_rungs[m.epoch];
-    v.push_back(m.val);
-    if (m.id == 0) return true;
-    const size_t keep = std::max<size_t>(1, v.size() / size_t(m_sweep.reduction));
-    size_t ahead = 0;  // earlier arrivals at least as good (ties go to the first)
-    for (size_t i = 0; i + 1 < v.size(); ++i) ahead += v[i] >= m.val;
-    return ahead < keep;
+  // Rank 0's own group: serve others until there is a job or the end.
+  Job next_job_waiting() {
+    for (;;) {
+      const Job j = next_job();
+      if (j.id != -2) return j;
+      MPI_Status st;
+      MPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, m_ctl, &st);
+      serve(st);
+    }
   }
+
+  void rung(const RungMsg& m) { record_rung(m.id, m.epoch, m.val); }
 
   void result(const ResultMsg& m) {
     TrialRow r;
@@ -113,21 +143,32 @@ class Coordinator {
     } else {
       r.run_path.clear();
     }
-    m_study.rows.push_back(std::move(r));
-    m_done.insert(m.id);
+    if (TrialRow* old = row(m.id)) {  // a promoted trial: its row now holds its latest job (wall: all its jobs)
+      r.wall_seconds += old->wall_seconds;
+      *old = std::move(r);
+    } else {
+      m_study.rows.push_back(std::move(r));
+    }
+    m_running.erase(m.id);
+    if (std::string(m.status) == "pruned") record_rung(m.id, m.epochs, m.last_val);
     write_study((fs::path(m_dir) / "study.h5").string(), m_study, m_world, elapsed());
-    const size_t done = m_study.rows.size(), left = size_t(total()) - done;
-    const double per = elapsed() / double(std::max<size_t>(1, done - m_resumed));
     const TrialRow& b = m_study.rows[size_t(best_row(m_study) < 0 ? 0 : best_row(m_study))];
-    fmt::print("trial {:>4} {:<9} group {} epochs {:>3} val {:.2f}% test {:.2f}% {:>6}  | {}/{} done, best #{} "
-               "{:.2f}%, left ~{}\n",
-               m.id, m.status, m.group, m.epochs, 100 * m.best_val, 100 * m.test, format_seconds(m.wall), done,
-               total(), b.id, 100 * b.best_val_accuracy,
-               format_seconds(per * double(left) / double(std::max(1, m_groups))));
+    fmt::print("trial {:>4} {:<9} group {} epochs {:>3} val {:.2f}% test {:.2f}% {:>6}  | {}/{} trials have results "
+               "({} running), best #{} {:.2f}%, elapsed {}\n",
+               m.id, m.status, m.group, m.epochs, 100 * m.best_val, 100 * m.test, format_seconds(m.wall),
+               m_study.rows.size(), total(), m_running.size(), b.id, 100 * b.best_val_accuracy,
+               format_seconds(elapsed()));
     std::fflush(stdout);
+    // Groups that were told to wait may have work now.
+    while (!m_waiting.empty()) {
+      const Job j = next_job();
+      if (j.id == -2) break;
+      MPI_Send(&j, sizeof j, MPI_BYTE, m_waiting.back(), kJob, m_ctl);
+      m_waiting.pop_back();
+    }
   }
 
-  // Answers every pending request from other group leaders.
+  // Answers every pending message from other group leaders.
   void poll() {
     for (;;) {
       int flag = 0;
@@ -153,17 +194,39 @@ class Coordinator {
   const std::vector<int64_t>& skipped() const { return m_skipped; }
 
  private:
+  Job start(Job j) {
+    m_running.insert(j.id);
+    return j;
+  }
+  Job finish() {
+    ++m_finished_groups;
+    return {-1, 0};
+  }
+  TrialRow* row(int64_t id) {
+    for (TrialRow& r : m_study.rows)
+      if (r.id == id) return &r;
+    return nullptr;
+  }
+  void record_rung(int64_t id, int64_t epoch, double val) {
+    auto& v = m_rungs[epoch];
+    for (const auto& [i, x] : v)
+      if (i == id) return;  // a restarted job passing the rung again
+    v.emplace_back(id, val);
+  }
+
   void serve(const MPI_Status& st) {
     if (st.MPI_TAG == kRequest) {
       int64_t group = 0;
       MPI_Recv(&group, 1, MPI_INT64_T, st.MPI_SOURCE, kRequest, m_ctl, MPI_STATUS_IGNORE);
-      int64_t id = next_trial();
-      MPI_Send(&id, 1, MPI_INT64_T, st.MPI_SOURCE, kTrial, m_ctl);
+      const Job j = next_job();
+      if (j.id == -2)
+        m_waiting.push_back(st.MPI_SOURCE);
+      else
+        MPI_Send(&j, sizeof j, MPI_BYTE, st.MPI_SOURCE, kJob, m_ctl);
     } else if (st.MPI_TAG == kRung) {
       RungMsg m;
       MPI_Recv(&m, sizeof m, MPI_BYTE, st.MPI_SOURCE, kRung, m_ctl, MPI_STATUS_IGNORE);
-      int go = rung(m);
-      MPI_Send(&go, 1, MPI_INT, st.MPI_SOURCE, kDecision, m_ctl);
+      rung(m);
     } else {
       ResultMsg m;
       MPI_Recv(&m, sizeof m, MPI_BYTE, st.MPI_SOURCE, kResult, m_ctl, MPI_STATUS_IGNORE);
@@ -179,9 +242,10 @@ class Coordinator {
   int64_t m_total, m_next = 0;
   int m_finished_groups = 0;
   size_t m_resumed = 0;
-  std::set<int64_t> m_done;
+  std::set<int64_t> m_started, m_running;  // started: trials handed out at least once (or skipped)
   std::vector<int64_t> m_skipped;
-  std::map<int64_t, std::vector<double>> m_rungs;
+  std::vector<int> m_waiting;  // ranks of group leaders told nothing yet
+  std::map<int64_t, std::vector<std::pair<int64_t, double>>> m_rungs;  // epoch -> (trial, val) in arrival order
   Clock::time_point m_t0;
 };
 
@@ -189,19 +253,18 @@ class Coordinator {
 struct Scheduler {
   Coordinator* local;  // rank 0
   MPI_Comm ctl;
-  int64_t next(int64_t group) {
-    if (local) return local->next_trial();
-    int64_t id = -1;
+  Job next(int64_t group) {
+    if (local) return local->next_job_waiting();
+    Job j{-1, 0};
     MPI_Send(&group, 1, MPI_INT64_T, 0, kRequest, ctl);
-    MPI_Recv(&id, 1, MPI_INT64_T, 0, kTrial, ctl, MPI_STATUS_IGNORE);
-    return id;
+    MPI_Recv(&j, sizeof j, MPI_BYTE, 0, kJob, ctl, MPI_STATUS_IGNORE);
+    return j;
   }
-  bool rung(const RungMsg& m) {
-    if (local) return local->rung(m);
-    int go = 0;
-    MPI_Send(&m, sizeof m, MPI_BYTE, 0, kRung, ctl);
-    MPI_Recv(&go, 1, MPI_INT, 0, kDecision, ctl, MPI_STATUS_IGNORE);
-    return go != 0;
+  void rung(const RungMsg& m) {
+    if (local)
+      local->rung(m);
+    else
+      MPI_Send(&m, sizeof m, MPI_BYTE, 0, kRung, ctl);
   }
   void result(const ResultMsg& m) {
     if (local)
@@ -211,10 +274,12 @@ struct Scheduler {
   }
 };
 
-// Trains trial `id` in this group; returns its result (on the leader).
-ResultMsg run_trial(int64_t id, int64_t group, const SweepConfig& sweep, const std::string& base_text,
-                    const std::string& origin, const Data& data, const Comm& gc, Scheduler& sched,
-                    Coordinator* coord, const std::string& dir, double t_start) {
+// Runs one job in this group: trial job.id from its checkpoint (if any) to
+// job.target epochs; returns its result (on the leader).
+ResultMsg run_job(const Job& job, int64_t group, const SweepConfig& sweep, const std::string& base_text,
+                  const std::string& origin, const Data& data, const Comm& gc, Scheduler& sched,
+                  Coordinator* coord, const std::string& dir, double t_start) {
+  const int64_t id = job.id;
   ResultMsg res{};
   res.id = id, res.group = group, res.start = t_start;
   std::snprintf(res.status, sizeof res.status, "completed");
@@ -242,22 +307,17 @@ ResultMsg run_trial(int64_t id, int64_t group, const SweepConfig& sweep, const s
     }
     if (coord) tr.set_step_hook([coord] { coord->poll(); });
     const std::vector<int64_t> rungs = asha_rungs(sweep, cfg.train.epochs);
+    const int64_t stop = std::min(job.target, cfg.train.epochs);
     Provenance prov{gc.size(), omp_get_max_threads(), "sweep trial " + std::to_string(id)};
-    while (tr.epochs_done() < cfg.train.epochs) {
+    while (tr.epochs_done() < stop) {
       tr.run_epoch();
-      if (gc.leader())
+      if (gc.leader()) {
         write_run_file(run, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, tr.history(), prov);
-      if (std::find(rungs.begin(), rungs.end(), tr.epochs_done()) != rungs.end()) {
-        int go = 1;
-        if (gc.leader())
-          go = sched.rung(RungMsg{id, tr.epochs_done(), tr.history().cols.at("val_accuracy").back()});
-        gc.bcast(go);
-        if (!go) {
-          std::snprintf(res.status, sizeof res.status, "pruned");
-          break;
-        }
+        if (tr.epochs_done() < stop && std::find(rungs.begin(), rungs.end(), tr.epochs_done()) != rungs.end())
+          sched.rung(RungMsg{id, tr.epochs_done(), tr.history().cols.at("val_accuracy").back()});
       }
     }
+    if (tr.epochs_done() < cfg.train.epochs) std::snprintf(res.status, sizeof res.status, "pruned");
     const auto& h = tr.history().cols;
     res.epochs = tr.epochs_done();
     if (res.epochs > 0) {  // test accuracy at the epoch with the best validation accuracy
@@ -265,6 +325,7 @@ ResultMsg run_trial(int64_t id, int64_t group, const SweepConfig& sweep, const s
       const size_t b = size_t(std::max_element(val.begin(), val.end()) - val.begin());
       res.best_val = val[b];
       res.test = h.at("test_accuracy")[b];
+      res.last_val = val.back();
     }
   } catch (const Diverged& e) {
     std::snprintf(res.status, sizeof res.status, "diverged");
@@ -339,12 +400,12 @@ int sweep_command(const SweepOptions& opt, const Comm& world) {
   }
   Scheduler sched{coord.get(), ctl};
   for (;;) {
-    int64_t id = -1;
-    if (gc.leader()) id = sched.next(group);
-    gc.bcast(id);
-    if (id < 0) break;
+    Job job{-1, 0};
+    if (gc.leader()) job = sched.next(group);
+    gc.bcast(job);
+    if (job.id < 0) break;
     const double start = coord ? coord->elapsed() : 0;
-    ResultMsg r = run_trial(id, group, sweep, base.text, opt.config, data, gc, sched, coord.get(), dir, start);
+    ResultMsg r = run_job(job, group, sweep, base.text, opt.config, data, gc, sched, coord.get(), dir, start);
     if (gc.leader()) sched.result(r);
   }
   if (coord) coord->serve_until_done();
