@@ -46,7 +46,7 @@ struct RungMsg {
 
 struct ResultMsg {
   int64_t id, epochs, group;
-  double best_val, test, last_val, wall, start, end;
+  double best_val, test, wall, start, end;
   char status[16];
   char message[240];
 };
@@ -76,9 +76,7 @@ class Coordinator {
       m_started.insert(r.id);
       const fs::path run = fs::path(m_dir) / "trials" / std::to_string(r.id) / "run.h5";
       if (fs::exists(run)) r.run_path = run.string();
-      const auto c = m_study.curves.find(r.id);
-      if (c != m_study.curves.end() && c->second.count("val_accuracy"))
-        for (int64_t e : asha_rungs(m_sweep, r.epochs + 1)) record_rung(r.id, e, c->second.at("val_accuracy")[size_t(e - 1)]);
+      record_rungs(r.id, r.epochs);
     }
     m_resumed = m_study.rows.size();
     if (sweep.method == "grid")  // the default's own grid point would re-run trial 0
@@ -100,7 +98,9 @@ class Coordinator {
         std::stable_sort(v.begin(), v.end(), [](auto& a, auto& b) { return a.second > b.second; });
         for (size_t i = 0; i < v.size() / size_t(m_sweep.reduction); ++i) {
           const TrialRow* r = row(v[i].first);
-          if (r && r->status == "pruned" && r->epochs == it->first && !m_running.count(r->id))
+          // paused at this rung (a checkpoint from an older sweep may be a little past it)
+          if (r && r->status == "pruned" && r->epochs >= it->first && r->epochs < it->first * m_sweep.reduction &&
+              !m_running.count(r->id))
             return start({r->id, it->first * m_sweep.reduction});
         }
       }
@@ -150,7 +150,7 @@ class Coordinator {
       m_study.rows.push_back(std::move(r));
     }
     m_running.erase(m.id);
-    if (std::string(m.status) == "pruned") record_rung(m.id, m.epochs, m.last_val);
+    record_rungs(m.id, m.epochs);
     write_study((fs::path(m_dir) / "study.h5").string(), m_study, m_world, elapsed());
     const TrialRow& b = m_study.rows[size_t(best_row(m_study) < 0 ? 0 : best_row(m_study))];
     fmt::print("trial {:>4} {:<9} group {} epochs {:>3} val {:.2f}% test {:.2f}% {:>6}  | {}/{} trials have results "
@@ -206,6 +206,14 @@ class Coordinator {
     for (TrialRow& r : m_study.rows)
       if (r.id == id) return &r;
     return nullptr;
+  }
+  // A trial's results at every rung up to `epochs`, from its curves.
+  void record_rungs(int64_t id, int64_t epochs) {
+    const auto c = m_study.curves.find(id);
+    if (c == m_study.curves.end() || !c->second.count("val_accuracy")) return;
+    const std::vector<double>& val = c->second.at("val_accuracy");
+    for (int64_t e : asha_rungs(m_sweep, epochs + 1))
+      if (e <= int64_t(val.size())) record_rung(id, e, val[size_t(e - 1)]);
   }
   void record_rung(int64_t id, int64_t epoch, double val) {
     auto& v = m_rungs[epoch];
@@ -325,7 +333,6 @@ ResultMsg run_job(const Job& job, int64_t group, const SweepConfig& sweep, const
       const size_t b = size_t(std::max_element(val.begin(), val.end()) - val.begin());
       res.best_val = val[b];
       res.test = h.at("test_accuracy")[b];
-      res.last_val = val.back();
     }
   } catch (const Diverged& e) {
     std::snprintf(res.status, sizeof res.status, "diverged");
