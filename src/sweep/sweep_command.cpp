@@ -153,11 +153,15 @@ class Coordinator {
     record_rungs(m.id, m.epochs);
     write_study((fs::path(m_dir) / "study.h5").string(), m_study, m_world, elapsed());
     const TrialRow& b = m_study.rows[size_t(best_row(m_study) < 0 ? 0 : best_row(m_study))];
+    // Time left: the pace so far over the trials still without a result (ASHA's
+    // promotions make this a rough guide).
+    const size_t have = m_study.rows.size(), fresh = have - m_resumed;
+    const double left = fresh ? elapsed() / double(fresh) * double(size_t(total()) - have) : 0;
     fmt::print("trial {:>4} {:<9} group {} epochs {:>3} val {:.2f}% test {:.2f}% {:>6}  | {}/{} trials have results "
-               "({} running), best #{} {:.2f}%, elapsed {}\n",
-               m.id, m.status, m.group, m.epochs, 100 * m.best_val, 100 * m.test, format_seconds(m.wall),
-               m_study.rows.size(), total(), m_running.size(), b.id, 100 * b.best_val_accuracy,
-               format_seconds(elapsed()));
+               "({} running), best #{} {:.2f}%, elapsed {}, left ~{}\n",
+               m.id, m.status, m.group, m.epochs, 100 * m.best_val, 100 * m.test, format_seconds(m.wall), have,
+               total(), m_running.size(), b.id, 100 * b.best_val_accuracy, format_seconds(elapsed()),
+               format_seconds(left));
     std::fflush(stdout);
     // Groups that were told to wait may have work now.
     while (!m_waiting.empty()) {
