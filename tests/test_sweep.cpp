@@ -33,15 +33,30 @@ std::string sweep_config(const Comm& world, const TempDir* d, const std::string&
   return path;
 }
 
+int test_group_size() {
+  const char* g = std::getenv("RS_TEST_GROUP");
+  return g ? std::atoi(g) : 1;
+}
+
+// Runs a sweep of `body` over the world in groups of RS_TEST_GROUP ranks;
+// returns the output directory (on rank 0; empty elsewhere).
+std::string world_sweep(const Comm& world, const TempDir* d, const std::string& body) {
+  SweepOptions o;
+  o.config = sweep_config(world, d, body);
+  o.group_size = test_group_size();
+  o.out = world.leader() ? d->path.string() + "/out" : "";
+  world.bcast_string(o.out);
+  REQUIRE(sweep_command(o, world) == 0);
+  return o.out;
+}
+
 }  // namespace
 
 TEST_CASE("every trial of a grid runs exactly once and lands in the study", "[sweep]") {
   const Comm world(MPI_COMM_WORLD);
-  const char* g = std::getenv("RS_TEST_GROUP");
-  const int G = g ? std::atoi(g) : 1;
   std::unique_ptr<TempDir> d;
   if (world.leader()) d = std::make_unique<TempDir>("sweep_grid");
-  const std::string cfg = sweep_config(world, d.get(), R"([model]
+  const std::string out = world_sweep(world, d.get(), R"([model]
 hidden = [16]
 [train]
 epochs = 2
@@ -53,14 +68,8 @@ method = "grid"
 "train.lr" = [0.1, 0.02, 1e4]
 "model.hidden" = [[8], [24]]
 )");
-  SweepOptions o;
-  o.config = cfg;
-  o.group_size = G;
-  o.out = world.leader() ? d->path.string() + "/out" : "";
-  world.bcast_string(o.out);
-  REQUIRE(sweep_command(o, world) == 0);
   if (!world.leader()) return;
-  const Study s = read_study(o.out + "/study.h5");
+  const Study s = read_study(out + "/study.h5");
   std::multiset<int64_t> ids;
   for (const TrialRow& r : s.rows) ids.insert(r.id);
   CHECK(ids == std::multiset<int64_t>{0, 1, 2, 3, 4, 5, 6});
@@ -68,7 +77,7 @@ method = "grid"
   for (const TrialRow& r : s.rows) {
     INFO("trial " << r.id << " status " << r.status << " " << r.message);
     groups.insert(r.group);
-    CHECK(r.group < world.size() / G);
+    CHECK(r.group < world.size() / test_group_size());
     const bool huge = r.params.size() == 2 && std::stod(r.params[1].second) > 100;  // train.lr = 1e4
     CHECK(r.status == (huge ? "diverged" : "completed"));
     if (!huge) CHECK(r.best_val_accuracy > 0.5);
@@ -77,7 +86,7 @@ method = "grid"
   CHECK(s.keys == std::vector<std::string>{"model.hidden", "train.lr"});
   CHECK(best_row(s) >= 0);
   // The study is a model file for `infer`: its best trial, loadable into the model its config builds.
-  const RunFile rf = read_model_file(o.out + "/study.h5");
+  const RunFile rf = read_model_file(out + "/study.h5");
   CHECK(rf.root == "/best");
   CHECK(rf.epochs_done == 2);
   const Config c = parse_config_text(rf.config_text, "best", {});
@@ -94,11 +103,9 @@ method = "grid"
 // losers stop at the first rung.
 TEST_CASE("ASHA over rank groups: promotions, no trial lost, no hang", "[sweep]") {
   const Comm world(MPI_COMM_WORLD);
-  const char* g = std::getenv("RS_TEST_GROUP");
-  const int G = g ? std::atoi(g) : 1;
   std::unique_ptr<TempDir> d;
   if (world.leader()) d = std::make_unique<TempDir>("sweep_asha_groups");
-  const std::string cfg = sweep_config(world, d.get(), R"([model]
+  const std::string out = world_sweep(world, d.get(), R"([model]
 hidden = [16]
 [train]
 epochs = 3
@@ -112,14 +119,8 @@ method = "grid"
 min_epochs = 1
 reduction = 2
 )");
-  SweepOptions o;
-  o.config = cfg;
-  o.group_size = G;
-  o.out = world.leader() ? d->path.string() + "/out" : "";
-  world.bcast_string(o.out);
-  REQUIRE(sweep_command(o, world) == 0);
   if (!world.leader()) return;
-  const Study s = read_study(o.out + "/study.h5");
+  const Study s = read_study(out + "/study.h5");
   std::multiset<int64_t> ids;
   int losers_at_1 = 0;
   for (const TrialRow& r : s.rows) {
