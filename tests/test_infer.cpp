@@ -217,6 +217,11 @@ TEST_CASE("infer: all ranks write what one rank writes", "[infer]") {
       CHECK(pa[2 * i] + pa[2 * i + 1] <= 1.0f + 1e-6f);
       CHECK(la[2 * i] != la[2 * i + 1]);
     }
+    std::vector<int32_t> truth(103);
+    h5_read(a, "/true_labels", truth.data(), all.out);
+    std::vector<uint8_t> im, lab;
+    toy_data(103, 8, 8, 3, 2, im, lab);
+    CHECK(truth == std::vector<int32_t>(lab.begin(), lab.end()));
     CHECK(h5_attr_string(a, "/", "format", all.out) == "ranksweep-predictions");
     CHECK(h5_attr_doubles(a, "/", "top1_accuracy", all.out).at(0) == Approx(recorded).margin(1e-9));
     CHECK(h5_attr_doubles(a, "/", "topk_accuracy", all.out).at(0) >= recorded);

@@ -50,7 +50,7 @@ std::vector<std::string> class_names(const Config& cfg, const std::string& input
 // The prediction file, created and written collectively by every rank of comm.
 class PredFile {
  public:
-  PredFile(const std::string& path, const Comm& comm, int64_t n, int k, size_t name_len) : m_k(k) {
+  PredFile(const std::string& path, const Comm& comm, int64_t n, int k, size_t name_len, bool truth) : m_k(k) {
     H5 fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
     H5Pset_fapl_mpio(fapl, comm.raw(), MPI_INFO_NULL);
     m_file = H5(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), H5Fclose);
@@ -58,6 +58,7 @@ class PredFile {
     m_labels = create("labels", H5T_NATIVE_INT32, {hsize_t(n), hsize_t(k)});
     m_probs = create("probabilities", H5T_NATIVE_FLOAT, {hsize_t(n), hsize_t(k)});
     m_index = create("index", H5T_NATIVE_INT64, {hsize_t(n)});
+    if (truth) m_truth = create("true_labels", H5T_NATIVE_INT32, {hsize_t(n)});
     if (name_len) {
       m_name_type = H5(H5Tcopy(H5T_C_S1), H5Tclose);
       H5Tset_size(m_name_type, name_len);
@@ -72,10 +73,11 @@ class PredFile {
 
   // Rows [first, first + count) from this rank; every rank calls it, with count 0 if it has none.
   void write(int64_t first, int64_t count, const int32_t* labels, const float* probs, const int64_t* index,
-             const char* names) {
+             const int32_t* truth, const char* names) {
     put(m_labels, H5T_NATIVE_INT32, first, count, m_k, labels);
     put(m_probs, H5T_NATIVE_FLOAT, first, count, m_k, probs);
     put(m_index, H5T_NATIVE_INT64, first, count, 0, index);
+    if (m_truth.id() >= 0) put(m_truth, H5T_NATIVE_INT32, first, count, 0, truth);
     if (m_name_len) put(m_names, m_name_type, first, count, 0, names);
   }
 
@@ -100,7 +102,7 @@ class PredFile {
     if (H5Dwrite(ds, type, ms, fs_, m_xfer, count > 0 ? data : nullptr) < 0)
       throw std::runtime_error("HDF5 write of predictions failed");
   }
-  H5 m_file, m_labels, m_probs, m_index, m_names, m_name_type, m_xfer;
+  H5 m_file, m_labels, m_probs, m_index, m_truth, m_names, m_name_type, m_xfer;
   int m_k;
   size_t m_name_len = 0;
 };
@@ -204,7 +206,7 @@ int infer_command(const InferOptions& opt, const Comm& world) {
   int64_t correct[2] = {0, 0};  // top-1, top-k
   double busy = 0;
   {
-    PredFile out(tmp, world, n, k, name_len);
+    PredFile out(tmp, world, n, k, name_len, src->has_labels());
     Buffer<int32_t> labels_dev(*be, size_t(B));
     std::vector<float> logits(size_t(B) * K);
     std::vector<int> order(static_cast<size_t>(K));
@@ -249,7 +251,7 @@ int infer_command(const InferOptions& opt, const Comm& world) {
         const std::string& s = src->names()[size_t(first + i)];
         std::copy(s.begin(), s.end(), names.begin() + i * int64_t(name_len));
       }
-      out.write(first, cnt, lab.data(), prob.data(), index.data(), names.data());
+      out.write(first, cnt, lab.data(), prob.data(), index.data(), ds.labels.data(), names.data());
       if (world.leader() && (since(last_print) > 5 || round + 1 == rounds)) {
         int64_t done = 0;  // every rank is at the same round (the writes are collective)
         for (int64_t q = 0; q < R; ++q) done += std::min(n * (q + 1) / R - n * q / R, (round + 1) * chunk);
