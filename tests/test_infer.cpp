@@ -181,6 +181,8 @@ TEST_CASE("infer: all ranks write what one rank writes", "[infer]") {
     h5_write(f, "/images", im.data(), {103, 8, 8});
     std::vector<int32_t> l(lb.begin(), lb.end());
     h5_write(f, "/labels", l.data(), {103});
+    H5 tf = h5_create(*d / "tiny.h5");  // 2 samples, no labels: with 3 ranks, rank 0 or 1 gets nothing
+    h5_write(tf, "/images", im.data(), {2, 8, 8});
   }
   world.bcast_string(dir);
   const double recorded = world.leader() ? read_run_file(dir + "/run/run.h5").history.cols.at("test_accuracy").back() : 0;
@@ -228,5 +230,19 @@ TEST_CASE("infer: all ranks write what one rank writes", "[infer]") {
     // never overwritten: a second run fails and leaves the file as it was
     REQUIRE_THROWS_WITH(infer_command(one, Comm(MPI_COMM_SELF)), Contains("already exists"));
     CHECK(std::filesystem::exists(one.out));
+  }
+  // Fewer samples than ranks: empty slices write nothing and wait for no one.
+  InferOptions tiny;
+  tiny.model = dir + "/run/run.h5", tiny.data = dir + "/tiny.h5", tiny.out = dir + "/tiny-pred.h5", tiny.top_k = 2;
+  REQUIRE(infer_command(tiny, world) == 0);
+  if (world.leader()) {
+    const std::string ref = dir + "/one-test.h5.h5";
+    H5 a = h5_open_read(tiny.out), b = h5_open_read(ref);
+    REQUIRE(h5_dims(a, "/labels", tiny.out) == std::vector<hsize_t>{2, 2});
+    std::vector<int32_t> la(4), lb(206);
+    h5_read(a, "/labels", la.data(), tiny.out), h5_read(b, "/labels", lb.data(), ref);
+    CHECK(la == std::vector<int32_t>(lb.begin(), lb.begin() + 4));
+    CHECK_FALSE(h5_exists(a, "/true_labels"));
+    CHECK_FALSE(h5_has_attr(a, "/", "top1_accuracy"));
   }
 }
