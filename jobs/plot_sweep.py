@@ -49,21 +49,27 @@ def main():
         searched = ok & (ids != 0)  # the default trial may sit off the grid
         xv = sorted(set(v for v, good in zip(xs, searched) if good), key=lambda v: (isinstance(v, str), v))
         yv = sorted(set(v for v, good in zip(ys, searched) if good), key=lambda v: (isinstance(v, str), v))
+        epochs = t["epochs"][()]
         err = np.full((len(yv), len(xv)), np.nan)
+        note = {}
         for i in range(len(ids)):
-            if searched[i]:
+            on_grid = ok[i] and xs[i] in xv and ys[i] in yv  # the default trial too, when it is a grid point
+            if searched[i] or (ids[i] == 0 and on_grid):
                 r, c = yv.index(ys[i]), xv.index(xs[i])
                 e = 100 * (1 - test[i])
-                err[r, c] = e if np.isnan(err[r, c]) else min(err[r, c], e)
+                if np.isnan(err[r, c]) or e < err[r, c]:
+                    err[r, c] = e
+                    note[r, c] = ("\ndefault" if ids[i] == 0 else "") + \
+                                 (f"\npruned, {epochs[i]} ep" if status[i] == "pruned" else "")
         fig, ax = plt.subplots(figsize=(1.4 * len(xv) + 3, 0.8 * len(yv) + 2))
         im = ax.imshow(err, cmap="viridis_r", aspect="auto")
         for r in range(len(yv)):
             for c in range(len(xv)):
                 if not np.isnan(err[r, c]):
-                    ax.text(c, r, f"{err[r, c]:.2f}", ha="center", va="center", color="w", fontsize=9)
+                    ax.text(c, r, f"{err[r, c]:.2f}{note[r, c]}", ha="center", va="center", color="w", fontsize=8)
         ax.set_xticks(range(len(xv)), [str(v) for v in xv])
         ax.set_yticks(range(len(yv)), [str(v) for v in yv])
-        ax.set(xlabel=x, ylabel=y, title="test error (%) by hyperparameters (diverged/failed cells empty)")
+        ax.set(xlabel=x, ylabel=y, title="test error (%) at the best validation epoch (diverged/failed cells empty)")
         fig.colorbar(im, ax=ax, label="test error (%)")
         fig.tight_layout()
         fig.savefig(os.path.join(a.out, "heatmap.png"), dpi=120)
