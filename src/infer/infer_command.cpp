@@ -177,6 +177,9 @@ int infer_command(const InferOptions& opt, const Comm& world) {
       fail("{}: images are {}x{}x{} (CxHxW), the model takes {}x{}x{}", opt.data, src->c(), src->h(), src->w(), rf.c,
            rf.h, rf.w);
   });
+  int64_t sizes[2] = {-src->size(), src->size()};  // every rank must have seen the same input
+  MPI_Allreduce(MPI_IN_PLACE, sizes, 2, MPI_INT64_T, MPI_MAX, world.raw());
+  if (-sizes[0] != sizes[1]) fail("{}: the ranks see {} to {} samples (did the input change?)", opt.data, -sizes[0], sizes[1]);
   const int64_t n = src->size(), R = world.size(), r = world.rank();
   const int64_t lo = n * r / R, hi = n * (r + 1) / R;
   const int64_t chunk = std::max<int64_t>(B, (16384 / B) * B);
