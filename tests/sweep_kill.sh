@@ -24,23 +24,34 @@ method = "grid"
 "train.lr" = [0.2, 0.05, 0.01, 0.003]
 "model.hidden" = [[16], [48], [96]]
 TOML
-run() { OMP_NUM_THREADS=1 timeout 300 mpirun --oversubscribe -np 2 "$bin" sweep "$tmp/sweep.toml" --out "$1" >/dev/null 2>&1; }
-fail=0 pass=0
-run "$tmp/ref" || { echo "FAILED: reference sweep"; exit 1; }
-for ((k = 0; k < rounds; k++)); do
-  out=$tmp/killed-$k
-  setsid bash -c "OMP_NUM_THREADS=1 exec mpirun --oversubscribe -np 2 '$bin' sweep '$tmp/sweep.toml' --out '$out'" \
-    >/dev/null 2>&1 &
+run() {  # run OUT [CONFIG]
+  OMP_NUM_THREADS=1 timeout 300 mpirun --oversubscribe -np 2 "$bin" sweep "${2:-$tmp/sweep.toml}" --out "$1" >/dev/null 2>&1
+}
+# kill_at_random OUT CONFIG LOW HIGH: start the sweep, SIGKILL every rank after
+# a random delay in [LOW, HIGH] s; sets $delay and $before (trials recorded,
+# or an error text with status 1 when study.h5 does not open).
+kill_at_random() {
+  local out=$1 cfg=$2 pid
+  setsid bash -c "OMP_NUM_THREADS=1 exec mpirun --oversubscribe -np 2 '$bin' sweep '$cfg' --out '$out'" >/dev/null 2>&1 &
   pid=$!
-  delay=$(/usr/bin/python3 -c "import random; print(round(random.uniform(1.0, 4.0), 2))")
+  delay=$(/usr/bin/python3 -c "import random; print(round(random.uniform($3, $4), 2))")
   sleep "$delay"
   kill -9 -- -"$pid" 2>/dev/null
-  pkill -9 -f "ranksweep sweep $tmp/sweep.toml --out $out" 2>/dev/null
+  pkill -9 -f "ranksweep sweep $cfg --out $out" 2>/dev/null
   wait "$pid" 2>/dev/null
   before=$(/usr/bin/python3 -c "
-import h5py, os, sys
+import h5py, os
 p = '$out/study.h5'
-print(len(h5py.File(p, 'r')['trials/id']) if os.path.exists(p) else 0)" 2>&1) || { fail=$((fail + 1)); echo "FAILED: study.h5 does not open after the kill: $before"; continue; }
+print(len(h5py.File(p, 'r')['trials/id']) if os.path.exists(p) else 0)" 2>&1)
+}
+fail=0 pass=0
+t0=$(date +%s.%N)
+run "$tmp/ref" || { echo "FAILED: reference sweep"; exit 1; }
+# kill within 15-75% of an uninterrupted sweep's time, so the kill lands mid-sweep
+read -r lo hi < <(/usr/bin/python3 -c "d = $(date +%s.%N) - $t0; print(round(0.15 * d, 2), round(0.75 * d, 2))")
+for ((k = 0; k < rounds; k++)); do
+  out=$tmp/killed-$k
+  kill_at_random "$out" "$tmp/sweep.toml" "$lo" "$hi" || { fail=$((fail + 1)); echo "FAILED: study.h5 does not open after the kill: $before"; continue; }
   run "$out" || { fail=$((fail + 1)); echo "FAILED: resume"; continue; }
   if /usr/bin/python3 - "$tmp/ref/study.h5" "$out/study.h5" <<'PY'
 import sys, h5py
@@ -68,19 +79,7 @@ done
 sed -e 's/^epochs = 3/epochs = 4/' "$tmp/sweep.toml" > "$tmp/asha.toml"
 printf '[sweep.asha]\nmin_epochs = 1\nreduction = 2\n' >> "$tmp/asha.toml"
 out=$tmp/asha
-setsid bash -c "OMP_NUM_THREADS=1 exec mpirun --oversubscribe -np 2 '$bin' sweep '$tmp/asha.toml' --out '$out'" \
-  >/dev/null 2>&1 &
-pid=$!
-delay=$(/usr/bin/python3 -c "import random; print(round(random.uniform(1.0, 3.0), 2))")
-sleep "$delay"
-kill -9 -- -"$pid" 2>/dev/null
-pkill -9 -f "ranksweep sweep $tmp/asha.toml --out $out" 2>/dev/null
-wait "$pid" 2>/dev/null
-before=$(/usr/bin/python3 -c "
-import h5py, os
-p = '$out/study.h5'
-print(len(h5py.File(p, 'r')['trials/id']) if os.path.exists(p) else 0)" 2>&1)
-if OMP_NUM_THREADS=1 timeout 300 mpirun --oversubscribe -np 2 "$bin" sweep "$tmp/asha.toml" --out "$out" >/dev/null 2>&1 &&
+if kill_at_random "$out" "$tmp/asha.toml" "$lo" "$hi" && run "$out" "$tmp/asha.toml" &&
   /usr/bin/python3 - "$out/study.h5" <<'PY'
 import sys, h5py
 t = h5py.File(sys.argv[1], "r")["trials"]
