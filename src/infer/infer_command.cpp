@@ -148,8 +148,7 @@ int infer_command(const InferOptions& opt, const Comm& world) {
   world.bcast(recorded_test);
 
   Config cfg;
-  world.root_only([&] { cfg = parse_config_text(rf.config_text, opt.model + " (its config)", {}); });
-  if (!world.leader()) cfg = parse_config_text(rf.config_text, opt.model, {});
+  world.agree([&] { cfg = parse_config_text(rf.config_text, opt.model + " (its config)", {}); });
   if (!opt.device.empty()) cfg.train.device = opt.device;
   std::string why, dev_why;
   const int threads = choose_threads(world, &why);
