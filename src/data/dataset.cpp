@@ -8,7 +8,6 @@
 #include <fstream>
 
 #include "error.h"
-#include "io/h5.h"
 #include "kernels/hd_math.h"
 
 namespace fs = std::filesystem;
@@ -22,19 +21,13 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 uint32_t be32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
 
-std::vector<uint8_t> read_whole(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail("{}: cannot open", path);
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
-}
+}  // namespace
 
-void check_labels(const Dataset& d, int64_t classes, const std::string& path) {
+void check_labels(const Dataset& d, int64_t classes, const std::string& where, int64_t first) {
   for (int64_t i = 0; i < d.n; ++i)
     if (d.labels[i] < 0 || d.labels[i] >= classes)
-      fail("{}: label {} of sample {} is outside [0, data.classes = {})", path, d.labels[i], i, classes);
+      fail("{}: label {} of sample {} is outside [0, {}), the classes (data.classes)", where, d.labels[i], first + i, classes);
 }
-
-}  // namespace
 
 void set_shape(Dataset& d, const std::vector<uint64_t>& dims, const std::string& path) {
   if (dims.size() != 3 && dims.size() != 4) fail("{}: images need 3 (N, H, W) or 4 (N, C, H, W) dimensions, got {}", path, dims.size());
@@ -121,96 +114,6 @@ void IdxFile::read(int64_t first, int64_t count, uint8_t* out) {
     }
     out += got, left -= uint64_t(got), m_pos += uint64_t(got);
   }
-}
-
-Dataset read_idx(const std::string& images, const std::string& labels, int64_t classes) {
-  Dataset d;
-  d.source = images;
-  IdxFile im(images);
-  set_shape(d, im.dims, images);
-  std::vector<uint8_t> px(size_t(d.n) * d.sample_size());
-  im.read(0, d.n, px.data());
-  d.u8 = std::move(px);
-  IdxFile lb(labels);
-  if (lb.dims.size() != 1) fail("{}: labels need 1 dimension, got {}", labels, lb.dims.size());
-  if (int64_t(lb.dims[0]) != d.n) fail("{}: {} labels for {} images in {}", labels, lb.dims[0], d.n, images);
-  std::vector<uint8_t> l(size_t(d.n));
-  lb.read(0, d.n, l.data());
-  d.labels = std::vector<int32_t>(l.begin(), l.end());
-  check_labels(d, classes, labels);
-  return d;
-}
-
-Dataset read_cifar10(const std::string& dir, bool train, int64_t classes) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) fail("{}: CIFAR-10 directory not found", dir);
-  std::vector<std::string> files;
-  if (train) {
-    for (const auto& e : fs::directory_iterator(dir, ec)) {
-      const std::string name = e.path().filename().string();
-      if (name.rfind("data_batch_", 0) == 0 && ends_with(name, ".bin")) files.push_back(e.path().string());
-    }
-    std::sort(files.begin(), files.end());
-    if (files.empty()) fail("{}: no data_batch_*.bin files", dir);
-  } else {
-    const std::string t = (fs::path(dir) / "test_batch.bin").string();
-    if (!fs::exists(t, ec)) return Dataset{};
-    files.push_back(t);
-  }
-  constexpr size_t rec = 1 + 3 * 32 * 32;
-  Dataset d;
-  d.source = dir;
-  d.c = 3, d.h = 32, d.w = 32;
-  std::vector<uint8_t> pixels;
-  std::vector<int32_t> labels;
-  for (const std::string& f : files) {
-    const std::vector<uint8_t> b = read_whole(f);
-    if (b.empty()) fail("{}: empty file", f);
-    if (b.size() % rec) fail("{}: size {} is not a multiple of the 3073-byte CIFAR-10 record", f, b.size());
-    for (size_t r = 0; r < b.size() / rec; ++r) {
-      labels.push_back(b[r * rec]);
-      pixels.insert(pixels.end(), b.begin() + r * rec + 1, b.begin() + (r + 1) * rec);
-    }
-  }
-  d.n = int64_t(labels.size());
-  d.u8 = std::move(pixels);
-  d.labels = std::move(labels);
-  check_labels(d, classes, dir);
-  return d;
-}
-
-Dataset read_hdf5(const std::string& path, int64_t classes) {
-  h5_quiet();
-  H5 f = h5_open_read(path);
-  Dataset d;
-  d.source = path;
-  const std::vector<hsize_t> dims = h5_dims(f, "/images", path);
-  set_shape(d, std::vector<uint64_t>(dims.begin(), dims.end()), path);
-  size_t tsize = 0;
-  const H5T_class_t cls = h5_type_class(f, "/images", &tsize);
-  const bool u8 = cls == H5T_INTEGER && tsize == 1;
-  const bool f32 = cls == H5T_FLOAT && tsize == 4;
-  if (!u8 && !f32) fail("{}: /images must be uint8 or float32", path);
-  const auto ldims = h5_dims(f, "/labels", path);
-  if (ldims.size() != 1) fail("{}: /labels needs 1 dimension, got {}", path, ldims.size());
-  if (int64_t(ldims[0]) != d.n) fail("{}: {} labels for {} images", path, ldims[0], d.n);
-  if (h5_type_class(f, "/labels", nullptr) != H5T_INTEGER) fail("{}: /labels must be integers", path);
-  if (u8) {
-    std::vector<uint8_t> v(size_t(d.n) * d.sample_size());
-    h5_read(f, "/images", v.data(), path);
-    d.u8 = std::move(v);
-  } else {
-    std::vector<float> v(size_t(d.n) * d.sample_size());
-    h5_read(f, "/images", v.data(), path);
-    for (float x : v)
-      if (!std::isfinite(x)) fail("{}: /images holds a non-finite value", path);
-    d.f32 = std::move(v);
-  }
-  std::vector<int32_t> labels(size_t(d.n));
-  h5_read(f, "/labels", labels.data(), path);
-  d.labels = std::move(labels);
-  check_labels(d, classes, path);
-  return d;
 }
 
 std::vector<int64_t> permutation(int64_t n, uint64_t key) {

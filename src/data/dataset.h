@@ -45,6 +45,11 @@ class IdxFile {
   uint64_t m_offset = 0, m_pos = 0;
 };
 
+// UserError naming `where` for a label outside [0, classes); `first` is the
+// index of d's sample 0 in the whole input.
+void check_labels(const Dataset& d, int64_t classes, const std::string& where, int64_t first = 0);
+
+// Whole-file readers (implemented over the range sources of data/source.h).
 // IDX (MNIST format), gzip or raw. images: ubyte (N, H, W) or (N, C, H, W).
 Dataset read_idx(const std::string& images, const std::string& labels, int64_t classes);
 // CIFAR-10 binary: `dir`/data_batch_*.bin (train) or `dir`/test_batch.bin.

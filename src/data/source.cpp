@@ -23,13 +23,6 @@ std::string lower(std::string s) {
 
 std::string extension(const std::string& p) { return lower(fs::path(p).extension().string()); }
 
-void check_label_range(const Dataset& d, int64_t classes, const std::string& where, int64_t first) {
-  for (int64_t i = 0; i < d.n; ++i)
-    if (d.labels[i] < 0 || d.labels[i] >= classes)
-      fail("{}: label {} of sample {} is outside [0, {}) (the model's classes)", where, d.labels[i], first + i,
-           classes);
-}
-
 Dataset chunk(const Source& s, int64_t count) {
   Dataset d;
   d.source = s.path();
@@ -69,7 +62,7 @@ class IdxSource : public Source {
     if (count > 0 && m_labels) m_labels->read(first, count, lab.data());
     d.u8 = std::move(px);
     d.labels = std::vector<int32_t>(lab.begin(), lab.end());
-    if (m_labels) check_label_range(d, m_classes, m_labels_path, first);
+    if (m_labels) check_labels(d, m_classes, m_labels_path, first);
     return d;
   }
 
@@ -119,7 +112,7 @@ class Hdf5Source : public Source {
     }
     if (has_labels()) slab("/labels", first, count, H5T_NATIVE_INT32, lab.data());
     d.labels = std::move(lab);
-    if (has_labels()) check_label_range(d, m_classes, m_labels_path, first);
+    if (has_labels()) check_labels(d, m_classes, m_labels_path, first);
     return d;
   }
 
@@ -149,20 +142,13 @@ class CifarSource : public Source {
   static constexpr int64_t kRec = 1 + 3 * 32 * 32;
 
  public:
-  CifarSource(const SourceOptions& o) : m_classes(o.classes) {
-    m_format = "cifar10", m_path = o.path;
+  // `files` in order; `where` names the input in messages.
+  CifarSource(const std::string& where, std::vector<std::string> files, int64_t classes)
+      : m_files(std::move(files)), m_classes(classes) {
+    m_format = "cifar10", m_path = where;
     std::error_code ec;
-    if (fs::is_directory(o.path, ec)) {
-      for (const auto& e : fs::directory_iterator(o.path, ec))
-        if (e.is_regular_file() && extension(e.path().string()) == ".bin") m_files.push_back(e.path().string());
-      std::sort(m_files.begin(), m_files.end());
-      if (m_files.empty()) fail("{}: no CIFAR-10 .bin files in the directory", o.path);
-    } else if (fs::is_regular_file(o.path, ec)) {
-      m_files.push_back(o.path);
-    } else {
-      fail("{}: file not found", o.path);
-    }
     for (const std::string& f : m_files) {
+      if (!fs::is_regular_file(f, ec)) fail("{}: file not found", f);
       const uint64_t size = fs::file_size(f, ec);
       if (size == 0) fail("{}: empty file", f);
       if (size % kRec) fail("{}: size {} is not a multiple of the 3073-byte CIFAR-10 record", f, size);
@@ -171,7 +157,7 @@ class CifarSource : public Source {
     }
     m_start.push_back(m_n);
     m_c = 3, m_h = 32, m_w = 32;
-    m_labels_path = o.path;
+    m_labels_path = where;
   }
   Dataset read(int64_t first, int64_t count) override {
     Dataset d = chunk(*this, count);
@@ -190,7 +176,7 @@ class CifarSource : public Source {
     }
     d.u8 = std::move(px);
     d.labels = std::move(lab);
-    check_label_range(d, m_classes, m_path, first);
+    check_labels(d, m_classes, m_path, first);
     return d;
   }
 
@@ -285,8 +271,49 @@ std::unique_ptr<Source> open_source(const SourceOptions& o) {
          o.labels);
   if (format == "idx") return std::make_unique<IdxSource>(o);
   if (format == "hdf5") return std::make_unique<Hdf5Source>(o);
-  if (format == "cifar10") return std::make_unique<CifarSource>(o);
+  if (format == "cifar10") {
+    std::vector<std::string> files{o.path};
+    if (fs::is_directory(o.path, ec)) {
+      files.clear();
+      for (const auto& e : fs::directory_iterator(o.path, ec))
+        if (e.is_regular_file() && extension(e.path().string()) == ".bin") files.push_back(e.path().string());
+      std::sort(files.begin(), files.end());
+      if (files.empty()) fail("{}: no CIFAR-10 .bin files in the directory", o.path);
+    }
+    return std::make_unique<CifarSource>(o.path, std::move(files), o.classes);
+  }
   return std::make_unique<ImageSource>(o);
+}
+
+Dataset read_idx(const std::string& images, const std::string& labels, int64_t classes) {
+  IdxSource s({images, "idx", labels, classes});
+  return s.read(0, s.size());
+}
+
+Dataset read_cifar10(const std::string& dir, bool train, int64_t classes) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) fail("{}: CIFAR-10 directory not found", dir);
+  std::vector<std::string> files;
+  if (train) {
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind("data_batch_", 0) == 0 && extension(name) == ".bin") files.push_back(e.path().string());
+    }
+    std::sort(files.begin(), files.end());
+    if (files.empty()) fail("{}: no data_batch_*.bin files", dir);
+  } else {
+    const std::string t = (fs::path(dir) / "test_batch.bin").string();
+    if (!fs::exists(t, ec)) return Dataset{};
+    files.push_back(t);
+  }
+  CifarSource s(dir, std::move(files), classes);
+  return s.read(0, s.size());
+}
+
+Dataset read_hdf5(const std::string& path, int64_t classes) {
+  Hdf5Source s({path, "hdf5", "", classes});
+  if (!s.has_labels()) fail("{}: no dataset /labels", path);
+  return s.read(0, s.size());
 }
 
 }  // namespace rs
