@@ -83,7 +83,7 @@ TEST_CASE("--set overrides with dotted keys", "[config]") {
                                                     "train.lr=1e-3", "data.validation=100"});
   CHECK(c.train.epochs == 3);
   CHECK(c.model.hidden == std::vector<int64_t>{64, 32});
-  CHECK(c.train.optimizer == "adam");
+  CHECK(c.train.optimizer == OptimizerKind::adam);
   CHECK(c.train.lr == 1e-3);
   CHECK(c.data.validation == 100);
   // the effective config is kept as TOML and parses back to the same values

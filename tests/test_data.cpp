@@ -2,7 +2,10 @@
 // must throw UserError naming the file and the problem, and never crash.
 #include <catch2/catch.hpp>
 
+#include "data/cifar10.h"
 #include "data/dataset.h"
+#include "data/hdf5.h"
+#include "data/idx.h"
 #include "error.h"
 #include "helpers.h"
 #include "io/h5.h"

@@ -14,7 +14,7 @@
 #include "backend/backend.h"
 #include "backend/device.h"
 #include "config/config.h"
-#include "dist/bcast_data.h"
+#include "mpi/bcast_data.h"
 #include "helpers.h"
 #include "train/trainer.h"
 
@@ -91,8 +91,8 @@ TEST_CASE("conv2d forward and backward", "[gpu]") {
     for (auto* k : {be().cpu.get(), be().gpu.get()}) {
       const bool g = k == be().gpu.get();
       auto p = [&](Twin<float>& t) { return g ? t.g.data() : t.c.data(); };
-      k->conv2d_forward(p(y), p(x), p(w), p(b), s, nullptr);
-      k->conv2d_backward(p(dx), p(dw), p(db), p(dy), p(x), p(w), s, nullptr);
+      k->conv2d_forward(p(y), p(x), p(w), p(b), s);
+      k->conv2d_backward(p(dx), p(dw), p(db), p(dy), p(x), p(w), s);
     }
     compare("conv y", y, 1e-4), compare("conv dx", dx, 1e-4), compare("conv dw", dw, 1e-4),
         compare("conv db", db, 1e-4);
@@ -172,7 +172,7 @@ TEST_CASE("softmax cross-entropy, accuracy counting, optimizers, batch conversio
     for (auto* k : {be().cpu.get(), be().gpu.get()}) {
       const bool g = k == be().gpu.get();
       auto p = [&](auto& t) { return g ? t.g.data() : t.c.data(); };
-      k->load_batch(p(xb), p(lb), d, idx.data(), 7, mean, inv_std);
+      k->load_batch(p(xb), p(lb), d.view(), idx.data(), 7, mean, inv_std);
     }
     compare("batch", xb, 1e-6), compare("batch labels", lb, 0, 0);
     d.f32 = std::vector<float>(d.u8.begin(), d.u8.end());

@@ -8,12 +8,14 @@
 #include <fstream>
 #include <random>
 
+#include "data/cifar10.h"
+#include "data/idx.h"
 #include "data/source.h"
 #include "error.h"
 #include "helpers.h"
 #include "io/h5.h"
 #include "io/run_file.h"
-#include "train/commands.h"
+#include "app/commands.h"
 
 using namespace rs;
 using namespace rs::test;

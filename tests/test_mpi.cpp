@@ -6,7 +6,7 @@
 
 #include <fstream>
 
-#include "dist/bcast_data.h"
+#include "mpi/bcast_data.h"
 #include "error.h"
 #include "helpers.h"
 #include "io/run_file.h"

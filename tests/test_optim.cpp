@@ -24,7 +24,7 @@ std::vector<float> run(const TrainConfig& c, float p0, float g, int steps, float
 
 TEST_CASE("SGD with momentum and weight decay, by hand", "[optim]") {
   TrainConfig c;
-  c.optimizer = "sgd", c.momentum = 0.9, c.weight_decay = 0.01;
+  c.optimizer = OptimizerKind::sgd, c.momentum = 0.9, c.weight_decay = 0.01;
   // step 1: g' = 0.5 + 0.01*1 = 0.51, v = 0.51, p = 1 - 0.1*0.51 = 0.949
   // step 2: g' = 0.5 + 0.00949 = 0.50949, v = 0.459 + 0.50949 = 0.96849, p = 0.949 - 0.096849 = 0.852151
   const auto p = run(c, 1.f, 0.5f, 2, 0.1f);
@@ -34,7 +34,7 @@ TEST_CASE("SGD with momentum and weight decay, by hand", "[optim]") {
 
 TEST_CASE("SGD Nesterov and plain SGD, by hand", "[optim]") {
   TrainConfig c;
-  c.optimizer = "sgd", c.momentum = 0.9, c.nesterov = true, c.weight_decay = 0.01;
+  c.optimizer = OptimizerKind::sgd, c.momentum = 0.9, c.nesterov = true, c.weight_decay = 0.01;
   // step 1: g' = 0.51, v = 0.51, update = g' + 0.9 v = 0.969, p = 1 - 0.0969
   CHECK(run(c, 1.f, 0.5f, 1, 0.1f)[0] == Approx(0.9031).epsilon(1e-5));
   c.nesterov = false, c.momentum = 0, c.weight_decay = 0;
@@ -44,7 +44,7 @@ TEST_CASE("SGD Nesterov and plain SGD, by hand", "[optim]") {
 
 TEST_CASE("Adam and AdamW, by hand", "[optim]") {
   TrainConfig c;
-  c.optimizer = "adam", c.beta1 = 0.9, c.beta2 = 0.999, c.eps = 1e-8, c.weight_decay = 0;
+  c.optimizer = OptimizerKind::adam, c.beta1 = 0.9, c.beta2 = 0.999, c.eps = 1e-8, c.weight_decay = 0;
   // step 1: m = 0.05, v = 0.00025, mhat = 0.5, vhat = 0.25: p = 1 - 0.1 * 0.5 / 0.5 = 0.9
   // step 2: m = 0.095, v = 0.00049975, mhat = 0.5, vhat = 0.25: p = 0.8
   const auto p = run(c, 1.f, 0.5f, 2, 0.1f);
@@ -54,7 +54,7 @@ TEST_CASE("Adam and AdamW, by hand", "[optim]") {
   c.weight_decay = 0.1;
   CHECK(run(c, 1.f, 0.5f, 1, 0.1f)[0] == Approx(0.9).epsilon(1e-5));
   // AdamW, decoupled: p = 1 - 0.1*0.1*1 = 0.99, then - 0.1 * 1 = 0.89
-  c.optimizer = "adamw";
+  c.optimizer = OptimizerKind::adamw;
   CHECK(run(c, 1.f, 0.5f, 1, 0.1f)[0] == Approx(0.89).epsilon(1e-5));
 }
 

@@ -7,7 +7,7 @@
 
 #include "helpers.h"
 #include "io/run_file.h"
-#include "train/commands.h"
+#include "app/commands.h"
 
 using namespace rs;
 using namespace rs::test;

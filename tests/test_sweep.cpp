@@ -4,17 +4,21 @@
 // losers; the search space is validated.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include "error.h"
 #include "helpers.h"
 #include "io/run_file.h"
+#include "kernels/hd_math.h"
 #include "nn/model.h"
 #include "sweep/space.h"
 #include "sweep/study.h"
-#include "train/commands.h"
+#include "app/commands.h"
 
 using namespace rs;
 using namespace rs::test;
@@ -75,16 +79,29 @@ method = "grid"
   CHECK(ids == std::multiset<int64_t>{0, 1, 2, 3, 4, 5, 6});
   std::set<int64_t> groups;
   for (const TrialRow& r : s.rows) {
-    INFO("trial " << r.id << " status " << r.status << " " << r.message);
+    INFO("trial " << r.id << " status " << to_string(r.status) << " " << r.message);
     groups.insert(r.group);
     CHECK(r.group < world.size() / test_group_size());
-    const bool huge = r.params.size() == 2 && std::stod(r.params[1].second) > 100;  // train.lr = 1e4
-    CHECK(r.status == (huge ? "diverged" : "completed"));
+    const bool huge = r.params.size() == 2 && *r.params[1].second.number() > 100;  // train.lr = 1e4
+    CHECK(to_string(r.status) == (huge ? "diverged" : "completed"));
     if (!huge) CHECK(r.best_val_accuracy > 0.5);
     if (!huge) CHECK(s.curves.at(r.id).at("val_accuracy").size() == 2);
   }
   CHECK(s.keys == std::vector<std::string>{"model.hidden", "train.lr"});
   CHECK(best_row(s) >= 0);
+  // Every job's start and end are on the sweep's one clock: each group's jobs
+  // in order, none overlapping, none before the sweep began.
+  std::map<int64_t, std::vector<std::pair<double, double>>> jobs;
+  for (const TrialRow& r : s.rows) jobs[r.group].emplace_back(r.start_seconds, r.end_seconds);
+  for (auto& [g, v] : jobs) {
+    std::sort(v.begin(), v.end());
+    for (size_t i = 0; i < v.size(); ++i) {
+      INFO("group " << g << " job " << i << " [" << v[i].first << ", " << v[i].second << "]");
+      CHECK(v[i].first >= 0);
+      CHECK(v[i].first <= v[i].second);
+      if (i > 0) CHECK(v[i - 1].second <= v[i].first);
+    }
+  }
   // The study is a model file for `infer`: its best trial, loadable into the model its config builds.
   const RunFile rf = read_model_file(out + "/study.h5");
   CHECK(rf.root == "/best");
@@ -94,6 +111,50 @@ method = "grid"
   Model m(*be, c.model, Shape{rf.c, rf.h, rf.w}, rf.classes, 4);
   load_into(rf, m, nullptr);
   CHECK(m.params_host() != std::vector<float>(m.num_params(), 0.f));
+}
+
+// A drawn value reaches the trial's config and the study exactly, to the
+// last bit: no text formatting on the way.
+TEST_CASE("random draws are trained with and recorded exactly", "[sweep]") {
+  const Comm world(MPI_COMM_WORLD);
+  std::unique_ptr<TempDir> d;
+  if (world.leader()) d = std::make_unique<TempDir>("sweep_exact");
+  const std::string body = R"([model]
+hidden = [8]
+[train]
+epochs = 1
+batch_size = 60
+lr = 0.05
+[sweep]
+method = "random"
+trials = 3
+seed = 7
+[sweep.space]
+"train.lr" = { distribution = "log_uniform", low = 1e-3, high = 1e-1 }
+"train.momentum" = { distribution = "uniform", low = 0.5, high = 0.99 }
+)";
+  const std::string out = world_sweep(world, d.get(), body);
+  if (!world.leader()) return;
+  const Study s = read_study(out + "/study.h5");
+  const SweepConfig sweep = parse_sweep(load_config(*d / "sweep.toml", {}).text, "sweep.toml");
+  REQUIRE(s.rows.size() == 4);
+  for (const TrialRow& r : s.rows) {
+    if (r.id == 0) continue;
+    const TrialSpec t = make_trial(sweep, r.id);
+    REQUIRE(r.params.size() == 2);
+    const RunFile rf = read_run_file(out + "/trials/" + std::to_string(r.id) + "/run.h5");
+    const Config trained = parse_config_text(rf.config_text, "trial", {});
+    const double lr = *t.params[0].second.number(), momentum = *t.params[1].second.number();  // keys in order
+    INFO("trial " << r.id << " lr " << fmt::format("{}", lr));
+    // the draw itself (Philox keyed by seed and trial id), recomputed here
+    const uint64_t key = rng_key(7, 0x53574550u /* "SWEP" */, uint64_t(r.id));
+    CHECK(lr == std::exp(std::log(1e-3) + double(philox_uniform(key, 0, 0)) * (std::log(1e-1) - std::log(1e-3))));
+    CHECK(momentum == 0.5 + double(philox_uniform(key, 1, 0)) * (0.99 - 0.5));
+    CHECK(*r.params[0].second.number() == lr);  // recorded (float64 column), bit for bit
+    CHECK(*r.params[1].second.number() == momentum);
+    CHECK(trained.train.lr == lr);  // trained with (the run file's config), bit for bit
+    CHECK(trained.train.momentum == momentum);
+  }
 }
 
 // Under mpiexec with 1-4 ranks (groups of RS_TEST_GROUP): ASHA with
@@ -125,13 +186,13 @@ reduction = 2
   int losers_at_1 = 0;
   for (const TrialRow& r : s.rows) {
     ids.insert(r.id);
-    INFO("trial " << r.id << ": " << r.status << " after " << r.epochs << " epochs");
+    INFO("trial " << r.id << ": " << to_string(r.status) << " after " << r.epochs << " epochs");
     const bool loser = r.id == 2 || r.id == 4 || r.id == 5 || r.id == 7;
-    CHECK((r.status == "completed" || r.status == "pruned"));
-    CHECK((r.status == "completed") == (r.epochs == 3));
+    CHECK((to_string(r.status) == "completed" || to_string(r.status) == "pruned"));
+    CHECK((to_string(r.status) == "completed") == (r.epochs == 3));
     CHECK((r.epochs == 1 || r.epochs == 2 || r.epochs == 3));
     if (!loser) CHECK(r.epochs >= 2);
-    if (r.id == 0) CHECK(r.status == "completed");
+    if (r.id == 0) CHECK(to_string(r.status) == "completed");
     losers_at_1 += loser && r.epochs == 1;
   }
   CHECK(ids == std::multiset<int64_t>{0, 1, 2, 3, 4, 5, 6, 7});
@@ -162,12 +223,12 @@ reduction = 2
   std::set<int64_t> ids;
   for (const TrialRow& r : s.rows) {
     ids.insert(r.id);
-    INFO("trial " << r.id << ": " << r.status << " after " << r.epochs << " epochs, val " << r.best_val_accuracy);
+    INFO("trial " << r.id << ": " << to_string(r.status) << " after " << r.epochs << " epochs, val " << r.best_val_accuracy);
     if (r.id >= 3) {  // lr 1e-7 learns nothing: stopped at the first rung, never promoted
-      CHECK(r.status == "pruned");
+      CHECK(to_string(r.status) == "pruned");
       CHECK(r.epochs == 1);
     } else {  // trial 0 (the default, never pruned) and trial 2 (lr 0.08: in the top half at rung 1, promoted)
-      CHECK(r.status == "completed");
+      CHECK(to_string(r.status) == "completed");
       CHECK(r.epochs == 2);
     }
   }
@@ -180,9 +241,9 @@ TEST_CASE("search spaces: grid and random trials, validation", "[sweep-asha]") {
   CHECK(trial_count(g) == 7);
   CHECK(make_trial(g, 0).params.empty());
   // dimensions in key order; the last one varies fastest
-  CHECK(make_trial(g, 1).sets() == std::vector<std::string>{"model.dense=1", "train.lr=0.1"});
-  CHECK(make_trial(g, 2).sets() == std::vector<std::string>{"model.dense=1", "train.lr=0.2"});
-  CHECK(make_trial(g, 6).sets() == std::vector<std::string>{"model.dense=3", "train.lr=0.2"});
+  CHECK(make_trial(g, 1).text() == "model.dense=1, train.lr=0.1");
+  CHECK(make_trial(g, 2).text() == "model.dense=1, train.lr=0.2");
+  CHECK(make_trial(g, 6).text() == "model.dense=3, train.lr=0.2");
   const std::string with_default = "[train]\nlr = 2e-1\n[model]\ndense = 3\n";
   CHECK(same_as_default(make_trial(g, 6), with_default));
   CHECK_FALSE(same_as_default(make_trial(g, 5), with_default));
@@ -203,12 +264,12 @@ reduction = 3
   std::set<std::string> opts;
   for (int i = 1; i <= 50; ++i) {
     const TrialSpec t = make_trial(r, i);
-    const int bs = std::stoi(t.params[0].second);  // train.batch_size, train.lr, train.optimizer
-    const double lr = std::stod(t.params[1].second);
+    const int bs = int(*t.params[0].second.number());  // train.batch_size, train.lr, train.optimizer
+    const double lr = *t.params[1].second.number();
     CHECK((lr >= 1e-4 && lr <= 1e-1));
     CHECK((bs >= 16 && bs <= 32));
-    opts.insert(t.params[2].second);
-    CHECK(make_trial(r, i).sets() == t.sets());  // a pure function of the index
+    opts.insert(t.params[2].second.text());
+    CHECK(make_trial(r, i).text() == t.text());  // a pure function of the index
   }
   CHECK(opts.size() == 2);
   REQUIRE_THROWS_WITH(parse_sweep("[sweep]\n[sweep.space]\n\"data.validation\" = [1]\n", "s.toml"),

@@ -5,12 +5,12 @@
 
 #include <fstream>
 
-#include "dist/bcast_data.h"
+#include "mpi/bcast_data.h"
 #include "error.h"
 #include "helpers.h"
 #include "io/h5.h"
 #include "io/run_file.h"
-#include "train/commands.h"
+#include "app/commands.h"
 #include "train/trainer.h"
 
 using namespace rs;

@@ -8,16 +8,18 @@
 #include <memory>
 #include <string>
 
+#include "backend/host_samples.h"
 #include "kernels/kernels_cpu.h"
 
 namespace rs {
 
-struct Dataset;
+enum class BackendKind { cpu, cuda };
 
 class Backend {
  public:
   virtual ~Backend() = default;
-  virtual std::string name() const = 0;
+  virtual BackendKind kind() const = 0;
+  virtual std::string name() const = 0;  // for people: "cpu", "cuda:0"
 
   // ---- memory
   virtual void* alloc(size_t bytes) = 0;
@@ -34,12 +36,10 @@ class Backend {
   virtual void dense_forward(float* out, const float* in, const float* w, const float* b, int B, int IN, int OUT) = 0;
   virtual void dense_backward(float* din, float* dw, float* db, const float* dout, const float* in, const float* w,
                               int B, int IN, int OUT) = 0;
-  // ws: conv2d_workspace(s) floats of this backend's scratch, kept from forward to backward
-  virtual size_t conv2d_workspace(const ConvShape& s) const = 0;
-  virtual void conv2d_forward(float* out, const float* in, const float* w, const float* b, const ConvShape& s,
-                              float* ws) = 0;
+  // Scratch (CPU: per-thread lowering buffers; CUDA: one cuDNN workspace) is the backend's own.
+  virtual void conv2d_forward(float* out, const float* in, const float* w, const float* b, const ConvShape& s) = 0;
   virtual void conv2d_backward(float* din, float* dw, float* db, const float* dout, const float* in, const float* w,
-                               const ConvShape& s, float* ws) = 0;
+                               const ConvShape& s) = 0;
   virtual void maxpool_forward(float* out, int32_t* argmax, const float* in, const PoolShape& s) = 0;
   virtual void maxpool_backward(float* din, const float* dout, const int32_t* argmax, const PoolShape& s) = 0;
   virtual void activation_forward(Act a, float* y, const float* x, size_t n) = 0;
@@ -60,10 +60,10 @@ class Backend {
   virtual void adam_update(float* p, float* m, float* v, const float* g, size_t n, const AdamParams& o) = 0;
 
   // ---- input: x (B, C, H, W) = normalised samples idx_host[0..B) of d and
-  // labels (B) their labels. Asynchronous where the backend allows: the CUDA
+  // labels (B) their labels (d lives in host memory). Asynchronous where the backend allows: the CUDA
   // backend uploads through pinned buffers on a copy stream, so the host
   // gathers batch s+1 while the device still computes batch s.
-  virtual void load_batch(float* x, int32_t* labels, const Dataset& d, const int64_t* idx_host, int B,
+  virtual void load_batch(float* x, int32_t* labels, const HostSamples& d, const int64_t* idx_host, int B,
                           const float* mean_host, const float* inv_std_host) = 0;
 };
 

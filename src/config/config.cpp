@@ -118,11 +118,12 @@ TrainConfig read_train(Section s) {
   t.batch_size = s.integer("batch_size", t.batch_size, 1, 1 << 20);
   t.eval_batch_size = s.integer("eval_batch_size", t.eval_batch_size, 1, 1 << 20);
   t.lr = s.number("lr", t.lr, 0.0, 1e6, true);
-  t.optimizer = s.string("optimizer", t.optimizer, {"sgd", "adam", "adamw"});
-  t.momentum = s.number("momentum", t.optimizer == "sgd" ? t.momentum : 0.0, 0.0, 1.0);
+  const std::string opt = s.string("optimizer", to_string(t.optimizer), {"sgd", "adam", "adamw"});
+  t.optimizer = opt == "sgd" ? OptimizerKind::sgd : opt == "adam" ? OptimizerKind::adam : OptimizerKind::adamw;
+  t.momentum = s.number("momentum", t.optimizer == OptimizerKind::sgd ? t.momentum : 0.0, 0.0, 1.0);
   t.nesterov = s.boolean("nesterov", t.nesterov);
   if (t.nesterov && t.momentum == 0) s.error(nullptr, "nesterov", "needs momentum > 0");
-  t.weight_decay = s.number("weight_decay", t.optimizer == "adamw" ? 0.01 : 0.0, 0.0, 1e3);
+  t.weight_decay = s.number("weight_decay", t.optimizer == OptimizerKind::adamw ? 0.01 : 0.0, 0.0, 1e3);
   t.beta1 = s.number("beta1", t.beta1, 0.0, 1.0);
   t.beta2 = s.number("beta2", t.beta2, 0.0, 1.0);
   t.eps = s.number("eps", t.eps, 0.0, 1.0, true);
@@ -139,23 +140,30 @@ TrainConfig read_train(Section s) {
   return t;
 }
 
+// The table holding dotted `key`'s last part (created as needed) and that part;
+// errors name `what` (the --set argument or the sweep key).
+std::pair<toml::table*, std::string> leaf_table(toml::table& root, const std::string& key, const std::string& what) {
+  toml::table* t = &root;
+  size_t start = 0;
+  for (size_t dot; (dot = key.find('.', start)) != std::string::npos; start = dot + 1) {
+    const std::string part = key.substr(start, dot - start);
+    if (part.empty()) fail("{}: empty part in key", what);
+    toml::node* n = t->get(part);
+    if (!n) n = &t->insert_or_assign(part, toml::table{}).first->second;
+    if (!n->is_table()) fail("{}: {} is not a table", what, key.substr(0, dot));
+    t = n->as_table();
+  }
+  const std::string leaf = key.substr(start);
+  if (leaf.empty()) fail("{}: empty part in key", what);
+  return {t, leaf};
+}
+
 // `a.b.c=value`: value parsed as TOML, else taken as a bare string.
 void apply_set(toml::table& root, const std::string& set) {
   const size_t eq = set.find('=');
   if (eq == std::string::npos || eq == 0) fail("--set {}: expected key=value", set);
   const std::string key = set.substr(0, eq), value = set.substr(eq + 1);
-  toml::table* t = &root;
-  size_t start = 0;
-  for (size_t dot; (dot = key.find('.', start)) != std::string::npos; start = dot + 1) {
-    const std::string part = key.substr(start, dot - start);
-    if (part.empty()) fail("--set {}: empty part in key", set);
-    toml::node* n = t->get(part);
-    if (!n) n = &t->insert_or_assign(part, toml::table{}).first->second;
-    if (!n->is_table()) fail("--set {}: {} is not a table", set, key.substr(0, dot));
-    t = n->as_table();
-  }
-  const std::string leaf = key.substr(start);
-  if (leaf.empty()) fail("--set {}: empty part in key", set);
+  auto [t, leaf] = leaf_table(root, key, "--set " + set);
   try {
     toml::table v = toml::parse(std::string_view("v = " + value), std::string_view("--set"));
     t->insert_or_assign(leaf, *v.get("v"));
@@ -164,8 +172,13 @@ void apply_set(toml::table& root, const std::string& set) {
   }
 }
 
-Config from_table(toml::table& root, const std::string& origin, const std::vector<std::string>& sets) {
+Config from_table(toml::table& root, const std::string& origin, const std::vector<std::string>& sets,
+                  const Overrides& overrides) {
   for (const std::string& s : sets) apply_set(root, s);
+  for (const auto& [key, value] : overrides) {
+    auto [t, leaf] = leaf_table(root, key, key);
+    t->insert_or_assign(leaf, value.node());
+  }
   Config c;
   Section top(root, "", origin);
   c.data = read_data(top.table("data"));
@@ -185,6 +198,15 @@ std::string parse_error_text(const toml::parse_error& e, const std::string& orig
 
 }  // namespace
 
+const char* to_string(OptimizerKind k) {
+  switch (k) {
+    case OptimizerKind::sgd: return "sgd";
+    case OptimizerKind::adam: return "adam";
+    case OptimizerKind::adamw: return "adamw";
+  }
+  return "?";
+}
+
 Config load_config(const std::string& path, const std::vector<std::string>& sets) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) fail("{}: config file not found", path);
@@ -194,17 +216,18 @@ Config load_config(const std::string& path, const std::vector<std::string>& sets
   } catch (const toml::parse_error& e) {
     throw UserError(parse_error_text(e, path));
   }
-  return from_table(root, path, sets);
+  return from_table(root, path, sets, {});
 }
 
-Config parse_config_text(const std::string& text, const std::string& origin, const std::vector<std::string>& sets) {
+Config parse_config_text(const std::string& text, const std::string& origin, const std::vector<std::string>& sets,
+                         const Overrides& overrides) {
   toml::table root;
   try {
     root = toml::parse(std::string_view(text), std::string_view(origin));
   } catch (const toml::parse_error& e) {
     throw UserError(parse_error_text(e, origin));
   }
-  return from_table(root, origin, sets);
+  return from_table(root, origin, sets, overrides);
 }
 
 }  // namespace rs

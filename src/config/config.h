@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "config/value.h"
+
 namespace rs {
 
 struct DataConfig {
@@ -38,12 +40,15 @@ struct ModelConfig {
   std::vector<LayerSpec> layers;            // resolved list (custom: as given)
 };
 
+enum class OptimizerKind { sgd, adam, adamw };
+const char* to_string(OptimizerKind k);  // "sgd", "adam", "adamw"
+
 struct TrainConfig {
   int64_t epochs = 10;
   int64_t batch_size = 64;  // global
   int64_t eval_batch_size = 256;
   double lr = 0.01;
-  std::string optimizer = "sgd";  // sgd | adam | adamw
+  OptimizerKind optimizer = OptimizerKind::sgd;
   double momentum = 0.9;
   bool nesterov = false;
   double weight_decay = 0.0;
@@ -70,6 +75,8 @@ struct Config {
 // TOML, or a bare string), validates. Throws UserError naming file and key.
 Config load_config(const std::string& path, const std::vector<std::string>& sets);
 // Parses TOML text (a run file's stored config); `origin` names it in errors.
-Config parse_config_text(const std::string& text, const std::string& origin, const std::vector<std::string>& sets);
+// `overrides` (typed values, e.g. a sweep trial's) are applied after `sets`.
+Config parse_config_text(const std::string& text, const std::string& origin, const std::vector<std::string>& sets,
+                         const Overrides& overrides = {});
 
 }  // namespace rs

@@ -1,13 +1,14 @@
 #include "data/dataset.h"
 
-#include <zlib.h>
-
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 
 #include "error.h"
+#include "data/cifar10.h"
+#include "data/hdf5.h"
+#include "data/idx.h"
 #include "kernels/hd_math.h"
 
 namespace fs = std::filesystem;
@@ -15,11 +16,6 @@ namespace fs = std::filesystem;
 namespace rs {
 namespace {
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-uint32_t be32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
 
 }  // namespace
 
@@ -42,79 +38,6 @@ void set_shape(Dataset& d, const std::vector<uint64_t>& dims, const std::string&
   d.w = int(dims[chw ? 3 : 2]);
 }
 
-
-IdxFile::IdxFile(const std::string& path) : m_path(path) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) fail("{}: file not found", path);
-  if (!fs::is_regular_file(path, ec)) fail("{}: not a regular file", path);
-  const uint64_t file_size = fs::file_size(path, ec);
-  if (file_size == 0) fail("{}: empty file", path);
-  uint8_t magic[4] = {0, 0, 0, 0};
-  {
-    std::ifstream probe(path, std::ios::binary);
-    probe.read(reinterpret_cast<char*>(magic), 2);
-  }
-  m_gz = file_size >= 18 && magic[0] == 0x1f && magic[1] == 0x8b;
-  if (ends_with(path, ".gz") && !m_gz) fail("{}: named .gz but not gzip data", path);
-  m_f = gzopen(path.c_str(), "rb");  // reads raw files transparently (and seeks them with lseek)
-  if (!m_f) fail("{}: cannot open", path);
-  gzbuffer(static_cast<gzFile>(m_f), 1 << 20);
-  uint8_t head[4 + 4 * 4];
-  const int got = gzread(static_cast<gzFile>(m_f), head, 4);
-  if (got < 0) fail("{}: corrupt gzip data", path);
-  if (got < 4 || head[0] != 0 || head[1] != 0) fail("{}: bad magic number (not an IDX file)", path);
-  if (head[2] != 0x08) fail("{}: IDX element type 0x{:02x} is not unsigned byte (0x08)", path, head[2]);
-  const int nd = head[3];
-  if (nd < 1 || nd > 4) fail("{}: IDX file with {} dimensions", path, nd);
-  if (gzread(static_cast<gzFile>(m_f), head + 4, unsigned(4 * nd)) != 4 * nd) fail("{}: truncated header", path);
-  unsigned __int128 total = 1;
-  for (int i = 0; i < nd; ++i) {
-    dims.push_back(be32(&head[4 + 4 * i]));
-    total *= dims.back();
-  }
-  record = 1;
-  for (int i = 1; i < nd; ++i) record *= dims[size_t(i)];
-  m_offset = m_pos = 4 + 4 * uint64_t(nd);
-  if (!m_gz) {
-    const unsigned __int128 have = file_size - m_offset;
-    if (total > have)
-      fail("{}: truncated: header promises {} bytes of data, file has {}", path,
-           uint64_t(std::min<unsigned __int128>(total, UINT64_MAX)), uint64_t(have));
-    if (total < have) fail("{}: {} trailing bytes after the data", path, uint64_t(have - total));
-  } else {  // the gzip trailer's ISIZE: uncompressed size mod 2^32 (of the last member)
-    std::ifstream t(path, std::ios::binary);
-    t.seekg(-4, std::ios::end);
-    uint8_t le[4];
-    t.read(reinterpret_cast<char*>(le), 4);
-    const uint32_t isize = uint32_t(le[0]) | uint32_t(le[1]) << 8 | uint32_t(le[2]) << 16 | uint32_t(le[3]) << 24;
-    if (uint32_t(uint64_t(total + m_offset)) != isize)
-      fail("{}: the gzip trailer says {} bytes uncompressed (mod 2^32), the IDX header needs {}: truncated, "
-           "trailing bytes or corrupt gzip", path, isize, uint64_t(std::min<unsigned __int128>(total + m_offset, UINT64_MAX)));
-  }
-}
-
-IdxFile::~IdxFile() {
-  if (m_f) gzclose(static_cast<gzFile>(m_f));
-}
-
-void IdxFile::read(int64_t first, int64_t count, uint8_t* out) {
-  gzFile f = static_cast<gzFile>(m_f);
-  const uint64_t at = m_offset + uint64_t(first) * record;
-  if (at != m_pos) {
-    if (gzseek(f, z_off_t(at), SEEK_SET) < 0) fail("{}: corrupt or truncated gzip data (seeking to sample {})", m_path, first);
-    m_pos = at;
-  }
-  uint64_t left = uint64_t(count) * record;
-  while (left > 0) {
-    const int got = gzread(f, out, unsigned(std::min<uint64_t>(left, 1u << 30)));
-    if (got <= 0) {
-      int errnum = 0;
-      const char* msg = gzerror(f, &errnum);
-      fail("{}: corrupt or truncated {}data ({})", m_path, m_gz ? "gzip " : "", got < 0 ? msg : "unexpected end of file");
-    }
-    out += got, left -= uint64_t(got), m_pos += uint64_t(got);
-  }
-}
 
 std::vector<int64_t> permutation(int64_t n, uint64_t key) {
   std::vector<int64_t> p(size_t(std::max<int64_t>(n, 0)));

@@ -51,11 +51,15 @@ class Source {
   virtual const std::vector<std::string>& names() const { return m_names; }
 
  protected:
+  Dataset empty_chunk(int64_t count) const;  // shape and source filled in, no samples yet
   std::string m_format, m_path, m_labels_path;
   int64_t m_n = 0;
   int m_c = 0, m_h = 0, m_w = 0;
   std::vector<std::string> m_names;
 };
+
+// Lower-case extension of a path, with its dot (".png").
+std::string file_extension(const std::string& path);
 
 // Opens and checks an input; throws UserError naming the file and problem.
 std::unique_ptr<Source> open_source(const SourceOptions& o);

@@ -57,6 +57,11 @@ H5 open_attr(hid_t loc, const std::string& obj, const std::string& name, const s
 
 }  // namespace
 
+std::unique_lock<std::recursive_mutex> h5_lock() {
+  static std::recursive_mutex m;
+  return std::unique_lock<std::recursive_mutex>(m);
+}
+
 void h5_quiet() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 
 H5 h5_open_read(const std::string& path) {

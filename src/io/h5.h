@@ -6,12 +6,18 @@
 #include <hdf5.h>
 
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <vector>
 
 namespace rs {
 
 void h5_quiet();
+
+// HDF5 (Debian's parallel build) is not thread-safe: whoever touches a file
+// while another thread may (the sweep's coordinator thread and rank 0's
+// training thread) holds this lock for the whole read or write.
+std::unique_lock<std::recursive_mutex> h5_lock();
 
 class H5 {
  public:

@@ -1,10 +1,5 @@
 #include "io/run_file.h"
 
-#include <cblas.h>
-#include <mpi.h>
-#include <unistd.h>
-#include <zlib.h>
-
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
@@ -13,52 +8,16 @@
 #include "build_info.h"
 #include "error.h"
 #include "io/h5.h"
+#include "io/provenance.h"
 
 #include <fmt/ranges.h>
 #include <cmath>
 
 namespace rs {
 
-void History::add(const std::string& name, double v) {
-  if (!cols.count(name)) order.push_back(name);
-  cols[name].push_back(v);
-}
-
-std::string library_versions() {
-  char mpi[MPI_MAX_LIBRARY_VERSION_STRING];
-  int len = 0;
-  MPI_Get_library_version(mpi, &len);
-  std::string m(mpi, size_t(len));
-  m = m.substr(0, m.find_first_of(",\n"));
-  unsigned maj, min, rel;
-  H5get_libversion(&maj, &min, &rel);
-  std::string blas = openblas_get_config();
-  while (!blas.empty() && blas.back() == ' ') blas.pop_back();
-  return fmt::format("MPI {}; HDF5 {}.{}.{}; OpenBLAS {}; zlib {}", m, maj, min, rel, blas, zlibVersion());
-}
-
 namespace {
 
 std::vector<hsize_t> hdims(const std::vector<int64_t>& s) { return std::vector<hsize_t>(s.begin(), s.end()); }
-
-void write_provenance(hid_t f, const Provenance& p) {
-  h5_attr(f, "/", "version", std::string(RS_VERSION));
-  h5_attr(f, "/", "git_sha", std::string(RS_GIT_SHA));
-  h5_attr(f, "/", "build", std::string(RS_BUILD_TYPE));
-  h5_attr(f, "/", "world_size", int64_t(p.world_size));
-  h5_attr(f, "/", "threads_per_rank", int64_t(p.threads));
-  h5_attr(f, "/", "libraries", library_versions());
-  h5_attr(f, "/", "command", p.command);
-  const char* job = std::getenv("SLURM_JOB_ID");
-  h5_attr(f, "/", "slurm_job_id", std::string(job ? job : ""));
-  char host[256] = {0};
-  gethostname(host, sizeof host - 1);
-  h5_attr(f, "/", "hostname", std::string(host));
-  const std::time_t now = std::time(nullptr);
-  char when[64];
-  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  h5_attr(f, "/", "written", std::string(when));
-}
 
 herr_t collect_name(hid_t, const char* name, const H5L_info_t*, void* out) {
   static_cast<std::vector<std::string>*>(out)->push_back(name);
@@ -70,6 +29,7 @@ herr_t collect_name(hid_t, const char* name, const H5L_info_t*, void* out) {
 void write_run_file(const std::string& path, const std::string& config_text, const Model& model,
                     const Optimizer& opt, const std::vector<float>& mean, const std::vector<float>& inv_std,
                     const History& history, const Provenance& prov) {
+  const auto lock = h5_lock();
   h5_quiet();
   const std::string tmp = path + ".tmp";
   {
@@ -112,6 +72,7 @@ void write_run_file(const std::string& path, const std::string& config_text, con
 }
 
 RunFile read_run_file(const std::string& path, const std::string& root) {
+  const auto lock = h5_lock();
   h5_quiet();
   H5 f = h5_open_read(path);
   RunFile r;
@@ -156,6 +117,7 @@ RunFile read_run_file(const std::string& path, const std::string& root) {
 }
 
 RunFile read_model_file(const std::string& path) {
+  const auto lock = h5_lock();
   h5_quiet();
   std::string format;
   {
@@ -172,6 +134,7 @@ RunFile read_model_file(const std::string& path) {
 }
 
 void load_into(const RunFile& rf, Model& model, Optimizer* opt) {
+  const auto lock = h5_lock();
   h5_quiet();
   H5 f = h5_open_read(rf.path);
   auto read_flat = [&](const std::string& prefix, std::vector<float>& flat) {

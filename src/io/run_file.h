@@ -13,21 +13,10 @@
 
 #include "nn/model.h"
 #include "nn/optimizer.h"
+#include "io/provenance.h"
+#include "train/history.h"
 
 namespace rs {
-
-struct History {
-  std::vector<std::string> order;                  // column order as first added
-  std::map<std::string, std::vector<double>> cols;
-  void add(const std::string& name, double v);
-  size_t epochs() const { return cols.empty() ? 0 : cols.begin()->second.size(); }
-};
-
-struct Provenance {
-  int world_size = 1;
-  int threads = 1;
-  std::string command;
-};
 
 // What a run file holds, read back without a backend.
 struct RunFile {
@@ -52,7 +41,5 @@ RunFile read_model_file(const std::string& path);
 // into a model built from its config; any missing tensor or wrong shape is a
 // UserError naming the file and tensor.
 void load_into(const RunFile& rf, Model& model, Optimizer* opt);
-
-std::string library_versions();  // one line: MPI, HDF5, OpenBLAS, zlib
 
 }  // namespace rs

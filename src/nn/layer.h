@@ -51,8 +51,8 @@ class Layer {
   Shape out_shape() const { return m_out; }
 
   virtual std::vector<TensorSpec> tensors() const { return {}; }
-  // Floats of workspace for a batch of B, kept from forward to backward.
-  virtual size_t workspace(const Backend&, int) const { return 0; }
+  // Buffers the layer keeps from forward to backward, for batches up to max_batch.
+  virtual void allocate(Backend&, int /*max_batch*/) {}
   // Output is the input, reinterpreted (flatten): no buffer, no work.
   virtual bool aliases_input() const { return false; }
   // Elementwise: may write its output over its input (activations, dropout).
@@ -66,7 +66,6 @@ class Layer {
   void backward(Backend& be, const float* x, const float* y, const float* dy, float* dx, const Pass& p);
 
   std::vector<float*> params, grads;
-  float* ws = nullptr;
   int max_batch = 0;
 
  protected:

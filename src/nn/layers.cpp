@@ -53,7 +53,6 @@ class Conv2d final : public Layer {
     const int64_t K = m_spec.kernel, fan_in = int64_t(m_in.c) * K * K;
     return {{"weight", {m_out.c, m_in.c, K, K}, fan_in}, {"bias", {m_out.c}, fan_in}};
   }
-  size_t workspace(const Backend& be, int B) const override { return be.conv2d_workspace(shape(B)); }
 
  protected:
   ConvShape shape(int B) const {
@@ -61,10 +60,10 @@ class Conv2d final : public Layer {
                      int(m_spec.padding), m_out.h, m_out.w};
   }
   void do_forward(Backend& be, const float* x, float* y, const Pass& p) override {
-    be.conv2d_forward(y, x, params[0], params[1], shape(p.B), ws);
+    be.conv2d_forward(y, x, params[0], params[1], shape(p.B));
   }
   void do_backward(Backend& be, const float* x, const float*, const float* dy, float* dx, const Pass& p) override {
-    be.conv2d_backward(dx, grads[0], grads[1], dy, x, params[0], shape(p.B), ws);
+    be.conv2d_backward(dx, grads[0], grads[1], dy, x, params[0], shape(p.B));
   }
 };
 
@@ -76,8 +75,7 @@ class MaxPool final : public Layer {
     m_out = Shape{in.c, int((in.h + 2 * s.padding - s.kernel) / s.stride + 1),
                   int((in.w + 2 * s.padding - s.kernel) / s.stride + 1)};
   }
-  // argmax indices, int32 stored in float-sized slots
-  size_t workspace(const Backend&, int B) const override { return size_t(B) * m_out.size(); }
+  void allocate(Backend& be, int max_batch) override { m_argmax = Buffer<int32_t>(be, size_t(max_batch) * m_out.size()); }
 
  protected:
   PoolShape shape(int B) const {
@@ -85,11 +83,14 @@ class MaxPool final : public Layer {
                      m_out.h, m_out.w};
   }
   void do_forward(Backend& be, const float* x, float* y, const Pass& p) override {
-    be.maxpool_forward(y, reinterpret_cast<int32_t*>(ws), x, shape(p.B));
+    be.maxpool_forward(y, m_argmax.data(), x, shape(p.B));
   }
   void do_backward(Backend& be, const float*, const float*, const float* dy, float* dx, const Pass& p) override {
-    if (dx) be.maxpool_backward(dx, dy, reinterpret_cast<const int32_t*>(ws), shape(p.B));
+    if (dx) be.maxpool_backward(dx, dy, m_argmax.data(), shape(p.B));
   }
+
+ private:
+  Buffer<int32_t> m_argmax;  // (max_batch, C, OH, OW): offset of each output's winner in its input plane
 };
 
 class Activation final : public Layer {

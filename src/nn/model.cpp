@@ -10,14 +10,14 @@ namespace rs {
 Model::Model(Backend& be, const ModelConfig& cfg, Shape input, int classes, int max_batch)
     : m_be(be), m_input(input), m_classes(classes), m_max_batch(max_batch) {
   Shape s = input;
-  size_t nparams = 0, nws = 0, max_act = 0;
+  size_t nparams = 0, max_act = 0;
   for (size_t i = 0; i < cfg.layers.size(); ++i) {
     auto layer = make_layer(cfg.layers[i], int(i), s, classes);
     for (const TensorSpec& t : layer->tensors()) {
       m_info.push_back({layer->name(), t.name, t.shape, nparams, t.count(), t.fan_in});
       nparams += t.count();
     }
-    nws += layer->workspace(be, max_batch);
+    layer->allocate(be, max_batch);
     s = layer->out_shape();
     max_act = std::max(max_act, s.size());
     m_layers.push_back(std::move(layer));
@@ -29,11 +29,10 @@ Model::Model(Backend& be, const ModelConfig& cfg, Shape input, int classes, int 
 
   m_params = Buffer<float>(be, nparams);
   m_grads = Buffer<float>(be, nparams);
-  m_ws = Buffer<float>(be, nws);
   for (auto& d : m_dbuf) d = Buffer<float>(be, size_t(max_batch) * std::max(max_act, input.size()));
 
-  // Views: params/grads in tensor order, workspaces, activations.
-  size_t ti = 0, wo = 0;
+  // Views: params/grads in tensor order, activations.
+  size_t ti = 0;
   m_act_bufs.emplace_back(be, size_t(max_batch) * input.size());
   m_acts.push_back(m_act_bufs.back().data());
   for (auto& l : m_layers) {
@@ -41,8 +40,6 @@ Model::Model(Backend& be, const ModelConfig& cfg, Shape input, int classes, int 
       l->params.push_back(m_params.data() + m_info[ti].offset);
       l->grads.push_back(m_grads.data() + m_info[ti].offset);
     }
-    l->ws = m_ws.data() + wo;
-    wo += l->workspace(be, max_batch);
     l->max_batch = max_batch;
     // In place when elementwise and the producer of the input (the last
     // computing layer before it) does not read its own output in backward.

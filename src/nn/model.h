@@ -56,7 +56,7 @@ class Model {
   int m_classes, m_max_batch;
   std::vector<std::unique_ptr<Layer>> m_layers;
   std::vector<ParamInfo> m_info;
-  Buffer<float> m_params, m_grads, m_ws;
+  Buffer<float> m_params, m_grads;
   std::vector<Buffer<float>> m_act_bufs;
   std::vector<float*> m_acts;  // m_acts[i] = input of layer i; m_acts.back() = logits
   Buffer<float> m_dbuf[2];     // ping-pong activation gradients

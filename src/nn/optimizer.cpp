@@ -6,7 +6,7 @@
 namespace rs {
 
 Optimizer::Optimizer(Backend& be, const TrainConfig& cfg, size_t n) : m_be(be), m_cfg(cfg), m_n(n) {
-  if (cfg.optimizer == "sgd") {
+  if (cfg.optimizer == OptimizerKind::sgd) {
     if (cfg.momentum != 0) m_names = {"momentum"};
   } else {
     m_names = {"exp_avg", "exp_avg_sq"};
@@ -20,7 +20,7 @@ Optimizer::Optimizer(Backend& be, const TrainConfig& cfg, size_t n) : m_be(be), 
 
 void Optimizer::step(float* p, const float* g, float lr) {
   ++m_t;
-  if (m_cfg.optimizer == "sgd") {
+  if (m_cfg.optimizer == OptimizerKind::sgd) {
     const SgdParams o{lr, float(m_cfg.momentum), float(m_cfg.weight_decay), m_cfg.nesterov};
     m_be.sgd_update(p, m_state.empty() ? nullptr : m_state[0].data(), g, m_n, o);
   } else {
@@ -29,7 +29,7 @@ void Optimizer::step(float* p, const float* g, float lr) {
                        float(m_cfg.beta2),
                        float(m_cfg.eps),
                        float(m_cfg.weight_decay),
-                       m_cfg.optimizer == "adamw",
+                       m_cfg.optimizer == OptimizerKind::adamw,
                        float(1.0 - std::pow(m_cfg.beta1, double(m_t))),
                        float(1.0 - std::pow(m_cfg.beta2, double(m_t)))};
     m_be.adam_update(p, m_state[0].data(), m_state[1].data(), g, m_n, o);

@@ -6,36 +6,10 @@
 #include "kernels/hd_math.h"
 
 namespace rs {
-namespace {
 
-// TOML text of a value, as --set would take it ("0.1", "[256, 128]", "'adam'");
-// floats in their shortest round-trip form.
-std::string toml_text(const toml::node& n) {
-  if (n.is_floating_point()) {
-    std::string v = fmt::format("{}", n.as_floating_point()->get());
-    if (v.find_first_of(".eni") == std::string::npos) v += ".0";
-    return v;
-  }
-  toml::table t;
-  t.insert_or_assign("v", n);
-  std::ostringstream s;
-  s << toml::toml_formatter(t);
-  const std::string line = s.str();  // "v = <value>"
-  return line.substr(line.find('=') + 2);
-}
-
-std::string number_text(double x, bool integer) {
-  if (integer) return std::to_string(int64_t(std::llround(x)));
-  std::string v = fmt::format("{:.6g}", x);
-  if (v.find_first_of(".eni") == std::string::npos) v += ".0";
-  return v;
-}
-
-}  // namespace
-
-std::vector<std::string> TrialSpec::sets() const {
-  std::vector<std::string> out;
-  for (const auto& [k, v] : params) out.push_back(k + "=" + v);
+std::string TrialSpec::text() const {
+  std::string out;
+  for (const auto& [k, v] : params) out += (out.empty() ? "" : ", ") + k + "=" + v.text();
   return out;
 }
 
@@ -59,31 +33,37 @@ SweepConfig parse_sweep(const std::string& text, const std::string& origin) {
     const toml::node* n = space.get(key);
     if (key.rfind("train.", 0) != 0 && key.rfind("model.", 0) != 0)
       space.error(n, key, "only train.* and model.* keys can be searched (the data is read once per sweep)");
+    if (key == "train.device" || key == "train.deterministic")
+      space.error(n, key, "cannot be searched (a rank group keeps one device context for all its trials)");
     Dimension d;
     d.key = key;
     if (n->is_array()) {
-      d.kind = "values";
-      for (const toml::node& v : *n->as_array()) d.values.push_back(toml_text(v));
+      d.kind = Distribution::values;
+      for (const toml::node& v : *n->as_array()) d.values.emplace_back(v);
       if (d.values.empty()) space.error(n, key, "needs at least one value");
     } else if (n->is_table()) {
       Section t(*n->as_table(), space.key_path(key), origin);
-      d.kind = t.string("distribution", "", {"uniform", "log_uniform", "int_uniform", "values"});
-      if (d.kind == "values") {
+      const std::string dist = t.string("distribution", "", {"uniform", "log_uniform", "int_uniform", "values"});
+      if (dist.empty()) t.error(nullptr, "distribution", "is required");
+      d.kind = dist == "values"        ? Distribution::values
+               : dist == "uniform"     ? Distribution::uniform
+               : dist == "log_uniform" ? Distribution::log_uniform
+                                       : Distribution::int_uniform;
+      if (d.kind == Distribution::values) {
         const toml::node* vals = t.get("values");
         if (!vals || !vals->is_array() || vals->as_array()->empty()) t.error(vals, "values", "needs a non-empty array");
-        for (const toml::node& v : *vals->as_array()) d.values.push_back(toml_text(v));
+        for (const toml::node& v : *vals->as_array()) d.values.emplace_back(v);
       } else {
-        if (d.kind.empty()) t.error(nullptr, "distribution", "is required");
         d.low = t.number("low", 0, -1e300, 1e300);
         d.high = t.number("high", 0, -1e300, 1e300);
         if (!(d.high > d.low)) t.error(nullptr, "high", "must be greater than low");
-        if (d.kind == "log_uniform" && d.low <= 0) t.error(nullptr, "low", "must be positive for log_uniform");
+        if (d.kind == Distribution::log_uniform && d.low <= 0) t.error(nullptr, "low", "must be positive for log_uniform");
       }
       t.finish();
     } else {
       space.error(n, key, "expected an array of values or a table { distribution = ..., low = ..., high = ... }");
     }
-    if (c.method == "grid" && d.kind != "values")
+    if (c.method == "grid" && d.kind != Distribution::values)
       space.error(n, key, "grid search takes a list of values; distributions need method = \"random\"");
     c.space.push_back(std::move(d));
   }
@@ -112,45 +92,39 @@ TrialSpec make_trial(const SweepConfig& s, int64_t id) {
   if (id == 0) return t;  // the default trial: the config as written
   if (s.method == "grid") {
     int64_t k = id - 1;  // mixed-radix digits, last dimension fastest
-    std::vector<std::pair<std::string, std::string>> p(s.space.size());
+    std::vector<size_t> digit(s.space.size());
     for (size_t i = s.space.size(); i-- > 0;) {
-      const Dimension& d = s.space[i];
-      p[i] = {d.key, d.values[size_t(k % int64_t(d.values.size()))]};
-      k /= int64_t(d.values.size());
+      digit[i] = size_t(k % int64_t(s.space[i].values.size()));
+      k /= int64_t(s.space[i].values.size());
     }
-    t.params = std::move(p);
+    for (size_t i = 0; i < s.space.size(); ++i) t.params.emplace_back(s.space[i].key, s.space[i].values[digit[i]]);
     return t;
   }
   for (size_t i = 0; i < s.space.size(); ++i) {
     const Dimension& d = s.space[i];
     const uint64_t key = rng_key(uint64_t(s.seed), 0x53574550u /* "SWEP" */, uint64_t(id));
     const double u = double(philox_uniform(key, i, 0));
-    std::string v;
-    if (d.kind == "values")
-      v = d.values[std::min(d.values.size() - 1, size_t(u * double(d.values.size())))];
-    else if (d.kind == "uniform")
-      v = number_text(d.low + u * (d.high - d.low), false);
-    else if (d.kind == "log_uniform")
-      v = number_text(std::exp(std::log(d.low) + u * (std::log(d.high) - std::log(d.low))), false);
-    else
-      v = number_text(std::floor(d.low + u * (d.high - d.low + 1)), true);
-    t.params.emplace_back(d.key, v);
+    switch (d.kind) {
+      case Distribution::values:
+        t.params.emplace_back(d.key, d.values[std::min(d.values.size() - 1, size_t(u * double(d.values.size())))]);
+        break;
+      case Distribution::uniform: t.params.emplace_back(d.key, TomlValue(d.low + u * (d.high - d.low))); break;
+      case Distribution::log_uniform:
+        t.params.emplace_back(d.key, TomlValue(std::exp(std::log(d.low) + u * (std::log(d.high) - std::log(d.low)))));
+        break;
+      case Distribution::int_uniform:
+        t.params.emplace_back(d.key, TomlValue(int64_t(std::floor(d.low + u * (d.high - d.low + 1)))));
+        break;
+    }
   }
   return t;
 }
 
-std::string config_value_text(const std::string& config_text, const std::string& key) {
-  const toml::table t = toml::parse(std::string_view(config_text));
-  const toml::node* n = t.at_path(key).node();
-  return n ? toml_text(*n) : std::string();
-}
-
 bool same_as_default(const TrialSpec& t, const std::string& config_text) {
   if (t.id == 0 || t.params.empty()) return false;
-  const toml::table c = toml::parse(std::string_view(config_text));
   for (const auto& [k, v] : t.params) {
-    const toml::node* n = c.at_path(k).node();
-    if (!n || toml_text(*n) != v) return false;
+    const std::optional<TomlValue> mine = toml_value_at(config_text, k);
+    if (!mine || !(*mine == v)) return false;
   }
   return true;
 }

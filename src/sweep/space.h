@@ -24,13 +24,17 @@
 #include <string>
 #include <vector>
 
+#include "config/value.h"
+
 namespace rs {
 
+enum class Distribution { values, uniform, log_uniform, int_uniform };
+
 struct Dimension {
-  std::string key;                  // dotted config key, e.g. "train.lr"
-  std::string kind;                 // values | uniform | log_uniform | int_uniform
-  std::vector<std::string> values;  // TOML text of each value (kind values)
-  double low = 0, high = 0;
+  std::string key;                 // dotted config key, e.g. "train.lr"
+  Distribution kind = Distribution::values;
+  std::vector<TomlValue> values;   // kind values: the grid values or choices
+  double low = 0, high = 0;        // the others
 };
 
 struct SweepConfig {
@@ -44,8 +48,8 @@ struct SweepConfig {
 
 struct TrialSpec {
   int64_t id = 0;
-  std::vector<std::pair<std::string, std::string>> params;  // key, TOML value
-  std::vector<std::string> sets() const;                    // "key=value" for parse_config_text
+  Overrides params;  // key, typed value, in space order (empty for the default trial)
+  std::string text() const;  // "key=value, ..." for people
 };
 
 // Parses [sweep] of the TOML text; errors name `origin` and the key path.
@@ -54,10 +58,6 @@ SweepConfig parse_sweep(const std::string& text, const std::string& origin);
 // Number of trials including the default trial 0.
 int64_t trial_count(const SweepConfig& s);
 TrialSpec make_trial(const SweepConfig& s, int64_t id);
-
-// The TOML text of `key` (dotted) in a config's text, as trials write their
-// values; empty if the key is absent.
-std::string config_value_text(const std::string& config_text, const std::string& key);
 
 // True if every value of the trial equals the config's own (the grid point
 // of the default trial: the sweep skips it rather than train trial 0 twice).

@@ -7,16 +7,11 @@
 #include "build_info.h"
 #include "error.h"
 #include "io/h5.h"
+#include "io/provenance.h"
 #include "io/run_file.h"
 
 namespace rs {
 namespace {
-
-bool is_number(const std::string& s, double* v) {
-  char* end = nullptr;
-  *v = std::strtod(s.c_str(), &end);
-  return !s.empty() && end && *end == '\0';
-}
 
 herr_t collect(hid_t, const char* name, const H5L_info_t*, void* out) {
   static_cast<std::vector<std::string>*>(out)->push_back(name);
@@ -38,13 +33,14 @@ int best_row(const Study& s) {
   int best = -1;
   for (size_t i = 0; i < s.rows.size(); ++i) {
     const TrialRow& r = s.rows[i];
-    if (r.status != "completed" && r.status != "pruned") continue;
+    if (r.status != TrialStatus::completed && r.status != TrialStatus::pruned) continue;
     if (best < 0 || r.best_val_accuracy > s.rows[best].best_val_accuracy) best = int(i);
   }
   return best;
 }
 
 void write_study(const std::string& path, const Study& s, int world_size, double sweep_seconds) {
+  const auto lock = h5_lock();
   h5_quiet();
   const std::string tmp = path + ".tmp";
   {
@@ -72,7 +68,7 @@ void write_study(const std::string& path, const Study& s, int world_size, double
       ids.push_back(r.id), epochs.push_back(r.epochs), groups.push_back(r.group);
       best.push_back(r.best_val_accuracy), test.push_back(r.test_accuracy), wall.push_back(r.wall_seconds);
       start.push_back(r.start_seconds), end.push_back(r.end_seconds);
-      status.push_back(r.status), message.push_back(r.message);
+      status.push_back(to_string(r.status)), message.push_back(r.message);
     }
     H5 g(H5Gcreate2(f, "/trials", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
     h5_write(f, "/trials/id", ids.data(), {n});
@@ -87,17 +83,19 @@ void write_study(const std::string& path, const Study& s, int world_size, double
     h5_write_strings(f, "/trials/message", message);
     // one column per hyperparameter: the default trial holds the config's value
     for (const std::string& key : s.keys) {
+      const std::optional<TomlValue> config_value = toml_value_at(s.config_text, key);
       std::vector<std::string> text;
+      std::vector<double> num;
+      bool numeric = true;
       for (const TrialRow& r : s.rows) {
-        std::string v;
+        std::optional<TomlValue> v = config_value;
         for (const auto& [k, x] : r.params)
           if (k == key) v = x;
-        if (v.empty()) v = config_value_text(s.config_text, key);
-        text.push_back(v.empty() ? "default" : v);
+        const std::optional<double> x = v ? v->number() : std::nullopt;
+        numeric = numeric && x;
+        num.push_back(x.value_or(0));
+        text.push_back(v ? v->text() : "default");
       }
-      std::vector<double> num(text.size());
-      bool numeric = true;
-      for (size_t i = 0; i < text.size(); ++i) numeric = numeric && is_number(text[i], &num[i]);
       if (numeric)
         h5_write(f, "/trials/" + key, num.data(), {n});
       else
@@ -128,6 +126,7 @@ void write_study(const std::string& path, const Study& s, int world_size, double
 }
 
 Study read_study(const std::string& path) {
+  const auto lock = h5_lock();
   h5_quiet();
   H5 f = h5_open_read(path);
   if (!h5_has_attr(f, "/", "format") || h5_attr_string(f, "/", "format", path) != "ranksweep-study")
@@ -163,21 +162,22 @@ Study read_study(const std::string& path) {
   for (size_t i = 0; i < n; ++i) {
     TrialRow& r = s.rows[i];
     r.id = id[i], r.epochs = ep[i], r.group = gr[i], r.best_val_accuracy = best[i], r.test_accuracy = test[i];
-    r.wall_seconds = wall[i], r.start_seconds = st[i], r.end_seconds = en[i], r.status = status[i], r.message = msg[i];
+    r.wall_seconds = wall[i], r.start_seconds = st[i], r.end_seconds = en[i], r.message = msg[i];
+    if (!parse_trial_status(status[i], &r.status)) fail("{}: trial {} has an unknown status \"{}\"", path, r.id, status[i]);
   }
   for (const std::string& key : s.keys) {
     const std::string p = "/trials/" + key;
-    std::vector<std::string> text;
     size_t tsize = 0;
     if (h5_type_class(f, p, &tsize) == H5T_STRING) {
-      text = h5_read_strings(f, p, path);
+      const std::vector<std::string> text = h5_read_strings(f, p, path);
+      if (text.size() != n) fail("{}: {} has the wrong length", path, p);
+      for (size_t i = 0; i < n; ++i) s.rows[i].params.emplace_back(key, parse_toml_value(text[i]));
     } else {
       std::vector<double> v(n);
+      if (h5_dims(f, p, path) != dims) fail("{}: {} has the wrong length", path, p);
       if (n) h5_read(f, p, v.data(), path);
-      for (double x : v) text.push_back(fmt::format("{}", x));
+      for (size_t i = 0; i < n; ++i) s.rows[i].params.emplace_back(key, TomlValue(v[i]));
     }
-    if (text.size() != n) fail("{}: {} has the wrong length", path, p);
-    for (size_t i = 0; i < n; ++i) s.rows[i].params.emplace_back(key, text[i]);
   }
   for (const std::string& c : members(f, "/curves"))
     for (const std::string& m : members(f, "/curves/" + c)) {

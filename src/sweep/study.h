@@ -14,16 +14,19 @@
 #include <string>
 #include <vector>
 
+#include "sweep/protocol.h"
 #include "sweep/space.h"
 
 namespace rs {
 
 struct TrialRow {
   int64_t id = 0;
-  std::vector<std::pair<std::string, std::string>> params;  // as in TrialSpec
-  std::string status;  // completed | pruned | diverged | failed
+  Overrides params;  // as in TrialSpec
+  TrialStatus status = TrialStatus::completed;
   int64_t epochs = 0;
-  double best_val_accuracy = 0, test_accuracy = 0, wall_seconds = 0, start_seconds = 0, end_seconds = 0;
+  double best_val_accuracy = 0, test_accuracy = 0;
+  double wall_seconds = 0;                    // all its jobs, each measured by its group
+  double start_seconds = 0, end_seconds = 0;  // its latest job, on the sweep's clock (the coordinator's)
   int64_t group = 0;
   std::string message;
   std::string run_path;  // DIR/trials/<id>/run.h5 (empty if none)
@@ -36,6 +39,8 @@ struct Study {
   std::map<int64_t, std::map<std::string, std::vector<double>>> curves;
 };
 
+// Both take the HDF5 lock (io/h5.h): the sweep's coordinator thread writes
+// while rank 0's training thread checkpoints.
 void write_study(const std::string& path, const Study& s, int world_size, double sweep_seconds);
 Study read_study(const std::string& path);
 

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <map>
 #include <numeric>
 
 #include <fmt/format.h>
@@ -16,6 +17,25 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 
 Shape input_shape(const Data& d) { return Shape{d.train.c, d.train.h, d.train.w}; }
 
+// Buckets of at least `bytes` (whole tensors), from the end of the buffer.
+std::vector<Bucket> make_buckets(const Model& model, size_t bytes) {
+  std::map<std::string, size_t> layer_index;
+  for (size_t i = 0; i < model.layers().size(); ++i) layer_index[model.layers()[i]->name()] = i;
+  std::vector<Bucket> out;
+  const auto& info = model.param_info();
+  for (size_t t = info.size(); t-- > 0;) {
+    const ParamInfo& pi = info[t];
+    if (out.empty() || out.back().count * sizeof(float) >= bytes)
+      out.push_back(Bucket{pi.offset + pi.count, 0, 0});  // a new bucket ends where this tensor ends
+    Bucket& b = out.back();
+    const size_t end = b.offset + b.count;
+    b.offset = pi.offset;
+    b.count = end - pi.offset;
+    b.first_layer = layer_index.at(pi.layer);
+  }
+  return out;
+}
+
 int max_batch(const TrainConfig& t, int ranks) {
   const int64_t train_slice = (t.batch_size + ranks - 1) / ranks;
   return int(std::max<int64_t>(train_slice, t.eval_batch_size));
@@ -24,6 +44,14 @@ int max_batch(const TrainConfig& t, int ranks) {
 }  // namespace
 
 Trainer::Trainer(const Config& cfg, const Data& data, Backend& be, const Comm& comm)
+    : Trainer(cfg, data, be, make_grad_comm(be, comm), comm) {}
+
+Trainer::Trainer(const Config& cfg, const Data& data, Backend& be, std::unique_ptr<GradComm> own, const Comm& comm)
+    : Trainer(cfg, data, be, *own, comm) {
+  m_own_grads = std::move(own);  // the allreduce may use what it owns (the NCCL communicator)
+}
+
+Trainer::Trainer(const Config& cfg, const Data& data, Backend& be, GradComm& grads, const Comm& comm)
     : m_cfg(cfg),
       m_data(data),
       m_be(be),
@@ -34,7 +62,7 @@ Trainer::Trainer(const Config& cfg, const Data& data, Backend& be, const Comm& c
       m_labels(be, size_t(m_model.max_batch())),
       m_metrics(be, 2),
       m_test_idx(size_t(data.test.n)),
-      m_allreduce(make_grad_allreduce(m_model, comm, kBucketBytes, cfg.train.allreduce_overlap)) {
+      m_allreduce(grads.make(m_model.grads(), make_buckets(m_model, kBucketBytes), cfg.train.allreduce_overlap)) {
   std::iota(m_test_idx.begin(), m_test_idx.end(), 0);
   m_be.zero(m_metrics.data(), 2 * sizeof(double));
 }
@@ -121,7 +149,7 @@ void Trainer::run_epoch() {
     m_allreduce->begin();
     if (B > 0) {
       for (int b = 0; b < B; ++b) idx[b] = m_data.train_idx[perm[first + lo + b]];
-      m_be.load_batch(m_model.input(), m_labels.data(), m_data.train, idx.data(), B, m_data.mean.data(),
+      m_be.load_batch(m_model.input(), m_labels.data(), m_data.train.view(), idx.data(), B, m_data.mean.data(),
                       m_data.inv_std.data());
       lap(kData);
       const Pass pass{B, true, uint64_t(t.seed), step, uint64_t(lo)};
@@ -137,7 +165,6 @@ void Trainer::run_epoch() {
     lap(kAllreduce);
     m_opt.step(m_model.params(), m_model.grads(), float(learning_rate(t, int64_t(step), spe)));
     lap(kOptimizer);
-    if (m_step_hook) m_step_hook();
     // One rank: stop early on a non-finite loss (a cheap read every 50 steps).
     // More ranks: the poisoned gradients reach every rank; checked below.
     if (R == 1 && (s + 1) % 50 == 0) {
@@ -184,11 +211,10 @@ EvalResult Trainer::evaluate(const Dataset& d, const std::vector<int64_t>& all) 
   const auto t0 = Clock::now();
   for (int64_t first = lo; first < hi; first += EB) {
     const int B = int(std::min<int64_t>(EB, hi - first));
-    m_be.load_batch(m_model.input(), m_labels.data(), d, all.data() + first, B, m_data.mean.data(),
+    m_be.load_batch(m_model.input(), m_labels.data(), d.view(), all.data() + first, B, m_data.mean.data(),
                     m_data.inv_std.data());
     const float* logits = m_model.forward(Pass{B, false, 0, 0, 0});
     m_be.softmax_xent(nullptr, logits, m_labels.data(), B, K, 1.f, m_metrics.data());
-    if (m_step_hook) m_step_hook();
   }
   m_be.synchronize();
   out.seconds = since(t0);

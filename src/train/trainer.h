@@ -2,11 +2,11 @@
 // Every rank holds the whole dataset and the same shuffled order; each global
 // batch is cut into contiguous per-rank slices, gradients are summed with one
 // allreduce (the loss is scaled by 1/global batch, so the sum is the mean).
-// With one rank this is plain training. The sweep reuses it per rank group.
+// With one rank this is plain training. A sweep's rank group makes one
+// backend and one GradComm and gives them to every Trainer it runs.
 #pragma once
 
 #include <array>
-#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -14,9 +14,10 @@
 #include "backend/backend.h"
 #include "config/config.h"
 #include "data/dataset.h"
-#include "dist/allreduce.h"
-#include "dist/comm.h"
+#include "mpi/allreduce.h"
+#include "mpi/comm.h"
 #include "io/run_file.h"
+#include "train/history.h"
 #include "nn/model.h"
 #include "nn/optimizer.h"
 
@@ -34,6 +35,9 @@ struct EvalResult {
 
 class Trainer {
  public:
+  // Gradients summed over `comm` through `grads` (made for `be` and `comm`).
+  Trainer(const Config& cfg, const Data& data, Backend& be, GradComm& grads, const Comm& comm);
+  // A run of its own: makes its own GradComm.
   Trainer(const Config& cfg, const Data& data, Backend& be, const Comm& comm);
 
   // Fresh parameters from the seed, initialised on rank 0 and broadcast.
@@ -52,18 +56,17 @@ class Trainer {
   Model& model() { return m_model; }
   const Optimizer& optimizer() const { return m_opt; }
   const Data& data() const { return m_data; }
-  // Called on this rank after every training step and evaluation batch
-  // (the sweep coordinator answers other groups from here).
-  void set_step_hook(std::function<void()> hook) { m_step_hook = std::move(hook); }
   // Time spent broadcasting the data before this trainer existed, to report.
   void note_broadcast(double seconds) { m_broadcast_seconds += seconds; }
   static constexpr size_t kBucketBytes = size_t(4) << 20;
 
  private:
+  Trainer(const Config& cfg, const Data& data, Backend& be, std::unique_ptr<GradComm> own, const Comm& comm);
   const Config& m_cfg;
   const Data& m_data;
   Backend& m_be;
   const Comm& m_comm;
+  std::unique_ptr<GradComm> m_own_grads;  // when no GradComm was given
   Model m_model;
   Optimizer m_opt;
   History m_history;
@@ -72,8 +75,7 @@ class Trainer {
   Buffer<double> m_metrics;  // loss sum, correct count; read back once per epoch/pass
   std::vector<int64_t> m_test_idx;
   std::unique_ptr<GradAllreduce> m_allreduce;
-  double m_broadcast_seconds = 0;
-  std::function<void()> m_step_hook;  // model broadcast (and data, via note_broadcast), reported once
+  double m_broadcast_seconds = 0;  // model broadcast (and data, via note_broadcast), reported once
   // metrics -> host; zeroes them when reset is set
   std::array<double, 2> read_metrics(bool reset);
 };

@@ -5,13 +5,13 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "data/dataset.h"
 
 namespace rs {
 namespace {
 
 class CpuBackend final : public Backend {
  public:
+  BackendKind kind() const override { return BackendKind::cpu; }
   std::string name() const override { return "cpu"; }
 
   void* alloc(size_t bytes) override {
@@ -32,13 +32,11 @@ class CpuBackend final : public Backend {
                       int IN, int OUT) override {
     dense_backward_cpu(din, dw, db, dout, in, w, B, IN, OUT);
   }
-  size_t conv2d_workspace(const ConvShape&) const override { return 0; }  // per-thread scratch in the kernel
-  void conv2d_forward(float* out, const float* in, const float* w, const float* b, const ConvShape& s,
-                      float*) override {
+  void conv2d_forward(float* out, const float* in, const float* w, const float* b, const ConvShape& s) override {
     conv2d_forward_cpu(out, in, w, b, s);
   }
   void conv2d_backward(float* din, float* dw, float* db, const float* dout, const float* in, const float* w,
-                       const ConvShape& s, float*) override {
+                       const ConvShape& s) override {
     conv2d_backward_cpu(din, dw, db, dout, in, w, s);
   }
   void maxpool_forward(float* out, int32_t* argmax, const float* in, const PoolShape& s) override {
@@ -72,13 +70,13 @@ class CpuBackend final : public Backend {
   void adam_update(float* p, float* m, float* v, const float* g, size_t n, const AdamParams& o) override {
     adam_update_cpu(p, m, v, g, n, o);
   }
-  void load_batch(float* x, int32_t* labels, const Dataset& d, const int64_t* idx, int B, const float* mean,
+  void load_batch(float* x, int32_t* labels, const HostSamples& d, const int64_t* idx, int B, const float* mean,
                   const float* inv_std) override {
     const size_t hw = size_t(d.h) * d.w;
     if (d.is_u8())
-      gather_normalize_cpu(x, d.u8.data(), idx, B, d.c, hw, mean, inv_std);
+      gather_normalize_cpu(x, d.u8, idx, B, d.c, hw, mean, inv_std);
     else
-      gather_normalize_cpu(x, d.f32.data(), idx, B, d.c, hw, mean, inv_std);
+      gather_normalize_cpu(x, d.f32, idx, B, d.c, hw, mean, inv_std);
     for (int b = 0; b < B; ++b) labels[b] = d.labels[size_t(idx[b])];
   }
 

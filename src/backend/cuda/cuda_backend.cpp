@@ -16,7 +16,6 @@
 
 #include "backend/backend.h"
 #include "backend/device.h"
-#include "data/dataset.h"
 #include "error.h"
 #include "kernels/cuda_check.h"
 #include "kernels/kernels_gpu.h"
@@ -113,6 +112,7 @@ class CudaBackend final : public Backend {
     CUDA_CHECK_NOTHROW(cudaStreamDestroy(m_ctx.stream));
   }
 
+  BackendKind kind() const override { return BackendKind::cuda; }
   std::string name() const override { return fmt::format("cuda:{}", m_device); }
 
   void* alloc(size_t bytes) override {
@@ -143,14 +143,12 @@ class CudaBackend final : public Backend {
                       int IN, int OUT) override {
     dense_backward_gpu(din, dw, db, dout, in, w, B, IN, OUT, m_ctx);
   }
-  size_t conv2d_workspace(const ConvShape&) const override { return 0; }  // the backend keeps one, shared
-  void conv2d_forward(float* out, const float* in, const float* w, const float* b, const ConvShape& s,
-                      float*) override {
+  void conv2d_forward(float* out, const float* in, const float* w, const float* b, const ConvShape& s) override {
     const ConvPlan& p = plan(s);
     conv2d_forward_gpu(out, in, w, b, s, p, m_workspace.p, m_ctx);
   }
   void conv2d_backward(float* din, float* dw, float* db, const float* dout, const float* in, const float* w,
-                       const ConvShape& s, float*) override {
+                       const ConvShape& s) override {
     const ConvPlan& p = plan(s);
     conv2d_backward_gpu(din, dw, db, dout, in, w, s, p, m_workspace.p, m_ctx);
   }
@@ -185,7 +183,7 @@ class CudaBackend final : public Backend {
     adam_update_gpu(p, m, v, g, n, o, m_ctx.stream);
   }
 
-  void load_batch(float* x, int32_t* labels, const Dataset& d, const int64_t* idx, int B, const float* mean,
+  void load_batch(float* x, int32_t* labels, const HostSamples& d, const int64_t* idx, int B, const float* mean,
                   const float* inv_std) override {
     set_normalisation(mean, inv_std, d.c);
     Slot& s = m_slots[m_next ^= 1];
@@ -194,7 +192,7 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaEventSynchronize(s.copied));  // the pinned slot's last upload is done
     s.host.reserve(bytes);
     auto* h = static_cast<char*>(s.host.p);
-    const char* src = d.is_u8() ? reinterpret_cast<const char*>(d.u8.data()) : reinterpret_cast<const char*>(d.f32.data());
+    const char* src = d.is_u8() ? reinterpret_cast<const char*>(d.u8) : reinterpret_cast<const char*>(d.f32);
     for (int b = 0; b < B; ++b) std::memcpy(h + per * b, src + per * size_t(idx[b]), per);
     auto* hl = reinterpret_cast<int32_t*>(h + data_bytes);
     for (int b = 0; b < B; ++b) hl[b] = d.labels[size_t(idx[b])];

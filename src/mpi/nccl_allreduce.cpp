@@ -2,26 +2,23 @@
 // backend's compute stream with events: a bucket starts when backward has
 // produced it, and the optimizer (on the compute stream) waits for the last
 // one on the device, not on the host. The ncclUniqueId travels over the
-// group's MPI communicator, so any sub-communicator works.
+// group's MPI communicator, so any sub-communicator works. The communicator
+// and its stream live as long as the group's GradComm (one per group, reused
+// by every model the group trains).
 #include <cuda_runtime.h>
 #include <nccl.h>
 
-#include "dist/allreduce.h"
 #include "kernels/cuda_check.h"
+#include "mpi/allreduce.h"
 
 namespace rs {
 namespace {
 
 class NcclAllreduce final : public GradAllreduce {
  public:
-  NcclAllreduce(Model& model, const Comm& comm, size_t bucket_bytes)
-      : m_model(model), m_buckets(make_buckets(model, bucket_bytes)) {
-    m_compute = static_cast<cudaStream_t>(model.backend().native_stream());
-    ncclUniqueId id{};
-    if (comm.leader()) NCCL_CHECK(ncclGetUniqueId(&id));
-    comm.bcast(id);
-    NCCL_CHECK(ncclCommInitRank(&m_nccl, comm.size(), id, comm.rank()));
-    CUDA_CHECK(cudaStreamCreateWithFlags(&m_stream, cudaStreamNonBlocking));
+  NcclAllreduce(float* grads, std::vector<Bucket> buckets, ncclComm_t nccl, cudaStream_t stream,
+                cudaStream_t compute)
+      : m_grads(grads), m_buckets(std::move(buckets)), m_nccl(nccl), m_stream(stream), m_compute(compute) {
     m_ready.resize(m_buckets.size());
     for (cudaEvent_t& e : m_ready) CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
     CUDA_CHECK(cudaEventCreateWithFlags(&m_done, cudaEventDisableTiming));
@@ -30,8 +27,6 @@ class NcclAllreduce final : public GradAllreduce {
     CUDA_CHECK_NOTHROW(cudaStreamSynchronize(m_stream));
     for (cudaEvent_t e : m_ready) CUDA_CHECK_NOTHROW(cudaEventDestroy(e));
     CUDA_CHECK_NOTHROW(cudaEventDestroy(m_done));
-    CUDA_CHECK_NOTHROW(cudaStreamDestroy(m_stream));
-    NCCL_CHECK_NOTHROW(ncclCommDestroy(m_nccl));
   }
 
   void begin() override { m_next = 0; }
@@ -40,7 +35,7 @@ class NcclAllreduce final : public GradAllreduce {
       const Bucket& b = m_buckets[m_next];
       CUDA_CHECK(cudaEventRecord(m_ready[m_next], m_compute));
       CUDA_CHECK(cudaStreamWaitEvent(m_stream, m_ready[m_next]));
-      float* g = m_model.grads() + b.offset;
+      float* g = m_grads + b.offset;
       NCCL_CHECK(ncclAllReduce(g, g, b.count, ncclFloat, ncclSum, m_nccl, m_stream));
       ++m_next;
     }
@@ -53,19 +48,42 @@ class NcclAllreduce final : public GradAllreduce {
   }
 
  private:
-  Model& m_model;
+  float* m_grads;
   std::vector<Bucket> m_buckets;
-  ncclComm_t m_nccl = nullptr;
-  cudaStream_t m_stream = nullptr, m_compute = nullptr;
+  ncclComm_t m_nccl;
+  cudaStream_t m_stream, m_compute;
   std::vector<cudaEvent_t> m_ready;
   cudaEvent_t m_done = nullptr;
   size_t m_next = 0;
 };
 
+class NcclGradComm final : public GradComm {
+ public:
+  NcclGradComm(Backend& be, const Comm& group) : m_compute(static_cast<cudaStream_t>(be.native_stream())) {
+    ncclUniqueId id{};
+    if (group.leader()) NCCL_CHECK(ncclGetUniqueId(&id));
+    group.bcast(id);
+    NCCL_CHECK(ncclCommInitRank(&m_nccl, group.size(), id, group.rank()));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&m_stream, cudaStreamNonBlocking));
+  }
+  ~NcclGradComm() override {
+    CUDA_CHECK_NOTHROW(cudaStreamSynchronize(m_stream));
+    CUDA_CHECK_NOTHROW(cudaStreamDestroy(m_stream));
+    NCCL_CHECK_NOTHROW(ncclCommDestroy(m_nccl));
+  }
+  std::unique_ptr<GradAllreduce> make(float* grads, std::vector<Bucket> buckets, bool) override {
+    return std::make_unique<NcclAllreduce>(grads, std::move(buckets), m_nccl, m_stream, m_compute);
+  }
+
+ private:
+  ncclComm_t m_nccl = nullptr;
+  cudaStream_t m_stream = nullptr, m_compute = nullptr;
+};
+
 }  // namespace
 
-std::unique_ptr<GradAllreduce> make_nccl_allreduce(Model& model, const Comm& comm, size_t bucket_bytes) {
-  return std::make_unique<NcclAllreduce>(model, comm, bucket_bytes);
+std::unique_ptr<GradComm> make_nccl_grad_comm(Backend& be, const Comm& group) {
+  return std::make_unique<NcclGradComm>(be, group);
 }
 
 }  // namespace rs

@@ -18,7 +18,9 @@
 #include "io/h5.h"
 #include "io/run_file.h"
 #include "nn/model.h"
-#include "train/commands.h"
+#include "app/commands.h"
+#include "app/launch.h"
+#include "io/progress.h"
 
 namespace fs = std::filesystem;
 
@@ -228,7 +230,7 @@ int infer_command(const InferOptions& opt, const Comm& world) {
       // Batch s+1 is queued right after batch s's forward pass (the CUDA
       // backend gathers and uploads it while s computes), then s's logits come back.
       auto load = [&](int64_t b0) {
-        be->load_batch(model.input(), labels_dev.data(), ds, idx.data() + b0, int(std::min<int64_t>(B, cnt - b0)),
+        be->load_batch(model.input(), labels_dev.data(), ds.view(), idx.data() + b0, int(std::min<int64_t>(B, cnt - b0)),
                        rf.mean.data(), rf.inv_std.data());
       };
       if (cnt > 0) load(0);

@@ -1,7 +1,7 @@
 #pragma once
 
 #include "data/dataset.h"
-#include "dist/comm.h"
+#include "mpi/comm.h"
 
 namespace rs {
 

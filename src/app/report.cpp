@@ -8,7 +8,7 @@
 
 #include "error.h"
 #include "sweep/study.h"
-#include "train/commands.h"
+#include "app/commands.h"
 
 namespace rs {
 
@@ -21,14 +21,14 @@ int report_command(const std::string& path, const Comm& comm) {
   std::sort(rows.begin(), rows.end(),
             [](auto* a, auto* b) { return a->best_val_accuracy > b->best_val_accuracy; });
   std::map<std::string, int> status;
-  for (const TrialRow& r : s.rows) ++status[r.status];
+  for (const TrialRow& r : s.rows) ++status[to_string(r.status)];
   std::string counts;
   for (const auto& [k, n] : status) counts += fmt::format("{}{} {}", counts.empty() ? "" : ", ", n, k);
   fmt::print("{}: {} trials ({})\n\n", path, s.rows.size(), counts);
 
   auto param = [](const TrialRow& r, const std::string& k) {
     for (const auto& [key, v] : r.params)
-      if (key == k) return v;
+      if (key == k) return v.number() ? fmt::format("{}", *v.number()) : v.text();
     return std::string("?");
   };
   fmt::print("leaderboard (by best validation accuracy; test accuracy at that epoch)\n");
@@ -37,7 +37,7 @@ int report_command(const std::string& path, const Comm& comm) {
   fmt::print("{} {:>8} {:>8} {:>8}\n", head, "val %", "test %", "seconds");
   for (size_t i = 0; i < std::min<size_t>(rows.size(), 10); ++i) {
     const TrialRow& r = *rows[i];
-    std::string line = fmt::format("{:>5} {:<9} {:>6}", r.id, r.status, r.epochs);
+    std::string line = fmt::format("{:>5} {:<9} {:>6}", r.id, to_string(r.status), r.epochs);
     for (const std::string& k : s.keys) line += fmt::format(" {:>14}", param(r, k));
     fmt::print("{} {:>8.2f} {:>8.2f} {:>8.1f}\n", line, 100 * r.best_val_accuracy, 100 * r.test_accuracy,
                r.wall_seconds);
@@ -47,7 +47,7 @@ int report_command(const std::string& path, const Comm& comm) {
   const TrialRow* def = nullptr;
   for (const TrialRow& r : s.rows)
     if (r.id == 0) def = &r;
-  if (b >= 0 && def && def->status != "failed") {
+  if (b >= 0 && def && def->status != TrialStatus::failed) {
     const TrialRow& best = s.rows[size_t(b)];
     const double e0 = 1 - def->test_accuracy, e1 = 1 - best.test_accuracy;
     fmt::print("\ndefault (trial 0) vs best (trial {}): test accuracy {:.2f}% -> {:.2f}%, test error {:.2f}% -> "
@@ -62,7 +62,7 @@ int report_command(const std::string& path, const Comm& comm) {
   // trained has run (ASHA's first rung), so pruned and full runs mix fairly.
   int64_t common = std::numeric_limits<int64_t>::max();
   for (const TrialRow& r : s.rows)
-    if (r.status != "failed" && r.status != "diverged" && r.epochs > 0) common = std::min(common, r.epochs);
+    if (r.status != TrialStatus::failed && r.status != TrialStatus::diverged && r.epochs > 0) common = std::min(common, r.epochs);
   auto at_common = [&](const TrialRow& r, const char* col) -> double {
     const auto c = s.curves.find(r.id);
     if (c == s.curves.end() || !c->second.count(col) || int64_t(c->second.at(col).size()) < common) return NAN;
@@ -75,7 +75,7 @@ int report_command(const std::string& path, const Comm& comm) {
     std::vector<double> nums;
     bool numeric = true;
     for (const TrialRow& r : s.rows) {
-      if (r.status == "failed" || r.status == "diverged" || r.epochs == 0) continue;
+      if (r.status == TrialStatus::failed || r.status == TrialStatus::diverged || r.epochs == 0) continue;
       const std::string v = param(r, k);
       char* end = nullptr;
       const double x = std::strtod(v.c_str(), &end);

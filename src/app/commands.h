@@ -4,9 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "backend/backend.h"
-#include "config/config.h"
-#include "dist/comm.h"
+#include "mpi/comm.h"
 
 namespace rs {
 
@@ -40,13 +38,5 @@ int info_command(const Comm& comm);
 int sweep_command(const SweepOptions& opt, const Comm& world);
 int infer_command(const InferOptions& opt, const Comm& world);
 int report_command(const std::string& study, const Comm& comm);
-
-// OpenMP threads per rank: OMP_NUM_THREADS if set, else cores / ranks on the node.
-int choose_threads(const Comm& comm, std::string* why);
-
-std::string format_seconds(double s);
-
-// The backend a rank of `comm` trains on (device chosen by local rank); `why` for the log.
-std::unique_ptr<Backend> make_backend(const TrainConfig& t, const Comm& comm, std::string* why);
 
 }  // namespace rs

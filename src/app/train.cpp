@@ -1,66 +1,22 @@
-#include <omp.h>
-
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <filesystem>
-#include <thread>
 
 #include "backend/backend.h"
-#include "backend/device.h"
-#include "build_info.h"
-#include "dist/bcast_data.h"
+#include "mpi/bcast_data.h"
 #include "error.h"
 #include "io/run_file.h"
-#include "train/commands.h"
+#include "app/commands.h"
+#include "app/launch.h"
+#include "io/output_dir.h"
+#include "io/progress.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
 
 namespace rs {
 
-std::string format_seconds(double s) {
-  if (!(s >= 0)) return "?";
-  if (s < 60) return fmt::format("{:.1f}s", s);
-  const int64_t t = int64_t(s + 0.5);
-  if (t < 3600) return fmt::format("{}m{:02d}s", t / 60, t % 60);
-  return fmt::format("{}h{:02d}m", t / 3600, (t / 60) % 60);
-}
-
-std::unique_ptr<Backend> make_backend(const TrainConfig& t, const Comm& comm, std::string* why) {
-  int local_size = 1;
-  const int local = local_rank(comm.raw(), &local_size);
-  const DeviceChoice d = choose_device(t.device, RS_HAVE_CUDA, visible_cuda_devices(), local, local_size);
-  *why = d.why;
-  if (!d.cuda) return make_cpu_backend();
-  return make_cuda_backend(d.device, t.deterministic);
-}
-
-int choose_threads(const Comm& comm, std::string* why) {
-  int local = 1;
-  local_rank(comm.raw(), &local);
-  if (const char* env = std::getenv("OMP_NUM_THREADS"); env && *env) {
-    *why = "OMP_NUM_THREADS";
-    return omp_get_max_threads();
-  }
-  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
-  const int n = std::max(1, cores / local);
-  *why = fmt::format("{} cores / {} ranks on this node", cores, local);
-  omp_set_num_threads(n);
-  return n;
-}
-
 namespace {
-
-std::string default_out_dir(const std::string& config) {
-  const std::time_t now = std::time(nullptr);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
-  const std::string base = "runs/" + fs::path(config).stem().string() + "-" + stamp;
-  std::string dir = base;
-  for (int k = 2; fs::exists(dir); ++k) dir = fmt::format("{}-{}", base, k);
-  return dir;
-}
 
 // `elapsed` covers `ran` epochs of this invocation (a resumed run counts anew).
 void print_epoch(const History& h, int64_t epochs, double elapsed, int64_t ran, bool verbose) {
@@ -143,7 +99,7 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
                data.train_idx.size(), data.val_idx.size(), data.test.n, data.train.c, data.train.h, data.train.w,
                data.train.source, cfg.data.classes);
     fmt::print("model: {}, {} parameters; {} lr {} batch {}; out {}\n", cfg.model.preset, tr.model().num_params(),
-               cfg.train.optimizer, cfg.train.lr, cfg.train.batch_size, run_path);
+               to_string(cfg.train.optimizer), cfg.train.lr, cfg.train.batch_size, run_path);
     if (opt.verbose) fmt::print("{}\n", tr.model().summary());
     if (tr.epochs_done() > 0) fmt::print("resuming after epoch {}\n", tr.epochs_done());
     std::fflush(stdout);
@@ -175,19 +131,6 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
   if (comm.leader() && last < cfg.train.epochs)
     fmt::print("stopped after epoch {} of {}; continue with: ranksweep train --resume {}\n", last, cfg.train.epochs, dir);
   if (comm.leader()) fmt::print("wrote {}\n", run_path);
-  return 0;
-}
-
-int info_command(const Comm& comm) {
-  std::string why;
-  const int threads = choose_threads(comm, &why);  // collective: before the leader check
-  if (!comm.leader()) return 0;
-  fmt::print("ranksweep {} ({}, {} build)\n", RS_VERSION, RS_GIT_SHA, RS_BUILD_TYPE);
-  fmt::print("backends: cpu{}\n", RS_HAVE_CUDA ? ", cuda" : " (CUDA backend not built)");
-  fmt::print("cpu: {} threads per rank ({})\n", threads, why);
-  if (RS_HAVE_CUDA) fmt::print("{}", cuda_info());
-  fmt::print("world: {} rank(s)\n", comm.size());
-  fmt::print("libraries: {}\n", library_versions());
   return 0;
 }
 

@@ -7,7 +7,7 @@
 #include <cstdio>
 
 #include "error.h"
-#include "train/commands.h"
+#include "app/commands.h"
 
 namespace {
 
@@ -82,7 +82,8 @@ int run(int argc, char** argv, const rs::Comm& comm) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
+  int provided = 0;  // the sweep runs its coordinator on a thread of its own (it checks the level)
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
   int status;
   {
     const rs::Comm world(MPI_COMM_WORLD);

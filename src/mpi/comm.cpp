@@ -1,21 +1,14 @@
-#include "dist/comm.h"
+#include "mpi/comm.h"
 
 #include <algorithm>
 #include <limits>
+#include <chrono>
 #include <stdexcept>
+#include <thread>
 
 #include "error.h"
 
 namespace rs {
-
-static void mpi_check(int rc, const char* what) {
-  if (rc != MPI_SUCCESS) {
-    char msg[MPI_MAX_ERROR_STRING];
-    int len = 0;
-    MPI_Error_string(rc, msg, &len);
-    throw std::runtime_error(fmt::format("{} failed: {}", what, std::string(msg, size_t(len))));
-  }
-}
 
 Comm::Comm(MPI_Comm c) : m_comm(c) {
   MPI_Comm_rank(c, &m_rank);
@@ -27,7 +20,7 @@ void Comm::bcast_bytes(void* p, size_t bytes) const {
   constexpr size_t chunk = size_t(1) << 30;
   auto* b = static_cast<char*>(p);
   for (size_t off = 0; off < bytes; off += chunk)
-    mpi_check(MPI_Bcast(b + off, int(std::min(chunk, bytes - off)), MPI_BYTE, 0, m_comm), "MPI_Bcast");
+    MPI_Bcast(b + off, int(std::min(chunk, bytes - off)), MPI_BYTE, 0, m_comm);
 }
 
 void Comm::bcast_string(std::string& s) const {
@@ -40,14 +33,12 @@ void Comm::allreduce_sum(std::span<float> v) const {
   if (m_size == 1) return;
   constexpr size_t chunk = size_t(std::numeric_limits<int>::max());
   for (size_t off = 0; off < v.size(); off += chunk)
-    mpi_check(MPI_Allreduce(MPI_IN_PLACE, v.data() + off, int(std::min(chunk, v.size() - off)), MPI_FLOAT, MPI_SUM,
-                            m_comm),
-              "MPI_Allreduce");
+    MPI_Allreduce(MPI_IN_PLACE, v.data() + off, int(std::min(chunk, v.size() - off)), MPI_FLOAT, MPI_SUM, m_comm);
 }
 
 void Comm::allreduce_sum(std::span<double> v) const {
   if (m_size == 1) return;
-  mpi_check(MPI_Allreduce(MPI_IN_PLACE, v.data(), int(v.size()), MPI_DOUBLE, MPI_SUM, m_comm), "MPI_Allreduce");
+  MPI_Allreduce(MPI_IN_PLACE, v.data(), int(v.size()), MPI_DOUBLE, MPI_SUM, m_comm);
 }
 
 void Comm::root_only(const std::function<void()>& fn) const {
@@ -80,6 +71,28 @@ void Comm::agree(const std::function<void()>& fn) const {
   err.resize(n);
   MPI_Bcast(err.data(), int(n), MPI_CHAR, first, m_comm);
   throw UserError(err);
+}
+
+void wait_idle(MPI_Request& r) {
+  for (int done = 0;;) {
+    MPI_Test(&r, &done, MPI_STATUS_IGNORE);
+    if (done) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+void Comm::barrier_idle() const {
+  if (m_size == 1) return;
+  MPI_Request r;
+  MPI_Ibarrier(m_comm, &r);
+  wait_idle(r);
+}
+
+void Comm::bcast_idle_bytes(void* p, size_t bytes) const {
+  if (m_size == 1) return;
+  MPI_Request r;
+  MPI_Ibcast(p, int(bytes), MPI_BYTE, 0, m_comm, &r);
+  wait_idle(r);
 }
 
 int local_rank(MPI_Comm c, int* local_size) {

@@ -1,6 +1,11 @@
 // MPI, kept out of the math. A Comm is any communicator (the world, or a
-// rank group later); with one rank every call is a cheap no-op, so the
-// training loop calls them unconditionally. Counts are elements, never bytes.
+// rank group); with one rank every call is a cheap no-op, so the training
+// loop calls them unconditionally. Counts are elements, never bytes.
+//
+// MPI errors: we keep MPI's default handler, MPI_ERRORS_ARE_FATAL, on every
+// communicator: a failing call aborts the job with the library's own message
+// naming the call, so return codes are never checked (a check could not fire).
+// The program runs with MPI_THREAD_MULTIPLE (the sweep's coordinator thread).
 #pragma once
 
 #include <mpi.h>
@@ -33,6 +38,11 @@ class Comm {
   }
   void bcast_string(std::string& s) const;
 
+  // A small broadcast / a barrier that waits sleeping, not spinning: for ranks
+  // that may wait long (a sweep group between jobs) on cores others compute on.
+  template <class T> void bcast_idle(T& x) const { bcast_idle_bytes(&x, sizeof(T)); }
+  void barrier_idle() const;
+
   void allreduce_sum(std::span<float> v) const;
   void allreduce_sum(std::span<double> v) const;
 
@@ -46,9 +56,13 @@ class Comm {
 
  private:
   void bcast_bytes(void* p, size_t bytes) const;
+  void bcast_idle_bytes(void* p, size_t bytes) const;  // bytes < 2^31
   MPI_Comm m_comm;
   int m_rank = 0, m_size = 1;
 };
+
+// Waits for a request, sleeping 1 ms between tests.
+void wait_idle(MPI_Request& r);
 
 // Ranks sharing this node, and this rank's index among them.
 int local_rank(MPI_Comm c, int* local_size);

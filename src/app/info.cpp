@@ -1,0 +1,25 @@
+// ranksweep info: build options, backends, devices and library versions.
+#include <fmt/format.h>
+
+#include "app/commands.h"
+#include "app/launch.h"
+#include "backend/device.h"
+#include "build_info.h"
+#include "io/provenance.h"
+
+namespace rs {
+
+int info_command(const Comm& comm) {
+  std::string why;
+  const int threads = choose_threads(comm, &why);  // collective: before the leader check
+  if (!comm.leader()) return 0;
+  fmt::print("ranksweep {} ({}, {} build)\n", RS_VERSION, RS_GIT_SHA, RS_BUILD_TYPE);
+  fmt::print("backends: cpu{}\n", RS_HAVE_CUDA ? ", cuda" : " (CUDA backend not built)");
+  fmt::print("cpu: {} threads per rank ({})\n", threads, why);
+  if (RS_HAVE_CUDA) fmt::print("{}", cuda_info());
+  fmt::print("world: {} rank(s)\n", comm.size());
+  fmt::print("libraries: {}\n", library_versions());
+  return 0;
+}
+
+}  // namespace rs

@@ -1,0 +1,136 @@
+// ranksweep sweep: the world is split into rank groups of G ranks; each group
+// trains one job (a trial, or a promoted trial's next rung) at a time,
+// data-parallel over its own communicator, on one device context made once
+// for the whole sweep, and asks for the next job when done (dynamic
+// scheduling). World rank 0 trains in group 0 and also runs the coordinator
+// (sweep/coordinator.h) on a thread of its own, on a duplicate of the world
+// communicator, so no training step waits for it. The data is read once and
+// shared per node for the whole sweep.
+#include <fmt/ranges.h>
+
+#include <exception>
+#include <filesystem>
+#include <thread>
+
+#include "app/commands.h"
+#include "app/launch.h"
+#include "error.h"
+#include "io/output_dir.h"
+#include "io/progress.h"
+#include "mpi/allreduce.h"
+#include "mpi/bcast_data.h"
+#include "sweep/coordinator.h"
+#include "sweep/group.h"
+#include "sweep/space.h"
+#include "sweep/study.h"
+
+namespace fs = std::filesystem;
+
+namespace rs {
+namespace {
+
+void print_start(const Coordinator& c, const SweepConfig& sweep, const Data& data, int groups, int G, int threads,
+                 const std::string& dev, const std::string& study_path) {
+  fmt::print("sweep: {} trials ({} {} search{}), {} group(s) of {} rank(s) x {} thread(s) on {}; data {} train / {} "
+             "validation / {} test; out {}\n",
+             c.total(), sweep.method, sweep.space.size() == 1 ? "1-D" : fmt::format("{}-D", sweep.space.size()),
+             sweep.asha ? fmt::format(", ASHA min {} epoch(s), reduction {}", sweep.min_epochs, sweep.reduction) : "",
+             groups, G, threads, dev, data.train_idx.size(), data.val_idx.size(), data.test.n, study_path);
+  for (int64_t id : c.skipped())
+    fmt::print("grid point {} ({}) is the default trial 0: not run twice\n", id, make_trial(sweep, id).text());
+  if (c.resumed()) fmt::print("resuming: {} trial(s) already in {}\n", c.resumed(), study_path);
+  std::fflush(stdout);
+}
+
+void print_end(const Coordinator& c, const std::string& study_path) {
+  const Study& s = c.study();
+  const int b = best_row(s);
+  int d = -1;
+  for (size_t i = 0; i < s.rows.size(); ++i)
+    if (s.rows[i].id == 0) d = int(i);
+  fmt::print("sweep done in {}: {} trials in {}\n", format_seconds(c.elapsed()), s.rows.size(), study_path);
+  if (b >= 0)
+    fmt::print("best: trial {} val {:.2f}% test {:.2f}%", s.rows[b].id, 100 * s.rows[b].best_val_accuracy,
+               100 * s.rows[b].test_accuracy);
+  if (b >= 0 && d >= 0)
+    fmt::print("; default (trial 0): val {:.2f}% test {:.2f}%", 100 * s.rows[d].best_val_accuracy,
+               100 * s.rows[d].test_accuracy);
+  fmt::print("\n");
+}
+
+}  // namespace
+
+int sweep_command(const SweepOptions& opt, const Comm& world) {
+  // ---- config, space, output directory: checked before anything is read
+  const Config base = load_config(opt.config, opt.sets);
+  SweepConfig sweep = parse_sweep(base.text, opt.config);
+  if (opt.group_size > 0) sweep.group_size = opt.group_size;
+  const int G = int(sweep.group_size);
+  if (world.size() % G)
+    fail("--group-size {}: does not divide the {} ranks (every group must have the same size)", G, world.size());
+  const int groups = world.size() / G;
+  int level = 0;
+  MPI_Query_thread(&level);
+  if (level < MPI_THREAD_MULTIPLE)
+    fail("sweep: this MPI library was started without MPI_THREAD_MULTIPLE (the sweep's coordinator runs on a thread "
+         "of rank 0)");
+  std::string dir = opt.out;
+  if (dir.empty() && world.leader()) dir = default_out_dir(opt.config);
+  world.bcast_string(dir);
+  const std::string study_path = (fs::path(dir) / "study.h5").string();
+  Study previous;
+  world.root_only([&] {
+    std::error_code ec;
+    fs::create_directories(fs::path(dir) / "trials", ec);
+    if (ec) fail("{}: cannot create output directory: {}", dir, ec.message());
+    if (fs::exists(study_path)) {
+      previous = read_study(study_path);
+      if (previous.config_text != base.text)
+        fail("{}: holds a sweep of a different config; resume with the same config and --set, or choose another --out",
+             study_path);
+    }
+  });
+  std::string why, dev_why;
+  const int threads = choose_threads(world, &why);
+
+  // ---- the data, once for the whole sweep
+  const Data data = load_and_bcast_data(world, base.data, uint64_t(base.train.seed));
+
+  // ---- rank groups, each with one device context for all its jobs
+  MPI_Comm group_comm, ctl;
+  MPI_Comm_split(world.raw(), world.rank() / G, world.rank(), &group_comm);
+  MPI_Comm_dup(world.raw(), &ctl);
+  const Comm gc(group_comm);
+  std::unique_ptr<Backend> be;
+  world.agree([&] { be = make_backend(base.train, world, &dev_why); });  // device by place in the whole job
+  const std::unique_ptr<GradComm> grads = make_grad_comm(*be, gc);
+
+  // ---- the coordinator: rank 0, its own thread
+  std::unique_ptr<Coordinator> coord;
+  std::thread coord_thread;
+  if (world.leader()) {
+    coord = std::make_unique<Coordinator>(sweep, std::move(previous), dir, base.text, groups, world.size(), ctl);
+    print_start(*coord, sweep, data, groups, G, threads, be->name(), study_path);
+    coord_thread = std::thread([&coord] {
+      try {
+        coord->run();
+      } catch (const std::exception& e) {  // the study cannot be written, ...: nobody can go on
+        fmt::print(stderr, "ranksweep: rank 0: fatal: sweep coordinator: {}\n", e.what());
+        std::fflush(stderr);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+      }
+    });
+  }
+  const GroupSetup setup{sweep, base.text, opt.config, dir, data, world.rank() / G, threads};
+  run_group(setup, gc, *be, *grads, ctl);
+  world.barrier_idle();  // every group is done, so the coordinator has finished
+  if (coord) {
+    coord_thread.join();
+    print_end(*coord, study_path);
+  }
+  MPI_Comm_free(&group_comm);
+  MPI_Comm_free(&ctl);
+  return 0;
+}
+
+}  // namespace rs

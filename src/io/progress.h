@@ -1,0 +1,19 @@
+// Text for progress lines: durations as people read them ("42.0s", "3m07s", "2h05m").
+#pragma once
+
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <string>
+
+namespace rs {
+
+inline std::string format_seconds(double s) {
+  if (!(s >= 0)) return "?";
+  if (s < 60) return fmt::format("{:.1f}s", s);
+  const int64_t t = int64_t(s + 0.5);
+  if (t < 3600) return fmt::format("{}m{:02d}s", t / 60, t % 60);
+  return fmt::format("{}h{:02d}m", t / 3600, (t / 60) % 60);
+}
+
+}  // namespace rs

@@ -1,0 +1,164 @@
+#include "sweep/coordinator.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <thread>
+
+#include "error.h"
+#include "io/progress.h"
+#include "io/run_file.h"
+
+namespace fs = std::filesystem;
+
+namespace rs {
+namespace {
+
+std::vector<int64_t> default_points(const SweepConfig& sweep, const std::string& base_text) {
+  std::vector<int64_t> skip;
+  if (sweep.method == "grid")  // the default's own grid point would re-run trial 0
+    for (int64_t id = 1; id < trial_count(sweep); ++id)
+      if (same_as_default(make_trial(sweep, id), base_text)) skip.push_back(id);
+  return skip;
+}
+
+SchedulePolicy::Options policy_options(const SweepConfig& s, std::vector<int64_t> skip) {
+  return {trial_count(s), std::move(skip), s.asha, s.min_epochs, s.reduction, s.time_budget};
+}
+
+}  // namespace
+
+Coordinator::Coordinator(const SweepConfig& sweep, Study previous, std::string dir, std::string base_text,
+                         int groups, int world_size, MPI_Comm ctl)
+    : m_sweep(sweep),
+      m_study(std::move(previous)),
+      m_dir(std::move(dir)),
+      m_groups(groups),
+      m_world(world_size),
+      m_ctl(ctl),
+      m_skipped(default_points(sweep, base_text)),
+      m_policy(policy_options(sweep, m_skipped)),
+      m_t0(Clock::now()) {
+  m_study.config_text = std::move(base_text);
+  m_study.keys.clear();
+  for (const Dimension& d : sweep.space) m_study.keys.push_back(d.key);
+  for (TrialRow& r : m_study.rows) {  // a resumed sweep: rebuild the rungs from the finished jobs' curves
+    const fs::path run = fs::path(m_dir) / "trials" / std::to_string(r.id) / "run.h5";
+    if (fs::exists(run)) r.run_path = run.string();
+    m_policy.restore(r.id, r.status, r.epochs);
+    record_rungs(r.id, r.epochs);
+  }
+  m_resumed = m_study.rows.size();
+}
+
+void Coordinator::run() {
+  while (m_groups_done < m_groups) {
+    int flag = 0;
+    MPI_Status st;
+    MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, m_ctl, &flag, &st);
+    if (flag)
+      serve(st);
+    else
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+void Coordinator::serve(const MPI_Status& st) {
+  switch (st.MPI_TAG) {
+    case msg::kRequest:
+      msg::recv<msg::Request>(st.MPI_SOURCE, msg::kRequest, m_ctl);
+      reply(st.MPI_SOURCE);
+      break;
+    case msg::kRung: {
+      const auto m = msg::recv<msg::Rung>(st.MPI_SOURCE, msg::kRung, m_ctl);
+      m_policy.rung(m.trial, m.epoch, m.val_accuracy);
+      break;
+    }
+    case msg::kResult:
+      result(msg::recv_result(st.MPI_SOURCE, m_ctl));
+      break;
+    default:
+      throw std::logic_error(fmt::format("sweep coordinator: unexpected message tag {}", st.MPI_TAG));
+  }
+}
+
+void Coordinator::reply(int leader) {
+  const SchedulePolicy::Decision d = m_policy.next(elapsed());
+  if (d.action == SchedulePolicy::Action::wait) {
+    m_waiting.push_back(leader);
+    return;
+  }
+  msg::Reply r;
+  r.done = d.action == SchedulePolicy::Action::done;
+  r.job = d.job;
+  if (r.done)
+    ++m_groups_done;
+  else
+    m_started_at[d.job.trial] = elapsed();
+  msg::send(r, leader, msg::kReply, m_ctl);
+}
+
+TrialRow* Coordinator::row(int64_t trial) {
+  for (TrialRow& r : m_study.rows)
+    if (r.id == trial) return &r;
+  return nullptr;
+}
+
+void Coordinator::record_rungs(int64_t trial, int64_t epochs) {
+  const auto c = m_study.curves.find(trial);
+  if (c == m_study.curves.end() || !c->second.count("val_accuracy")) return;
+  const std::vector<double>& val = c->second.at("val_accuracy");
+  for (int64_t e : asha_rungs(m_sweep, epochs + 1))
+    if (e <= int64_t(val.size())) m_policy.rung(trial, e, val[size_t(e - 1)]);
+}
+
+void Coordinator::result(const msg::Result& m) {
+  TrialRow r;
+  r.id = m.trial, r.epochs = m.epochs, r.group = m.group, r.status = m.status, r.message = m.message;
+  r.best_val_accuracy = m.best_val_accuracy, r.test_accuracy = m.test_accuracy, r.wall_seconds = m.wall_seconds;
+  r.start_seconds = m_started_at[m.trial];
+  r.end_seconds = elapsed();
+  m_started_at.erase(m.trial);
+  r.params = make_trial(m_sweep, m.trial).params;
+  r.run_path = (fs::path(m_dir) / "trials" / std::to_string(m.trial) / "run.h5").string();
+  if (fs::exists(r.run_path)) {
+    try {
+      m_study.curves[m.trial] = read_run_file(r.run_path).history.cols;
+    } catch (const UserError&) {
+    }
+  } else {
+    r.run_path.clear();
+  }
+  if (TrialRow* old = row(m.trial)) {  // a promoted trial: its row now holds its latest job (wall: all its jobs)
+    r.wall_seconds += old->wall_seconds;
+    *old = std::move(r);
+  } else {
+    m_study.rows.push_back(std::move(r));
+  }
+  m_policy.finished(m.trial, m.status, m.epochs);
+  record_rungs(m.trial, m.epochs);
+  write_study((fs::path(m_dir) / "study.h5").string(), m_study, m_world, elapsed());
+  print_progress(m);
+  // Groups that were told to wait may have work now (or be done).
+  std::vector<int> waiting;
+  std::swap(waiting, m_waiting);
+  for (int leader : waiting) reply(leader);
+}
+
+void Coordinator::print_progress(const msg::Result& m) const {
+  const int b = best_row(m_study);
+  const TrialRow& best = m_study.rows[size_t(b < 0 ? 0 : b)];
+  // Time left: the pace so far over the trials still without a result (ASHA's
+  // promotions make this a rough guide).
+  const size_t have = m_study.rows.size(), fresh = have - m_resumed;
+  const double left = fresh ? elapsed() / double(fresh) * double(size_t(total()) - have) : 0;
+  fmt::print("trial {:>4} {:<9} group {} epochs {:>3} val {:.2f}% test {:.2f}% {:>6}  | {}/{} trials have results "
+             "({} running), best #{} {:.2f}%, elapsed {}, left ~{}\n",
+             m.trial, to_string(m.status), m.group, m.epochs, 100 * m.best_val_accuracy, 100 * m.test_accuracy,
+             format_seconds(m.wall_seconds), have, total(), m_policy.running(), best.id, 100 * best.best_val_accuracy,
+             format_seconds(elapsed()), format_seconds(left));
+  std::fflush(stdout);
+}
+
+}  // namespace rs

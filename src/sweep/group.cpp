@@ -1,0 +1,93 @@
+#include "sweep/group.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+
+#include "io/run_file.h"
+#include "sweep/protocol.h"
+#include "train/trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace rs {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Trains job.trial from its checkpoint (if any) to the job's stop; the result on the leader.
+msg::Result run_job(const GroupSetup& s, const Job& job, const Comm& gc, Backend& be, GradComm& grads,
+                    MPI_Comm ctl) {
+  const int64_t id = job.trial;
+  msg::Result res;
+  res.trial = id, res.group = s.group;
+  const auto t0 = Clock::now();
+  const std::string tdir = (fs::path(s.dir) / "trials" / std::to_string(id)).string();
+  const std::string run = (fs::path(tdir) / "run.h5").string();
+  try {
+    const Config cfg = parse_config_text(s.base_text, s.origin, {}, make_trial(s.sweep, id).params);
+    Trainer tr(cfg, s.data, be, grads, gc);
+    int have = 0;
+    if (gc.leader()) {
+      std::error_code ec;
+      fs::create_directories(tdir, ec);
+      have = fs::exists(run);
+    }
+    gc.bcast(have);
+    RunFile rf;
+    if (have) {
+      gc.root_only([&] { rf = read_run_file(run); });
+      tr.resume(rf);
+    } else {
+      tr.init();
+    }
+    const std::vector<int64_t> rungs = asha_rungs(s.sweep, cfg.train.epochs);
+    const int64_t stop = job.full_budget ? cfg.train.epochs : std::min(job.stop_epoch, cfg.train.epochs);
+    const Provenance prov{gc.size(), s.threads, "sweep trial " + std::to_string(id)};
+    while (tr.epochs_done() < stop) {
+      tr.run_epoch();
+      if (gc.leader()) {
+        write_run_file(run, cfg.text, tr.model(), tr.optimizer(), s.data.mean, s.data.inv_std, tr.history(), prov);
+        if (tr.epochs_done() < stop && std::find(rungs.begin(), rungs.end(), tr.epochs_done()) != rungs.end())
+          msg::send(msg::Rung{id, tr.epochs_done(), tr.history().cols.at("val_accuracy").back()}, 0, msg::kRung, ctl);
+      }
+    }
+    res.status = tr.epochs_done() < cfg.train.epochs ? TrialStatus::pruned : TrialStatus::completed;
+    const auto& h = tr.history().cols;
+    res.epochs = tr.epochs_done();
+    if (res.epochs > 0) {  // test accuracy at the epoch with the best validation accuracy
+      const auto& val = h.at("val_accuracy");
+      const size_t b = size_t(std::max_element(val.begin(), val.end()) - val.begin());
+      res.best_val_accuracy = val[b];
+      res.test_accuracy = h.at("test_accuracy")[b];
+    }
+  } catch (const Diverged& e) {
+    res.status = TrialStatus::diverged;
+    res.message = e.what();
+  } catch (const std::exception& e) {  // bad trial config, out of memory, ...: this trial fails, the sweep goes on
+    res.status = TrialStatus::failed;
+    res.message = e.what();
+  }
+  res.wall_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return res;
+}
+
+}  // namespace
+
+void run_group(const GroupSetup& s, const Comm& group, Backend& be, GradComm& grads, MPI_Comm ctl) {
+  for (;;) {
+    msg::Reply r;
+    if (group.leader()) {  // sleeps while the coordinator makes the group wait
+      msg::send(msg::Request{s.group}, 0, msg::kRequest, ctl);
+      MPI_Request req;
+      MPI_Irecv(&r, int(sizeof r), MPI_BYTE, 0, msg::kReply, ctl, &req);
+      wait_idle(req);
+    }
+    group.bcast_idle(r);
+    if (r.done) return;
+    const msg::Result res = run_job(s, r.job, group, be, grads, ctl);
+    if (group.leader()) msg::send_result(res, 0, ctl);
+  }
+}
+
+}  // namespace rs

@@ -1,0 +1,73 @@
+// Which job a rank group runs next: the order of new trials, ASHA rungs and
+// promotions, and the time budget. Pure: no MPI, no files, no clock of its
+// own (the caller passes the sweep's time), so it is tested with scripted
+// arrivals.
+//
+// ASHA (asynchronous successive halving, Li et al. 2020): every trial but the
+// default stops at the first rung (min_epochs) and is `pruned`. When a group
+// asks for work, the policy first looks for a promotion: from the highest
+// rung down, a trial among the top floor(n / reduction) of the n results at
+// that rung (ties: the earlier arrival) that is paused there resumes from its
+// checkpoint and trains to the next rung (min_epochs * reduction^k; past the
+// last rung, to its full epochs). Only then does a new trial start. While
+// running trials may still earn promotions, a group with nothing to do waits.
+// The default trial (0) is the baseline: it runs its full budget in one job,
+// and its results at each rung count.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "sweep/protocol.h"
+
+namespace rs {
+
+class SchedulePolicy {
+ public:
+  struct Options {
+    int64_t trials = 0;         // trial ids 0 .. trials - 1
+    std::vector<int64_t> skip;  // ids never run (grid points equal to the default)
+    bool asha = false;
+    int64_t min_epochs = 1, reduction = 3;
+    double time_budget = 0;  // seconds of sweep time after which nothing starts (0: none)
+  };
+  enum class Action { run, wait, done };
+  struct Decision {
+    Action action = Action::done;
+    Job job;
+  };
+
+  explicit SchedulePolicy(Options o);
+
+  // A trial recorded by an earlier run of the sweep (resume); its rung
+  // results come through rung().
+  void restore(int64_t trial, TrialStatus status, int64_t epochs);
+  // A trial's validation accuracy after `epoch` epochs, at a rung (repeats ignored).
+  void rung(int64_t trial, int64_t epoch, double val_accuracy);
+  // The next job for a group asking at sweep time `now` (seconds).
+  Decision next(double now);
+  // A job ended: the trial now stands at `epochs` with `status`.
+  void finished(int64_t trial, TrialStatus status, int64_t epochs);
+
+  // Trials the sweep runs (skipped ids excluded).
+  int64_t total() const { return m_opt.trials - int64_t(m_opt.skip.size()); }
+  size_t running() const { return m_running.size(); }
+
+ private:
+  Decision start(Job j);
+
+  struct State {
+    TrialStatus status;
+    int64_t epochs;
+  };
+  Options m_opt;
+  int64_t m_next = 0;
+  std::set<int64_t> m_started, m_running;  // started: handed out at least once (or skipped, or restored)
+  std::map<int64_t, State> m_state;       // trials that have ended a job
+  std::map<int64_t, std::vector<std::pair<int64_t, double>>> m_rungs;  // epoch -> (trial, val) in arrival order
+};
+
+}  // namespace rs

@@ -1,0 +1,70 @@
+// The sweep's vocabulary: trial status, jobs, and the messages between the
+// rank groups' leaders and the coordinator (a thread on world rank 0), on the
+// sweep's own communicator. Messages are typed structs sent as bytes; a
+// result carries its message text after its fixed part.
+#pragma once
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <string>
+
+namespace rs {
+
+enum class TrialStatus : int32_t { completed, pruned, diverged, failed };
+const char* to_string(TrialStatus s);
+// The status named by `text` (as in study files); false if it names none.
+bool parse_trial_status(const std::string& text, TrialStatus* s);
+
+// Work for a group: train `trial` from its checkpoint (if any) until
+// `stop_epoch` epochs (capped by the trial's train.epochs), or until the end
+// of its budget when `full_budget` is set.
+struct Job {
+  int64_t trial = 0;
+  int64_t stop_epoch = 0;
+  bool full_budget = false;
+};
+
+namespace msg {
+
+enum Tag : int { kRequest = 11, kReply, kRung, kResult };
+
+// leader -> coordinator: my group wants work.
+struct Request {
+  int64_t group = 0;
+};
+
+// coordinator -> leader: a job, or the end of the sweep for this group.
+struct Reply {
+  bool done = false;
+  Job job;
+};
+
+// leader -> coordinator: a running trial passed an ASHA rung.
+struct Rung {
+  int64_t trial = 0, epoch = 0;
+  double val_accuracy = 0;
+};
+
+// leader -> coordinator: a job ended.
+struct Result {
+  int64_t trial = 0, epochs = 0, group = 0;
+  TrialStatus status = TrialStatus::completed;
+  double best_val_accuracy = 0, test_accuracy = 0;  // test: at the best validation epoch
+  double wall_seconds = 0;                          // this job, measured by the group
+  std::string message;                              // why it diverged or failed
+};
+
+template <class T> void send(const T& m, int dest, Tag tag, MPI_Comm c) {
+  MPI_Send(&m, int(sizeof m), MPI_BYTE, dest, tag, c);
+}
+template <class T> T recv(int source, Tag tag, MPI_Comm c) {
+  T m;
+  MPI_Recv(&m, int(sizeof m), MPI_BYTE, source, tag, c, MPI_STATUS_IGNORE);
+  return m;
+}
+void send_result(const Result& r, int dest, MPI_Comm c);
+Result recv_result(int source, MPI_Comm c);
+
+}  // namespace msg
+}  // namespace rs
