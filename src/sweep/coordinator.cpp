@@ -53,12 +53,14 @@ Coordinator::Coordinator(const SweepConfig& sweep, Study previous, std::string d
 }
 
 void Coordinator::run() {
-  while (m_groups_done < m_groups) {
+  while (m_groups_done < m_groups || !m_unwritten.empty()) {
     int flag = 0;
     MPI_Status st;
     MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, m_ctl, &flag, &st);
     if (flag)
       serve(st);
+    else if (!m_unwritten.empty())
+      write_finished();
     else
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
@@ -121,32 +123,40 @@ void Coordinator::result(const msg::Result& m) {
   r.end_seconds = elapsed();
   m_started_at.erase(m.trial);
   r.params = make_trial(m_sweep, m.trial).params;
-  r.run_path = (fs::path(m_dir) / "trials" / std::to_string(m.trial) / "run.h5").string();
-  if (fs::exists(r.run_path)) {
-    try {
-      m_study.curves[m.trial] = read_run_file(r.run_path).history.cols;
-    } catch (const UserError&) {
-    }
-  } else {
-    r.run_path.clear();
-  }
   if (TrialRow* old = row(m.trial)) {  // a promoted trial: its row now holds its latest job (wall: all its jobs)
     r.wall_seconds += old->wall_seconds;
     *old = std::move(r);
   } else {
     m_study.rows.push_back(std::move(r));
   }
-  m_policy.finished(m.trial, m.status, m.epochs);
-  record_rungs(m.trial, m.epochs);
-  write_study((fs::path(m_dir) / "study.h5").string(), m_study, m_world, elapsed());
-  print_progress(m);
+  m_policy.finished(m.trial, m.status, m.epochs);  // its rungs came as Rung messages
+  m_unwritten.emplace_back(m.trial, m.wall_seconds);
   // Groups that were told to wait may have work now (or be done).
   std::vector<int> waiting;
   std::swap(waiting, m_waiting);
   for (int leader : waiting) reply(leader);
 }
 
-void Coordinator::print_progress(const msg::Result& m) const {
+void Coordinator::write_finished() {
+  for (const auto& [trial, wall] : m_unwritten) {
+    TrialRow& r = *row(trial);
+    r.run_path = (fs::path(m_dir) / "trials" / std::to_string(trial) / "run.h5").string();
+    if (fs::exists(r.run_path)) {
+      try {
+        m_study.curves[trial] = read_run_file(r.run_path).history.cols;
+      } catch (const UserError&) {
+      }
+    } else {
+      r.run_path.clear();
+    }
+    record_rungs(trial, r.epochs);  // a job that had nothing to train (its checkpoint was past its stop)
+  }
+  write_study((fs::path(m_dir) / "study.h5").string(), m_study, m_world, elapsed());
+  for (const auto& [trial, wall] : m_unwritten) print_progress(*row(trial), wall);
+  m_unwritten.clear();
+}
+
+void Coordinator::print_progress(const TrialRow& r, double wall_seconds) const {
   const int b = best_row(m_study);
   const TrialRow& best = m_study.rows[size_t(b < 0 ? 0 : b)];
   // Time left: the pace so far over the trials still without a result (ASHA's
@@ -155,8 +165,8 @@ void Coordinator::print_progress(const msg::Result& m) const {
   const double left = fresh ? elapsed() / double(fresh) * double(size_t(total()) - have) : 0;
   fmt::print("trial {:>4} {:<9} group {} epochs {:>3} val {:.2f}% test {:.2f}% {:>6}  | {}/{} trials have results "
              "({} running), best #{} {:.2f}%, elapsed {}, left ~{}\n",
-             m.trial, to_string(m.status), m.group, m.epochs, 100 * m.best_val_accuracy, 100 * m.test_accuracy,
-             format_seconds(m.wall_seconds), have, total(), m_policy.running(), best.id, 100 * best.best_val_accuracy,
+             r.id, to_string(r.status), r.group, r.epochs, 100 * r.best_val_accuracy, 100 * r.test_accuracy,
+             format_seconds(wall_seconds), have, total(), m_policy.running(), best.id, 100 * best.best_val_accuracy,
              format_seconds(elapsed()), format_seconds(left));
   std::fflush(stdout);
 }

@@ -2,8 +2,9 @@
 // on the sweep's own communicator, so no training step waits for it. It
 // answers the group leaders (rank 0's own group included, by the same
 // messages), keeps the sweep's one clock (every job's start and end are
-// stamped here), asks the SchedulePolicy what runs next, rewrites study.h5
-// after every finished job and prints one progress line per job.
+// stamped here) and asks the SchedulePolicy what runs next. Finished jobs are
+// written to study.h5 (and get their progress line) as soon as no message is
+// waiting, so a group's next job is never held up by the file.
 #pragma once
 
 #include <mpi.h>
@@ -39,9 +40,10 @@ class Coordinator {
   void serve(const MPI_Status& st);
   void reply(int leader);  // the next job for the group of `leader`, or remember it as waiting
   void result(const msg::Result& m);
+  void write_finished();  // curves of the jobs finished since the last write, study.h5, progress lines
   void record_rungs(int64_t trial, int64_t epochs);  // from the trial's curves
   TrialRow* row(int64_t trial);
-  void print_progress(const msg::Result& m) const;
+  void print_progress(const TrialRow& r, double wall_seconds) const;
 
   SweepConfig m_sweep;
   Study m_study;
@@ -54,6 +56,7 @@ class Coordinator {
   int m_groups_done = 0;
   std::vector<int> m_waiting;                 // leaders told nothing yet
   std::map<int64_t, double> m_started_at;     // running trial -> sweep time its job was handed out
+  std::vector<std::pair<int64_t, double>> m_unwritten;  // finished jobs (trial, wall seconds) not in study.h5 yet
   Clock::time_point m_t0;
 };
 

@@ -48,7 +48,7 @@ msg::Result run_job(const GroupSetup& s, const Job& job, const Comm& gc, Backend
       tr.run_epoch();
       if (gc.leader()) {
         write_run_file(run, cfg.text, tr.model(), tr.optimizer(), s.data.mean, s.data.inv_std, tr.history(), prov);
-        if (tr.epochs_done() < stop && std::find(rungs.begin(), rungs.end(), tr.epochs_done()) != rungs.end())
+        if (std::find(rungs.begin(), rungs.end(), tr.epochs_done()) != rungs.end())
           msg::send(msg::Rung{id, tr.epochs_done(), tr.history().cols.at("val_accuracy").back()}, 0, msg::kRung, ctl);
       }
     }
