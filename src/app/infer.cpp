@@ -124,13 +124,17 @@ void top_k(const float* logits, int K, int k, int32_t* labels, float* probs, std
   }
 }
 
-}  // namespace
+// The model, read and checked by rank 0 and broadcast: its config, input
+// shape, normalisation and weights (the other ranks never open the file).
+struct LoadedModel {
+  RunFile rf;  // everything but the tensors, on every rank
+  Config cfg;
+  double recorded_test = NAN;  // the test accuracy its run recorded
+};
 
-int infer_command(const InferOptions& opt, const Comm& world) {
-  const auto t_start = Clock::now();
-  const std::string tmp = opt.out + ".partial";
-  // ---- rank 0: the output path and the model file; everything else is broadcast
-  RunFile rf;
+LoadedModel read_model(const InferOptions& opt, const Comm& world) {
+  LoadedModel m;
+  RunFile& rf = m.rf;
   world.root_only([&] {
     std::error_code ec;
     if (fs::exists(opt.out, ec) && !opt.overwrite)
@@ -145,32 +149,28 @@ int infer_command(const InferOptions& opt, const Comm& world) {
   rf.c = shape[0], rf.h = shape[1], rf.w = shape[2], rf.classes = shape[3];
   world.bcast_vector(rf.mean);
   world.bcast_vector(rf.inv_std);
-  double recorded_test = NAN;
-  if (rf.history.cols.count("test_accuracy")) recorded_test = rf.history.cols.at("test_accuracy").back();
-  world.bcast(recorded_test);
+  if (rf.history.cols.count("test_accuracy")) m.recorded_test = rf.history.cols.at("test_accuracy").back();
+  world.bcast(m.recorded_test);
+  world.agree([&] { m.cfg = parse_config_text(rf.config_text, opt.model + " (its config)", {}); });
+  if (!opt.device.empty()) m.cfg.train.device = opt.device;
+  return m;
+}
 
-  Config cfg;
-  world.agree([&] { cfg = parse_config_text(rf.config_text, opt.model + " (its config)", {}); });
-  if (!opt.device.empty()) cfg.train.device = opt.device;
-  std::string why, dev_why;
-  const int threads = choose_threads(world, &why);
-  std::unique_ptr<Backend> be;
-  world.agree([&] { be = make_backend(cfg.train, world, &dev_why); });
-  const int B = opt.batch_size, K = rf.classes, k = std::min(opt.top_k, K);
-  Model model(*be, cfg.model, Shape{rf.c, rf.h, rf.w}, K, B);
-  {
-    std::vector<float> p;
-    world.root_only([&] {
-      load_into(rf, model, nullptr);
-      p = model.params_host();
-    });
-    world.bcast_vector(p);
-    if (!world.leader()) model.set_params_host(p);
-  }
+// The model's weights into `model` on every rank (rank 0 reads, all receive).
+void load_weights(const LoadedModel& m, Model& model, const Comm& world) {
+  std::vector<float> p;
+  world.root_only([&] {
+    load_into(m.rf, model, nullptr);
+    p = model.params_host();
+  });
+  world.bcast_vector(p);
+  if (!world.leader()) model.set_params_host(p);
+}
 
-  // ---- the input: every rank opens it and reads its own slice
-  const auto t_input = Clock::now();
-  SourceOptions so{opt.data, opt.format, opt.labels, K, rf.c, rf.h, rf.w};
+// The input, opened by every rank (headers only); its shape must fit the
+// model and every rank must see the same number of samples.
+std::unique_ptr<Source> open_input(const InferOptions& opt, const RunFile& rf, const Comm& world) {
+  const SourceOptions so{opt.data, opt.format, opt.labels, rf.classes, rf.c, rf.h, rf.w};
   std::unique_ptr<Source> src;
   world.agree([&] {
     src = open_source(so);
@@ -178,9 +178,97 @@ int infer_command(const InferOptions& opt, const Comm& world) {
       fail("{}: images are {}x{}x{} (CxHxW), the model takes {}x{}x{}", opt.data, src->c(), src->h(), src->w(), rf.c,
            rf.h, rf.w);
   });
-  int64_t sizes[2] = {-src->size(), src->size()};  // every rank must have seen the same input
+  int64_t sizes[2] = {-src->size(), src->size()};
   MPI_Allreduce(MPI_IN_PLACE, sizes, 2, MPI_INT64_T, MPI_MAX, world.raw());
-  if (-sizes[0] != sizes[1]) fail("{}: the ranks see {} to {} samples (did the input change?)", opt.data, -sizes[0], sizes[1]);
+  if (-sizes[0] != sizes[1])
+    fail("{}: the ranks see {} to {} samples (did the input change?)", opt.data, -sizes[0], sizes[1]);
+  return src;
+}
+
+// This rank's predictions for one chunk of its slice: top-k labels and
+// probabilities (cnt, k), and correct top-1/top-k counts added to `correct`.
+struct ChunkPredictions {
+  std::vector<int32_t> labels;
+  std::vector<float> probs;
+};
+
+ChunkPredictions predict_chunk(const Dataset& ds, Model& model, Backend& be, const RunFile& rf, int B, int k,
+                               bool has_labels, int64_t correct[2]) {
+  const int64_t cnt = ds.n;
+  const int K = rf.classes;
+  ChunkPredictions out{std::vector<int32_t>(size_t(cnt) * k), std::vector<float>(size_t(cnt) * k)};
+  Buffer<int32_t> labels_dev(be, size_t(B));
+  std::vector<float> logits(size_t(B) * K);
+  std::vector<int> order(static_cast<size_t>(K));
+  std::vector<int64_t> idx(static_cast<size_t>(cnt));
+  std::iota(idx.begin(), idx.end(), 0);
+  // Batch s+1 is queued right after batch s's forward pass (the CUDA backend
+  // gathers and uploads it while s computes), then s's logits come back.
+  auto load = [&](int64_t b0) {
+    be.load_batch(model.input(), labels_dev.data(), ds.view(), idx.data() + b0, int(std::min<int64_t>(B, cnt - b0)),
+                  rf.mean.data(), rf.inv_std.data());
+  };
+  if (cnt > 0) load(0);
+  for (int64_t b0 = 0; b0 < cnt; b0 += B) {
+    const int nb = int(std::min<int64_t>(B, cnt - b0));
+    const float* dev_logits = model.forward(Pass{nb, false, 0, 0, 0});
+    if (b0 + B < cnt) load(b0 + B);
+    be.download(logits.data(), dev_logits, size_t(nb) * K * sizeof(float));
+    for (int i = 0; i < nb; ++i) {
+      const size_t row = size_t(b0 + i);
+      int32_t* lab = out.labels.data() + row * k;
+      top_k(logits.data() + size_t(i) * K, K, k, lab, out.probs.data() + row * k, order);
+      if (has_labels) {
+        const int32_t y = ds.labels[row];
+        correct[0] += lab[0] == y;
+        correct[1] += std::find(lab, lab + k, y) != lab + k;
+      }
+    }
+  }
+  return out;
+}
+
+// Attributes of the predictions file: written by every rank with the same
+// values (collective metadata).
+void write_attributes(hid_t f, const InferOptions& opt, const LoadedModel& m, const Source& src, int k, int ranks,
+                      double seconds, const int64_t correct[2]) {
+  const int64_t n = src.size();
+  h5_attr(f, "/", "format", std::string("ranksweep-predictions"));
+  h5_attr(f, "/", "model", opt.model + (m.rf.root.empty() ? "" : ":" + m.rf.root));
+  h5_attr(f, "/", "input", opt.data);
+  h5_attr(f, "/", "input_format", src.format());
+  h5_attr(f, "/", "top_k", int64_t(k));
+  h5_attr(f, "/", "ranks", int64_t(ranks));
+  h5_attr(f, "/", "seconds", seconds);
+  h5_attr(f, "/", "images_per_second", double(n) / seconds);
+  h5_attr(f, "/", "class_names", class_names(m.cfg, opt.data, m.rf.classes));
+  if (src.has_labels()) {
+    h5_attr(f, "/", "labels", src.labels_path());
+    h5_attr(f, "/", "top1_accuracy", double(correct[0]) / double(n));
+    h5_attr(f, "/", "topk_accuracy", double(correct[1]) / double(n));
+  }
+}
+
+}  // namespace
+
+int infer_command(const InferOptions& opt, const Comm& world) {
+  const auto t_start = Clock::now();
+  const std::string tmp = opt.out + ".partial";
+
+  // ---- the model (rank 0 reads, every rank receives) and the backend
+  const LoadedModel m = read_model(opt, world);
+  const RunFile& rf = m.rf;
+  std::string why, dev_why;
+  const int threads = choose_threads(world, &why);
+  std::unique_ptr<Backend> be;
+  world.agree([&] { be = make_backend(m.cfg.train, world, &dev_why); });
+  const int B = opt.batch_size, K = rf.classes, k = std::min(opt.top_k, K);
+  Model model(*be, m.cfg.model, Shape{rf.c, rf.h, rf.w}, K, B);
+  load_weights(m, model, world);
+
+  // ---- the input: every rank opens it and reads its own contiguous slice
+  const auto t_input = Clock::now();
+  const std::unique_ptr<Source> src = open_input(opt, rf, world);
   const int64_t n = src->size(), R = world.size(), r = world.rank();
   const int64_t lo = n * r / R, hi = n * (r + 1) / R;
   const int64_t chunk = std::max<int64_t>(B, (16384 / B) * B);
@@ -191,14 +279,14 @@ int infer_command(const InferOptions& opt, const Comm& world) {
     fmt::print("infer: model {}{} ({}x{}x{} -> {} classes{}); input {} ({}, {} samples{}); device {} ({}); {} rank(s) x "
                "{} thread(s)\n",
                opt.model, rf.root.empty() ? "" : ":" + rf.root, rf.c, rf.h, rf.w, K,
-               std::isnan(recorded_test) ? "" : fmt::format(", recorded test accuracy {:.2f}%", 100 * recorded_test),
+               std::isnan(m.recorded_test) ? "" : fmt::format(", recorded test accuracy {:.2f}%", 100 * m.recorded_test),
                opt.data, src->format(), n, src->has_labels() ? ", labels " + src->labels_path() : "", be->name(),
                dev_why, world.size(), threads);
     std::fflush(stdout);
   }
 
-  // ---- predictions, written collectively to OUT.partial, renamed when complete
-  struct Cleanup {  // destroyed after the file is closed
+  // ---- predictions, chunk by chunk, written collectively to OUT.partial
+  struct Cleanup {  // destroyed after the file is closed: a failed run leaves no .partial
     const Comm& world;
     const std::string& tmp;
     bool done = false;
@@ -211,51 +299,22 @@ int infer_command(const InferOptions& opt, const Comm& world) {
   double busy = 0;
   {
     PredFile out(tmp, world, n, k, name_len, src->has_labels());
-    Buffer<int32_t> labels_dev(*be, size_t(B));
-    std::vector<float> logits(size_t(B) * K);
-    std::vector<int> order(static_cast<size_t>(K));
-    std::vector<int64_t> idx;
     auto last_print = Clock::now();
     for (int64_t round = 0; round < rounds; ++round) {
       const int64_t first = lo + round * chunk, cnt = std::clamp<int64_t>(hi - first, 0, chunk);
       const auto t0 = Clock::now();
       Dataset ds;
       world.agree([&] { ds = src->read(first, cnt); });
-      std::vector<int32_t> lab(size_t(cnt) * k);
-      std::vector<float> prob(size_t(cnt) * k);
+      const ChunkPredictions p = predict_chunk(ds, model, *be, rf, B, k, src->has_labels(), correct);
+      busy += since(t0);
       std::vector<int64_t> index(static_cast<size_t>(cnt));
       std::iota(index.begin(), index.end(), first);
-      idx.resize(size_t(cnt));
-      std::iota(idx.begin(), idx.end(), 0);
-      // Batch s+1 is queued right after batch s's forward pass (the CUDA
-      // backend gathers and uploads it while s computes), then s's logits come back.
-      auto load = [&](int64_t b0) {
-        be->load_batch(model.input(), labels_dev.data(), ds.view(), idx.data() + b0, int(std::min<int64_t>(B, cnt - b0)),
-                       rf.mean.data(), rf.inv_std.data());
-      };
-      if (cnt > 0) load(0);
-      for (int64_t b0 = 0; b0 < cnt; b0 += B) {
-        const int nb = int(std::min<int64_t>(B, cnt - b0));
-        const float* dev_logits = model.forward(Pass{nb, false, 0, 0, 0});
-        if (b0 + B < cnt) load(b0 + B);
-        be->download(logits.data(), dev_logits, size_t(nb) * K * sizeof(float));
-        for (int i = 0; i < nb; ++i) {
-          const size_t row = size_t(b0 + i);
-          top_k(logits.data() + size_t(i) * K, K, k, lab.data() + row * k, prob.data() + row * k, order);
-          if (src->has_labels()) {
-            const int32_t y = ds.labels[row];
-            correct[0] += lab[row * k] == y;
-            correct[1] += std::find(lab.data() + row * k, lab.data() + (row + 1) * k, y) != lab.data() + (row + 1) * k;
-          }
-        }
-      }
-      busy += since(t0);
       std::vector<char> names(size_t(cnt) * name_len, 0);
       for (int64_t i = 0; i < cnt && name_len; ++i) {
         const std::string& s = src->names()[size_t(first + i)];
         std::copy(s.begin(), s.end(), names.begin() + i * int64_t(name_len));
       }
-      out.write(first, cnt, lab.data(), prob.data(), index.data(), ds.labels.data(), names.data());
+      out.write(first, cnt, p.labels.data(), p.probs.data(), index.data(), ds.labels.data(), names.data());
       if (world.leader() && (since(last_print) > 5 || round + 1 == rounds)) {
         int64_t done = 0;  // every rank is at the same round (the writes are collective)
         for (int64_t q = 0; q < R; ++q) done += std::min(n * (q + 1) / R - n * q / R, (round + 1) * chunk);
@@ -268,25 +327,11 @@ int infer_command(const InferOptions& opt, const Comm& world) {
       }
     }
     MPI_Allreduce(MPI_IN_PLACE, correct, 2, MPI_INT64_T, MPI_SUM, world.raw());
-    // Attributes: written by every rank with the same values (collective metadata).
-    h5_attr(out.id(), "/", "format", std::string("ranksweep-predictions"));
-    h5_attr(out.id(), "/", "model", opt.model + (rf.root.empty() ? "" : ":" + rf.root));
-    h5_attr(out.id(), "/", "input", opt.data);
-    h5_attr(out.id(), "/", "input_format", src->format());
-    h5_attr(out.id(), "/", "top_k", int64_t(k));
-    h5_attr(out.id(), "/", "ranks", int64_t(world.size()));
     double secs = since(t_input);  // input opened .. last rows written; rank 0's, as attributes must agree
     world.bcast(secs);
-    h5_attr(out.id(), "/", "seconds", secs);
-    h5_attr(out.id(), "/", "images_per_second", double(n) / secs);
-    h5_attr(out.id(), "/", "class_names", class_names(cfg, opt.data, K));
-    if (src->has_labels()) {
-      h5_attr(out.id(), "/", "labels", src->labels_path());
-      h5_attr(out.id(), "/", "top1_accuracy", double(correct[0]) / double(n));
-      h5_attr(out.id(), "/", "topk_accuracy", double(correct[1]) / double(n));
-    }
+    write_attributes(out.id(), opt, m, *src, k, world.size(), secs, correct);
   }
-  world.root_only([&] {
+  world.root_only([&] {  // complete: OUT.partial -> OUT
     std::error_code ec;
     fs::rename(tmp, opt.out, ec);
     if (ec) fail("{}: cannot rename {} to it: {}", opt.out, tmp, ec.message());
