@@ -30,8 +30,8 @@ ConvPlan conv_plan_create(const ConvShape& s, bool deterministic, const GpuConte
   CUDNN_CHECK(cudnnSetTensor4dDescriptor(p.x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, s.B, s.C, s.H, s.W));
   CUDNN_CHECK(cudnnSetTensor4dDescriptor(p.y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, s.B, s.OC, s.OH, s.OW));
   CUDNN_CHECK(cudnnSetFilter4dDescriptor(p.w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, s.OC, s.C, s.K, s.K));
-  CUDNN_CHECK(cudnnSetConvolution2dDescriptor(p.conv, s.pad, s.pad, s.stride, s.stride, 1, 1,
-                                              CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  CUDNN_CHECK(cudnnSetConvolution2dDescriptor(p.conv, s.pad, s.pad, s.stride, s.stride, 1, 1, CUDNN_CROSS_CORRELATION,
+                                              CUDNN_DATA_FLOAT));
   CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, CUDNN_FMA_MATH));
 
   constexpr int kMax = 16;
@@ -65,8 +65,8 @@ void conv_plan_destroy(ConvPlan& p) noexcept {
 void conv2d_forward_gpu(float* out, const float* in, const float* w, const float* b, const ConvShape& s,
                         const ConvPlan& p, void* ws, const GpuContext& ctx) {
   const float one = 1.f, zero = 0.f;
-  CUDNN_CHECK(cudnnConvolutionForward(ctx.cudnn, &one, p.x, in, p.w, w, p.conv, p.fwd, ws, p.workspace_bytes, &zero,
-                                      p.y, out));
+  CUDNN_CHECK(
+      cudnnConvolutionForward(ctx.cudnn, &one, p.x, in, p.w, w, p.conv, p.fwd, ws, p.workspace_bytes, &zero, p.y, out));
   bias_add_gpu(out, b, s.B, s.OC, size_t(s.OH) * s.OW, ctx.stream);
 }
 

@@ -24,15 +24,15 @@ const char* cublas_error_string(cublasStatus_t s);
 
 }  // namespace rs
 
-#define RS_GPU_CHECK_(lib, ok, errstr, call)                               \
-  do {                                                                     \
-    const auto rs_status_ = (call);                                        \
-    if (!(ok)) ::rs::gpu_fail(lib, #call, (errstr), __FILE__, __LINE__);   \
+#define RS_GPU_CHECK_(lib, ok, errstr, call)                             \
+  do {                                                                   \
+    const auto rs_status_ = (call);                                      \
+    if (!(ok)) ::rs::gpu_fail(lib, #call, (errstr), __FILE__, __LINE__); \
   } while (0)
-#define RS_GPU_WARN_(lib, ok, errstr, call)                                \
-  do {                                                                     \
-    const auto rs_status_ = (call);                                        \
-    if (!(ok)) ::rs::gpu_warn(lib, #call, (errstr), __FILE__, __LINE__);   \
+#define RS_GPU_WARN_(lib, ok, errstr, call)                              \
+  do {                                                                   \
+    const auto rs_status_ = (call);                                      \
+    if (!(ok)) ::rs::gpu_warn(lib, #call, (errstr), __FILE__, __LINE__); \
   } while (0)
 
 #define CUDA_CHECK(call) RS_GPU_CHECK_("CUDA", rs_status_ == cudaSuccess, cudaGetErrorString(rs_status_), call)

@@ -5,9 +5,8 @@
 
 namespace rs {
 
-template <class S>
-__global__ void normalize_kernel(float* out, const S* in, int C, size_t HW, float scale, const float* mean,
-                                 const float* inv_std, size_t n) {
+template <class S> __global__ void normalize_kernel(float* out, const S* in, int C, size_t HW, float scale,
+                                                    const float* mean, const float* inv_std, size_t n) {
   RS_GRID_STRIDE(i, n) {
     const int c = int((i / HW) % C);
     out[i] = normalize_pixel(float(in[i]), scale, mean[c], inv_std[c]);

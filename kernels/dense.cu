@@ -55,8 +55,7 @@ void dense_backward_gpu(float* din, float* dw, float* db, const float* dout, con
   bias_grad_gpu(db, dout, B, OUT, 1, ctx.stream);
   // din (B, IN) = dout . w   <=>  col-major din^T (IN, B) = w^T . dout^T
   if (din)
-    CUBLAS_CHECK(
-        cublasSgemm(ctx.cublas, CUBLAS_OP_N, CUBLAS_OP_N, IN, B, OUT, &one, w, IN, dout, OUT, &zero, din, IN));
+    CUBLAS_CHECK(cublasSgemm(ctx.cublas, CUBLAS_OP_N, CUBLAS_OP_N, IN, B, OUT, &one, w, IN, dout, OUT, &zero, din, IN));
 }
 
 }  // namespace rs

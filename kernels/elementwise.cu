@@ -20,9 +20,14 @@ __global__ void dropout_kernel(float* y, const float* x, float p, uint64_t key, 
 void activation_forward_gpu(Act a, float* y, const float* x, size_t n, cudaStream_t st) {
   if (n == 0) return;
   switch (a) {
-    case Act::relu: act_forward_kernel<Act::relu><<<grid_for(n), kThreads, 0, st>>>(y, x, n); break;
-    case Act::tanh: act_forward_kernel<Act::tanh><<<grid_for(n), kThreads, 0, st>>>(y, x, n); break;
-    default: act_forward_kernel<Act::sigmoid><<<grid_for(n), kThreads, 0, st>>>(y, x, n);
+    case Act::relu:
+      act_forward_kernel<Act::relu><<<grid_for(n), kThreads, 0, st>>>(y, x, n);
+      break;
+    case Act::tanh:
+      act_forward_kernel<Act::tanh><<<grid_for(n), kThreads, 0, st>>>(y, x, n);
+      break;
+    default:
+      act_forward_kernel<Act::sigmoid><<<grid_for(n), kThreads, 0, st>>>(y, x, n);
   }
   CUDA_CHECK_LAUNCH();
 }
@@ -30,9 +35,14 @@ void activation_forward_gpu(Act a, float* y, const float* x, size_t n, cudaStrea
 void activation_backward_gpu(Act a, float* dx, const float* dy, const float* y, size_t n, cudaStream_t st) {
   if (n == 0) return;
   switch (a) {
-    case Act::relu: act_backward_kernel<Act::relu><<<grid_for(n), kThreads, 0, st>>>(dx, dy, y, n); break;
-    case Act::tanh: act_backward_kernel<Act::tanh><<<grid_for(n), kThreads, 0, st>>>(dx, dy, y, n); break;
-    default: act_backward_kernel<Act::sigmoid><<<grid_for(n), kThreads, 0, st>>>(dx, dy, y, n);
+    case Act::relu:
+      act_backward_kernel<Act::relu><<<grid_for(n), kThreads, 0, st>>>(dx, dy, y, n);
+      break;
+    case Act::tanh:
+      act_backward_kernel<Act::tanh><<<grid_for(n), kThreads, 0, st>>>(dx, dy, y, n);
+      break;
+    default:
+      act_backward_kernel<Act::sigmoid><<<grid_for(n), kThreads, 0, st>>>(dx, dy, y, n);
   }
   CUDA_CHECK_LAUNCH();
 }

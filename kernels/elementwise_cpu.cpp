@@ -16,17 +16,23 @@ template <Act A, class T> static void act_bwd(T* dx, const T* dy, const T* y, si
 
 template <class T> void activation_forward_cpu(Act a, T* y, const T* x, size_t n) {
   switch (a) {
-    case Act::relu: return act_fwd<Act::relu>(y, x, n);
-    case Act::tanh: return act_fwd<Act::tanh>(y, x, n);
-    default: return act_fwd<Act::sigmoid>(y, x, n);
+    case Act::relu:
+      return act_fwd<Act::relu>(y, x, n);
+    case Act::tanh:
+      return act_fwd<Act::tanh>(y, x, n);
+    default:
+      return act_fwd<Act::sigmoid>(y, x, n);
   }
 }
 
 template <class T> void activation_backward_cpu(Act a, T* dx, const T* dy, const T* y, size_t n) {
   switch (a) {
-    case Act::relu: return act_bwd<Act::relu>(dx, dy, y, n);
-    case Act::tanh: return act_bwd<Act::tanh>(dx, dy, y, n);
-    default: return act_bwd<Act::sigmoid>(dx, dy, y, n);
+    case Act::relu:
+      return act_bwd<Act::relu>(dx, dy, y, n);
+    case Act::tanh:
+      return act_bwd<Act::tanh>(dx, dy, y, n);
+    default:
+      return act_bwd<Act::sigmoid>(dx, dy, y, n);
   }
 }
 
@@ -49,10 +55,10 @@ void dropout_backward_cpu(T* dx, const T* dy, float p, uint64_t key, int B, size
   apply_dropout(dx, dy, p, key, B, per_sample, first_sample);
 }
 
-#define RS_INSTANTIATE(T)                                                                          \
-  template void activation_forward_cpu<T>(Act, T*, const T*, size_t);                             \
-  template void activation_backward_cpu<T>(Act, T*, const T*, const T*, size_t);                  \
-  template void dropout_forward_cpu<T>(T*, const T*, float, uint64_t, int, size_t, uint64_t);     \
+#define RS_INSTANTIATE(T)                                                                     \
+  template void activation_forward_cpu<T>(Act, T*, const T*, size_t);                         \
+  template void activation_backward_cpu<T>(Act, T*, const T*, const T*, size_t);              \
+  template void dropout_forward_cpu<T>(T*, const T*, float, uint64_t, int, size_t, uint64_t); \
   template void dropout_backward_cpu<T>(T*, const T*, float, uint64_t, int, size_t, uint64_t);
 RS_INSTANTIATE(float)
 RS_INSTANTIATE(double)

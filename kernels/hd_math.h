@@ -33,16 +33,22 @@ template <class T> HD inline T sigmoid_grad(T y, T dy) { return dy * y * (T(1) -
 
 template <class T> HD inline T act_forward(Act a, T x) {
   switch (a) {
-    case Act::relu: return relu(x);
-    case Act::tanh: return tanh_act(x);
-    default: return sigmoid(x);
+    case Act::relu:
+      return relu(x);
+    case Act::tanh:
+      return tanh_act(x);
+    default:
+      return sigmoid(x);
   }
 }
 template <class T> HD inline T act_backward(Act a, T y, T dy) {
   switch (a) {
-    case Act::relu: return relu_grad(y, dy);
-    case Act::tanh: return tanh_grad(y, dy);
-    default: return sigmoid_grad(y, dy);
+    case Act::relu:
+      return relu_grad(y, dy);
+    case Act::tanh:
+      return tanh_grad(y, dy);
+    default:
+      return sigmoid_grad(y, dy);
   }
 }
 
@@ -92,9 +98,7 @@ HD inline uint64_t mix64(uint64_t x) {
   x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
   return x ^ (x >> 31);
 }
-HD inline uint64_t rng_key(uint64_t seed, uint64_t a, uint64_t b = 0) {
-  return mix64(mix64(mix64(seed) ^ a) ^ b);
-}
+HD inline uint64_t rng_key(uint64_t seed, uint64_t a, uint64_t b = 0) { return mix64(mix64(mix64(seed) ^ a) ^ b); }
 
 // ---- dropout: keep with probability 1-p, scale kept values by 1/(1-p) ----
 // The mask of element e of the sample with global index s at step t is a pure
@@ -107,8 +111,7 @@ template <class T> HD inline T dropout_scale(uint64_t key, uint64_t sample, uint
 // ---- softmax cross-entropy over one row of K logits ----
 // Writes d = (softmax(z) - onehot(label)) * scale into d (may be null), returns
 // the loss -log softmax(z)[label] and sets *argmax.
-template <class T>
-HD inline T softmax_xent_row(const T* z, int label, int K, T scale, T* d, int* argmax) {
+template <class T> HD inline T softmax_xent_row(const T* z, int label, int K, T scale, T* d, int* argmax) {
   T m = z[0];
   int am = 0;
   for (int k = 1; k < K; ++k)
@@ -140,8 +143,8 @@ HD inline void sgd_update(float* p, float* v, float g, const SgdParams& o) {
 
 struct AdamParams {
   float lr, beta1, beta2, eps, weight_decay;
-  bool decoupled;        // AdamW: p <- p - lr*wd*p; Adam: g <- g + wd*p
-  float bias1, bias2;    // 1 - beta1^t, 1 - beta2^t for the step t being taken
+  bool decoupled;      // AdamW: p <- p - lr*wd*p; Adam: g <- g + wd*p
+  float bias1, bias2;  // 1 - beta1^t, 1 - beta2^t for the step t being taken
 };
 HD inline void adam_update(float* p, float* m, float* v, float g, const AdamParams& o) {
   if (o.decoupled)

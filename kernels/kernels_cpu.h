@@ -18,16 +18,16 @@
 namespace rs {
 
 struct ConvShape {
-  int B, C, H, W;     // input (B, C, H, W)
+  int B, C, H, W;  // input (B, C, H, W)
   int OC, K, stride, pad;
-  int OH, OW;         // output (B, OC, OH, OW)
+  int OH, OW;  // output (B, OC, OH, OW)
   size_t col_rows() const { return size_t(C) * K * K; }
 };
 
 struct PoolShape {
-  int B, C, H, W;     // input (B, C, H, W)
+  int B, C, H, W;  // input (B, C, H, W)
   int K, stride, pad;
-  int OH, OW;         // output (B, C, OH, OW)
+  int OH, OW;  // output (B, C, OH, OW)
 };
 
 // ---- dense: out (B, OUT) = in (B, IN) . w^T (IN, OUT) + b (OUT); w is (OUT, IN)
@@ -58,9 +58,8 @@ void dropout_backward_cpu(T* dx, const T* dy, float p, uint64_t key, int B, size
 // ---- softmax cross-entropy: logits (B, K), labels (B). Writes per-sample loss
 // (B), predicted class (B) and, when dlogits is not null, the gradient of
 // scale * sum(loss) with respect to the logits.
-template <class T>
-void softmax_xent_cpu(T* dlogits, T* loss, int32_t* pred, const T* logits, const int32_t* labels, int B, int K,
-                      T scale);
+template <class T> void softmax_xent_cpu(T* dlogits, T* loss, int32_t* pred, const T* logits, const int32_t* labels,
+                                         int B, int K, T scale);
 
 // ---- optimizers over a flat buffer of n parameters
 void sgd_update_cpu(float* p, float* v, const float* g, size_t n, const SgdParams& o);
@@ -70,7 +69,7 @@ void adam_update_cpu(float* p, float* m, float* v, const float* g, size_t n, con
 // mean and inv_std; data is (N, C, HW) uint8 (scale 1/255) or float (scale 1)
 void gather_normalize_cpu(float* out, const uint8_t* data, const int64_t* idx, int B, int C, size_t HW,
                           const float* mean, const float* inv_std);
-void gather_normalize_cpu(float* out, const float* data, const int64_t* idx, int B, int C, size_t HW,
-                          const float* mean, const float* inv_std);
+void gather_normalize_cpu(float* out, const float* data, const int64_t* idx, int B, int C, size_t HW, const float* mean,
+                          const float* inv_std);
 
 }  // namespace rs

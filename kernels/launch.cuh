@@ -10,9 +10,7 @@ namespace rs {
 
 constexpr int kThreads = 256;
 
-inline unsigned grid_for(size_t n) {
-  return unsigned(std::min<size_t>((n + kThreads - 1) / kThreads, 65535u * 8u));
-}
+inline unsigned grid_for(size_t n) { return unsigned(std::min<size_t>((n + kThreads - 1) / kThreads, 65535u * 8u)); }
 
 #define RS_GRID_STRIDE(i, n) \
   for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); i += size_t(blockDim.x) * gridDim.x)

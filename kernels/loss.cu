@@ -14,8 +14,8 @@ __global__ void softmax_xent_kernel(float* dlogits, const float* logits, const i
   double loss = 0, hit = 0;
   if (b < B) {
     int am = 0;
-    loss = softmax_xent_row(logits + size_t(b) * K, labels[b], K, scale,
-                            dlogits ? dlogits + size_t(b) * K : nullptr, &am);
+    loss =
+        softmax_xent_row(logits + size_t(b) * K, labels[b], K, scale, dlogits ? dlogits + size_t(b) * K : nullptr, &am);
     hit = am == labels[b];
   }
   loss_part[threadIdx.x] = loss;
@@ -38,7 +38,7 @@ void softmax_xent_gpu(float* dlogits, const float* logits, const int32_t* labels
                       double* metrics, cudaStream_t st) {
   if (B == 0) return;
   softmax_xent_kernel<<<(B + kThreads - 1) / kThreads, kThreads, 0, st>>>(dlogits, logits, labels, B, K, scale,
-                                                                           metrics);
+                                                                          metrics);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -3,14 +3,13 @@
 
 namespace rs {
 
-template <class T>
-void softmax_xent_cpu(T* dlogits, T* loss, int32_t* pred, const T* logits, const int32_t* labels, int B, int K,
-                      T scale) {
+template <class T> void softmax_xent_cpu(T* dlogits, T* loss, int32_t* pred, const T* logits, const int32_t* labels,
+                                         int B, int K, T scale) {
 #pragma omp parallel for schedule(static)
   for (int b = 0; b < B; ++b) {
     int am = 0;
-    loss[b] = softmax_xent_row(logits + size_t(b) * K, labels[b], K, scale,
-                               dlogits ? dlogits + size_t(b) * K : nullptr, &am);
+    loss[b] =
+        softmax_xent_row(logits + size_t(b) * K, labels[b], K, scale, dlogits ? dlogits + size_t(b) * K : nullptr, &am);
     pred[b] = am;
   }
 }

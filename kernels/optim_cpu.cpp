@@ -15,9 +15,8 @@ void sgd_loop(float* __restrict p, float* __restrict v, const float* __restrict 
   for (size_t i = 0; i < n; ++i) sgd_update(p + i, Momentum ? v + i : &unused, g[i], o);
 }
 
-template <bool Decoupled>
-void adam_loop(float* __restrict p, float* __restrict m, float* __restrict v, const float* __restrict g, size_t n,
-               AdamParams o) {
+template <bool Decoupled> void adam_loop(float* __restrict p, float* __restrict m, float* __restrict v,
+                                         const float* __restrict g, size_t n, AdamParams o) {
   o.decoupled = Decoupled;
 #pragma omp parallel for simd schedule(static) firstprivate(o)
   for (size_t i = 0; i < n; ++i) adam_update(p + i, m + i, v + i, g[i], o);

@@ -38,7 +38,8 @@ inline void write_bytes(const std::string& path, const std::vector<uint8_t>& b) 
   }
 }
 
-inline std::vector<uint8_t> idx_bytes(uint8_t type, const std::vector<uint32_t>& dims, const std::vector<uint8_t>& payload) {
+inline std::vector<uint8_t> idx_bytes(uint8_t type, const std::vector<uint32_t>& dims,
+                                      const std::vector<uint8_t>& payload) {
   std::vector<uint8_t> b{0, 0, type, uint8_t(dims.size())};
   for (uint32_t d : dims) b.insert(b.end(), {uint8_t(d >> 24), uint8_t(d >> 16), uint8_t(d >> 8), uint8_t(d)});
   b.insert(b.end(), payload.begin(), payload.end());

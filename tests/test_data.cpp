@@ -22,8 +22,8 @@ std::vector<uint8_t> seq(size_t n) {
   return v;
 }
 
-void write_h5(const std::string& path, const std::vector<hsize_t>& idims, bool as_float, const std::vector<hsize_t>& ldims,
-              int label_value = 1) {
+void write_h5(const std::string& path, const std::vector<hsize_t>& idims, bool as_float,
+              const std::vector<hsize_t>& ldims, int label_value = 1) {
   H5 f = h5_create(path);
   size_t n = 1;
   for (hsize_t d : idims) n *= d;
@@ -119,9 +119,7 @@ TEST_CASE("IDX: label problems and compression problems", "[data]") {
   SECTION("missing file") {
     REQUIRE_THROWS_WITH(read_idx(d / "nope", lb, 10), Contains(d / "nope") && Contains("not found"));
   }
-  SECTION("a directory") {
-    REQUIRE_THROWS_WITH(read_idx(d.path.string(), lb, 10), Contains("not a regular file"));
-  }
+  SECTION("a directory") { REQUIRE_THROWS_WITH(read_idx(d.path.string(), lb, 10), Contains("not a regular file")); }
 }
 
 TEST_CASE("CIFAR-10 binary batches", "[data]") {
@@ -197,7 +195,7 @@ TEST_CASE("split, permutation and normalisation", "[data]") {
   all.insert(all.end(), data.val_idx.begin(), data.val_idx.end());
   std::sort(all.begin(), all.end());
   CHECK(std::adjacent_find(all.begin(), all.end()) == all.end());  // disjoint
-  CHECK(load_data(cfg, 7).val_idx == data.val_idx);                 // seeded
+  CHECK(load_data(cfg, 7).val_idx == data.val_idx);                // seeded
   CHECK(load_data(cfg, 8).val_idx != data.val_idx);
   // mean/std of the training split, after scaling to [0, 1]
   double s = 0, s2 = 0;

@@ -14,8 +14,8 @@
 #include "backend/backend.h"
 #include "backend/device.h"
 #include "config/config.h"
-#include "mpi/bcast_data.h"
 #include "helpers.h"
+#include "mpi/bcast_data.h"
 #include "train/trainer.h"
 
 using namespace rs;
@@ -49,8 +49,7 @@ template <class T> struct Twin {
   explicit Twin(size_t n) : Twin(std::vector<T>(n, T(0))) {}
 };
 
-template <class T>
-void compare(const char* what, const Twin<T>& t, double atol = 1e-5, double rtol = 1e-4) {
+template <class T> void compare(const char* what, const Twin<T>& t, double atol = 1e-5, double rtol = 1e-4) {
   const size_t n = t.c.size();
   std::vector<T> a(n), b(n);
   be().cpu->download(a.data(), t.c.data(), n * sizeof(T));
@@ -189,13 +188,14 @@ layers = [ { type = "conv2d", out = 6, kernel = 3, padding = 1 }, { type = "relu
 batch_size = 32
 optimizer = "adam"
 lr = 0.003
-)", "gpu.toml", {});
+)",
+                                       "gpu.toml", {});
   const Comm self(MPI_COMM_SELF);
   const Data data = load_and_bcast_data(self, cfg.data, 1);
   Trainer a(cfg, data, *be().cpu, self), b(cfg, data, *be().gpu, self);
   a.init(), b.init();
   for (int e = 0; e < 2; ++e) a.run_epoch(), b.run_epoch();
-  const auto& ha = a.history().cols, &hb = b.history().cols;
+  const auto &ha = a.history().cols, &hb = b.history().cols;
   for (int e = 0; e < 2; ++e) {
     INFO("epoch " << e + 1 << ": cpu loss " << ha.at("train_loss")[e] << ", gpu loss " << hb.at("train_loss")[e]);
     CHECK(std::abs(ha.at("train_loss")[e] - hb.at("train_loss")[e]) <= 1e-3 * std::abs(ha.at("train_loss")[e]));
@@ -206,8 +206,9 @@ int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
   int rc = 77;
   if (visible_cuda_devices() == 0) {
-    std::printf("SKIPPED: no CUDA device visible; the [gpu] tests (CUDA vs CPU for every kernel, end to end) "
-                "did not run\n");
+    std::printf(
+        "SKIPPED: no CUDA device visible; the [gpu] tests (CUDA vs CPU for every kernel, end to end) "
+        "did not run\n");
   } else {
     rc = Catch::Session().run(argc, argv);
   }

@@ -81,8 +81,16 @@ TEST_CASE("conv2d: gradients with stride and padding", "[grad]") {
     DYNAMIC_SECTION("B" << c.B << " C" << c.C << " " << c.H << "x" << c.W << " OC" << c.OC << " K" << c.K << " s"
                         << c.stride << " p" << c.pad) {
       std::mt19937 g(2);
-      ConvShape s{c.B, c.C, c.H, c.W, c.OC, c.K, c.stride, c.pad,
-                  (c.H + 2 * c.pad - c.K) / c.stride + 1, (c.W + 2 * c.pad - c.K) / c.stride + 1};
+      ConvShape s{c.B,
+                  c.C,
+                  c.H,
+                  c.W,
+                  c.OC,
+                  c.K,
+                  c.stride,
+                  c.pad,
+                  (c.H + 2 * c.pad - c.K) / c.stride + 1,
+                  (c.W + 2 * c.pad - c.K) / c.stride + 1};
       Vec x = random_vec(size_t(c.B) * c.C * c.H * c.W, g), w = random_vec(size_t(c.OC) * c.C * c.K * c.K, g),
           b = random_vec(c.OC, g);
       const Vec r = random_vec(size_t(c.B) * c.OC * s.OH * s.OW, g);
@@ -131,8 +139,15 @@ TEST_CASE("maxpool: gradient with overlapping windows and padding", "[grad]") {
   for (const Case c : {Case{2, 3, 7, 5, 2, 2, 0}, Case{1, 2, 7, 7, 3, 2, 1}, Case{2, 1, 5, 6, 3, 1, 0}}) {
     DYNAMIC_SECTION("K" << c.K << " s" << c.stride << " p" << c.pad) {
       std::mt19937 g(4);
-      const PoolShape s{c.B, c.C, c.H, c.W, c.K, c.stride, c.pad,
-                        (c.H + 2 * c.pad - c.K) / c.stride + 1, (c.W + 2 * c.pad - c.K) / c.stride + 1};
+      const PoolShape s{c.B,
+                        c.C,
+                        c.H,
+                        c.W,
+                        c.K,
+                        c.stride,
+                        c.pad,
+                        (c.H + 2 * c.pad - c.K) / c.stride + 1,
+                        (c.W + 2 * c.pad - c.K) / c.stride + 1};
       // Distinct values 0.01 apart: no ties, so no kinks within +-eps.
       Vec x(size_t(c.B) * c.C * c.H * c.W);
       for (size_t i = 0; i < x.size(); ++i) x[i] = 0.01 * double(i);

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <random>
 
+#include "app/commands.h"
 #include "data/cifar10.h"
 #include "data/idx.h"
 #include "data/source.h"
@@ -15,7 +16,6 @@
 #include "helpers.h"
 #include "io/h5.h"
 #include "io/run_file.h"
-#include "app/commands.h"
 
 using namespace rs;
 using namespace rs::test;
@@ -187,7 +187,8 @@ TEST_CASE("infer: all ranks write what one rank writes", "[infer]") {
     h5_write(tf, "/images", im.data(), {2, 8, 8});
   }
   world.bcast_string(dir);
-  const double recorded = world.leader() ? read_run_file(dir + "/run/run.h5").history.cols.at("test_accuracy").back() : 0;
+  const double recorded =
+      world.leader() ? read_run_file(dir + "/run/run.h5").history.cols.at("test_accuracy").back() : 0;
   for (const char* input : {"test-images.gz", "test.h5"}) {
     INFO("input " << input);
     InferOptions o;

@@ -6,10 +6,10 @@
 
 #include <fstream>
 
-#include "mpi/bcast_data.h"
 #include "error.h"
 #include "helpers.h"
 #include "io/run_file.h"
+#include "mpi/bcast_data.h"
 #include "train/trainer.h"
 
 using namespace rs;
@@ -82,7 +82,8 @@ TEST_CASE("data-parallel resume equals an uninterrupted run", "[mpi]") {
   const Comm world(MPI_COMM_WORLD);
   std::unique_ptr<TempDir> d;
   if (world.leader()) d = std::make_unique<TempDir>("mpi_resume");
-  const std::string text = shared_config(world, d.get(), "[model]\nhidden = [16]\n[train]\nbatch_size = 25\nlr = 0.05\n");
+  const std::string text =
+      shared_config(world, d.get(), "[model]\nhidden = [16]\n[train]\nbatch_size = 25\nlr = 0.05\n");
   const Config cfg = parse_config_text(text, "mpi.toml", {});
   const std::vector<float> straight = train_params(cfg, world, 3);
   auto be = make_cpu_backend();
@@ -93,7 +94,8 @@ TEST_CASE("data-parallel resume equals an uninterrupted run", "[mpi]") {
     Trainer tr(cfg, data, *be, world);
     tr.init();
     tr.run_epoch();
-    if (world.leader()) write_run_file(run, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, tr.history(), {});
+    if (world.leader())
+      write_run_file(run, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, tr.history(), {});
   }
   RunFile rf;
   world.root_only([&] { rf = read_run_file(run); });
@@ -167,9 +169,9 @@ TEST_CASE("node-shared data: the ranks of a node hold one copy", "[mpi]") {
     const double dataset = double(n) * h * w;
     WARN(world.size() << " rank(s): node memory grew by " << total[0] / 1e6 << " MB for " << dataset / 1e6
                       << " MB of pixels (sum of PSS growth over the ranks)");
-    CHECK(lo * world.size() == total[1]);   // same bytes everywhere
-    CHECK(total[0] < 1.3 * dataset);        // one copy, not one per rank
-    CHECK(total[0] > 0.7 * dataset);        // and the measurement saw it
+    CHECK(lo * world.size() == total[1]);  // same bytes everywhere
+    CHECK(total[0] < 1.3 * dataset);       // one copy, not one per rank
+    CHECK(total[0] > 0.7 * dataset);       // and the measurement saw it
   }
 }
 

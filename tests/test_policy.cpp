@@ -64,7 +64,7 @@ TEST_CASE("policy: a waiting group gets the promotion once results arrive", "[po
   arrive(p, 1, 1, 0.5);
   CHECK(p.next(0).action == Action::wait);  // one result at rung 1: top floor(1/2) = none
   arrive(p, 2, 1, 0.7);
-  expect_run(p, 2, 2);  // top 1 of {1: 0.5, 2: 0.7}
+  expect_run(p, 2, 2);                      // top 1 of {1: 0.5, 2: 0.7}
   CHECK(p.next(0).action == Action::wait);  // trial 0 and trial 2 still run
   p.finished(2, TrialStatus::pruned, 2);
   p.rung(2, 2, 0.8);
@@ -137,5 +137,5 @@ TEST_CASE("policy: nothing starts after the time budget, promotions included", "
   arrive(p, 2, 1, 0.9);
   CHECK(p.next(10.5).action == Action::done);  // trial 2 would be promoted, trial 3 never started
   CHECK(p.next(10.5).action == Action::done);
-  CHECK(p.running() == 1);                      // the default still runs to its end
+  CHECK(p.running() == 1);  // the default still runs to its end
 }

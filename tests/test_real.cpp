@@ -5,9 +5,9 @@
 
 #include <filesystem>
 
+#include "app/commands.h"
 #include "helpers.h"
 #include "io/run_file.h"
-#include "app/commands.h"
 
 using namespace rs;
 using namespace rs::test;

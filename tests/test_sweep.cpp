@@ -11,6 +11,7 @@
 #include <map>
 #include <set>
 
+#include "app/commands.h"
 #include "error.h"
 #include "helpers.h"
 #include "io/run_file.h"
@@ -18,7 +19,6 @@
 #include "nn/model.h"
 #include "sweep/space.h"
 #include "sweep/study.h"
-#include "app/commands.h"
 
 using namespace rs;
 using namespace rs::test;
@@ -223,7 +223,8 @@ reduction = 2
   std::set<int64_t> ids;
   for (const TrialRow& r : s.rows) {
     ids.insert(r.id);
-    INFO("trial " << r.id << ": " << to_string(r.status) << " after " << r.epochs << " epochs, val " << r.best_val_accuracy);
+    INFO("trial " << r.id << ": " << to_string(r.status) << " after " << r.epochs << " epochs, val "
+                  << r.best_val_accuracy);
     if (r.id >= 3) {  // lr 1e-7 learns nothing: stopped at the first rung, never promoted
       CHECK(to_string(r.status) == "pruned");
       CHECK(r.epochs == 1);
@@ -237,7 +238,8 @@ reduction = 2
 
 TEST_CASE("search spaces: grid and random trials, validation", "[sweep-asha]") {
   const std::string base = "[train]\nepochs = 9\n";
-  const SweepConfig g = parse_sweep(base + "[sweep]\n[sweep.space]\n\"train.lr\" = [0.1, 0.2]\n\"model.dense\" = [1, 2, 3]\n", "s.toml");
+  const SweepConfig g =
+      parse_sweep(base + "[sweep]\n[sweep.space]\n\"train.lr\" = [0.1, 0.2]\n\"model.dense\" = [1, 2, 3]\n", "s.toml");
   CHECK(trial_count(g) == 7);
   CHECK(make_trial(g, 0).params.empty());
   // dimensions in key order; the last one varies fastest
@@ -258,7 +260,8 @@ trials = 50
 [sweep.asha]
 min_epochs = 1
 reduction = 3
-)", "s.toml");
+)",
+                                    "s.toml");
   CHECK(trial_count(r) == 51);
   CHECK(asha_rungs(r, 9) == std::vector<int64_t>{1, 3});
   std::set<std::string> opts;
@@ -274,8 +277,10 @@ reduction = 3
   CHECK(opts.size() == 2);
   REQUIRE_THROWS_WITH(parse_sweep("[sweep]\n[sweep.space]\n\"data.validation\" = [1]\n", "s.toml"),
                       Contains("sweep.space.data.validation") && Contains("only train.* and model.*"));
-  REQUIRE_THROWS_WITH(parse_sweep("[sweep]\n[sweep.space]\n\"train.lr\" = { distribution = \"uniform\", low = 1, high = 2 }\n", "s.toml"),
-                      Contains("grid search takes a list"));
+  REQUIRE_THROWS_WITH(
+      parse_sweep("[sweep]\n[sweep.space]\n\"train.lr\" = { distribution = \"uniform\", low = 1, high = 2 }\n",
+                  "s.toml"),
+      Contains("grid search takes a list"));
   REQUIRE_THROWS_WITH(parse_sweep("[sweep]\nmethod = \"random\"\n", "s.toml"), Contains("search space is empty"));
   REQUIRE_THROWS_WITH(parse_sweep("[sweep]\nmethd = 1\n[sweep.space]\n\"train.lr\" = [1]\n", "s.toml"),
                       Contains("sweep.methd: unknown key"));

@@ -5,12 +5,12 @@
 
 #include <fstream>
 
-#include "mpi/bcast_data.h"
+#include "app/commands.h"
 #include "error.h"
 #include "helpers.h"
 #include "io/h5.h"
 #include "io/run_file.h"
-#include "app/commands.h"
+#include "mpi/bcast_data.h"
 #include "train/trainer.h"
 
 using namespace rs;
@@ -69,8 +69,8 @@ TEST_CASE("training learns the toy problem and writes DESIGN's run file", "[trai
   CHECK(rf.epochs_done == 3);
   CHECK((rf.c == 1 && rf.h == 8 && rf.w == 8 && rf.classes == 3));
   const auto& h = rf.history.cols;
-  for (const char* k : {"epoch", "train_loss", "train_accuracy", "val_accuracy", "test_accuracy", "seconds",
-                        "images_per_second"})
+  for (const char* k :
+       {"epoch", "train_loss", "train_accuracy", "val_accuracy", "test_accuracy", "seconds", "images_per_second"})
     REQUIRE(h.count(k));
   CHECK(h.at("test_accuracy").back() > 0.85);  // chance is 0.33
   CHECK(h.at("train_loss").back() < h.at("train_loss").front());
@@ -123,9 +123,7 @@ TEST_CASE("resume errors: missing run, not a run file", "[train]") {
   write_bytes(d / "junk/run.h5", std::vector<uint8_t>(64, 7));
   o.resume = d / "junk";
   REQUIRE_THROWS_WITH(train_command(o, Comm(MPI_COMM_SELF)), Contains("not an HDF5 file"));
-  {
-    H5 f = h5_create(d / "junk/run.h5");
-  }
+  { H5 f = h5_create(d / "junk/run.h5"); }
   REQUIRE_THROWS_WITH(train_command(o, Comm(MPI_COMM_SELF)), Contains("not a ranksweep run file"));
 }
 

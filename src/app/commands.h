@@ -9,14 +9,14 @@
 namespace rs {
 
 struct TrainOptions {
-  std::string config;               // CONFIG.toml (empty with --resume)
-  std::vector<std::string> sets;    // --set key=value
-  std::string out;                  // --out DIR
-  std::string resume;               // --resume DIR
-  std::string device;               // --device auto|cpu|cuda (empty: config)
-  int64_t stop_after = 0;           // --stop-after N: at most N epochs now (0: all)
-  bool verbose = false;             // also print per-phase times each epoch
-  std::string command;              // the command line, for provenance
+  std::string config;             // CONFIG.toml (empty with --resume)
+  std::vector<std::string> sets;  // --set key=value
+  std::string out;                // --out DIR
+  std::string resume;             // --resume DIR
+  std::string device;             // --device auto|cpu|cuda (empty: config)
+  int64_t stop_after = 0;         // --stop-after N: at most N epochs now (0: all)
+  bool verbose = false;           // also print per-phase times each epoch
+  std::string command;            // the command line, for provenance
 };
 
 struct SweepOptions {

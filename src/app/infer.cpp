@@ -13,14 +13,14 @@
 #include <filesystem>
 #include <numeric>
 
+#include "app/commands.h"
+#include "app/launch.h"
 #include "data/source.h"
 #include "error.h"
 #include "io/h5.h"
+#include "io/progress.h"
 #include "io/run_file.h"
 #include "nn/model.h"
-#include "app/commands.h"
-#include "app/launch.h"
-#include "io/progress.h"
 
 namespace fs = std::filesystem;
 
@@ -39,7 +39,8 @@ std::string lower(std::string s) {
 // model was trained on it (or the input is it), CIFAR-10's for CIFAR-10
 // models, else the class numbers.
 std::vector<std::string> class_names(const Config& cfg, const std::string& input, int K) {
-  const bool fashion = lower(cfg.data.train_images + " " + cfg.data.path + " " + input).find("fashion") != std::string::npos;
+  const bool fashion =
+      lower(cfg.data.train_images + " " + cfg.data.path + " " + input).find("fashion") != std::string::npos;
   if (K == 10 && cfg.data.format == "idx" && fashion)
     return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
   if (K == 10 && cfg.data.format == "cifar10")
@@ -276,12 +277,13 @@ int infer_command(const InferOptions& opt, const Comm& world) {
   size_t name_len = 0;
   for (const std::string& s : src->names()) name_len = std::max(name_len, s.size());
   if (world.leader()) {
-    fmt::print("infer: model {}{} ({}x{}x{} -> {} classes{}); input {} ({}, {} samples{}); device {} ({}); {} rank(s) x "
-               "{} thread(s)\n",
-               opt.model, rf.root.empty() ? "" : ":" + rf.root, rf.c, rf.h, rf.w, K,
-               std::isnan(m.recorded_test) ? "" : fmt::format(", recorded test accuracy {:.2f}%", 100 * m.recorded_test),
-               opt.data, src->format(), n, src->has_labels() ? ", labels " + src->labels_path() : "", be->name(),
-               dev_why, world.size(), threads);
+    fmt::print(
+        "infer: model {}{} ({}x{}x{} -> {} classes{}); input {} ({}, {} samples{}); device {} ({}); {} rank(s) x "
+        "{} thread(s)\n",
+        opt.model, rf.root.empty() ? "" : ":" + rf.root, rf.c, rf.h, rf.w, K,
+        std::isnan(m.recorded_test) ? "" : fmt::format(", recorded test accuracy {:.2f}%", 100 * m.recorded_test),
+        opt.data, src->format(), n, src->has_labels() ? ", labels " + src->labels_path() : "", be->name(), dev_why,
+        world.size(), threads);
     std::fflush(stdout);
   }
 
@@ -344,9 +346,10 @@ int infer_command(const InferOptions& opt, const Comm& world) {
   MPI_Gather(&mine, 1, MPI_DOUBLE, rates.data(), 1, MPI_DOUBLE, 0, world.raw());
   if (world.leader()) {
     const auto [mn, mx] = std::minmax_element(rates.begin(), rates.end());
-    fmt::print("infer: {} samples in {} after {} loading the model ({:.0f} images/s total; per rank {:.0f}..{:.0f} "
-               "images/s reading + computing)",
-               n, format_seconds(wall), format_seconds(since(t_start) - wall), double(n) / wall, *mn, *mx);
+    fmt::print(
+        "infer: {} samples in {} after {} loading the model ({:.0f} images/s total; per rank {:.0f}..{:.0f} "
+        "images/s reading + computing)",
+        n, format_seconds(wall), format_seconds(since(t_start) - wall), double(n) / wall, *mn, *mx);
     if (src->has_labels())
       fmt::print("; top-1 accuracy {:.2f}%, top-{} accuracy {:.2f}%", 100.0 * double(correct[0]) / double(n), k,
                  100.0 * double(correct[1]) / double(n));

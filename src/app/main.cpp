@@ -6,8 +6,8 @@
 
 #include <cstdio>
 
-#include "error.h"
 #include "app/commands.h"
+#include "error.h"
 
 namespace {
 
@@ -30,7 +30,8 @@ int run(int argc, char** argv, const rs::Comm& comm) {
       ->check(CLI::PositiveNumber);
   train->add_flag("-v,--verbose", topt.verbose, "print the model's layers and per-phase times each epoch");
   rs::SweepOptions sopt;
-  CLI::App* sweep = app.add_subcommand("sweep", "hyperparameter search: trials run by rank groups, results in DIR/study.h5");
+  CLI::App* sweep =
+      app.add_subcommand("sweep", "hyperparameter search: trials run by rank groups, results in DIR/study.h5");
   sweep->add_option("config", sopt.config, "CONFIG.toml with a [sweep] section")->required();
   sweep->add_option("--set", sopt.sets, "override a config key (repeatable)")->allow_extra_args(false);
   sweep->add_option("--out", sopt.out, "output directory; an existing sweep there is resumed");
@@ -43,8 +44,9 @@ int run(int argc, char** argv, const rs::Comm& comm) {
       ->required();
   infer->add_option("--format", iopt.format, "auto | idx | hdf5 | cifar10 | images (default: auto)")
       ->check(CLI::IsMember({"auto", "idx", "hdf5", "cifar10", "images"}));
-  infer->add_option("--labels", iopt.labels, "IDX labels file: print and store accuracy (default: the sibling "
-                                             "*-labels-idx1-ubyte* file if there is one)");
+  infer->add_option("--labels", iopt.labels,
+                    "IDX labels file: print and store accuracy (default: the sibling "
+                    "*-labels-idx1-ubyte* file if there is one)");
   infer->add_option("--out", iopt.out, "predictions file (default: predictions.h5; never overwritten)");
   infer->add_flag("--overwrite", iopt.overwrite, "replace --out if it exists");
   infer->add_option("--top-k", iopt.top_k, "classes kept per sample (default: 5)")->check(CLI::PositiveNumber);

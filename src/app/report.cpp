@@ -6,9 +6,9 @@
 #include <limits>
 #include <map>
 
+#include "app/commands.h"
 #include "error.h"
 #include "sweep/study.h"
-#include "app/commands.h"
 
 namespace rs {
 
@@ -18,8 +18,7 @@ int report_command(const std::string& path, const Comm& comm) {
   if (!comm.leader()) return 0;
   std::vector<const TrialRow*> rows;
   for (const TrialRow& r : s.rows) rows.push_back(&r);
-  std::sort(rows.begin(), rows.end(),
-            [](auto* a, auto* b) { return a->best_val_accuracy > b->best_val_accuracy; });
+  std::sort(rows.begin(), rows.end(), [](auto* a, auto* b) { return a->best_val_accuracy > b->best_val_accuracy; });
   std::map<std::string, int> status;
   for (const TrialRow& r : s.rows) ++status[to_string(r.status)];
   std::string counts;
@@ -50,10 +49,11 @@ int report_command(const std::string& path, const Comm& comm) {
   if (b >= 0 && def && def->status != TrialStatus::failed) {
     const TrialRow& best = s.rows[size_t(b)];
     const double e0 = 1 - def->test_accuracy, e1 = 1 - best.test_accuracy;
-    fmt::print("\ndefault (trial 0) vs best (trial {}): test accuracy {:.2f}% -> {:.2f}%, test error {:.2f}% -> "
-               "{:.2f}% ({:+.1f}% relative)\n",
-               best.id, 100 * def->test_accuracy, 100 * best.test_accuracy, 100 * e0, 100 * e1,
-               e0 > 0 ? 100 * (e1 - e0) / e0 : 0.0);
+    fmt::print(
+        "\ndefault (trial 0) vs best (trial {}): test accuracy {:.2f}% -> {:.2f}%, test error {:.2f}% -> "
+        "{:.2f}% ({:+.1f}% relative)\n",
+        best.id, 100 * def->test_accuracy, 100 * best.test_accuracy, 100 * e0, 100 * e1,
+        e0 > 0 ? 100 * (e1 - e0) / e0 : 0.0);
     for (const std::string& k : s.keys)
       if (param(*def, k) != param(best, k)) fmt::print("  {}: {} -> {}\n", k, param(*def, k), param(best, k));
   }
@@ -62,14 +62,17 @@ int report_command(const std::string& path, const Comm& comm) {
   // trained has run (ASHA's first rung), so pruned and full runs mix fairly.
   int64_t common = std::numeric_limits<int64_t>::max();
   for (const TrialRow& r : s.rows)
-    if (r.status != TrialStatus::failed && r.status != TrialStatus::diverged && r.epochs > 0) common = std::min(common, r.epochs);
+    if (r.status != TrialStatus::failed && r.status != TrialStatus::diverged && r.epochs > 0)
+      common = std::min(common, r.epochs);
   auto at_common = [&](const TrialRow& r, const char* col) -> double {
     const auto c = s.curves.find(r.id);
     if (c == s.curves.end() || !c->second.count(col) || int64_t(c->second.at(col).size()) < common) return NAN;
     return c->second.at(col)[size_t(common - 1)];
   };
-  fmt::print("\nsensitivity (trials that trained: mean validation and test accuracy after {} epoch(s), best validation "
-             "accuracy of any epoch)\n", common);
+  fmt::print(
+      "\nsensitivity (trials that trained: mean validation and test accuracy after {} epoch(s), best validation "
+      "accuracy of any epoch)\n",
+      common);
   for (const std::string& k : s.keys) {
     std::vector<std::pair<std::string, const TrialRow*>> vals;
     std::vector<double> nums;

@@ -31,11 +31,12 @@ namespace {
 
 void print_start(const Coordinator& c, const SweepConfig& sweep, const Data& data, int groups, int G, int threads,
                  const std::string& dev, const std::string& study_path) {
-  fmt::print("sweep: {} trials ({} {} search{}), {} group(s) of {} rank(s) x {} thread(s) on {}; data {} train / {} "
-             "validation / {} test; out {}\n",
-             c.total(), sweep.method, sweep.space.size() == 1 ? "1-D" : fmt::format("{}-D", sweep.space.size()),
-             sweep.asha ? fmt::format(", ASHA min {} epoch(s), reduction {}", sweep.min_epochs, sweep.reduction) : "",
-             groups, G, threads, dev, data.train_idx.size(), data.val_idx.size(), data.test.n, study_path);
+  fmt::print(
+      "sweep: {} trials ({} {} search{}), {} group(s) of {} rank(s) x {} thread(s) on {}; data {} train / {} "
+      "validation / {} test; out {}\n",
+      c.total(), sweep.method, sweep.space.size() == 1 ? "1-D" : fmt::format("{}-D", sweep.space.size()),
+      sweep.asha ? fmt::format(", ASHA min {} epoch(s), reduction {}", sweep.min_epochs, sweep.reduction) : "", groups,
+      G, threads, dev, data.train_idx.size(), data.val_idx.size(), data.test.n, study_path);
   for (int64_t id : c.skipped())
     fmt::print("grid point {} ({}) is the default trial 0: not run twice\n", id, make_trial(sweep, id).text());
   if (c.resumed()) fmt::print("resuming: {} trial(s) already in {}\n", c.resumed(), study_path);
@@ -72,8 +73,9 @@ int sweep_command(const SweepOptions& opt, const Comm& world) {
   int level = 0;
   MPI_Query_thread(&level);
   if (level < MPI_THREAD_MULTIPLE)
-    fail("sweep: this MPI library was started without MPI_THREAD_MULTIPLE (the sweep's coordinator runs on a thread "
-         "of rank 0)");
+    fail(
+        "sweep: this MPI library was started without MPI_THREAD_MULTIPLE (the sweep's coordinator runs on a thread "
+        "of rank 0)");
   std::string dir = opt.out;
   if (dir.empty() && world.leader()) dir = default_out_dir(opt.config);
   world.bcast_string(dir);

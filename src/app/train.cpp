@@ -2,14 +2,14 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "backend/backend.h"
-#include "mpi/bcast_data.h"
-#include "error.h"
-#include "io/run_file.h"
 #include "app/commands.h"
 #include "app/launch.h"
+#include "backend/backend.h"
+#include "error.h"
 #include "io/output_dir.h"
 #include "io/progress.h"
+#include "io/run_file.h"
+#include "mpi/bcast_data.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -26,13 +26,14 @@ void print_epoch(const History& h, int64_t epochs, double elapsed, int64_t ran, 
   auto pct = [](double x) { return std::isnan(x) ? std::string("-") : fmt::format("{:.2f}%", 100 * x); };
   fmt::print("epoch {:>{}}/{}  loss {:.4f}  train {}  val {}  test {}  {:.0f} img/s  elapsed {}  left {}\n", e,
              int(std::to_string(epochs).size()), epochs, last("train_loss"), pct(last("train_accuracy")),
-             pct(last("val_accuracy")), pct(last("test_accuracy")), last("images_per_second"),
-             format_seconds(elapsed), format_seconds(left));
+             pct(last("val_accuracy")), pct(last("test_accuracy")), last("images_per_second"), format_seconds(elapsed),
+             format_seconds(left));
   if (verbose)
-    fmt::print("  phases (rank 0): data {:.2f}s  forward {:.2f}s  backward {:.2f}s  allreduce wait {:.2f}s  "
-               "optimizer {:.2f}s  broadcast {:.2f}s  eval {:.2f}s\n",
-               last("time_data"), last("time_forward"), last("time_backward"), last("time_allreduce"),
-               last("time_optimizer"), last("time_broadcast"), last("eval_seconds"));
+    fmt::print(
+        "  phases (rank 0): data {:.2f}s  forward {:.2f}s  backward {:.2f}s  allreduce wait {:.2f}s  "
+        "optimizer {:.2f}s  broadcast {:.2f}s  eval {:.2f}s\n",
+        last("time_data"), last("time_forward"), last("time_backward"), last("time_allreduce"), last("time_optimizer"),
+        last("time_broadcast"), last("eval_seconds"));
   std::fflush(stdout);
 }
 
@@ -48,7 +49,8 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
   std::string dir = opt.out;
   if (!opt.resume.empty()) {
     if (!opt.config.empty()) fail("train: give CONFIG or --resume DIR, not both (the config is in the run file)");
-    if (!dir.empty() && fs::path(dir) != fs::path(opt.resume)) fail("train: --resume writes to its own directory; drop --out");
+    if (!dir.empty() && fs::path(dir) != fs::path(opt.resume))
+      fail("train: --resume writes to its own directory; drop --out");
     dir = opt.resume;
     const std::string path = (fs::path(dir) / "run.h5").string();
     comm.root_only([&] { rf = read_run_file(path); });
@@ -95,9 +97,9 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
     tr.resume(rf);
   }
   if (comm.leader()) {
-    fmt::print("data: {} train, {} validation, {} test samples of {}x{}x{} ({}), {} classes\n",
-               data.train_idx.size(), data.val_idx.size(), data.test.n, data.train.c, data.train.h, data.train.w,
-               data.train.source, cfg.data.classes);
+    fmt::print("data: {} train, {} validation, {} test samples of {}x{}x{} ({}), {} classes\n", data.train_idx.size(),
+               data.val_idx.size(), data.test.n, data.train.c, data.train.h, data.train.w, data.train.source,
+               cfg.data.classes);
     fmt::print("model: {}, {} parameters; {} lr {} batch {}; out {}\n", cfg.model.preset, tr.model().num_params(),
                to_string(cfg.train.optimizer), cfg.train.lr, cfg.train.batch_size, run_path);
     if (opt.verbose) fmt::print("{}\n", tr.model().summary());
@@ -105,7 +107,9 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
     std::fflush(stdout);
   }
   if (tr.epochs_done() >= cfg.train.epochs) {
-    if (comm.leader()) fmt::print("already trained for {} epochs (train.epochs = {}); nothing to do\n", tr.epochs_done(), cfg.train.epochs);
+    if (comm.leader())
+      fmt::print("already trained for {} epochs (train.epochs = {}); nothing to do\n", tr.epochs_done(),
+                 cfg.train.epochs);
     return 0;
   }
 
@@ -129,7 +133,8 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
     }
   }
   if (comm.leader() && last < cfg.train.epochs)
-    fmt::print("stopped after epoch {} of {}; continue with: ranksweep train --resume {}\n", last, cfg.train.epochs, dir);
+    fmt::print("stopped after epoch {} of {}; continue with: ranksweep train --resume {}\n", last, cfg.train.epochs,
+               dir);
   if (comm.leader()) fmt::print("wrote {}\n", run_path);
   return 0;
 }

@@ -7,8 +7,7 @@
 
 namespace rs {
 
-DeviceChoice choose_device(const std::string& requested, bool compiled, int visible, int local_rank,
-                           int local_size) {
+DeviceChoice choose_device(const std::string& requested, bool compiled, int visible, int local_rank, int local_size) {
   DeviceChoice c;
   if (requested == "cpu") {
     c.why = "requested";
@@ -23,14 +22,15 @@ DeviceChoice choose_device(const std::string& requested, bool compiled, int visi
   }
   if (local_size > visible) {
     const char* vis = std::getenv("CUDA_VISIBLE_DEVICES");
-    fail("device cuda: {} ranks on this node but {} visible GPU{} (CUDA_VISIBLE_DEVICES={}); run at most one rank "
-         "per GPU",
-         local_size, visible, visible == 1 ? "" : "s", vis ? vis : "unset");
+    fail(
+        "device cuda: {} ranks on this node but {} visible GPU{} (CUDA_VISIBLE_DEVICES={}); run at most one rank "
+        "per GPU",
+        local_size, visible, visible == 1 ? "" : "s", vis ? vis : "unset");
   }
   c.cuda = true;
   c.device = local_rank;
-  c.why = fmt::format("{}: local rank {} of {} -> GPU {} of {}", requested, local_rank, local_size, local_rank,
-                      visible);
+  c.why =
+      fmt::format("{}: local rank {} of {} -> GPU {} of {}", requested, local_rank, local_size, local_rank, visible);
   return c;
 }
 

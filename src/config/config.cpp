@@ -106,7 +106,8 @@ ModelConfig read_model(Section s) {
   for (LayerSpec& l : m.layers) {
     const std::string prefix = l.type == "conv2d" ? "conv" : l.type == "maxpool" ? "pool" : l.type;
     if (l.name.empty()) l.name = prefix + std::to_string(++count[prefix]);
-    if (!names.insert(l.name).second) s.error(nullptr, "layers", fmt::format("layer name \"{}\" is used twice", l.name));
+    if (!names.insert(l.name).second)
+      s.error(nullptr, "layers", fmt::format("layer name \"{}\" is used twice", l.name));
   }
   s.finish();
   return m;
@@ -200,9 +201,12 @@ std::string parse_error_text(const toml::parse_error& e, const std::string& orig
 
 const char* to_string(OptimizerKind k) {
   switch (k) {
-    case OptimizerKind::sgd: return "sgd";
-    case OptimizerKind::adam: return "adam";
-    case OptimizerKind::adamw: return "adamw";
+    case OptimizerKind::sgd:
+      return "sgd";
+    case OptimizerKind::adam:
+      return "adam";
+    case OptimizerKind::adamw:
+      return "adamw";
   }
   return "?";
 }

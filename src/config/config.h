@@ -11,33 +11,33 @@
 namespace rs {
 
 struct DataConfig {
-  std::string format = "idx";  // idx | cifar10 | hdf5
+  std::string format = "idx";                                        // idx | cifar10 | hdf5
   std::string train_images, train_labels, test_images, test_labels;  // idx
-  std::string path;       // cifar10: directory of *.bin batches; hdf5: training file
-  std::string test_path;  // hdf5: test file (optional)
+  std::string path;           // cifar10: directory of *.bin batches; hdf5: training file
+  std::string test_path;      // hdf5: test file (optional)
   int64_t validation = 5000;  // samples held out of train (seeded)
   int64_t classes = 10;
   bool normalize = true;  // per-channel mean/std of the training split
 };
 
 struct LayerSpec {
-  std::string type;  // dense conv2d maxpool relu tanh sigmoid dropout flatten
-  std::string name;  // unique; defaults to type + ordinal (conv1, dense2, ...)
-  int64_t out = 0;         // dense, conv2d
-  int64_t kernel = 0;      // conv2d, maxpool
-  int64_t stride = 0;      // conv2d (default 1), maxpool (default kernel)
-  int64_t padding = 0;     // conv2d, maxpool
-  double p = 0.0;          // dropout
+  std::string type;     // dense conv2d maxpool relu tanh sigmoid dropout flatten
+  std::string name;     // unique; defaults to type + ordinal (conv1, dense2, ...)
+  int64_t out = 0;      // dense, conv2d
+  int64_t kernel = 0;   // conv2d, maxpool
+  int64_t stride = 0;   // conv2d (default 1), maxpool (default kernel)
+  int64_t padding = 0;  // conv2d, maxpool
+  double p = 0.0;       // dropout
 };
 
 struct ModelConfig {
-  std::string preset = "mlp";  // mlp | tf-mnist-cnn | custom
-  std::vector<int64_t> hidden{512, 512};    // mlp
-  std::string activation = "relu";          // mlp
+  std::string preset = "mlp";                  // mlp | tf-mnist-cnn | custom
+  std::vector<int64_t> hidden{512, 512};       // mlp
+  std::string activation = "relu";             // mlp
   std::vector<int64_t> conv_channels{32, 64};  // tf-mnist-cnn
-  int64_t dense = 1024;                     // tf-mnist-cnn
-  double dropout = -1;                      // mlp 0.0, tf-mnist-cnn 0.5 when unset
-  std::vector<LayerSpec> layers;            // resolved list (custom: as given)
+  int64_t dense = 1024;                        // tf-mnist-cnn
+  double dropout = -1;                         // mlp 0.0, tf-mnist-cnn 0.5 when unset
+  std::vector<LayerSpec> layers;               // resolved list (custom: as given)
 };
 
 enum class OptimizerKind { sgd, adam, adamw };
@@ -54,13 +54,13 @@ struct TrainConfig {
   double weight_decay = 0.0;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   std::string schedule = "constant";  // constant | step | cosine
-  int64_t step_epochs = 1;             // step: multiply lr by gamma every step_epochs
+  int64_t step_epochs = 1;            // step: multiply lr by gamma every step_epochs
   double gamma = 0.1;
-  double min_lr = 0.0;                 // cosine floor
-  double warmup_epochs = 0.0;          // linear warmup from 0, any schedule
+  double min_lr = 0.0;         // cosine floor
+  double warmup_epochs = 0.0;  // linear warmup from 0, any schedule
   int64_t seed = 1;
-  std::string device = "auto";  // auto | cpu | cuda
-  bool deterministic = false;    // cuda: deterministic cuDNN algorithms only (cpu always is)
+  std::string device = "auto";     // auto | cpu | cuda
+  bool deterministic = false;      // cuda: deterministic cuDNN algorithms only (cpu always is)
   bool allreduce_overlap = false;  // cpu ranks: nonblocking bucketed MPI allreduce during backward
 };
 

@@ -18,7 +18,9 @@ class Section {
   Section(const toml::table& t, std::string path, const std::string& origin)
       : m_t(t), m_path(std::move(path)), m_origin(origin) {}
 
-  std::string key_path(std::string_view key) const { return m_path.empty() ? std::string(key) : m_path + "." + std::string(key); }
+  std::string key_path(std::string_view key) const {
+    return m_path.empty() ? std::string(key) : m_path + "." + std::string(key);
+  }
 
   [[noreturn]] void error(const toml::node* n, std::string_view key, const std::string& what) const {
     std::string where = m_origin;

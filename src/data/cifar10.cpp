@@ -42,7 +42,8 @@ class CifarSource final : public Source {
       std::ifstream in(m_files[f], std::ios::binary);
       in.seekg(std::streamoff((i - m_start[f]) * kRec));
       for (; i < first + count && i < m_start[f + 1]; ++i) {
-        if (!in.read(reinterpret_cast<char*>(rec.data()), kRec)) fail("{}: cannot read record {}", m_files[f], i - m_start[f]);
+        if (!in.read(reinterpret_cast<char*>(rec.data()), kRec))
+          fail("{}: cannot read record {}", m_files[f], i - m_start[f]);
         lab[size_t(i - first)] = rec[0];
         std::copy(rec.begin() + 1, rec.end(), px.begin() + (i - first) * (kRec - 1));
       }

@@ -5,28 +5,27 @@
 #include <filesystem>
 #include <fstream>
 
-#include "error.h"
 #include "data/cifar10.h"
 #include "data/hdf5.h"
 #include "data/idx.h"
+#include "error.h"
 #include "kernels/hd_math.h"
 
 namespace fs = std::filesystem;
 
 namespace rs {
-namespace {
-
-
-}  // namespace
+namespace {}  // namespace
 
 void check_labels(const Dataset& d, int64_t classes, const std::string& where, int64_t first) {
   for (int64_t i = 0; i < d.n; ++i)
     if (d.labels[i] < 0 || d.labels[i] >= classes)
-      fail("{}: label {} of sample {} is outside [0, {}), the classes (data.classes)", where, d.labels[i], first + i, classes);
+      fail("{}: label {} of sample {} is outside [0, {}), the classes (data.classes)", where, d.labels[i], first + i,
+           classes);
 }
 
 void set_shape(Dataset& d, const std::vector<uint64_t>& dims, const std::string& path) {
-  if (dims.size() != 3 && dims.size() != 4) fail("{}: images need 3 (N, H, W) or 4 (N, C, H, W) dimensions, got {}", path, dims.size());
+  if (dims.size() != 3 && dims.size() != 4)
+    fail("{}: images need 3 (N, H, W) or 4 (N, C, H, W) dimensions, got {}", path, dims.size());
   for (uint64_t x : dims)
     if (x == 0) fail("{}: a dimension of the images is 0", path);
   const bool chw = dims.size() == 4;
@@ -37,7 +36,6 @@ void set_shape(Dataset& d, const std::vector<uint64_t>& dims, const std::string&
   d.h = int(dims[chw ? 2 : 1]);
   d.w = int(dims[chw ? 3 : 2]);
 }
-
 
 std::vector<int64_t> permutation(int64_t n, uint64_t key) {
   std::vector<int64_t> p(size_t(std::max<int64_t>(n, 0)));
@@ -90,8 +88,8 @@ Data load_data(const DataConfig& cfg, uint64_t seed) {
   }
   const Dataset& t = out.train;
   if (out.test.n > 0 && (out.test.c != t.c || out.test.h != t.h || out.test.w != t.w))
-    fail("{}: test images are {}x{}x{}, training images {}x{}x{}", out.test.source, out.test.c, out.test.h,
-         out.test.w, t.c, t.h, t.w);
+    fail("{}: test images are {}x{}x{}, training images {}x{}x{}", out.test.source, out.test.c, out.test.h, out.test.w,
+         t.c, t.h, t.w);
   if (cfg.validation >= t.n)
     fail("data.validation: {} held-out samples leave none of the {} training samples", cfg.validation, t.n);
   std::vector<int64_t> p = permutation(t.n, rng_key(uint64_t(seed), 0x5641u /* "VA" */));

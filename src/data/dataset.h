@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "config/config.h"
 #include "backend/host_samples.h"
+#include "config/config.h"
 #include "data/array.h"
 
 namespace rs {
@@ -16,12 +16,14 @@ struct Dataset {
   std::string source;  // file(s) it came from, for messages
   int64_t n = 0;
   int c = 0, h = 0, w = 0;
-  Array<uint8_t> u8;       // (N, C, H, W) when the source is uint8
-  Array<float> f32;        // (N, C, H, W) when the source is float32
-  Array<int32_t> labels;   // (N)
+  Array<uint8_t> u8;      // (N, C, H, W) when the source is uint8
+  Array<float> f32;       // (N, C, H, W) when the source is float32
+  Array<int32_t> labels;  // (N)
   size_t sample_size() const { return size_t(c) * h * w; }
   bool is_u8() const { return f32.empty(); }
-  HostSamples view() const { return {is_u8() ? u8.data() : nullptr, is_u8() ? nullptr : f32.data(), labels.data(), c, h, w}; }
+  HostSamples view() const {
+    return {is_u8() ? u8.data() : nullptr, is_u8() ? nullptr : f32.data(), labels.data(), c, h, w};
+  }
 };
 
 // Fills n, c, h, w from image dims (N, H, W) or (N, C, H, W), checking them.

@@ -45,7 +45,8 @@ class Hdf5Source final : public Source {
       std::vector<float> v(size_t(count) * ss);
       slab("/images", first, count, H5T_NATIVE_FLOAT, v.data());
       for (float x : v)
-        if (!std::isfinite(x)) fail("{}: /images holds a non-finite value (samples {}..{})", m_path, first, first + count);
+        if (!std::isfinite(x))
+          fail("{}: /images holds a non-finite value (samples {}..{})", m_path, first, first + count);
       d.f32 = std::move(v);
     }
     if (has_labels()) slab("/labels", first, count, H5T_NATIVE_INT32, lab.data());

@@ -30,8 +30,8 @@ class IdxSource final : public Source {
       const std::string name = fs::path(o.path).filename().string();
       const size_t k = name.find("images-idx3-ubyte");
       if (k != std::string::npos) {
-        const fs::path sib = fs::path(o.path).parent_path() /
-                             (name.substr(0, k) + "labels-idx1-ubyte" + name.substr(k + 17));
+        const fs::path sib =
+            fs::path(o.path).parent_path() / (name.substr(0, k) + "labels-idx1-ubyte" + name.substr(k + 17));
         std::error_code ec;
         if (fs::is_regular_file(sib, ec)) lab = sib.string();
       }
@@ -39,7 +39,8 @@ class IdxSource final : public Source {
     if (!lab.empty()) {
       m_labels = std::make_unique<IdxFile>(lab);
       if (m_labels->dims.size() != 1) fail("{}: labels need 1 dimension, got {}", lab, m_labels->dims.size());
-      if (int64_t(m_labels->dims[0]) != m_n) fail("{}: {} labels for {} images in {}", lab, m_labels->dims[0], m_n, o.path);
+      if (int64_t(m_labels->dims[0]) != m_n)
+        fail("{}: {} labels for {} images in {}", lab, m_labels->dims[0], m_n, o.path);
       m_labels_path = lab;
     }
   }
@@ -107,8 +108,10 @@ IdxFile::IdxFile(const std::string& path) : m_path(path) {
     t.read(reinterpret_cast<char*>(le), 4);
     const uint32_t isize = uint32_t(le[0]) | uint32_t(le[1]) << 8 | uint32_t(le[2]) << 16 | uint32_t(le[3]) << 24;
     if (uint32_t(uint64_t(total + m_offset)) != isize)
-      fail("{}: the gzip trailer says {} bytes uncompressed (mod 2^32), the IDX header needs {}: truncated, "
-           "trailing bytes or corrupt gzip", path, isize, uint64_t(std::min<unsigned __int128>(total + m_offset, UINT64_MAX)));
+      fail(
+          "{}: the gzip trailer says {} bytes uncompressed (mod 2^32), the IDX header needs {}: truncated, "
+          "trailing bytes or corrupt gzip",
+          path, isize, uint64_t(std::min<unsigned __int128>(total + m_offset, UINT64_MAX)));
   }
 }
 
@@ -120,7 +123,8 @@ void IdxFile::read(int64_t first, int64_t count, uint8_t* out) {
   gzFile f = static_cast<gzFile>(m_f);
   const uint64_t at = m_offset + uint64_t(first) * record;
   if (at != m_pos) {
-    if (gzseek(f, z_off_t(at), SEEK_SET) < 0) fail("{}: corrupt or truncated gzip data (seeking to sample {})", m_path, first);
+    if (gzseek(f, z_off_t(at), SEEK_SET) < 0)
+      fail("{}: corrupt or truncated gzip data (seeking to sample {})", m_path, first);
     m_pos = at;
   }
   uint64_t left = uint64_t(count) * record;
@@ -129,7 +133,8 @@ void IdxFile::read(int64_t first, int64_t count, uint8_t* out) {
     if (got <= 0) {
       int errnum = 0;
       const char* msg = gzerror(f, &errnum);
-      fail("{}: corrupt or truncated {}data ({})", m_path, m_gz ? "gzip " : "", got < 0 ? msg : "unexpected end of file");
+      fail("{}: corrupt or truncated {}data ({})", m_path, m_gz ? "gzip " : "",
+           got < 0 ? msg : "unexpected end of file");
     }
     out += got, left -= uint64_t(got), m_pos += uint64_t(got);
   }

@@ -22,7 +22,8 @@ class ImageSource final : public Source {
     if (!fs::is_directory(o.path, ec)) fail("{}: --format images needs a directory of PNG/JPEG files", o.path);
     for (const auto& e : fs::directory_iterator(o.path, ec)) {
       const std::string x = file_extension(e.path().string());
-      if (e.is_regular_file() && (x == ".png" || x == ".jpg" || x == ".jpeg")) m_names.push_back(e.path().filename().string());
+      if (e.is_regular_file() && (x == ".png" || x == ".jpg" || x == ".jpeg"))
+        m_names.push_back(e.path().filename().string());
     }
     std::sort(m_names.begin(), m_names.end());
     if (m_names.empty()) fail("{}: no .png/.jpg/.jpeg files in the directory", o.path);
@@ -77,7 +78,6 @@ class ImageSource final : public Source {
     return true;
   }
 };
-
 
 }  // namespace
 

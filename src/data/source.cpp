@@ -32,7 +32,8 @@ std::unique_ptr<Source> open_source(const SourceOptions& o) {
   if (format == "auto") {
     if (fs::is_directory(o.path, ec)) {
       bool bins = false;
-      for (const auto& e : fs::directory_iterator(o.path, ec)) bins = bins || file_extension(e.path().string()) == ".bin";
+      for (const auto& e : fs::directory_iterator(o.path, ec))
+        bins = bins || file_extension(e.path().string()) == ".bin";
       format = bins ? "cifar10" : "images";
     } else {
       const std::string x = file_extension(o.path);

@@ -17,7 +17,8 @@ template <> hid_t mem_type<int32_t>() { return H5T_NATIVE_INT32; }
 template <> hid_t mem_type<int64_t>() { return H5T_NATIVE_INT64; }
 template <> hid_t mem_type<uint8_t>() { return H5T_NATIVE_UINT8; }
 
-template <class T> void write_impl(hid_t loc, const std::string& path, const T* data, const std::vector<hsize_t>& dims) {
+template <class T>
+void write_impl(hid_t loc, const std::string& path, const T* data, const std::vector<hsize_t>& dims) {
   H5 space(H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose);
   H5 lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
   H5Pset_create_intermediate_group(lcpl, 1);
@@ -110,11 +111,21 @@ H5T_class_t h5_type_class(hid_t loc, const std::string& path, size_t* size) {
   return H5Tget_class(type);
 }
 
-void h5_write(hid_t loc, const std::string& p, const float* d, const std::vector<hsize_t>& dims) { write_impl(loc, p, d, dims); }
-void h5_write(hid_t loc, const std::string& p, const double* d, const std::vector<hsize_t>& dims) { write_impl(loc, p, d, dims); }
-void h5_write(hid_t loc, const std::string& p, const int32_t* d, const std::vector<hsize_t>& dims) { write_impl(loc, p, d, dims); }
-void h5_write(hid_t loc, const std::string& p, const uint8_t* d, const std::vector<hsize_t>& dims) { write_impl(loc, p, d, dims); }
-void h5_write(hid_t loc, const std::string& p, const int64_t* d, const std::vector<hsize_t>& dims) { write_impl(loc, p, d, dims); }
+void h5_write(hid_t loc, const std::string& p, const float* d, const std::vector<hsize_t>& dims) {
+  write_impl(loc, p, d, dims);
+}
+void h5_write(hid_t loc, const std::string& p, const double* d, const std::vector<hsize_t>& dims) {
+  write_impl(loc, p, d, dims);
+}
+void h5_write(hid_t loc, const std::string& p, const int32_t* d, const std::vector<hsize_t>& dims) {
+  write_impl(loc, p, d, dims);
+}
+void h5_write(hid_t loc, const std::string& p, const uint8_t* d, const std::vector<hsize_t>& dims) {
+  write_impl(loc, p, d, dims);
+}
+void h5_write(hid_t loc, const std::string& p, const int64_t* d, const std::vector<hsize_t>& dims) {
+  write_impl(loc, p, d, dims);
+}
 void h5_read(hid_t loc, const std::string& p, int64_t* o, const std::string& f) { read_impl(loc, p, o, f); }
 
 void h5_write_strings(hid_t loc, const std::string& path, const std::vector<std::string>& v) {
@@ -137,12 +148,14 @@ std::vector<std::string> h5_read_strings(hid_t loc, const std::string& path, con
   if (dims.size() != 1) fail("{}: {} must be 1-D", file, path);
   H5 dset(H5Dopen2(loc, path.c_str(), H5P_DEFAULT), H5Dclose);
   H5 ftype(H5Dget_type(dset), H5Tclose);
-  if (H5Tget_class(ftype) != H5T_STRING || H5Tis_variable_str(ftype) <= 0) fail("{}: {} is not a string dataset", file, path);
+  if (H5Tget_class(ftype) != H5T_STRING || H5Tis_variable_str(ftype) <= 0)
+    fail("{}: {} is not a string dataset", file, path);
   H5 type(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(type, H5T_VARIABLE);
   H5Tset_cset(type, H5Tget_cset(ftype));
   std::vector<char*> p(dims[0], nullptr);
-  if (dims[0] && H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, p.data()) < 0) fail("{}: cannot read {}", file, path);
+  if (dims[0] && H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, p.data()) < 0)
+    fail("{}: cannot read {}", file, path);
   std::vector<std::string> out;
   for (char* c : p) {
     out.emplace_back(c ? c : "");
@@ -181,7 +194,9 @@ void h5_attr(hid_t loc, const std::string& obj, const std::string& name, const s
   if (a.id() < 0 || H5Awrite(a, type, p.data()) < 0) write_failed("attribute " + obj + "@" + name);
 }
 void h5_attr(hid_t loc, const std::string& obj, const std::string& name, double v) { attr_impl(loc, obj, name, &v, 0); }
-void h5_attr(hid_t loc, const std::string& obj, const std::string& name, int64_t v) { attr_impl(loc, obj, name, &v, 0); }
+void h5_attr(hid_t loc, const std::string& obj, const std::string& name, int64_t v) {
+  attr_impl(loc, obj, name, &v, 0);
+}
 void h5_attr(hid_t loc, const std::string& obj, const std::string& name, const std::vector<float>& v) {
   attr_impl(loc, obj, name, v.data(), v.size());
 }

@@ -1,6 +1,9 @@
 #include "io/run_file.h"
 
+#include <fmt/ranges.h>
+
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
@@ -9,9 +12,6 @@
 #include "error.h"
 #include "io/h5.h"
 #include "io/provenance.h"
-
-#include <fmt/ranges.h>
-#include <cmath>
 
 namespace rs {
 
@@ -26,9 +26,9 @@ herr_t collect_name(hid_t, const char* name, const H5L_info_t*, void* out) {
 
 }  // namespace
 
-void write_run_file(const std::string& path, const std::string& config_text, const Model& model,
-                    const Optimizer& opt, const std::vector<float>& mean, const std::vector<float>& inv_std,
-                    const History& history, const Provenance& prov) {
+void write_run_file(const std::string& path, const std::string& config_text, const Model& model, const Optimizer& opt,
+                    const std::vector<float>& mean, const std::vector<float>& inv_std, const History& history,
+                    const Provenance& prov) {
   const auto lock = h5_lock();
   h5_quiet();
   const std::string tmp = path + ".tmp";
@@ -79,7 +79,8 @@ RunFile read_run_file(const std::string& path, const std::string& root) {
   r.path = path;
   r.root = root;
   const std::string top = root.empty() ? "/" : root, where = path + (root.empty() ? "" : ":" + root);
-  if ((!root.empty() && !h5_exists(f, root)) || !h5_has_attr(f, top, "format") || h5_attr_string(f, top, "format", path) != "ranksweep-run")
+  if ((!root.empty() && !h5_exists(f, root)) || !h5_has_attr(f, top, "format") ||
+      h5_attr_string(f, top, "format", path) != "ranksweep-run")
     fail("{}: not a ranksweep run file (no format=\"ranksweep-run\" attribute)", where);
   r.config_text = h5_attr_string(f, top, "config", path);
   r.epochs_done = h5_attr_int(f, top, "epochs_done", path);
@@ -128,8 +129,7 @@ RunFile read_model_file(const std::string& path) {
   }
   if (format == "ranksweep-study") return read_run_file(path, "/best");
   if (format != "ranksweep-run")
-    fail("{}: not a ranksweep run or study file (no format=\"ranksweep-run\" or \"ranksweep-study\" attribute)",
-         path);
+    fail("{}: not a ranksweep run or study file (no format=\"ranksweep-run\" or \"ranksweep-study\" attribute)", path);
   return read_run_file(path);
 }
 
@@ -142,8 +142,7 @@ void load_into(const RunFile& rf, Model& model, Optimizer* opt) {
       const std::string name = prefix + pi.layer + "/" + pi.tensor;
       const auto dims = h5_dims(f, name, rf.path);
       if (std::vector<int64_t>(dims.begin(), dims.end()) != pi.shape)
-        fail("{}: {} has shape {}, the model needs {}", rf.path, name, fmt::join(dims, "x"),
-             fmt::join(pi.shape, "x"));
+        fail("{}: {} has shape {}, the model needs {}", rf.path, name, fmt::join(dims, "x"), fmt::join(pi.shape, "x"));
       h5_read(f, name, flat.data() + pi.offset, rf.path);
     }
   };

@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "io/provenance.h"
 #include "nn/model.h"
 #include "nn/optimizer.h"
-#include "io/provenance.h"
 #include "train/history.h"
 
 namespace rs {
@@ -29,9 +29,9 @@ struct RunFile {
   History history;
 };
 
-void write_run_file(const std::string& path, const std::string& config_text, const Model& model,
-                    const Optimizer& opt, const std::vector<float>& mean, const std::vector<float>& inv_std,
-                    const History& history, const Provenance& prov);
+void write_run_file(const std::string& path, const std::string& config_text, const Model& model, const Optimizer& opt,
+                    const std::vector<float>& mean, const std::vector<float>& inv_std, const History& history,
+                    const Provenance& prov);
 // `root` is the group holding the layout ("" for a run file's root).
 RunFile read_run_file(const std::string& path, const std::string& root = "");
 // A run file, or a study file's best trial (/best): what `infer --model` takes.

@@ -1,8 +1,8 @@
 #include "mpi/comm.h"
 
 #include <algorithm>
-#include <limits>
 #include <chrono>
+#include <limits>
 #include <stdexcept>
 #include <thread>
 

@@ -16,8 +16,7 @@ namespace {
 
 class NcclAllreduce final : public GradAllreduce {
  public:
-  NcclAllreduce(float* grads, std::vector<Bucket> buckets, ncclComm_t nccl, cudaStream_t stream,
-                cudaStream_t compute)
+  NcclAllreduce(float* grads, std::vector<Bucket> buckets, ncclComm_t nccl, cudaStream_t stream, cudaStream_t compute)
       : m_grads(grads), m_buckets(std::move(buckets)), m_nccl(nccl), m_stream(stream), m_compute(compute) {
     m_ready.resize(m_buckets.size());
     for (cudaEvent_t& e : m_ready) CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));

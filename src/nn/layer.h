@@ -21,9 +21,9 @@ struct Shape {
 };
 
 struct TensorSpec {
-  std::string name;              // "weight", "bias"
-  std::vector<int64_t> shape;    // real shape, e.g. (OC, C, K, K)
-  int64_t fan_in;                // for initialisation
+  std::string name;            // "weight", "bias"
+  std::vector<int64_t> shape;  // real shape, e.g. (OC, C, K, K)
+  int64_t fan_in;              // for initialisation
   size_t count() const {
     size_t n = 1;
     for (int64_t d : shape) n *= size_t(d);
@@ -70,8 +70,7 @@ class Layer {
 
  protected:
   virtual void do_forward(Backend& be, const float* x, float* y, const Pass& p) = 0;
-  virtual void do_backward(Backend& be, const float* x, const float* y, const float* dy, float* dx,
-                           const Pass& p) = 0;
+  virtual void do_backward(Backend& be, const float* x, const float* y, const float* dy, float* dx, const Pass& p) = 0;
 
   LayerSpec m_spec;
   int m_index;

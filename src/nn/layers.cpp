@@ -56,8 +56,9 @@ class Conv2d final : public Layer {
 
  protected:
   ConvShape shape(int B) const {
-    return ConvShape{B,        m_in.c, m_in.h, m_in.w, m_out.c, int(m_spec.kernel), int(m_spec.stride),
-                     int(m_spec.padding), m_out.h, m_out.w};
+    return ConvShape{
+        B,       m_in.c, m_in.h, m_in.w, m_out.c, int(m_spec.kernel), int(m_spec.stride), int(m_spec.padding),
+        m_out.h, m_out.w};
   }
   void do_forward(Backend& be, const float* x, float* y, const Pass& p) override {
     be.conv2d_forward(y, x, params[0], params[1], shape(p.B));
@@ -75,11 +76,13 @@ class MaxPool final : public Layer {
     m_out = Shape{in.c, int((in.h + 2 * s.padding - s.kernel) / s.stride + 1),
                   int((in.w + 2 * s.padding - s.kernel) / s.stride + 1)};
   }
-  void allocate(Backend& be, int max_batch) override { m_argmax = Buffer<int32_t>(be, size_t(max_batch) * m_out.size()); }
+  void allocate(Backend& be, int max_batch) override {
+    m_argmax = Buffer<int32_t>(be, size_t(max_batch) * m_out.size());
+  }
 
  protected:
   PoolShape shape(int B) const {
-    return PoolShape{B,      m_in.c, m_in.h, m_in.w, int(m_spec.kernel), int(m_spec.stride), int(m_spec.padding),
+    return PoolShape{B,       m_in.c, m_in.h, m_in.w, int(m_spec.kernel), int(m_spec.stride), int(m_spec.padding),
                      m_out.h, m_out.w};
   }
   void do_forward(Backend& be, const float* x, float* y, const Pass& p) override {

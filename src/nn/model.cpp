@@ -100,14 +100,15 @@ void Model::backward(const float* dlogits, const Pass& p, const std::function<vo
 }
 
 std::string Model::summary() const {
-  std::string s = fmt::format("  {:<10} {:<8} {:>14}\n", "input", "", fmt::format("{}x{}x{}", m_input.c, m_input.h, m_input.w));
+  std::string s =
+      fmt::format("  {:<10} {:<8} {:>14}\n", "input", "", fmt::format("{}x{}x{}", m_input.c, m_input.h, m_input.w));
   size_t ti = 0;
   for (const auto& l : m_layers) {
     size_t n = 0;
     for (size_t k = 0; k < l->tensors().size(); ++k) n += m_info[ti++].count;
     const Shape o = l->out_shape();
-    s += fmt::format("  {:<10} {:<8} {:>14} {:>10}\n", l->name(), l->spec().type, fmt::format("{}x{}x{}", o.c, o.h, o.w),
-                     n ? std::to_string(n) : "");
+    s += fmt::format("  {:<10} {:<8} {:>14} {:>10}\n", l->name(), l->spec().type,
+                     fmt::format("{}x{}x{}", o.c, o.h, o.w), n ? std::to_string(n) : "");
   }
   s += fmt::format("  {} parameters", num_params());
   return s;

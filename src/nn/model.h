@@ -15,9 +15,9 @@
 namespace rs {
 
 struct ParamInfo {
-  std::string layer, tensor;   // "conv1", "weight"
+  std::string layer, tensor;  // "conv1", "weight"
   std::vector<int64_t> shape;
-  size_t offset, count;        // in floats, within the flat buffers
+  size_t offset, count;  // in floats, within the flat buffers
   int64_t fan_in;
 };
 

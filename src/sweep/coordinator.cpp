@@ -29,8 +29,8 @@ SchedulePolicy::Options policy_options(const SweepConfig& s, std::vector<int64_t
 
 }  // namespace
 
-Coordinator::Coordinator(const SweepConfig& sweep, Study previous, std::string dir, std::string base_text,
-                         int groups, int world_size, MPI_Comm ctl)
+Coordinator::Coordinator(const SweepConfig& sweep, Study previous, std::string dir, std::string base_text, int groups,
+                         int world_size, MPI_Comm ctl)
     : m_sweep(sweep),
       m_study(std::move(previous)),
       m_dir(std::move(dir)),
@@ -163,11 +163,12 @@ void Coordinator::print_progress(const TrialRow& r, double wall_seconds) const {
   // promotions make this a rough guide).
   const size_t have = m_study.rows.size(), fresh = have - m_resumed;
   const double left = fresh ? elapsed() / double(fresh) * double(size_t(total()) - have) : 0;
-  fmt::print("trial {:>4} {:<9} group {} epochs {:>3} val {:.2f}% test {:.2f}% {:>6}  | {}/{} trials have results "
-             "({} running), best #{} {:.2f}%, elapsed {}, left ~{}\n",
-             r.id, to_string(r.status), r.group, r.epochs, 100 * r.best_val_accuracy, 100 * r.test_accuracy,
-             format_seconds(wall_seconds), have, total(), m_policy.running(), best.id, 100 * best.best_val_accuracy,
-             format_seconds(elapsed()), format_seconds(left));
+  fmt::print(
+      "trial {:>4} {:<9} group {} epochs {:>3} val {:.2f}% test {:.2f}% {:>6}  | {}/{} trials have results "
+      "({} running), best #{} {:.2f}%, elapsed {}, left ~{}\n",
+      r.id, to_string(r.status), r.group, r.epochs, 100 * r.best_val_accuracy, 100 * r.test_accuracy,
+      format_seconds(wall_seconds), have, total(), m_policy.running(), best.id, 100 * best.best_val_accuracy,
+      format_seconds(elapsed()), format_seconds(left));
   std::fflush(stdout);
 }
 

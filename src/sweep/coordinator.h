@@ -54,8 +54,8 @@ class Coordinator {
   SchedulePolicy m_policy;
   size_t m_resumed = 0;
   int m_groups_done = 0;
-  std::vector<int> m_waiting;                 // leaders told nothing yet
-  std::map<int64_t, double> m_started_at;     // running trial -> sweep time its job was handed out
+  std::vector<int> m_waiting;                           // leaders told nothing yet
+  std::map<int64_t, double> m_started_at;               // running trial -> sweep time its job was handed out
   std::vector<std::pair<int64_t, double>> m_unwritten;  // finished jobs (trial, wall seconds) not in study.h5 yet
   Clock::time_point m_t0;
 };

@@ -16,8 +16,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // Trains job.trial from its checkpoint (if any) to the job's stop; the result on the leader.
-msg::Result run_job(const GroupSetup& s, const Job& job, const Comm& gc, Backend& be, GradComm& grads,
-                    MPI_Comm ctl) {
+msg::Result run_job(const GroupSetup& s, const Job& job, const Comm& gc, Backend& be, GradComm& grads, MPI_Comm ctl) {
   const int64_t id = job.trial;
   msg::Result res;
   res.trial = id, res.group = s.group;

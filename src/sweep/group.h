@@ -23,8 +23,8 @@ struct GroupSetup {
   const std::string& origin;     // the config file, for messages
   const std::string& dir;        // the sweep's output directory
   const Data& data;
-  int64_t group = 0;             // this group's index
-  int threads = 1;               // per rank, for the trials' provenance
+  int64_t group = 0;  // this group's index
+  int threads = 1;    // per rank, for the trials' provenance
 };
 
 // Runs jobs until the coordinator (world rank 0, on `ctl`) says done.

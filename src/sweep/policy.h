@@ -66,7 +66,7 @@ class SchedulePolicy {
   Options m_opt;
   int64_t m_next = 0;
   std::set<int64_t> m_started, m_running;  // started: handed out at least once (or skipped, or restored)
-  std::map<int64_t, State> m_state;       // trials that have ended a job
+  std::map<int64_t, State> m_state;        // trials that have ended a job
   std::map<int64_t, std::vector<std::pair<int64_t, double>>> m_rungs;  // epoch -> (trial, val) in arrival order
 };
 

@@ -7,10 +7,14 @@ namespace rs {
 
 const char* to_string(TrialStatus s) {
   switch (s) {
-    case TrialStatus::completed: return "completed";
-    case TrialStatus::pruned: return "pruned";
-    case TrialStatus::diverged: return "diverged";
-    case TrialStatus::failed: return "failed";
+    case TrialStatus::completed:
+      return "completed";
+    case TrialStatus::pruned:
+      return "pruned";
+    case TrialStatus::diverged:
+      return "diverged";
+    case TrialStatus::failed:
+      return "failed";
   }
   return "?";
 }
@@ -52,7 +56,13 @@ Result recv_result(int source, MPI_Comm c) {
   MPI_Recv(buf.data(), n, MPI_BYTE, st.MPI_SOURCE, kResult, c, MPI_STATUS_IGNORE);
   ResultHead h;
   std::memcpy(&h, buf.data(), sizeof h);
-  return Result{h.trial, h.epochs, h.group, h.status, h.best_val_accuracy, h.test_accuracy, h.wall_seconds,
+  return Result{h.trial,
+                h.epochs,
+                h.group,
+                h.status,
+                h.best_val_accuracy,
+                h.test_accuracy,
+                h.wall_seconds,
                 std::string(buf.data() + sizeof h, buf.size() - sizeof h)};
 }
 

@@ -57,7 +57,8 @@ SweepConfig parse_sweep(const std::string& text, const std::string& origin) {
         d.low = t.number("low", 0, -1e300, 1e300);
         d.high = t.number("high", 0, -1e300, 1e300);
         if (!(d.high > d.low)) t.error(nullptr, "high", "must be greater than low");
-        if (d.kind == Distribution::log_uniform && d.low <= 0) t.error(nullptr, "low", "must be positive for log_uniform");
+        if (d.kind == Distribution::log_uniform && d.low <= 0)
+          t.error(nullptr, "low", "must be positive for log_uniform");
       }
       t.finish();
     } else {
@@ -108,7 +109,9 @@ TrialSpec make_trial(const SweepConfig& s, int64_t id) {
       case Distribution::values:
         t.params.emplace_back(d.key, d.values[std::min(d.values.size() - 1, size_t(u * double(d.values.size())))]);
         break;
-      case Distribution::uniform: t.params.emplace_back(d.key, TomlValue(d.low + u * (d.high - d.low))); break;
+      case Distribution::uniform:
+        t.params.emplace_back(d.key, TomlValue(d.low + u * (d.high - d.low)));
+        break;
       case Distribution::log_uniform:
         t.params.emplace_back(d.key, TomlValue(std::exp(std::log(d.low) + u * (std::log(d.high) - std::log(d.low)))));
         break;

@@ -31,10 +31,10 @@ namespace rs {
 enum class Distribution { values, uniform, log_uniform, int_uniform };
 
 struct Dimension {
-  std::string key;                 // dotted config key, e.g. "train.lr"
+  std::string key;  // dotted config key, e.g. "train.lr"
   Distribution kind = Distribution::values;
-  std::vector<TomlValue> values;   // kind values: the grid values or choices
-  double low = 0, high = 0;        // the others
+  std::vector<TomlValue> values;  // kind values: the grid values or choices
+  double low = 0, high = 0;       // the others
 };
 
 struct SweepConfig {
@@ -48,7 +48,7 @@ struct SweepConfig {
 
 struct TrialSpec {
   int64_t id = 0;
-  Overrides params;  // key, typed value, in space order (empty for the default trial)
+  Overrides params;          // key, typed value, in space order (empty for the default trial)
   std::string text() const;  // "key=value, ..." for people
 };
 

@@ -163,7 +163,8 @@ Study read_study(const std::string& path) {
     TrialRow& r = s.rows[i];
     r.id = id[i], r.epochs = ep[i], r.group = gr[i], r.best_val_accuracy = best[i], r.test_accuracy = test[i];
     r.wall_seconds = wall[i], r.start_seconds = st[i], r.end_seconds = en[i], r.message = msg[i];
-    if (!parse_trial_status(status[i], &r.status)) fail("{}: trial {} has an unknown status \"{}\"", path, r.id, status[i]);
+    if (!parse_trial_status(status[i], &r.status))
+      fail("{}: trial {} has an unknown status \"{}\"", path, r.id, status[i]);
   }
   for (const std::string& key : s.keys) {
     const std::string p = "/trials/" + key;

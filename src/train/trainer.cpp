@@ -1,11 +1,11 @@
 #include "train/trainer.h"
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cmath>
 #include <map>
 #include <numeric>
-
-#include <fmt/format.h>
 
 #include "kernels/hd_math.h"
 

@@ -14,12 +14,12 @@
 #include "backend/backend.h"
 #include "config/config.h"
 #include "data/dataset.h"
+#include "io/run_file.h"
 #include "mpi/allreduce.h"
 #include "mpi/comm.h"
-#include "io/run_file.h"
-#include "train/history.h"
 #include "nn/model.h"
 #include "nn/optimizer.h"
+#include "train/history.h"
 
 namespace rs {
 

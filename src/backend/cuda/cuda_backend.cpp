@@ -42,11 +42,10 @@ std::string cuda_info() {
   int nccl = 0;
   ncclGetVersion(&nccl);
   const size_t dnn = cudnnGetVersion();
-  std::string s = fmt::format("CUDA runtime {}.{}; driver {}; cuDNN {}.{}.{}; cuBLAS {}.{}.{}; NCCL {}.{}.{}\n",
-                              rt / 1000, rt % 1000 / 10,
-                              have_driver ? fmt::format("{}.{}", drv / 1000, drv % 1000 / 10) : "none",
-                              dnn / 10000, dnn % 10000 / 100, dnn % 100, cub_major, cub_minor, cub_patch,
-                              nccl / 10000, nccl % 10000 / 100, nccl % 100);
+  std::string s = fmt::format(
+      "CUDA runtime {}.{}; driver {}; cuDNN {}.{}.{}; cuBLAS {}.{}.{}; NCCL {}.{}.{}\n", rt / 1000, rt % 1000 / 10,
+      have_driver ? fmt::format("{}.{}", drv / 1000, drv % 1000 / 10) : "none", dnn / 10000, dnn % 10000 / 100,
+      dnn % 100, cub_major, cub_minor, cub_patch, nccl / 10000, nccl % 10000 / 100, nccl % 100);
   const int n = visible_cuda_devices();
   if (n == 0) s += "gpus: none visible\n";
   for (int i = 0; i < n; ++i) {
