@@ -102,7 +102,7 @@ def main():
     ax.set(xlabel="seconds since the sweep (re)started", ylabel="group", title="which group ran which trial")
     ax.set_yticks(range(int(t["group"][()].max()) + 1))
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colors.values()]
-    ax.legend(handles, colors.keys(), fontsize=8, loc="upper right")
+    ax.legend(handles, colors.keys(), fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars
     fig.tight_layout()
     fig.savefig(os.path.join(a.out, "timeline.png"), dpi=120)
     plt.close(fig)
