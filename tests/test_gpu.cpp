@@ -205,7 +205,7 @@ lr = 0.003
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
   int rc = 77;
-  if (visible_cuda_devices() == 0) {
+  if (visible_cuda_devices().empty()) {
     std::printf(
         "SKIPPED: no CUDA device visible; the [gpu] tests (CUDA vs CPU for every kernel, end to end) "
         "did not run\n");

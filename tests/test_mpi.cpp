@@ -108,6 +108,65 @@ TEST_CASE("data-parallel resume equals an uninterrupted run", "[mpi]") {
   CHECK(tr.model().params_host() == straight);
 }
 
+// A stop inside an epoch (a signal, the deadline) checkpoints at that step;
+// the run resumed from it has the losses, accuracies and parameters of an
+// uninterrupted run, bit for bit, whether it stopped while training or while
+// evaluating. The stop is asked by one rank only (the last): all agree.
+TEST_CASE("a run stopped inside an epoch resumes bit for bit", "[mpi]") {
+  const Comm world(MPI_COMM_WORLD);
+  std::unique_ptr<TempDir> d;
+  if (world.leader()) d = std::make_unique<TempDir>("mpi_stop");
+  const std::string text = shared_config(
+      world, d.get(),
+      "[model]\nhidden = [16]\ndropout = 0.2\n[train]\nbatch_size = 25\nlr = 0.05\neval_batch_size = 7\n");
+  const Config cfg = parse_config_text(text, "mpi.toml", {});
+  auto be = make_cpu_backend();
+  const Data data = load_and_bcast_data(world, cfg.data, uint64_t(cfg.train.seed));
+  History straight;
+  std::vector<float> straight_params;
+  {
+    Trainer tr(cfg, data, *be, world);
+    tr.init();
+    for (int e = 0; e < 3; ++e) CHECK(tr.run_epoch());
+    straight = tr.history();
+    straight_params = tr.model().params_host();
+  }
+  std::string run = world.leader() ? *d / "run.h5" : "";
+  world.bcast_string(run);
+  // 250 training samples / 25 = 10 steps per epoch, then 50 validation + 50 test samples, each rank's slice in
+  // batches of 7: every step and every evaluation batch is a poll.
+  const int R = world.size(), eval_polls = 2 * (((50 + R - 1) / R + 6) / 7), per_epoch = 10 + eval_polls;
+  for (const int stop_at : {4, per_epoch + 3, per_epoch + 10 + 2}) {  // epoch 1 step 4; epoch 2 step 3; evaluating
+    INFO("stop at poll " << stop_at);
+    int polls = 0;
+    int64_t epochs_before = 0, step = 0;
+    {
+      Trainer tr(cfg, data, *be, world);
+      tr.init();
+      tr.set_stop_check([&] { return ++polls == stop_at && world.rank() == world.size() - 1; });
+      while (tr.run_epoch()) {
+      }
+      epochs_before = tr.epochs_done();
+      step = tr.position().step;
+      if (world.leader())
+        write_run_file(run, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, tr.history(), {},
+                       tr.position());
+    }
+    CHECK(step == (stop_at == 4 ? 4 : stop_at == per_epoch + 3 ? 3 : 10));
+    CHECK(epochs_before == (stop_at == 4 ? 0 : 1));
+    RunFile rf;
+    world.root_only([&] { rf = read_run_file(run); });
+    Trainer tr(cfg, data, *be, world);
+    tr.resume(rf);
+    CHECK(tr.epochs_done() == epochs_before);
+    CHECK(tr.position().step == step);
+    while (tr.epochs_done() < 3) CHECK(tr.run_epoch());
+    CHECK(tr.model().params_host() == straight_params);
+    for (const char* m : {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_accuracy"})
+      CHECK(tr.history().cols.at(m) == straight.cols.at(m));
+  }
+}
+
 TEST_CASE("bad data seen by rank 0 ends every rank with the same error", "[mpi]") {
   const Comm world(MPI_COMM_WORLD);
   DataConfig cfg;

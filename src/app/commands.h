@@ -17,6 +17,8 @@ struct TrainOptions {
   int64_t stop_after = 0;         // --stop-after N: at most N epochs now (0: all)
   bool verbose = false;           // also print per-phase times each epoch
   std::string command;            // the command line, for provenance
+  std::string deadline;           // --deadline: when the allocation ends (else Slurm's)
+  double deadline_margin = 60;    // --deadline-margin: stop this many seconds before it
 };
 
 struct SweepOptions {
@@ -24,6 +26,10 @@ struct SweepOptions {
   std::vector<std::string> sets;
   std::string out;
   int group_size = 0;  // 0: the config's sweep.group_size
+  bool verbose = false;
+  std::string command;
+  std::string deadline;
+  double deadline_margin = 60;
 };
 
 struct InferOptions {
@@ -32,7 +38,9 @@ struct InferOptions {
   bool overwrite = false;
 };
 
-// Returns the exit status. Throws UserError for bad input.
+// Returns the exit status: 0, 1 (training diverged), kExitRequeue (train/stop.h:
+// stopped early by a signal or the deadline, checkpoint written). Throws
+// UserError for bad input (status 2).
 int train_command(const TrainOptions& opt, const Comm& comm);
 int info_command(const Comm& comm);
 int sweep_command(const SweepOptions& opt, const Comm& world);

@@ -259,10 +259,10 @@ int infer_command(const InferOptions& opt, const Comm& world) {
   // ---- the model (rank 0 reads, every rank receives) and the backend
   const LoadedModel m = read_model(opt, world);
   const RunFile& rf = m.rf;
-  std::string why, dev_why;
+  std::string why;
   const int threads = choose_threads(world, &why);
-  std::unique_ptr<Backend> be;
-  world.agree([&] { be = make_backend(m.cfg.train, world, &dev_why); });
+  Placement place;
+  const std::unique_ptr<Backend> be = make_backend(m.cfg.train, world, &place);
   const int B = opt.batch_size, K = rf.classes, k = std::min(opt.top_k, K);
   Model model(*be, m.cfg.model, Shape{rf.c, rf.h, rf.w}, K, B);
   load_weights(m, model, world);
@@ -282,7 +282,7 @@ int infer_command(const InferOptions& opt, const Comm& world) {
         "{} thread(s)\n",
         opt.model, rf.root.empty() ? "" : ":" + rf.root, rf.c, rf.h, rf.w, K,
         std::isnan(m.recorded_test) ? "" : fmt::format(", recorded test accuracy {:.2f}%", 100 * m.recorded_test),
-        opt.data, src->format(), n, src->has_labels() ? ", labels " + src->labels_path() : "", be->name(), dev_why,
+        opt.data, src->format(), n, src->has_labels() ? ", labels " + src->labels_path() : "", be->name(), place.why,
         world.size(), threads);
     std::fflush(stdout);
   }

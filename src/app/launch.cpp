@@ -1,7 +1,9 @@
 #include "app/launch.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <omp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -9,14 +11,85 @@
 
 #include "backend/device.h"
 #include "build_info.h"
+#include "error.h"
 
 namespace rs {
+namespace {
 
-std::unique_ptr<Backend> make_backend(const TrainConfig& t, const Comm& placement, std::string* why) {
-  int local_size = 1;
-  const int local = local_rank(placement.raw(), &local_size);
-  const DeviceChoice d = choose_device(t.device, RS_HAVE_CUDA, visible_cuda_devices(), local, local_size);
-  *why = d.why;
+std::string join(const std::vector<std::string>& v, char sep) {
+  std::string s;
+  for (const std::string& x : v) s += (s.empty() ? "" : std::string(1, sep)) + x;
+  return s;
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  for (size_t a = 0; a <= s.size();) {
+    const size_t b = std::min(s.find(sep, a), s.size());
+    if (b > a) out.push_back(s.substr(a, b - a));
+    a = b + 1;
+  }
+  return out;
+}
+
+// Every rank of `c` gets every rank's string (rank order).
+std::vector<std::string> allgather(const std::string& mine, MPI_Comm c) {
+  int n = 0, len = int(mine.size());
+  MPI_Comm_size(c, &n);
+  std::vector<int> lens(static_cast<size_t>(n)), offs(static_cast<size_t>(n), 0);
+  MPI_Allgather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, c);
+  for (int i = 1; i < n; ++i) offs[size_t(i)] = offs[size_t(i - 1)] + lens[size_t(i - 1)];
+  std::vector<char> all(size_t(offs.back() + lens.back()));
+  MPI_Allgatherv(mine.data(), len, MPI_CHAR, all.data(), lens.data(), offs.data(), MPI_CHAR, c);
+  std::vector<std::string> out;
+  for (int i = 0; i < n; ++i) out.emplace_back(all.data() + offs[size_t(i)], size_t(lens[size_t(i)]));
+  return out;
+}
+
+std::string hostname() {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  return host;
+}
+
+}  // namespace
+
+void check_launch(const Comm& world) {
+  const char* tasks = std::getenv("SLURM_STEP_NUM_TASKS");
+  if (!tasks || !std::getenv("SLURM_PROCID")) return;
+  const int n = std::atoi(tasks);
+  if (n > 1 && world.size() == 1)
+    fail(
+        "srun started {} tasks but each is an MPI world of 1 rank (N copies of the same job): launch with "
+        "srun --mpi=pmix (or mpirun)",
+        n);
+}
+
+std::unique_ptr<Backend> make_backend(const TrainConfig& t, const Comm& placement, Placement* where) {
+  MPI_Comm node;
+  MPI_Comm_split_type(placement.raw(), MPI_COMM_TYPE_SHARED, placement.rank(), MPI_INFO_NULL, &node);
+  int local = 0, local_size = 1;
+  MPI_Comm_rank(node, &local);
+  MPI_Comm_size(node, &local_size);
+  std::vector<std::vector<std::string>> node_devices;
+  for (const std::string& s : allgather(join(visible_cuda_devices(), ','), node)) node_devices.push_back(split(s, ','));
+  int leaders = local == 0 ? 1 : 0;
+  MPI_Allreduce(MPI_IN_PLACE, &leaders, 1, MPI_INT, MPI_SUM, placement.raw());
+  MPI_Comm_free(&node);
+  where->nodes = leaders;
+
+  DeviceChoice d;
+  placement.agree([&] { d = choose_device(t.device, RS_HAVE_CUDA, node_devices, local); });
+  int kinds[2] = {d.cuda ? 1 : 0, d.cuda ? 1 : 0};  // every rank must compute on the same kind of backend
+  kinds[1] = -kinds[1];
+  MPI_Allreduce(MPI_IN_PLACE, kinds, 2, MPI_INT, MPI_MAX, placement.raw());
+  if (kinds[0] != -kinds[1])
+    fail("device {}: some ranks see a GPU and some do not; give --device cpu, or run on nodes alike", t.device);
+  where->why = d.why;
+  where->device = d.cuda ? fmt::format("cuda:{}", d.device) : "cpu";
+  const std::string line = fmt::format("{} rank {} local {} {}{}", hostname(), placement.rank(), local, where->device,
+                                       d.cuda ? " (" + d.pci + ")" : "");
+  where->bindings = join(allgather(line, placement.raw()), '\n');
   if (!d.cuda) return make_cpu_backend();
 #if RS_HAVE_CUDA
   return make_cuda_backend(d.device, t.deterministic);
@@ -37,6 +110,20 @@ int choose_threads(const Comm& comm, std::string* why) {
   *why = fmt::format("{} cores / {} ranks on this node", cores, local);
   omp_set_num_threads(n);
   return n;
+}
+
+void print_launch(const std::string& command, const Comm& world, const Placement& where, int threads,
+                  const std::string& threads_why, const Deadline& deadline, bool verbose) {
+  if (!world.leader()) return;
+  const char* job = std::getenv("SLURM_JOB_ID");
+  const char* restart = std::getenv("SLURM_RESTART_COUNT");
+  std::string slurm;
+  if (job && *job)
+    slurm = fmt::format("Slurm job {}{}, ", job, restart && *restart ? fmt::format(" (restart {})", restart) : "");
+  fmt::print("ranksweep {}: {}{} node(s), {} rank(s) x {} thread(s) ({}); device {} ({}); deadline {}\n", command,
+             slurm, where.nodes, world.size(), threads, threads_why, where.device, where.why, deadline.describe());
+  if (verbose) fmt::print("binding:\n  {}\n", fmt::join(split(where.bindings, '\n'), "\n  "));
+  std::fflush(stdout);
 }
 
 }  // namespace rs

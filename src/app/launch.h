@@ -1,4 +1,5 @@
-// What every command does at launch, per rank: threads and the backend.
+// What every command does at launch, per rank: check how it was launched,
+// threads, the backend and its device, and the first line of output.
 #pragma once
 
 #include <memory>
@@ -7,16 +8,35 @@
 #include "backend/backend.h"
 #include "config/config.h"
 #include "mpi/comm.h"
+#include "train/stop.h"
 
 namespace rs {
+
+// srun without --mpi=pmix starts N copies of a one-rank world (SLURM_STEP_NUM_TASKS > 1 but world size 1):
+// a UserError saying so, instead of N separate copies of the job.
+void check_launch(const Comm& world);
 
 // OpenMP threads per rank: OMP_NUM_THREADS if set, else cores / ranks on the
 // node (collective over `comm`); `why` says which, for the first line.
 int choose_threads(const Comm& comm, std::string* why);
 
+// Where the ranks run: nodes, and every rank's device binding.
+struct Placement {
+  std::string why;       // how this rank's device was chosen
+  std::string bindings;  // on rank 0: one line per rank "host rank R local L cpu|cuda:I (PCI id)"
+  int nodes = 1;
+  std::string device;  // this rank's backend, "cpu" or "cuda:I"
+};
+
 // The backend this rank computes on. The device is chosen by the rank's
 // place on its node among the ranks of `placement` (the whole job, also in a
-// sweep, so groups on one node take different GPUs); `why` for the log.
-std::unique_ptr<Backend> make_backend(const TrainConfig& t, const Comm& placement, std::string* why);
+// sweep, so groups on one node take different GPUs). Collective over
+// `placement`; a bad binding on any rank is a UserError on every rank.
+std::unique_ptr<Backend> make_backend(const TrainConfig& t, const Comm& placement, Placement* where);
+
+// The first line of a command's output (rank 0): Slurm job (id, restart),
+// nodes, ranks x threads, device, deadline; with verbose, every rank's binding.
+void print_launch(const std::string& command, const Comm& world, const Placement& where, int threads,
+                  const std::string& threads_why, const Deadline& deadline, bool verbose);
 
 }  // namespace rs

@@ -7,9 +7,19 @@
 #include <cstdio>
 
 #include "app/commands.h"
+#include "app/launch.h"
 #include "error.h"
 
 namespace {
+
+void add_deadline_options(CLI::App* app, std::string& deadline, double& margin) {
+  app->add_option("--deadline", deadline,
+                  "when the allocation ends: seconds since the epoch, +SECONDS from now, or YYYY-MM-DDTHH:MM:SS "
+                  "(default: Slurm's end time for the job, if any); work checkpoints and exits with status 75 "
+                  "before it");
+  app->add_option("--deadline-margin", margin, "stop this many seconds before the deadline (default: 60)")
+      ->check(CLI::NonNegativeNumber);
+}
 
 int run(int argc, char** argv, const rs::Comm& comm) {
   CLI::App app{"ranksweep: data-parallel training, hyperparameter sweeps and batch inference over MPI"};
@@ -28,13 +38,18 @@ int run(int argc, char** argv, const rs::Comm& comm) {
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   train->add_option("--stop-after", topt.stop_after, "train at most N epochs now, then exit (resume later)")
       ->check(CLI::PositiveNumber);
-  train->add_flag("-v,--verbose", topt.verbose, "print the model's layers and per-phase times each epoch");
+  train->add_flag("-v,--verbose", topt.verbose,
+                  "print every rank's device binding, the model's layers and per-phase times each epoch");
+  add_deadline_options(train, topt.deadline, topt.deadline_margin);
   rs::SweepOptions sopt;
+  sopt.command = topt.command;
   CLI::App* sweep =
       app.add_subcommand("sweep", "hyperparameter search: trials run by rank groups, results in DIR/study.h5");
   sweep->add_option("config", sopt.config, "CONFIG.toml with a [sweep] section")->required();
   sweep->add_option("--set", sopt.sets, "override a config key (repeatable)")->allow_extra_args(false);
   sweep->add_option("--out", sopt.out, "output directory; an existing sweep there is resumed");
+  sweep->add_flag("-v,--verbose", sopt.verbose, "print every rank's device binding");
+  add_deadline_options(sweep, sopt.deadline, sopt.deadline_margin);
   sweep->add_option("--group-size", sopt.group_size, "ranks per trial (default: sweep.group_size)")
       ->check(CLI::PositiveNumber);
   rs::InferOptions iopt;
@@ -73,6 +88,7 @@ int run(int argc, char** argv, const rs::Comm& comm) {
   } catch (const CLI::ParseError& e) {
     throw rs::UserError(fmt::format("command line: {}", e.what()));
   }
+  rs::check_launch(comm);
   if (*train) return rs::train_command(topt, comm);
   if (*info) return rs::info_command(comm);
   if (*sweep) return rs::sweep_command(sopt, comm);
@@ -86,6 +102,7 @@ int run(int argc, char** argv, const rs::Comm& comm) {
 int main(int argc, char** argv) {
   int provided = 0;  // the sweep runs its coordinator on a thread of its own (it checks the level)
   MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+  rs::install_stop_signals();  // SIGUSR1/SIGTERM: checkpoint at the next step, exit 75
   int status;
   {
     const rs::Comm world(MPI_COMM_WORLD);

@@ -49,7 +49,8 @@ void print_end(const Coordinator& c, const std::string& study_path) {
   int d = -1;
   for (size_t i = 0; i < s.rows.size(); ++i)
     if (s.rows[i].id == 0) d = int(i);
-  fmt::print("sweep done in {}: {} trials in {}\n", format_seconds(c.elapsed()), s.rows.size(), study_path);
+  fmt::print("sweep {} after {}: {} trials in {}\n", c.incomplete() ? "stopped" : "done", format_seconds(c.elapsed()),
+             s.rows.size(), study_path);
   if (b >= 0)
     fmt::print("best: trial {} val {:.2f}% test {:.2f}%", s.rows[b].id, 100 * s.rows[b].best_val_accuracy,
                100 * s.rows[b].test_accuracy);
@@ -92,7 +93,8 @@ int sweep_command(const SweepOptions& opt, const Comm& world) {
              study_path);
     }
   });
-  std::string why, dev_why;
+  const Deadline deadline = find_deadline(opt.deadline, opt.deadline_margin, world);
+  std::string why;
   const int threads = choose_threads(world, &why);
 
   // ---- the data, once for the whole sweep
@@ -103,15 +105,17 @@ int sweep_command(const SweepOptions& opt, const Comm& world) {
   MPI_Comm_split(world.raw(), world.rank() / G, world.rank(), &group_comm);
   MPI_Comm_dup(world.raw(), &ctl);
   const Comm gc(group_comm);
-  std::unique_ptr<Backend> be;
-  world.agree([&] { be = make_backend(base.train, world, &dev_why); });  // device by place in the whole job
+  Placement place;
+  const std::unique_ptr<Backend> be = make_backend(base.train, world, &place);  // by place in the whole job
+  print_launch("sweep", world, place, threads, why, deadline, opt.verbose);
   const std::unique_ptr<GradComm> grads = make_grad_comm(*be, gc);
 
   // ---- the coordinator: rank 0, its own thread
   std::unique_ptr<Coordinator> coord;
   std::thread coord_thread;
   if (world.leader()) {
-    coord = std::make_unique<Coordinator>(sweep, std::move(previous), dir, base.text, groups, world.size(), ctl);
+    coord =
+        std::make_unique<Coordinator>(sweep, std::move(previous), dir, base.text, groups, world.size(), ctl, deadline);
     print_start(*coord, sweep, data, groups, G, threads, be->name(), study_path);
     coord_thread = std::thread([&coord] {
       try {
@@ -123,16 +127,24 @@ int sweep_command(const SweepOptions& opt, const Comm& world) {
       }
     });
   }
-  const GroupSetup setup{sweep, base.text, opt.config, dir, data, world.rank() / G, threads};
+  const GroupSetup setup{sweep,   base.text,      opt.config,
+                         dir,     data,           world.rank() / G,
+                         threads, place.bindings, [&deadline] { return stop_requested(deadline); }};
   run_group(setup, gc, *be, *grads, ctl);
   world.barrier_idle();  // every group is done, so the coordinator has finished
+  int status = 0;
   if (coord) {
     coord_thread.join();
     print_end(*coord, study_path);
+    status = coord->incomplete() ? kExitRequeue : 0;
+    if (status)
+      fmt::print("sweep stopped early ({}); run the same command again (or requeue the job) to continue\n",
+                 stop_signal() ? fmt::format("signal {}", stop_signal()) : "deadline");
   }
+  world.bcast(status);
   MPI_Comm_free(&group_comm);
   MPI_Comm_free(&ctl);
-  return 0;
+  return status;
 }
 
 }  // namespace rs

@@ -10,6 +10,7 @@
 #include "io/progress.h"
 #include "io/run_file.h"
 #include "mpi/bcast_data.h"
+#include "train/stop.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -74,13 +75,12 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
   }
   const std::string run_path = (fs::path(dir) / "run.h5").string();
 
-  std::string why, dev_why;
+  const Deadline deadline = find_deadline(opt.deadline, opt.deadline_margin, comm);
+  std::string why;
   const int threads = choose_threads(comm, &why);
-  auto be = make_backend(cfg.train, comm, &dev_why);
-  if (comm.leader()) {
-    fmt::print("device: {} ({}); {} rank(s) x {} thread(s) ({})\n", be->name(), dev_why, comm.size(), threads, why);
-    std::fflush(stdout);
-  }
+  Placement place;
+  auto be = make_backend(cfg.train, comm, &place);
+  print_launch("train", comm, place, threads, why, deadline, opt.verbose);
 
   // ---- data and model
   const auto tb = std::chrono::steady_clock::now();
@@ -88,12 +88,14 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
   const double data_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - tb).count();
   Trainer tr(cfg, data, *be, comm);
   tr.note_broadcast(data_seconds);
-  if (rf.path.empty()) {
+  if (opt.resume.empty()) {
     tr.init();
-  } else {
-    if (rf.c != data.train.c || rf.h != data.train.h || rf.w != data.train.w)
-      fail("{}: the model takes {}x{}x{} inputs, the data has {}x{}x{}", rf.path, rf.c, rf.h, rf.w, data.train.c,
-           data.train.h, data.train.w);
+  } else {  // rf was read on rank 0 only: it checks, every rank resumes (collectively)
+    comm.root_only([&] {
+      if (rf.c != data.train.c || rf.h != data.train.h || rf.w != data.train.w)
+        fail("{}: the model takes {}x{}x{} inputs, the data has {}x{}x{}", rf.path, rf.c, rf.h, rf.w, data.train.c,
+             data.train.h, data.train.w);
+    });
     tr.resume(rf);
   }
   if (comm.leader()) {
@@ -103,7 +105,10 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
     fmt::print("model: {}, {} parameters; {} lr {} batch {}; out {}\n", cfg.model.preset, tr.model().num_params(),
                to_string(cfg.train.optimizer), cfg.train.lr, cfg.train.batch_size, run_path);
     if (opt.verbose) fmt::print("{}\n", tr.model().summary());
-    if (tr.epochs_done() > 0) fmt::print("resuming after epoch {}\n", tr.epochs_done());
+    if (tr.position().step > 0)
+      fmt::print("resuming in epoch {} after step {}\n", tr.epochs_done() + 1, tr.position().step);
+    else if (tr.epochs_done() > 0)
+      fmt::print("resuming after epoch {}\n", tr.epochs_done());
     std::fflush(stdout);
   }
   if (tr.epochs_done() >= cfg.train.epochs) {
@@ -113,23 +118,44 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
     return 0;
   }
 
-  Provenance prov{comm.size(), threads, opt.command};
+  Provenance prov{comm.size(), threads, opt.command, place.bindings};
+  tr.set_stop_check([&deadline] { return stop_requested(deadline); });
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t first = tr.epochs_done();
   const int64_t last = opt.stop_after > 0 ? std::min(cfg.train.epochs, first + opt.stop_after) : cfg.train.epochs;
   while (tr.epochs_done() < last) {
+    bool finished = false;
     try {
-      tr.run_epoch();
+      finished = tr.run_epoch();
     } catch (const Diverged& e) {
       if (comm.leader())
         fmt::print(stderr, "ranksweep: training diverged: {}; {}\n", e.what(),
                    tr.epochs_done() ? run_path + " keeps the last good epoch" : "nothing was written");
       return 1;
     }
+    if (!finished) {  // a signal or the deadline: checkpoint at this step, then "requeue me"
+      if (comm.leader()) {
+        write_run_file(run_path, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, tr.history(), prov,
+                       tr.position());
+        fmt::print(
+            "stopped by {} in epoch {} after step {} of {}; checkpoint {}; continue with: ranksweep train "
+            "--resume {}\n",
+            stop_signal() ? fmt::format("signal {}", stop_signal()) : "the deadline", tr.epochs_done() + 1,
+            tr.position().step, tr.steps_per_epoch(), run_path, dir);
+        std::fflush(stdout);
+      }
+      return kExitRequeue;
+    }
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (comm.leader()) {
       print_epoch(tr.history(), cfg.train.epochs, elapsed, tr.epochs_done() - first, opt.verbose);
       write_run_file(run_path, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, tr.history(), prov);
+    }
+    if (tr.epochs_done() < last && tr.stop_agreed()) {  // the epoch's checkpoint is written: nothing more to save
+      if (comm.leader())
+        fmt::print("stopped by {} after epoch {}; continue with: ranksweep train --resume {}\n",
+                   stop_signal() ? fmt::format("signal {}", stop_signal()) : "the deadline", tr.epochs_done(), dir);
+      return kExitRequeue;
     }
   }
   if (comm.leader() && last < cfg.train.epochs)

@@ -38,6 +38,9 @@ void write_provenance(hid_t f, const Provenance& p) {
   h5_attr(f, "/", "command", p.command);
   const char* job = std::getenv("SLURM_JOB_ID");
   h5_attr(f, "/", "slurm_job_id", std::string(job ? job : ""));
+  const char* restarts = std::getenv("SLURM_RESTART_COUNT");
+  h5_attr(f, "/", "slurm_restart_count", std::string(restarts ? restarts : ""));
+  h5_attr(f, "/", "device_binding", p.device_binding);
   char host[256] = {0};
   gethostname(host, sizeof host - 1);
   h5_attr(f, "/", "hostname", std::string(host));

@@ -28,7 +28,7 @@ herr_t collect_name(hid_t, const char* name, const H5L_info_t*, void* out) {
 
 void write_run_file(const std::string& path, const std::string& config_text, const Model& model, const Optimizer& opt,
                     const std::vector<float>& mean, const std::vector<float>& inv_std, const History& history,
-                    const Provenance& prov) {
+                    const Provenance& prov, const EpochPosition& position) {
   const auto lock = h5_lock();
   h5_quiet();
   const std::string tmp = path + ".tmp";
@@ -65,6 +65,12 @@ void write_run_file(const std::string& path, const std::string& config_text, con
     for (const std::string& name : history.order) {
       const auto& v = history.cols.at(name);
       h5_write(f, "/history/" + name, v.data(), {hsize_t(v.size())});
+    }
+    if (position.step > 0) {  // stopped inside epoch epochs_done + 1
+      H5 pg(H5Gcreate2(f, "/position", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+      h5_attr(f, "/position", "step", position.step);
+      h5_attr(f, "/position", "train_seconds", position.train_seconds);
+      h5_write(f, "/position/sums", position.sums.data(), {hsize_t(position.sums.size() / 2), 2});
     }
     if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) throw std::runtime_error("cannot flush " + tmp);
   }
@@ -113,6 +119,15 @@ RunFile read_run_file(const std::string& path, const std::string& root) {
       h5_read(f, root + "/history/" + n, v.data(), path);
       for (double x : v) r.history.add(n, x);
     }
+  }
+  if (h5_exists(f, root + "/position")) {
+    r.position.step = h5_attr_int(f, root + "/position", "step", path);
+    r.position.train_seconds = h5_attr_doubles(f, root + "/position", "train_seconds", path).at(0);
+    const auto dims = h5_dims(f, root + "/position/sums", path);
+    if (r.position.step < 1 || dims.size() != 2 || dims[1] != 2 || dims[0] < 1)
+      fail("{}: /position must have step >= 1 and sums of shape (ranks, 2)", path);
+    r.position.sums.resize(dims[0] * 2);
+    h5_read(f, root + "/position/sums", r.position.sums.data(), path);
   }
   return r;
 }

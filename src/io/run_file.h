@@ -27,11 +27,12 @@ struct RunFile {
   std::string optimizer;
   int64_t optimizer_steps = 0;
   History history;
+  EpochPosition position;  // step 0 unless the run stopped inside an epoch
 };
 
 void write_run_file(const std::string& path, const std::string& config_text, const Model& model, const Optimizer& opt,
                     const std::vector<float>& mean, const std::vector<float>& inv_std, const History& history,
-                    const Provenance& prov);
+                    const Provenance& prov, const EpochPosition& position = {});
 // `root` is the group holding the layout ("" for a run file's root).
 RunFile read_run_file(const std::string& path, const std::string& root = "");
 // A run file, or a study file's best trial (/best): what `infer --model` takes.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <numeric>
 #include <thread>
 
 #include "error.h"
@@ -30,7 +31,7 @@ SchedulePolicy::Options policy_options(const SweepConfig& s, std::vector<int64_t
 }  // namespace
 
 Coordinator::Coordinator(const SweepConfig& sweep, Study previous, std::string dir, std::string base_text, int groups,
-                         int world_size, MPI_Comm ctl)
+                         int world_size, MPI_Comm ctl, const Deadline& deadline)
     : m_sweep(sweep),
       m_study(std::move(previous)),
       m_dir(std::move(dir)),
@@ -39,6 +40,8 @@ Coordinator::Coordinator(const SweepConfig& sweep, Study previous, std::string d
       m_ctl(ctl),
       m_skipped(default_points(sweep, base_text)),
       m_policy(policy_options(sweep, m_skipped)),
+      m_deadline(deadline),
+      m_offset(m_study.sweep_seconds),
       m_t0(Clock::now()) {
   m_study.config_text = std::move(base_text);
   m_study.keys.clear();
@@ -48,12 +51,14 @@ Coordinator::Coordinator(const SweepConfig& sweep, Study previous, std::string d
     if (fs::exists(run)) r.run_path = run.string();
     m_policy.restore(r.id, r.status, r.epochs);
     record_rungs(r.id, r.epochs);
+    note_epoch_seconds(r.id);
   }
   m_resumed = m_study.rows.size();
 }
 
 void Coordinator::run() {
   while (m_groups_done < m_groups || !m_unwritten.empty()) {
+    if (!m_stopping && stop_signal()) begin_stop();
     int flag = 0;
     MPI_Status st;
     MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, m_ctl, &flag, &st);
@@ -85,8 +90,45 @@ void Coordinator::serve(const MPI_Status& st) {
   }
 }
 
+void Coordinator::note_epoch_seconds(int64_t trial) {
+  const auto c = m_study.curves.find(trial);
+  if (c == m_study.curves.end() || !c->second.count("seconds") || c->second.at("seconds").empty()) return;
+  const std::vector<double>& v = c->second.at("seconds");
+  m_epoch_seconds[trial] = std::accumulate(v.begin(), v.end(), 0.0) / double(v.size());
+}
+
+bool Coordinator::fits(const Job& j) const {
+  double est = 0;  // its own epochs' pace, else the slowest trial's so far (nothing known: it may start)
+  if (const auto it = m_epoch_seconds.find(j.trial); it != m_epoch_seconds.end())
+    est = it->second;
+  else
+    for (const auto& [t, s] : m_epoch_seconds) est = std::max(est, s);
+  return est <= m_deadline.left();
+}
+
+void Coordinator::begin_stop() {
+  m_stopping = m_incomplete = true;
+  for (const auto& [trial, leader] : m_leader_of) {
+    msg::send(msg::Stop{}, leader, msg::kStop, m_ctl);
+    ++m_stops_sent[leader];
+  }
+  std::vector<int> waiting;
+  std::swap(waiting, m_waiting);
+  for (int leader : waiting) reply(leader);
+}
+
 void Coordinator::reply(int leader) {
-  const SchedulePolicy::Decision d = m_policy.next(elapsed());
+  SchedulePolicy::Decision d;  // done, when stopping
+  if (!m_stopping) {
+    d = m_deadline.at > 0 ? m_policy.next(elapsed(), [this](const Job& j) { return fits(j); })
+                          : m_policy.next(elapsed());
+    if (d.out_of_time && !m_incomplete) {
+      m_incomplete = true;
+      fmt::print("sweep: the next job cannot reach a checkpoint before the deadline ({}); no new work starts\n",
+                 m_deadline.describe());
+      std::fflush(stdout);
+    }
+  }
   if (d.action == SchedulePolicy::Action::wait) {
     m_waiting.push_back(leader);
     return;
@@ -94,10 +136,13 @@ void Coordinator::reply(int leader) {
   msg::Reply r;
   r.done = d.action == SchedulePolicy::Action::done;
   r.job = d.job;
-  if (r.done)
+  r.stops_sent = m_stops_sent[leader];
+  if (r.done) {
     ++m_groups_done;
-  else
+  } else {
     m_started_at[d.job.trial] = elapsed();
+    m_leader_of[d.job.trial] = leader;
+  }
   msg::send(r, leader, msg::kReply, m_ctl);
 }
 
@@ -116,6 +161,15 @@ void Coordinator::record_rungs(int64_t trial, int64_t epochs) {
 }
 
 void Coordinator::result(const msg::Result& m) {
+  m_leader_of.erase(m.trial);
+  if (m.interrupted) {  // checkpointed inside the job: the trial is not finished, a later run continues it
+    m_started_at.erase(m.trial);
+    fmt::print("trial {:>4} interrupted (group {}, epoch {}); its checkpoint is kept for the next run\n", m.trial,
+               m.group, m.epochs + 1);
+    std::fflush(stdout);
+    if (!m_stopping) begin_stop();
+    return;
+  }
   TrialRow r;
   r.id = m.trial, r.epochs = m.epochs, r.group = m.group, r.status = m.status, r.message = m.message;
   r.best_val_accuracy = m.best_val_accuracy, r.test_accuracy = m.test_accuracy, r.wall_seconds = m.wall_seconds;
@@ -150,7 +204,9 @@ void Coordinator::write_finished() {
       r.run_path.clear();
     }
     record_rungs(trial, r.epochs);  // a job that had nothing to train (its checkpoint was past its stop)
+    note_epoch_seconds(trial);
   }
+  m_study.sweep_seconds = elapsed();
   write_study((fs::path(m_dir) / "study.h5").string(), m_study, m_world, elapsed());
   for (const auto& [trial, wall] : m_unwritten) print_progress(*row(trial), wall);
   m_unwritten.clear();
@@ -162,7 +218,7 @@ void Coordinator::print_progress(const TrialRow& r, double wall_seconds) const {
   // Time left: the pace so far over the trials still without a result (ASHA's
   // promotions make this a rough guide).
   const size_t have = m_study.rows.size(), fresh = have - m_resumed;
-  const double left = fresh ? elapsed() / double(fresh) * double(size_t(total()) - have) : 0;
+  const double left = fresh ? since_start() / double(fresh) * double(size_t(total()) - have) : 0;
   fmt::print(
       "trial {:>4} {:<9} group {} epochs {:>3} val {:.2f}% test {:.2f}% {:>6}  | {}/{} trials have results "
       "({} running), best #{} {:.2f}%, elapsed {}, left ~{}\n",

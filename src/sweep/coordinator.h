@@ -16,20 +16,26 @@
 #include "sweep/policy.h"
 #include "sweep/space.h"
 #include "sweep/study.h"
+#include "train/stop.h"
 
 namespace rs {
 
 class Coordinator {
  public:
-  // `previous`: the study of an earlier run of this sweep (resume), or empty.
+  // `previous`: the study of an earlier run of this sweep (resume), or empty;
+  // its sweep_seconds start the clock (the time budget counts every run).
+  // `deadline`: no job starts that cannot reach its first checkpoint before it.
   Coordinator(const SweepConfig& sweep, Study previous, std::string dir, std::string base_text, int groups,
-              int world_size, MPI_Comm ctl);
+              int world_size, MPI_Comm ctl, const Deadline& deadline);
 
   // Serves requests, rungs and results until every group has been told the
   // sweep is done. Sleeps between polls: a waiting coordinator takes no core.
   void run();
 
-  double elapsed() const { return std::chrono::duration<double>(Clock::now() - m_t0).count(); }
+  // The sweep's clock: seconds over all its runs.
+  double elapsed() const { return m_offset + since_start(); }
+  // True when the sweep stopped early (a signal, the deadline) with work left.
+  bool incomplete() const { return m_incomplete; }
   const Study& study() const { return m_study; }
   int64_t total() const { return m_policy.total(); }
   size_t resumed() const { return m_resumed; }
@@ -44,6 +50,10 @@ class Coordinator {
   void record_rungs(int64_t trial, int64_t epochs);  // from the trial's curves
   TrialRow* row(int64_t trial);
   void print_progress(const TrialRow& r, double wall_seconds) const;
+  void begin_stop();                       // Stop to every running job's leader; no new work
+  bool fits(const Job& j) const;           // the job's first epoch ends before the deadline
+  void note_epoch_seconds(int64_t trial);  // its mean epoch time, from its curves
+  double since_start() const { return std::chrono::duration<double>(Clock::now() - m_t0).count(); }
 
   SweepConfig m_sweep;
   Study m_study;
@@ -57,6 +67,12 @@ class Coordinator {
   std::vector<int> m_waiting;                           // leaders told nothing yet
   std::map<int64_t, double> m_started_at;               // running trial -> sweep time its job was handed out
   std::vector<std::pair<int64_t, double>> m_unwritten;  // finished jobs (trial, wall seconds) not in study.h5 yet
+  std::map<int64_t, int> m_leader_of;                   // running trial -> leader rank
+  std::map<int, int64_t> m_stops_sent;                  // leader -> Stop messages sent to it
+  std::map<int64_t, double> m_epoch_seconds;            // trial -> mean seconds per epoch (from its curves)
+  Deadline m_deadline;
+  bool m_stopping = false, m_incomplete = false;
+  double m_offset = 0;  // seconds of earlier runs of the sweep
   Clock::time_point m_t0;
 };
 

@@ -15,8 +15,30 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The leader's side of Stop messages: received ones are counted, so every one
+// the coordinator sent is received before the group finishes.
+struct StopBox {
+  MPI_Comm ctl;
+  int64_t seen = 0;
+  bool stopped = false;  // a Stop arrived during this job
+  bool poll() {
+    int flag = 0;
+    MPI_Iprobe(0, msg::kStop, ctl, &flag, MPI_STATUS_IGNORE);
+    if (flag) {
+      msg::recv<msg::Stop>(0, msg::kStop, ctl);
+      ++seen;
+      stopped = true;
+    }
+    return stopped;
+  }
+  void drain(int64_t sent) {
+    for (; seen < sent; ++seen) msg::recv<msg::Stop>(0, msg::kStop, ctl);
+  }
+};
+
 // Trains job.trial from its checkpoint (if any) to the job's stop; the result on the leader.
-msg::Result run_job(const GroupSetup& s, const Job& job, const Comm& gc, Backend& be, GradComm& grads, MPI_Comm ctl) {
+msg::Result run_job(const GroupSetup& s, const Job& job, const Comm& gc, Backend& be, GradComm& grads, MPI_Comm ctl,
+                    StopBox& box) {
   const int64_t id = job.trial;
   msg::Result res;
   res.trial = id, res.group = s.group;
@@ -42,13 +64,22 @@ msg::Result run_job(const GroupSetup& s, const Job& job, const Comm& gc, Backend
     }
     const std::vector<int64_t> rungs = asha_rungs(s.sweep, cfg.train.epochs);
     const int64_t stop = job.full_budget ? cfg.train.epochs : std::min(job.stop_epoch, cfg.train.epochs);
-    const Provenance prov{gc.size(), s.threads, "sweep trial " + std::to_string(id)};
+    const Provenance prov{gc.size(), s.threads, "sweep trial " + std::to_string(id), s.device_binding};
+    tr.set_stop_check([&] { return (s.local_stop && s.local_stop()) || (gc.leader() && box.poll()); });
     while (tr.epochs_done() < stop) {
-      tr.run_epoch();
-      if (gc.leader()) {
-        write_run_file(run, cfg.text, tr.model(), tr.optimizer(), s.data.mean, s.data.inv_std, tr.history(), prov);
-        if (std::find(rungs.begin(), rungs.end(), tr.epochs_done()) != rungs.end())
-          msg::send(msg::Rung{id, tr.epochs_done(), tr.history().cols.at("val_accuracy").back()}, 0, msg::kRung, ctl);
+      const bool finished = tr.run_epoch();
+      if (gc.leader())
+        write_run_file(run, cfg.text, tr.model(), tr.optimizer(), s.data.mean, s.data.inv_std, tr.history(), prov,
+                       tr.position());
+      if (!finished) {  // stopped at a step: checkpoint written, the trial goes on in a later run
+        res.interrupted = true;
+        break;
+      }
+      if (gc.leader() && std::find(rungs.begin(), rungs.end(), tr.epochs_done()) != rungs.end())
+        msg::send(msg::Rung{id, tr.epochs_done(), tr.history().cols.at("val_accuracy").back()}, 0, msg::kRung, ctl);
+      if (tr.epochs_done() < stop && tr.stop_agreed()) {
+        res.interrupted = true;
+        break;
       }
     }
     res.status = tr.epochs_done() < cfg.train.epochs ? TrialStatus::pruned : TrialStatus::completed;
@@ -74,6 +105,7 @@ msg::Result run_job(const GroupSetup& s, const Job& job, const Comm& gc, Backend
 }  // namespace
 
 void run_group(const GroupSetup& s, const Comm& group, Backend& be, GradComm& grads, MPI_Comm ctl) {
+  StopBox box{ctl};
   for (;;) {
     msg::Reply r;
     if (group.leader()) {  // sleeps while the coordinator makes the group wait
@@ -81,10 +113,12 @@ void run_group(const GroupSetup& s, const Comm& group, Backend& be, GradComm& gr
       MPI_Request req;
       MPI_Irecv(&r, int(sizeof r), MPI_BYTE, 0, msg::kReply, ctl, &req);
       wait_idle(req);
+      box.drain(r.stops_sent);  // a Stop meant for the job that just ended
+      box.stopped = false;
     }
     group.bcast_idle(r);
     if (r.done) return;
-    const msg::Result res = run_job(s, r.job, group, be, grads, ctl);
+    const msg::Result res = run_job(s, r.job, group, be, grads, ctl, box);
     if (group.leader()) msg::send_result(res, 0, ctl);
   }
 }

@@ -7,6 +7,7 @@
 
 #include <mpi.h>
 
+#include <functional>
 #include <string>
 
 #include "backend/backend.h"
@@ -23,11 +24,16 @@ struct GroupSetup {
   const std::string& origin;     // the config file, for messages
   const std::string& dir;        // the sweep's output directory
   const Data& data;
-  int64_t group = 0;  // this group's index
-  int threads = 1;    // per rank, for the trials' provenance
+  int64_t group = 0;                 // this group's index
+  int threads = 1;                   // per rank, for the trials' provenance
+  std::string device_binding;        // every rank's device, for the trials' provenance
+  std::function<bool()> local_stop;  // this rank must stop (a signal, the deadline)
 };
 
-// Runs jobs until the coordinator (world rank 0, on `ctl`) says done.
+// Runs jobs until the coordinator (world rank 0, on `ctl`) says done. A job
+// stops early when any rank of the group must stop, or its leader got a Stop
+// from the coordinator: it checkpoints at that step and reports itself
+// interrupted.
 void run_group(const GroupSetup& s, const Comm& group, Backend& be, GradComm& grads, MPI_Comm ctl);
 
 }  // namespace rs

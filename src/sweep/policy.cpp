@@ -30,8 +30,9 @@ SchedulePolicy::Decision SchedulePolicy::start(Job j) {
   return {Action::run, j};
 }
 
-SchedulePolicy::Decision SchedulePolicy::next(double now) {
+SchedulePolicy::Decision SchedulePolicy::next(double now, const Fits& fits) {
   if (m_opt.time_budget > 0 && now > m_opt.time_budget) return {};
+  bool passed_over = false;
   if (m_opt.asha)
     for (auto it = m_rungs.rbegin(); it != m_rungs.rend(); ++it) {
       const int64_t epoch = it->first;
@@ -41,19 +42,23 @@ SchedulePolicy::Decision SchedulePolicy::next(double now) {
         const auto s = m_state.find(v[i].first);
         // paused at this rung (a checkpoint from an older sweep may be a little past it)
         if (s != m_state.end() && s->second.status == TrialStatus::pruned && s->second.epochs >= epoch &&
-            s->second.epochs < epoch * m_opt.reduction && !m_running.count(v[i].first))
-          return start({v[i].first, epoch * m_opt.reduction, false});
+            s->second.epochs < epoch * m_opt.reduction && !m_running.count(v[i].first)) {
+          const Job j{v[i].first, epoch * m_opt.reduction, false};
+          if (!fits || fits(j)) return start(j);
+          passed_over = true;
+        }
       }
     }
   while (m_next < m_opt.trials && m_started.count(m_next)) ++m_next;
   if (m_next < m_opt.trials) {
-    const int64_t id = m_next++;
-    m_started.insert(id);
-    const bool first_rung = m_opt.asha && id != 0;
-    return start({id, first_rung ? m_opt.min_epochs : 0, !first_rung});
+    const bool first_rung = m_opt.asha && m_next != 0;
+    const Job j{m_next, first_rung ? m_opt.min_epochs : 0, !first_rung};
+    if (fits && !fits(j)) return {Action::done, {}, true};
+    m_started.insert(m_next++);
+    return start(j);
   }
   if (m_opt.asha && !m_running.empty()) return {Action::wait, {}};  // running trials may earn promotions
-  return {};
+  return {Action::done, {}, passed_over};
 }
 
 }  // namespace rs

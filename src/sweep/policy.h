@@ -13,9 +13,15 @@
 // running trials may still earn promotions, a group with nothing to do waits.
 // The default trial (0) is the baseline: it runs its full budget in one job,
 // and its results at each rung count.
+//
+// Walltime: the caller may pass `fits`, which says whether a job can reach
+// its first checkpoint (the end of its first epoch) before the deadline; a
+// promotion that does not fit is passed over, and no new trial starts once
+// one does not fit (the sweep is then out of time: Decision::out_of_time).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <utility>
@@ -38,7 +44,9 @@ class SchedulePolicy {
   struct Decision {
     Action action = Action::done;
     Job job;
+    bool out_of_time = false;  // done because work that is left does not fit before the deadline
   };
+  using Fits = std::function<bool(const Job&)>;
 
   explicit SchedulePolicy(Options o);
 
@@ -48,7 +56,7 @@ class SchedulePolicy {
   // A trial's validation accuracy after `epoch` epochs, at a rung (repeats ignored).
   void rung(int64_t trial, int64_t epoch, double val_accuracy);
   // The next job for a group asking at sweep time `now` (seconds).
-  Decision next(double now);
+  Decision next(double now, const Fits& fits = {});
   // A job ended: the trial now stands at `epochs` with `status`.
   void finished(int64_t trial, TrialStatus status, int64_t epochs);
 

@@ -35,12 +35,14 @@ struct ResultHead {  // Result without its message, which follows it
   int64_t trial, epochs, group;
   TrialStatus status;
   double best_val_accuracy, test_accuracy, wall_seconds;
+  bool interrupted;
 };
 
 }  // namespace
 
 void send_result(const Result& r, int dest, MPI_Comm c) {
-  const ResultHead h{r.trial, r.epochs, r.group, r.status, r.best_val_accuracy, r.test_accuracy, r.wall_seconds};
+  const ResultHead h{r.trial,         r.epochs,       r.group,      r.status, r.best_val_accuracy,
+                     r.test_accuracy, r.wall_seconds, r.interrupted};
   std::vector<char> buf(sizeof h + r.message.size());
   std::memcpy(buf.data(), &h, sizeof h);
   std::memcpy(buf.data() + sizeof h, r.message.data(), r.message.size());
@@ -63,6 +65,7 @@ Result recv_result(int source, MPI_Comm c) {
                 h.best_val_accuracy,
                 h.test_accuracy,
                 h.wall_seconds,
+                h.interrupted,
                 std::string(buf.data() + sizeof h, buf.size() - sizeof h)};
 }
 

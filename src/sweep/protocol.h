@@ -27,7 +27,7 @@ struct Job {
 
 namespace msg {
 
-enum Tag : int { kRequest = 11, kReply, kRung, kResult };
+enum Tag : int { kRequest = 11, kReply, kRung, kResult, kStop };
 
 // leader -> coordinator: my group wants work.
 struct Request {
@@ -38,6 +38,14 @@ struct Request {
 struct Reply {
   bool done = false;
   Job job;
+  int64_t stops_sent = 0;  // Stop messages sent to this leader so far (it receives every one)
+};
+
+// coordinator -> leader of a running job: stop at the next step, checkpoint
+// there and report the job interrupted (the sweep is stopping: a signal, or
+// another group reached the deadline).
+struct Stop {
+  int64_t unused = 0;
 };
 
 // leader -> coordinator: a running trial passed an ASHA rung.
@@ -52,7 +60,8 @@ struct Result {
   TrialStatus status = TrialStatus::completed;
   double best_val_accuracy = 0, test_accuracy = 0;  // test: at the best validation epoch
   double wall_seconds = 0;                          // this job, measured by the group
-  std::string message;                              // why it diverged or failed
+  bool interrupted = false;  // stopped inside the job (checkpoint written): not a result, the trial runs on later
+  std::string message;       // why it diverged or failed
 };
 
 template <class T> void send(const T& m, int dest, Tag tag, MPI_Comm c) {

@@ -133,6 +133,7 @@ Study read_study(const std::string& path) {
     fail("{}: not a ranksweep study file (no format=\"ranksweep-study\" attribute)", path);
   Study s;
   s.config_text = h5_attr_string(f, "/", "config", path);
+  if (h5_has_attr(f, "/", "sweep_seconds")) s.sweep_seconds = h5_attr_doubles(f, "/", "sweep_seconds", path).at(0);
   const std::string keys = h5_attr_string(f, "/", "hyperparameters", path);
   for (size_t a = 0; a < keys.size();) {
     const size_t b = std::min(keys.find(',', a), keys.size());

@@ -1,5 +1,6 @@
 // DIR/study.h5: one row per finished trial, curves, the best trial's model.
-//   /            attrs: format="ranksweep-study", config (base TOML), provenance, best_trial
+//   /            attrs: format="ranksweep-study", config (base TOML), provenance, best_trial,
+//                sweep_seconds (running time over all runs of the sweep)
 //   /trials/<column>      equal-length 1-D: id, one column per hyperparameter (float64 when
 //                         every value is a number, else strings), status, epochs,
 //                         best_val_accuracy, test_accuracy, wall_seconds, group,
@@ -34,6 +35,7 @@ struct TrialRow {
 
 struct Study {
   std::string config_text;
+  double sweep_seconds = 0;       // the sweep's running time, summed over its runs (resumes)
   std::vector<std::string> keys;  // hyperparameter keys, in space order
   std::vector<TrialRow> rows;
   std::map<int64_t, std::map<std::string, std::vector<double>>> curves;

@@ -17,4 +17,14 @@ struct History {
   size_t epochs() const { return cols.empty() ? 0 : cols.begin()->second.size(); }
 };
 
+// Where a run stopped inside an epoch (a signal or the walltime): the steps of
+// the epoch already trained (steps_per_epoch: all trained, evaluation not yet
+// done), every rank's partial loss/correct sums (ranks x 2, rank order) and
+// the epoch's training seconds so far. step 0: at an epoch boundary.
+struct EpochPosition {
+  int64_t step = 0;
+  std::vector<double> sums;
+  double train_seconds = 0;
+};
+
 }  // namespace rs

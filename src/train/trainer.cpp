@@ -6,6 +6,7 @@
 #include <cmath>
 #include <map>
 #include <numeric>
+#include <utility>
 
 #include "kernels/hd_math.h"
 
@@ -120,9 +121,42 @@ void Trainer::resume(const RunFile& rf) {
   const size_t per = names.empty() ? 0 : values.size() / size_t(std::count(names.begin(), names.end(), '\n'));
   for (size_t a = 0, b; (b = names.find('\n', a)) != std::string::npos; a = b + 1)
     for (size_t e = 0; e < per; ++e) m_history.add(names.substr(a, b - a), values[at++]);
+  // A run stopped inside an epoch: every rank continues its own partial sums
+  // (the same rank count continues bit for bit; another puts them all on rank 0).
+  m_position = EpochPosition{};
+  m_resume_sums = {0, 0};
+  if (m_comm.leader()) m_position = rf.position;
+  m_comm.bcast(m_position.step);
+  m_comm.bcast(m_position.train_seconds);
+  m_comm.bcast_vector(m_position.sums);
+  if (m_position.step > 0) {
+    const size_t rows = m_position.sums.size() / 2, R = size_t(m_comm.size()), r = size_t(m_comm.rank());
+    if (rows == R) {
+      m_resume_sums = {m_position.sums[2 * r], m_position.sums[2 * r + 1]};
+    } else if (r == 0) {
+      for (size_t i = 0; i < rows; ++i)
+        m_resume_sums[0] += m_position.sums[2 * i], m_resume_sums[1] += m_position.sums[2 * i + 1];
+    }
+  }
 }
 
-void Trainer::run_epoch() {
+bool Trainer::stop_agreed() {
+  if (!m_stop_check) return false;
+  int stop = m_stop_check() ? 1 : 0;
+  if (m_comm.size() > 1) MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, m_comm.raw());
+  return stop != 0;
+}
+
+void Trainer::stop_inside_epoch(int64_t step, double train_seconds) {
+  m_be.synchronize();
+  const std::array<double, 2> mine = read_metrics(false);
+  m_position.step = step;
+  m_position.train_seconds = train_seconds;
+  m_position.sums.assign(2 * size_t(m_comm.size()), 0.0);
+  MPI_Gather(mine.data(), 2, MPI_DOUBLE, m_position.sums.data(), 2, MPI_DOUBLE, 0, m_comm.raw());
+}
+
+bool Trainer::run_epoch() {
   const TrainConfig& t = m_cfg.train;
   const int64_t epoch = epochs_done();
   const int64_t n = int64_t(m_data.train_idx.size()), spe = steps_per_epoch();
@@ -130,7 +164,12 @@ void Trainer::run_epoch() {
   const std::vector<int64_t> perm = permutation(n, rng_key(uint64_t(t.seed), 0x53485546u /* "SHUF" */, epoch));
 
   std::vector<int64_t> idx(m_model.max_batch());
-  read_metrics(true);
+  // Resuming inside this epoch: start at its step with this rank's sums so far.
+  const int64_t first_step = m_position.step;
+  const double seconds_before = m_position.train_seconds;
+  m_be.upload(m_metrics.data(), m_resume_sums.data(), sizeof m_resume_sums);
+  m_position = EpochPosition{};
+  m_resume_sums = {0, 0};
   // Phase timers, host clock: exact on the CPU backend; on the CUDA backend
   // they time the host's side (work is queued asynchronously, not waited for).
   enum { kData, kForward, kBackward, kAllreduce, kOptimizer, kPhases };
@@ -141,7 +180,7 @@ void Trainer::run_epoch() {
     t = now;
   };
   const auto t0 = Clock::now();
-  for (int64_t s = 0; s < spe; ++s) {
+  for (int64_t s = first_step; s < spe; ++s) {
     const int64_t first = s * t.batch_size, Bg = std::min<int64_t>(t.batch_size, n - first);
     const int64_t lo = Bg * r / R, hi = Bg * (r + 1) / R;
     const int B = int(hi - lo);
@@ -171,15 +210,25 @@ void Trainer::run_epoch() {
       const auto m = read_metrics(false);
       if (!std::isfinite(m[0])) throw Diverged(fmt::format("loss is {} at epoch {}, step {}", m[0], epoch + 1, s + 1));
     }
+    if (stop_agreed()) {
+      stop_inside_epoch(s + 1, seconds_before + since(t0));
+      return false;
+    }
   }
   m_be.synchronize();
-  const double train_seconds = since(t0);
-  std::array<double, 2> sums = read_metrics(true);
+  const double train_seconds = seconds_before + since(t0);
+  std::array<double, 2> mine = read_metrics(true), sums = mine;
   m_comm.allreduce_sum(std::span<double>(sums));
   if (!std::isfinite(sums[0])) throw Diverged(fmt::format("loss is {} in epoch {}", sums[0], epoch + 1));
 
-  const EvalResult val = evaluate(m_data.train, m_data.val_idx);
-  const EvalResult test = evaluate(m_data.test, m_test_idx);
+  // Evaluation, which a stop may interrupt too: the position is then "every
+  // step trained" and the resumed run evaluates.
+  EvalResult val, test;
+  if (!evaluate(m_data.train, m_data.val_idx, &val) || !evaluate(m_data.test, m_test_idx, &test)) {
+    m_be.upload(m_metrics.data(), mine.data(), sizeof mine);
+    stop_inside_epoch(spe, train_seconds);
+    return false;
+  }
   const double nan = std::nan("");
   m_history.add("epoch", double(epoch + 1));
   m_history.add("train_loss", sums[0] / double(n));
@@ -199,30 +248,37 @@ void Trainer::run_epoch() {
   for (int k = 0; k < kPhases; ++k) m_history.add(names[k], phase[k]);
   m_history.add("time_broadcast", m_broadcast_seconds);
   m_broadcast_seconds = 0;
+  return true;
 }
 
-EvalResult Trainer::evaluate(const Dataset& d, const std::vector<int64_t>& all) {
-  EvalResult out;
-  out.samples = int64_t(all.size());
-  if (all.empty()) return out;
+bool Trainer::evaluate(const Dataset& d, const std::vector<int64_t>& all, EvalResult* out) {
+  *out = EvalResult{};
+  out->samples = int64_t(all.size());
+  if (all.empty()) return true;
   const int K = m_model.classes(), R = m_comm.size(), r = m_comm.rank();
   const int64_t n = int64_t(all.size()), lo = n * r / R, hi = n * (r + 1) / R;
-  const int EB = int(m_cfg.train.eval_batch_size);
+  const int64_t EB = m_cfg.train.eval_batch_size;
+  const int64_t rounds = ((n + R - 1) / R + EB - 1) / EB;  // the largest slice: every rank polls as often
+  read_metrics(true);
   const auto t0 = Clock::now();
-  for (int64_t first = lo; first < hi; first += EB) {
-    const int B = int(std::min<int64_t>(EB, hi - first));
-    m_be.load_batch(m_model.input(), m_labels.data(), d.view(), all.data() + first, B, m_data.mean.data(),
-                    m_data.inv_std.data());
-    const float* logits = m_model.forward(Pass{B, false, 0, 0, 0});
-    m_be.softmax_xent(nullptr, logits, m_labels.data(), B, K, 1.f, m_metrics.data());
+  for (int64_t k = 0; k < rounds; ++k) {
+    const int64_t first = lo + k * EB;
+    const int B = int(std::clamp<int64_t>(hi - first, 0, EB));
+    if (B > 0) {
+      m_be.load_batch(m_model.input(), m_labels.data(), d.view(), all.data() + first, B, m_data.mean.data(),
+                      m_data.inv_std.data());
+      const float* logits = m_model.forward(Pass{B, false, 0, 0, 0});
+      m_be.softmax_xent(nullptr, logits, m_labels.data(), B, K, 1.f, m_metrics.data());
+    }
+    if (stop_agreed()) return false;
   }
   m_be.synchronize();
-  out.seconds = since(t0);
+  out->seconds = since(t0);
   std::array<double, 2> sums = read_metrics(true);
   m_comm.allreduce_sum(std::span<double>(sums));
-  out.loss = sums[0] / double(n);
-  out.accuracy = sums[1] / double(n);
-  return out;
+  out->loss = sums[0] / double(n);
+  out->accuracy = sums[1] / double(n);
+  return true;
 }
 
 }  // namespace rs

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -46,9 +47,19 @@ class Trainer {
   void resume(const RunFile& rf);
 
   // One epoch of training then evaluation on validation and test sets;
-  // appends a row to history(). Throws Diverged on a non-finite loss.
-  void run_epoch();
-  EvalResult evaluate(const Dataset& d, const std::vector<int64_t>& idx);
+  // appends a row to history() and returns true. Throws Diverged on a
+  // non-finite loss. Returns false when every rank agreed to stop inside the
+  // epoch (see set_stop_check): position() then says where, for a checkpoint
+  // from which resume() continues with the losses an uninterrupted run has.
+  bool run_epoch();
+  // Every rank's `check` is polled at every step and evaluation batch; when
+  // any rank's says stop, all ranks stop at the same boundary (one small
+  // allreduce per poll with more than one rank). Collective.
+  void set_stop_check(std::function<bool()> check) { m_stop_check = std::move(check); }
+  // Whether any rank's check says stop now. Collective (false without a check).
+  bool stop_agreed();
+  // Where run_epoch stopped (step 0 after a finished epoch); sums on rank 0 only.
+  const EpochPosition& position() const { return m_position; }
 
   int64_t epochs_done() const { return int64_t(m_history.epochs()); }
   int64_t steps_per_epoch() const;
@@ -75,6 +86,13 @@ class Trainer {
   Buffer<double> m_metrics;  // loss sum, correct count; read back once per epoch/pass
   std::vector<int64_t> m_test_idx;
   std::unique_ptr<GradAllreduce> m_allreduce;
+  std::function<bool()> m_stop_check;
+  EpochPosition m_position;               // where the last run_epoch stopped, or where resume() starts
+  std::array<double, 2> m_resume_sums{};  // this rank's partial sums at m_position (resume)
+  // Evaluation of idx on d; false if the ranks agreed to stop first.
+  bool evaluate(const Dataset& d, const std::vector<int64_t>& idx, EvalResult* out);
+  // Stops inside the epoch: this rank's sums to rank 0, position recorded.
+  void stop_inside_epoch(int64_t step, double train_seconds);
   double m_broadcast_seconds = 0;  // model broadcast (and data, via note_broadcast), reported once
   // metrics -> host; zeroes them when reset is set
   std::array<double, 2> read_metrics(bool reset);

@@ -22,13 +22,22 @@
 
 namespace rs {
 
-int visible_cuda_devices() {
+std::vector<std::string> visible_cuda_devices() {
   int n = 0;
   if (cudaGetDeviceCount(&n) != cudaSuccess) {
     cudaGetLastError();  // no driver or no device: not an error here
-    return 0;
+    return {};
   }
-  return n;
+  std::vector<std::string> ids;
+  for (int d = 0; d < n; ++d) {
+    char pci[32] = {0};
+    if (cudaDeviceGetPCIBusId(pci, sizeof pci, d) != cudaSuccess) {
+      cudaGetLastError();
+      std::snprintf(pci, sizeof pci, "device%d", d);
+    }
+    ids.emplace_back(pci);
+  }
+  return ids;
 }
 
 std::string cuda_info() {
@@ -46,7 +55,7 @@ std::string cuda_info() {
       "CUDA runtime {}.{}; driver {}; cuDNN {}.{}.{}; cuBLAS {}.{}.{}; NCCL {}.{}.{}\n", rt / 1000, rt % 1000 / 10,
       have_driver ? fmt::format("{}.{}", drv / 1000, drv % 1000 / 10) : "none", dnn / 10000, dnn % 10000 / 100,
       dnn % 100, cub_major, cub_minor, cub_patch, nccl / 10000, nccl % 10000 / 100, nccl % 100);
-  const int n = visible_cuda_devices();
+  const int n = int(visible_cuda_devices().size());
   if (n == 0) s += "gpus: none visible\n";
   for (int i = 0; i < n; ++i) {
     cudaDeviceProp p{};
