@@ -3,7 +3,7 @@
 // data-parallel over its own communicator, on one device context made once
 // for the whole sweep, and asks for the next job when done (dynamic
 // scheduling). World rank 0 trains in group 0 and also runs the coordinator
-// (sweep/coordinator.h) on a thread of its own, on a duplicate of the world
+// (sweep/coordinator.h) on a thread of its own, on duplicates of the world
 // communicator, so no training step waits for it. The data is read once and
 // shared per node for the whole sweep.
 #include <fmt/ranges.h>
@@ -101,9 +101,11 @@ int sweep_command(const SweepOptions& opt, const Comm& world) {
   const Data data = load_and_bcast_data(world, base.data, uint64_t(base.train.seed));
 
   // ---- rank groups, each with one device context for all its jobs
-  MPI_Comm group_comm, ctl;
+  MPI_Comm group_comm;
+  Channels ch;
   MPI_Comm_split(world.raw(), world.rank() / G, world.rank(), &group_comm);
-  MPI_Comm_dup(world.raw(), &ctl);
+  MPI_Comm_dup(world.raw(), &ch.up);
+  MPI_Comm_dup(world.raw(), &ch.down);
   const Comm gc(group_comm);
   Placement place;
   const std::unique_ptr<Backend> be = make_backend(base.train, world, &place);  // by place in the whole job
@@ -115,7 +117,7 @@ int sweep_command(const SweepOptions& opt, const Comm& world) {
   std::thread coord_thread;
   if (world.leader()) {
     coord =
-        std::make_unique<Coordinator>(sweep, std::move(previous), dir, base.text, groups, world.size(), ctl, deadline);
+        std::make_unique<Coordinator>(sweep, std::move(previous), dir, base.text, groups, world.size(), ch, deadline);
     print_start(*coord, sweep, data, groups, G, threads, be->name(), study_path);
     coord_thread = std::thread([&coord] {
       try {
@@ -130,7 +132,7 @@ int sweep_command(const SweepOptions& opt, const Comm& world) {
   const GroupSetup setup{sweep,   base.text,      opt.config,
                          dir,     data,           world.rank() / G,
                          threads, place.bindings, [&deadline] { return stop_requested(deadline); }};
-  run_group(setup, gc, *be, *grads, ctl);
+  run_group(setup, gc, *be, *grads, ch);
   world.barrier_idle();  // every group is done, so the coordinator has finished
   int status = 0;
   if (coord) {
@@ -139,11 +141,12 @@ int sweep_command(const SweepOptions& opt, const Comm& world) {
     status = coord->incomplete() ? kExitRequeue : 0;
     if (status)
       fmt::print("sweep stopped early ({}); run the same command again (or requeue the job) to continue\n",
-                 stop_signal() ? fmt::format("signal {}", stop_signal()) : "deadline");
+                 coord->stop_reason());
   }
   world.bcast(status);
   MPI_Comm_free(&group_comm);
-  MPI_Comm_free(&ctl);
+  MPI_Comm_free(&ch.up);
+  MPI_Comm_free(&ch.down);
   return status;
 }
 

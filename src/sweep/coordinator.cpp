@@ -31,13 +31,13 @@ SchedulePolicy::Options policy_options(const SweepConfig& s, std::vector<int64_t
 }  // namespace
 
 Coordinator::Coordinator(const SweepConfig& sweep, Study previous, std::string dir, std::string base_text, int groups,
-                         int world_size, MPI_Comm ctl, const Deadline& deadline)
+                         int world_size, Channels ch, const Deadline& deadline)
     : m_sweep(sweep),
       m_study(std::move(previous)),
       m_dir(std::move(dir)),
       m_groups(groups),
       m_world(world_size),
-      m_ctl(ctl),
+      m_ch(ch),
       m_skipped(default_points(sweep, base_text)),
       m_policy(policy_options(sweep, m_skipped)),
       m_deadline(deadline),
@@ -58,10 +58,10 @@ Coordinator::Coordinator(const SweepConfig& sweep, Study previous, std::string d
 
 void Coordinator::run() {
   while (m_groups_done < m_groups || !m_unwritten.empty()) {
-    if (!m_stopping && stop_signal()) begin_stop();
+    if (!m_stopping && stop_signal()) begin_stop(fmt::format("signal {} on rank 0", stop_signal()));
     int flag = 0;
     MPI_Status st;
-    MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, m_ctl, &flag, &st);
+    MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, m_ch.up, &flag, &st);
     if (flag)
       serve(st);
     else if (!m_unwritten.empty())
@@ -74,16 +74,16 @@ void Coordinator::run() {
 void Coordinator::serve(const MPI_Status& st) {
   switch (st.MPI_TAG) {
     case msg::kRequest:
-      msg::recv<msg::Request>(st.MPI_SOURCE, msg::kRequest, m_ctl);
+      msg::recv<msg::Request>(st.MPI_SOURCE, msg::kRequest, m_ch.up);
       reply(st.MPI_SOURCE);
       break;
     case msg::kRung: {
-      const auto m = msg::recv<msg::Rung>(st.MPI_SOURCE, msg::kRung, m_ctl);
+      const auto m = msg::recv<msg::Rung>(st.MPI_SOURCE, msg::kRung, m_ch.up);
       m_policy.rung(m.trial, m.epoch, m.val_accuracy);
       break;
     }
     case msg::kResult:
-      result(msg::recv_result(st.MPI_SOURCE, m_ctl));
+      result(msg::recv_result(st.MPI_SOURCE, m_ch.up));
       break;
     default:
       throw std::logic_error(fmt::format("sweep coordinator: unexpected message tag {}", st.MPI_TAG));
@@ -106,10 +106,11 @@ bool Coordinator::fits(const Job& j) const {
   return est <= m_deadline.left();
 }
 
-void Coordinator::begin_stop() {
+void Coordinator::begin_stop(const std::string& why) {
   m_stopping = m_incomplete = true;
+  m_stop_reason = why;
   for (const auto& [trial, leader] : m_leader_of) {
-    msg::send(msg::Stop{}, leader, msg::kStop, m_ctl);
+    msg::send(msg::Stop{}, leader, msg::kStop, m_ch.down);
     ++m_stops_sent[leader];
   }
   std::vector<int> waiting;
@@ -124,6 +125,7 @@ void Coordinator::reply(int leader) {
                           : m_policy.next(elapsed());
     if (d.out_of_time && !m_incomplete) {
       m_incomplete = true;
+      m_stop_reason = "the deadline";
       fmt::print("sweep: the next job cannot reach a checkpoint before the deadline ({}); no new work starts\n",
                  m_deadline.describe());
       std::fflush(stdout);
@@ -143,7 +145,7 @@ void Coordinator::reply(int leader) {
     m_started_at[d.job.trial] = elapsed();
     m_leader_of[d.job.trial] = leader;
   }
-  msg::send(r, leader, msg::kReply, m_ctl);
+  msg::send(r, leader, msg::kReply, m_ch.down);
 }
 
 TrialRow* Coordinator::row(int64_t trial) {
@@ -167,7 +169,7 @@ void Coordinator::result(const msg::Result& m) {
     fmt::print("trial {:>4} interrupted (group {}, epoch {}); its checkpoint is kept for the next run\n", m.trial,
                m.group, m.epochs + 1);
     std::fflush(stdout);
-    if (!m_stopping) begin_stop();
+    if (!m_stopping) begin_stop(fmt::format("group {} stopped: a signal or the deadline", m.group));
     return;
   }
   TrialRow r;

@@ -1,5 +1,5 @@
 // The sweep's coordinator: a message loop on its own thread of world rank 0,
-// on the sweep's own communicator, so no training step waits for it. It
+// on the sweep's own communicators, so no training step waits for it. It
 // answers the group leaders (rank 0's own group included, by the same
 // messages), keeps the sweep's one clock (every job's start and end are
 // stamped here) and asks the SchedulePolicy what runs next. Finished jobs are
@@ -26,7 +26,7 @@ class Coordinator {
   // its sweep_seconds start the clock (the time budget counts every run).
   // `deadline`: no job starts that cannot reach its first checkpoint before it.
   Coordinator(const SweepConfig& sweep, Study previous, std::string dir, std::string base_text, int groups,
-              int world_size, MPI_Comm ctl, const Deadline& deadline);
+              int world_size, Channels ch, const Deadline& deadline);
 
   // Serves requests, rungs and results until every group has been told the
   // sweep is done. Sleeps between polls: a waiting coordinator takes no core.
@@ -34,8 +34,9 @@ class Coordinator {
 
   // The sweep's clock: seconds over all its runs.
   double elapsed() const { return m_offset + since_start(); }
-  // True when the sweep stopped early (a signal, the deadline) with work left.
+  // True when the sweep stopped early (a signal, the deadline) with work left; why, for people.
   bool incomplete() const { return m_incomplete; }
+  const std::string& stop_reason() const { return m_stop_reason; }
   const Study& study() const { return m_study; }
   int64_t total() const { return m_policy.total(); }
   size_t resumed() const { return m_resumed; }
@@ -50,7 +51,7 @@ class Coordinator {
   void record_rungs(int64_t trial, int64_t epochs);  // from the trial's curves
   TrialRow* row(int64_t trial);
   void print_progress(const TrialRow& r, double wall_seconds) const;
-  void begin_stop();                       // Stop to every running job's leader; no new work
+  void begin_stop(const std::string& why);  // Stop to every running job's leader; no new work
   bool fits(const Job& j) const;           // the job's first epoch ends before the deadline
   void note_epoch_seconds(int64_t trial);  // its mean epoch time, from its curves
   double since_start() const { return std::chrono::duration<double>(Clock::now() - m_t0).count(); }
@@ -59,7 +60,7 @@ class Coordinator {
   Study m_study;
   std::string m_dir;
   int m_groups, m_world;
-  MPI_Comm m_ctl;
+  Channels m_ch;
   std::vector<int64_t> m_skipped;
   SchedulePolicy m_policy;
   size_t m_resumed = 0;
@@ -72,6 +73,7 @@ class Coordinator {
   std::map<int64_t, double> m_epoch_seconds;            // trial -> mean seconds per epoch (from its curves)
   Deadline m_deadline;
   bool m_stopping = false, m_incomplete = false;
+  std::string m_stop_reason;
   double m_offset = 0;  // seconds of earlier runs of the sweep
   Clock::time_point m_t0;
 };

@@ -18,26 +18,26 @@ using Clock = std::chrono::steady_clock;
 // The leader's side of Stop messages: received ones are counted, so every one
 // the coordinator sent is received before the group finishes.
 struct StopBox {
-  MPI_Comm ctl;
+  MPI_Comm down;
   int64_t seen = 0;
   bool stopped = false;  // a Stop arrived during this job
   bool poll() {
     int flag = 0;
-    MPI_Iprobe(0, msg::kStop, ctl, &flag, MPI_STATUS_IGNORE);
+    MPI_Iprobe(0, msg::kStop, down, &flag, MPI_STATUS_IGNORE);
     if (flag) {
-      msg::recv<msg::Stop>(0, msg::kStop, ctl);
+      msg::recv<msg::Stop>(0, msg::kStop, down);
       ++seen;
       stopped = true;
     }
     return stopped;
   }
   void drain(int64_t sent) {
-    for (; seen < sent; ++seen) msg::recv<msg::Stop>(0, msg::kStop, ctl);
+    for (; seen < sent; ++seen) msg::recv<msg::Stop>(0, msg::kStop, down);
   }
 };
 
 // Trains job.trial from its checkpoint (if any) to the job's stop; the result on the leader.
-msg::Result run_job(const GroupSetup& s, const Job& job, const Comm& gc, Backend& be, GradComm& grads, MPI_Comm ctl,
+msg::Result run_job(const GroupSetup& s, const Job& job, const Comm& gc, Backend& be, GradComm& grads, MPI_Comm up,
                     StopBox& box) {
   const int64_t id = job.trial;
   msg::Result res;
@@ -76,7 +76,7 @@ msg::Result run_job(const GroupSetup& s, const Job& job, const Comm& gc, Backend
         break;
       }
       if (gc.leader() && std::find(rungs.begin(), rungs.end(), tr.epochs_done()) != rungs.end())
-        msg::send(msg::Rung{id, tr.epochs_done(), tr.history().cols.at("val_accuracy").back()}, 0, msg::kRung, ctl);
+        msg::send(msg::Rung{id, tr.epochs_done(), tr.history().cols.at("val_accuracy").back()}, 0, msg::kRung, up);
       if (tr.epochs_done() < stop && tr.stop_agreed()) {
         res.interrupted = true;
         break;
@@ -104,22 +104,22 @@ msg::Result run_job(const GroupSetup& s, const Job& job, const Comm& gc, Backend
 
 }  // namespace
 
-void run_group(const GroupSetup& s, const Comm& group, Backend& be, GradComm& grads, MPI_Comm ctl) {
-  StopBox box{ctl};
+void run_group(const GroupSetup& s, const Comm& group, Backend& be, GradComm& grads, Channels ch) {
+  StopBox box{ch.down};
   for (;;) {
     msg::Reply r;
     if (group.leader()) {  // sleeps while the coordinator makes the group wait
-      msg::send(msg::Request{s.group}, 0, msg::kRequest, ctl);
+      msg::send(msg::Request{s.group}, 0, msg::kRequest, ch.up);
       MPI_Request req;
-      MPI_Irecv(&r, int(sizeof r), MPI_BYTE, 0, msg::kReply, ctl, &req);
+      MPI_Irecv(&r, int(sizeof r), MPI_BYTE, 0, msg::kReply, ch.down, &req);
       wait_idle(req);
       box.drain(r.stops_sent);  // a Stop meant for the job that just ended
       box.stopped = false;
     }
     group.bcast_idle(r);
     if (r.done) return;
-    const msg::Result res = run_job(s, r.job, group, be, grads, ctl, box);
-    if (group.leader()) msg::send_result(res, 0, ctl);
+    const msg::Result res = run_job(s, r.job, group, be, grads, ch.up, box);
+    if (group.leader()) msg::send_result(res, 0, ch.up);
   }
 }
 

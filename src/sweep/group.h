@@ -14,6 +14,7 @@
 #include "data/dataset.h"
 #include "mpi/allreduce.h"
 #include "mpi/comm.h"
+#include "sweep/protocol.h"
 #include "sweep/space.h"
 
 namespace rs {
@@ -30,10 +31,10 @@ struct GroupSetup {
   std::function<bool()> local_stop;  // this rank must stop (a signal, the deadline)
 };
 
-// Runs jobs until the coordinator (world rank 0, on `ctl`) says done. A job
+// Runs jobs until the coordinator (world rank 0, over `ch`) says done. A job
 // stops early when any rank of the group must stop, or its leader got a Stop
 // from the coordinator: it checkpoints at that step and reports itself
 // interrupted.
-void run_group(const GroupSetup& s, const Comm& group, Backend& be, GradComm& grads, MPI_Comm ctl);
+void run_group(const GroupSetup& s, const Comm& group, Backend& be, GradComm& grads, Channels ch);
 
 }  // namespace rs

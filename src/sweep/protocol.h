@@ -25,6 +25,15 @@ struct Job {
   bool full_budget = false;
 };
 
+// The sweep's two communicators (duplicates of the world): leaders send up to
+// the coordinator, the coordinator sends down to leaders. Two, because world
+// rank 0 is both: on one communicator the coordinator's any-tag probe would
+// also find the replies and stops meant for rank 0's own group leader.
+struct Channels {
+  MPI_Comm up = MPI_COMM_NULL;    // Request, Rung, Result -> rank 0
+  MPI_Comm down = MPI_COMM_NULL;  // Reply, Stop -> a leader
+};
+
 namespace msg {
 
 enum Tag : int { kRequest = 11, kReply, kRung, kResult, kStop };
