@@ -8,7 +8,8 @@ pkgs=(build-essential cmake pkg-config git
       libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
       libopenblas-openmp-dev libtomlplusplus-dev libcli11-dev libfmt-dev
       zlib1g-dev libstb-dev catch2 dataset-fashion-mnist
-      python3 python3-h5py python3-matplotlib python3-numpy)
+      python3 python3-h5py python3-matplotlib python3-numpy
+      slurm-wlm munge)  # the slurm test starts a private slurmctld/slurmd
 [[ "${1:-}" == "--bench" ]] && pkgs+=(python3-torch)
 
 missing=()

@@ -139,3 +139,21 @@ TEST_CASE("policy: nothing starts after the time budget, promotions included", "
   CHECK(p.next(10.5).action == Action::done);
   CHECK(p.running() == 1);  // the default still runs to its end
 }
+
+TEST_CASE("policy: nothing starts that cannot reach a checkpoint before the deadline", "[policy]") {
+  SchedulePolicy p(asha(6));
+  for (int64_t id = 0; id < 5; ++id) p.next(0);  // 0 full budget; 1..4 to rung 1
+  for (int64_t id = 1; id <= 4; ++id) arrive(p, id, 1, 0.1 * double(id));
+  // promotions: 4 then 3 (top 2 of 4). Trial 4 is slow (its epochs do not fit), 3 fits; new trial 5 does not.
+  const auto fits = [](const Job& j) { return j.trial == 3; };
+  const auto d = p.next(0, fits);
+  REQUIRE(d.action == Action::run);
+  CHECK(d.job.trial == 3);  // trial 4 passed over, not started
+  CHECK(d.job.stop_epoch == 2);
+  const auto e = p.next(0, fits);
+  CHECK(e.action == Action::done);  // trial 5 would not fit: the sweep is out of time
+  CHECK(e.out_of_time);
+  // without the deadline trial 4's promotion and trial 5 would run
+  expect_run(p, 4, 2);
+  expect_run(p, 5, 1);
+}

@@ -54,15 +54,15 @@ std::string hostname() {
 
 }  // namespace
 
-void check_launch(const Comm& world) {
+std::string launch_problem() {
   const char* tasks = std::getenv("SLURM_STEP_NUM_TASKS");
-  if (!tasks || !std::getenv("SLURM_PROCID")) return;
-  const int n = std::atoi(tasks);
-  if (n > 1 && world.size() == 1)
-    fail(
-        "srun started {} tasks but each is an MPI world of 1 rank (N copies of the same job): launch with "
-        "srun --mpi=pmix (or mpirun)",
-        n);
+  if (!tasks || !std::getenv("SLURM_PROCID") || std::atoi(tasks) < 2) return "";
+  for (const char* pmi : {"PMIX_RANK", "PMI_RANK", "OMPI_COMM_WORLD_SIZE"})
+    if (std::getenv(pmi)) return "";  // srun --mpi=pmix|pmi2, or mpirun: the tasks form one world
+  return fmt::format(
+      "srun started {} tasks without an MPI plugin to join them into one job: launch with srun --mpi=pmix "
+      "(or mpirun)",
+      tasks);
 }
 
 std::unique_ptr<Backend> make_backend(const TrainConfig& t, const Comm& placement, Placement* where) {

@@ -12,9 +12,11 @@
 
 namespace rs {
 
-// srun without --mpi=pmix starts N copies of a one-rank world (SLURM_STEP_NUM_TASKS > 1 but world size 1):
-// a UserError saying so, instead of N separate copies of the job.
-void check_launch(const Comm& world);
+// Before MPI_Init, from the environment alone: srun without --mpi=pmix starts
+// N tasks with no PMI to join them (Open MPI then fails inside MPI_Init with a
+// page of text, other MPIs run N copies of the job). Returns what is wrong
+// ("" if nothing), for one line and exit status 2.
+std::string launch_problem();
 
 // OpenMP threads per rank: OMP_NUM_THREADS if set, else cores / ranks on the
 // node (collective over `comm`); `why` says which, for the first line.

@@ -88,7 +88,6 @@ int run(int argc, char** argv, const rs::Comm& comm) {
   } catch (const CLI::ParseError& e) {
     throw rs::UserError(fmt::format("command line: {}", e.what()));
   }
-  rs::check_launch(comm);
   if (*train) return rs::train_command(topt, comm);
   if (*info) return rs::info_command(comm);
   if (*sweep) return rs::sweep_command(sopt, comm);
@@ -100,6 +99,11 @@ int run(int argc, char** argv, const rs::Comm& comm) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (const std::string problem = rs::launch_problem(); !problem.empty()) {
+    const char* task = std::getenv("SLURM_PROCID");
+    if (task && std::string(task) == "0") fmt::print(stderr, "ranksweep: error: {}\n", problem);
+    return 2;
+  }
   int provided = 0;  // the sweep runs its coordinator on a thread of its own (it checks the level)
   MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
   rs::install_stop_signals();  // SIGUSR1/SIGTERM: checkpoint at the next step, exit 75

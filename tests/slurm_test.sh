@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# The job scripts against a real Slurm: starts a private single-node Slurm
+# (tests/slurm/cluster.sh), submits each shipped sbatch script with small
+# settings, signals a sweep mid-trial and lets a short time limit stop another,
+# and checks that both come back by themselves (requeue) to the results of an
+# uninterrupted sweep. Stops exactly the daemons it started.
+# Usage: slurm_test.sh path/to/ranksweep
+set -u
+bin=$(realpath "$1")
+src=$(cd "$(dirname "$0")/.." && pwd)
+tmp=$(mktemp -d /tmp/rs-slurm.XXXXXX)
+source "$src/tests/slurm/cluster.sh"
+trap 'slurm_stop; if ((fail)); then echo "kept $tmp"; else rm -rf "$tmp"; fi' EXIT
+export RANKSWEEP=$bin OMP_NUM_THREADS=1
+[[ $(id -u) -eq 0 ]] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fail=0 pass=0
+check() {  # check "what" COMMAND...: one line each, counted
+  if "${@:2}"; then echo "ok: $1"; pass=$((pass + 1)); else echo "FAILED: $1"; fail=$((fail + 1)); fi
+}
+py() { /usr/bin/python3 -c "$@"; }
+
+slurm_start "$tmp/cluster" || { echo "FAILED: private Slurm did not start"; echo "0 passed, 1 failed"; exit 1; }
+# No GPUs here: every submission says so on the command line (the scripts' header asks for one per task).
+sb=(sbatch --parsable --gpus-per-task=0 --ntasks-per-node=2 --nodes=1)
+
+# wait_job ID [SECONDS]: until the job has left the queue; a requeued job's
+# BeginTime hold (Slurm waits ~2 minutes before restarting it) is lifted after
+# 5 s (sooner, slurmd still refuses the old run's revoked credential).
+# Prints "STATE EXITCODE RESTARTS".
+wait_job() {
+  local id=$1 limit=${2:-300} t0=$SECONDS s held=
+  while ((SECONDS - t0 < limit)); do
+    s=$(squeue -h -j "$id" -o "%T %r" 2>/dev/null)
+    [[ -z "$s" ]] && break
+    if [[ "$s" == "PENDING BeginTime" ]]; then
+      held=${held:-$SECONDS}
+      ((SECONDS - held >= 5)) && scontrol update jobid="$id" starttime=now >/dev/null 2>&1 && held=
+    fi
+    sleep 1
+  done
+  scontrol show job "$id" -o | sed -E 's/.*JobState=([A-Z_]+).* Restarts=([0-9]+).* ExitCode=([0-9:]+).*/\1 \3 \2/'
+}
+
+# Data: Fashion-MNIST, an MLP sweep of 9 trials x 2 epochs (about 15 s on 2 ranks here).
+cat > "$tmp/sweep.toml" <<'TOML'
+[data]
+validation = 5000
+[model]
+hidden = [32]
+[train]
+epochs = 2
+lr = 0.02
+[sweep]
+method = "grid"
+[sweep.space]
+"train.lr" = [0.2, 0.05, 0.01, 0.003]
+"model.hidden" = [[16], [96]]
+TOML
+compare() {  # compare REF.h5 STUDY.h5: same trials once each, same results, same curves
+  py "
+import h5py, numpy as np, sys
+a, b = h5py.File('$1'), h5py.File('$2')
+ia, ib = list(a['trials/id'][:]), list(b['trials/id'][:])
+assert sorted(ia) == sorted(ib) and len(set(ib)) == len(ib), (ia, ib)
+for c in ('status', 'epochs', 'best_val_accuracy', 'test_accuracy'):
+    va, vb = dict(zip(ia, a['trials/' + c][:])), dict(zip(ib, b['trials/' + c][:]))
+    assert all(va[i] == vb[i] for i in ia), (c, va, vb)
+for t in a['curves']:
+    for m in ('train_loss', 'val_accuracy', 'test_loss'):
+        assert np.array_equal(a['curves'][t][m][:], b['curves'][t][m][:]), (t, m)
+"
+}
+
+# ---- 1. srun without --mpi=pmix: one clear line, status 2 (not N copies, not a page of PMI errors)
+out=$(srun -N 1 -n 2 "$bin" info 2>&1)
+rc=$?
+check "srun -n 2 without --mpi=pmix: status 2 (got $rc)" test "$rc" -eq 2
+check "srun -n 2 without --mpi=pmix: one line naming --mpi=pmix" \
+  test "$(echo "$out" | grep -c 'srun started 2 tasks without an MPI plugin.*--mpi=pmix')" -eq 1
+
+# A slower sweep (4 trials of a wide MLP, about 12 s on 2 ranks here) for the time-limit cases.
+cat > "$tmp/slow.toml" <<'TOML'
+[data]
+validation = 45000
+[model]
+hidden = [1024, 1024]
+[train]
+epochs = 2
+lr = 0.02
+[sweep]
+method = "grid"
+[sweep.space]
+"train.lr" = [0.05, 0.01, 0.003]
+TOML
+
+# ---- 2. the references: the same sweeps under mpirun, uninterrupted
+mpirun --oversubscribe -np 2 "$bin" sweep "$tmp/sweep.toml" --out "$tmp/ref" >"$tmp/ref.log" 2>&1
+check "reference sweep under mpirun" test -f "$tmp/ref/study.h5"
+mpirun --oversubscribe -np 2 "$bin" sweep "$tmp/slow.toml" --out "$tmp/slowref" >"$tmp/slowref.log" 2>&1
+check "reference slow sweep under mpirun" test -f "$tmp/slowref/study.h5"
+
+# ---- 2b. an injected deadline (mpirun, --deadline +SECONDS) halfway into the second wave of trials: the running
+# ones stop at a step, none starts that cannot reach its first checkpoint (the policy's unit tests check that
+# decision), the sweep exits 75 with every recorded job ended in time, and a rerun completes it.
+dl=$(py "import h5py; e = sorted(h5py.File('$tmp/slowref/study.h5')['trials/end_seconds'][:]); print(round(e[1] * 1.5 + 2))")
+mpirun --oversubscribe -np 2 "$bin" sweep "$tmp/slow.toml" --out "$tmp/dl" --deadline "+$dl" --deadline-margin 0 \
+  >"$tmp/dl.out" 2>&1
+rc=$?
+check "injected deadline +$dl s: status 75 (got $rc)" test "$rc" -eq 75
+check "injected deadline: every recorded job ended before the deadline" py "
+import h5py; t = h5py.File('$tmp/dl/study.h5')['trials']; assert (t['end_seconds'][:] <= $dl).all(), t['end_seconds'][:]"
+mpirun --oversubscribe -np 2 "$bin" sweep "$tmp/slow.toml" --out "$tmp/dl" >>"$tmp/dl.out" 2>&1
+check "injected deadline: the rerun completes the sweep as the uninterrupted one" \
+  compare "$tmp/slowref/study.h5" "$tmp/dl/study.h5"
+
+# ---- 3. train.sbatch, then infer.sbatch on its run
+id=$("${sb[@]}" --time=5 -o "$tmp/train.out" "$src/jobs/slurm/train.sbatch" "$tmp/sweep.toml" "$tmp/train" \
+  --set train.epochs=2)
+r=$(wait_job "$id")
+check "train.sbatch: COMPLETED 0:0 ($r)" test "${r% *}" == "COMPLETED 0:0"
+check "train.sbatch: run.h5 with 2 epochs" py "import h5py; assert h5py.File('$tmp/train/run.h5').attrs['epochs_done'] == 2"
+check "train.sbatch: the log's first program line names the Slurm job" \
+  grep -q "ranksweep train: Slurm job $id, 1 node(s), 2 rank(s)" "$tmp/train.out"
+check "train.sbatch: provenance has the job id and every rank's binding" py "
+import h5py; f = h5py.File('$tmp/train/run.h5')
+assert f.attrs['slurm_job_id'] == '$id', f.attrs['slurm_job_id']
+assert len(f.attrs['device_binding'].splitlines()) == 2, f.attrs['device_binding']"
+id=$("${sb[@]}" --time=5 -o "$tmp/infer.out" "$src/jobs/slurm/infer.sbatch" "$tmp/train/run.h5" \
+  /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz "$tmp/preds.h5" --top-k 3)
+r=$(wait_job "$id")
+check "infer.sbatch: COMPLETED 0:0 ($r)" test "${r% *}" == "COMPLETED 0:0"
+check "infer.sbatch: 10000 predictions, top-1 accuracy = the run's test accuracy" py "
+import h5py; p = h5py.File('$tmp/preds.h5'); h = h5py.File('$tmp/train/run.h5')['history/test_accuracy'][-1]
+assert p['labels'].shape == (10000, 3) and abs(p.attrs['top1_accuracy'] - h) < 1e-9, (p['labels'].shape, p.attrs['top1_accuracy'], h)"
+
+# ---- 4. sweep.sbatch, USR1 mid-trial (scancel --signal): checkpoint, status 75, requeue, finish
+id=$("${sb[@]}" --time=10 -o "$tmp/sweep.out" "$src/jobs/slurm/sweep.sbatch" "$tmp/sweep.toml" "$tmp/sweep")
+for i in $(seq 1 120); do  # until two trials are in the study (the signal then lands mid-sweep)
+  n=$(py "import h5py; print(len(h5py.File('$tmp/sweep/study.h5')['trials/id']))" 2>/dev/null || echo 0)
+  [[ "$n" -ge 2 ]] && break
+  sleep 0.5
+done
+scancel --signal=USR1 "$id"
+r=$(wait_job "$id")
+check "sweep.sbatch after USR1: COMPLETED 0:0 after 1 restart ($r)" test "$r" == "COMPLETED 0:0 1"
+check "sweep.sbatch: the program checkpointed and asked to be requeued" \
+  grep -q "stopped early with a checkpoint: requeueing $id" "$tmp/sweep.out"
+check "sweep.sbatch: trials were interrupted at a step and went on after the restart" grep -q "interrupted" "$tmp/sweep.out"
+check "sweep.sbatch: every trial once, results and curves equal to the uninterrupted sweep" \
+  compare "$tmp/ref/study.h5" "$tmp/sweep/study.h5"
+
+# ---- 5. a time limit mid-sweep: --time=1 with USR1 50 s before it, and the program's own deadline
+# (Slurm's end time, from squeue) with a 50 s margin: each run stops after ~10 s, by the signal or by the
+# deadline, starts no trial that cannot reach a checkpoint in time, and the restarts finish the sweep.
+id=$("${sb[@]}" --time=1 --signal=B:USR1@50 -o "$tmp/limit.out" "$src/jobs/slurm/sweep.sbatch" "$tmp/slow.toml" \
+  "$tmp/limit" --deadline-margin 50)
+r=$(wait_job "$id" 600)
+check "sweep.sbatch under a 1-minute limit: COMPLETED 0:0 after restarts ($r)" \
+  test "${r% *}" == "COMPLETED 0:0" -a "${r##* }" -ge 1
+check "sweep.sbatch under a 1-minute limit: it knew the deadline from Slurm" grep -q "(squeue), work stops 50 s before it" "$tmp/limit.out"
+check "sweep.sbatch under a 1-minute limit: every trial once, results equal to the uninterrupted sweep" \
+  compare "$tmp/slowref/study.h5" "$tmp/limit/study.h5"
+
+# ---- 6. pipeline.sbatch: sweep then infer with the best trial, one allocation
+cat > "$tmp/small.toml" <<'TOML'
+[data]
+validation = 55000
+[model]
+hidden = [16]
+[train]
+epochs = 1
+[sweep]
+method = "grid"
+[sweep.space]
+"train.lr" = [0.05, 0.2]
+TOML
+id=$(RANKSWEEP_INFER_ARGS="--top-k 2" "${sb[@]}" --time=5 -o "$tmp/pipe.out" "$src/jobs/slurm/pipeline.sbatch" \
+  "$tmp/small.toml" "$tmp/pipe" /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz)
+r=$(wait_job "$id")
+check "pipeline.sbatch: COMPLETED 0:0 ($r)" test "${r% *}" == "COMPLETED 0:0"
+check "pipeline.sbatch: predictions of the study's best trial" py "
+import h5py; s = h5py.File('$tmp/pipe/study.h5'); p = h5py.File('$tmp/pipe/predictions.h5')
+best = s['best'].attrs['trial']; i = list(s['trials/id'][:]).index(best)
+assert p['labels'].shape == (10000, 2) and abs(p.attrs['top1_accuracy'] - s['trials/test_accuracy'][i]) < 1e-9"
+
+echo "$pass passed, $fail failed"
+if ((fail)); then
+  for f in "$tmp"/*.out; do echo "== $f"; tail -30 "$f"; done
+  exit 1
+fi
