@@ -1,5 +1,7 @@
 #!/usr/bin/python3
-"""Speedup and parallel efficiency from jobs/scaling.sh's HDF5 file, as a PNG.
+"""Speedup, parallel efficiency and sweep throughput from jobs/slurm/scaling.sh's HDF5 file, as a PNG.
+
+Error bars: the spread (min..max) over the repetitions of each point, relative to the median at 1 rank.
 
 usage: plot_scaling.py SCALING.h5 [-o scaling.png]
 """
@@ -18,26 +20,41 @@ def main():
     ap.add_argument("-o", "--out", default="scaling.png")
     a = ap.parse_args()
     f = h5py.File(a.file, "r")
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(14, 4))
     top = 1
     for mode, style in (("strong", "o-"), ("weak", "s--")):
         if mode not in f:
             continue
         g = f[mode]
-        n = g["ranks"][()]
+        n, s = g["ranks"][()], g["speedup"][()]
         top = max(top, n.max())
-        ax1.plot(n, g["speedup"][()], style, label=f"{mode} scaling")
-        ax2.plot(n, 100 * g["efficiency"][()], style, label=f"{mode} scaling")
+        err = [s - g["speedup_min"][()], g["speedup_max"][()] - s]
+        ax1.errorbar(n, s, yerr=err, fmt=style, capsize=3, label=f"{mode} scaling (training)")
+        ax2.plot(n, 100 * g["efficiency"][()], style, label=f"{mode} scaling (training)")
+    if "sweep" in f:
+        g = f["sweep"]
+        n, med = g["ranks"][()], g["median"][()]
+        top = max(top, n.max())
+        ax1.errorbar(n, g["speedup"][()], yerr=[g["speedup"][()] - g["speedup_min"][()],
+                                                g["speedup_max"][()] - g["speedup"][()]],
+                     fmt="^-.", capsize=3, label="sweep trials/hour")
+        ax2.plot(n, 100 * g["efficiency"][()], "^-.", label="sweep trials/hour")
+        ax3.errorbar(n, med, yerr=[med - g["min"][()], g["max"][()] - med], fmt="^-", capsize=3, color="tab:green")
+        ax3.set(xlabel="single-rank groups", ylabel="trials per hour", title="Sweep throughput",
+                ylim=(0, 1.15 * g["max"][()].max()))
     ax1.plot([1, top], [1, top], ":", color="grey", label="ideal")
-    ax1.set(xlabel="ranks", ylabel="speedup (training images/s vs 1 rank)", title="Speedup")
+    ax1.set(xlabel="ranks", ylabel="speedup vs 1 rank (median, min..max)", title="Speedup")
     ax2.axhline(100, ls=":", color="grey")
-    ax2.set(xlabel="ranks", ylabel="efficiency (%)", title="Parallel efficiency", ylim=(0, 110))
-    for ax in (ax1, ax2):
+    ax2.set(xlabel="ranks", ylabel="efficiency (%)", title="Parallel efficiency", ylim=(0, 115))
+    for ax in (ax1, ax2, ax3):
         ax.set_xticks(range(1, top + 1))
         ax.grid(alpha=0.3)
-        ax.legend()
+    ax1.legend(fontsize=8)
+    ax2.legend(fontsize=8)
+    reps = int(max(f[m]["repetitions"][()].max() for m in f))
     fig.suptitle(f"{f.attrs.get('config', '')}: {f.attrs.get('threads_per_rank', '?')} thread(s) per rank, "
-                 f"{f.attrs.get('train_samples', '?')} training samples")
+                 f"{f.attrs.get('samples', '?')} samples, {reps} repetitions, {f.attrs.get('launcher', '')}",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(a.out, dpi=120)
     print("wrote", a.out)

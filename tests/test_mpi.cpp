@@ -229,7 +229,9 @@ TEST_CASE("node-shared data: the ranks of a node hold one copy", "[mpi]") {
     WARN(world.size() << " rank(s): node memory grew by " << total[0] / 1e6 << " MB for " << dataset / 1e6
                       << " MB of pixels (sum of PSS growth over the ranks)");
     CHECK(lo * world.size() == total[1]);  // same bytes everywhere
-    CHECK(total[0] < 1.3 * dataset);       // one copy, not one per rank
+    // One copy, not one per rank (two copies would be 200 MB). The sum of PSS growth is noisy: 103-147 MB over
+    // 15 runs of 3 ranks on one machine (transient buffers of the read on rank 0), hence 1.6, not 1.3.
+    CHECK(total[0] < 1.6 * dataset);
     CHECK(total[0] > 0.7 * dataset);       // and the measurement saw it
   }
 }
