@@ -113,6 +113,28 @@ mpirun --oversubscribe -np 2 "$bin" sweep "$tmp/slow.toml" --out "$tmp/dl" >>"$t
 check "injected deadline: the rerun completes the sweep as the uninterrupted one" \
   compare "$tmp/slowref/study.h5" "$tmp/dl/study.h5"
 
+# ---- 2c. two signals in quick succession (the second while the first checkpoint is being written) under
+# mpirun: status 75, and the resumed run equals an uninterrupted one bit for bit.
+cfg2=(--set "model.hidden=[1024, 1024]" --set data.validation=45000 --set train.epochs=2)
+mpirun --oversubscribe -np 2 "$bin" train "$tmp/sweep.toml" --out "$tmp/whole" "${cfg2[@]}" >/dev/null 2>&1
+mpirun --oversubscribe -np 2 "$bin" train "$tmp/sweep.toml" --out "$tmp/twice" "${cfg2[@]}" >"$tmp/twice.out" 2>&1 &
+launcher=$!
+for i in $(seq 1 400); do [[ -f "$tmp/twice/run.h5" ]] && break; sleep 0.05; done  # after the first epoch
+sleep 0.3
+ranks=$(pgrep -P "$launcher" -d ' ')  # mpirun's children: the ranks
+kill -USR1 $ranks 2>/dev/null
+sleep 0.05
+kill -USR1 $ranks 2>/dev/null
+wait $launcher
+rc=$?
+check "two signals: status 75 (got $rc)" test "$rc" -eq 75
+mpirun --oversubscribe -np 2 "$bin" train --resume "$tmp/twice" >>"$tmp/twice.out" 2>&1
+check "two signals: the resumed run equals the uninterrupted one" py "
+import h5py, numpy as np
+a, b = h5py.File('$tmp/whole/run.h5'), h5py.File('$tmp/twice/run.h5')
+for m in ('train_loss', 'val_accuracy', 'test_loss'): assert np.array_equal(a['history'][m][:], b['history'][m][:]), m
+assert all(np.array_equal(a['model'][l][t][:], b['model'][l][t][:]) for l in a['model'] for t in a['model'][l])"
+
 # ---- 3. train.sbatch, then infer.sbatch on its run
 id=$("${sb[@]}" --time=5 -o "$tmp/train.out" "$src/jobs/slurm/train.sbatch" "$tmp/sweep.toml" "$tmp/train" \
   --set train.epochs=2)
@@ -160,6 +182,29 @@ check "sweep.sbatch under a 1-minute limit: COMPLETED 0:0 after restarts ($r)" \
 check "sweep.sbatch under a 1-minute limit: it knew the deadline from Slurm" grep -q "(squeue), work stops 50 s before it" "$tmp/limit.out"
 check "sweep.sbatch under a 1-minute limit: every trial once, results equal to the uninterrupted sweep" \
   compare "$tmp/slowref/study.h5" "$tmp/limit/study.h5"
+
+# ---- 5a. USR1 to the batch script as soon as the job runs (as Slurm's warning may come in a short job): the
+# script holds it until the step has run 5 s, then forwards it; checkpoint, requeue, same results.
+id=$("${sb[@]}" --time=5 -o "$tmp/early.out" "$src/jobs/slurm/sweep.sbatch" "$tmp/slow.toml" "$tmp/early")
+for i in $(seq 1 100); do [[ $(squeue -h -j "$id" -o %T) == RUNNING ]] && break; sleep 0.1; done
+scancel --batch --signal=USR1 "$id"
+r=$(wait_job "$id")
+check "early USR1 to the batch script: COMPLETED 0:0 after 1 restart ($r)" test "$r" == "COMPLETED 0:0 1"
+check "early USR1 to the batch script: held, then forwarded to the step" grep -q "USR1: forwarding to the job step" \
+  "$tmp/early.out"
+check "early USR1 to the batch script: results equal to the uninterrupted sweep" \
+  compare "$tmp/slowref/study.h5" "$tmp/early/study.h5"
+
+# ---- 5b. a program that keeps stopping early without writing anything: requeued at most
+# RANKSWEEP_MAX_IDLE_RESTARTS times, then the job ends with status 75 instead of looping forever.
+printf '#!/bin/sh\necho "fake ranksweep: stopping early"\nexit 75\n' >"$tmp/fake"
+chmod +x "$tmp/fake"
+id=$(RANKSWEEP=$tmp/fake RANKSWEEP_MAX_IDLE_RESTARTS=1 "${sb[@]}" --time=5 -o "$tmp/idle.out" \
+  "$src/jobs/slurm/train.sbatch" "$tmp/sweep.toml" "$tmp/idle")
+r=$(wait_job "$id")
+check "idle restarts: the job gives up after 1 requeue, status 75 ($r)" test "$r" == "FAILED 75:0 1"
+check "idle restarts: it says why" grep -q "stopped early 2 times in a row without writing anything under $tmp/idle" \
+  "$tmp/idle.out"
 
 # ---- 6. pipeline.sbatch: sweep then infer with the best trial, one allocation
 cat > "$tmp/small.toml" <<'TOML'

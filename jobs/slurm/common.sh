@@ -1,10 +1,12 @@
-# Shared by the sbatch scripts (sourced; not a job of its own).
+# Shared by the sbatch scripts (sourced; not a job of its own). The scripts
+# trap USR1 and TERM into rs_pending on their first line, before anything else.
 #
 # rs_setup OUT     finds the program ($RANKSWEEP, else `ranksweep` on PATH,
 #                  else build/ranksweep of this checkout), sets OMP_NUM_THREADS
 #                  from SLURM_CPUS_PER_TASK, creates OUT and notes the start.
 # rs_step ARGS...  srun --mpi=pmix ranksweep ARGS, with USR1/TERM sent to this
-#                  script (--signal=B:USR1@N) forwarded to the job step; sets $rs_rc.
+#                  script (--signal=B:USR1@N) forwarded to the job step (after
+#                  its first 5 s); sets $rs_rc.
 # rs_finish OUT    exit status 75 from the program ("stopped early, checkpoint
 #                  written"): requeue this job, unless RANKSWEEP_MAX_IDLE_RESTARTS
 #                  (default 2) restarts in a row wrote nothing under OUT;
@@ -32,15 +34,28 @@ rs_setup() {
 
 rs_step() {
   srun --mpi=pmix "$RS" "$@" &
-  local step=$!
-  trap 'rs_log "USR1: forwarding to the job step"; kill -USR1 $step 2>/dev/null' USR1
-  trap 'rs_log "TERM: forwarding to the job step"; kill -TERM $step 2>/dev/null' TERM
-  while true; do  # a trapped signal ends `wait` early: wait again until the step is gone
+  local step=$! started=$SECONDS reaped=""
+  # USR1/TERM to this script (trapped from its first line on, into rs_pending) go to the step, but not in
+  # its first 5 s: Slurm may send --signal's warning up to 60 s early, i.e. at once in a short job, before
+  # the program has installed its handlers.
+  while kill -0 "$step" 2>/dev/null; do
+    if [[ -n ${rs_pending:-} ]]; then
+      if ((SECONDS - started < 5)); then
+        sleep 1
+        continue
+      fi
+      rs_log "$rs_pending: forwarding to the job step"
+      kill -"$rs_pending" "$step" 2>/dev/null
+      rs_pending=""
+    fi
+    wait "$step"  # a trapped signal ends it early: then loop
+    rs_rc=$? reaped=1
+    kill -0 "$step" 2>/dev/null && reaped=""
+  done
+  if [[ -z $reaped ]]; then
     wait "$step"
     rs_rc=$?
-    kill -0 "$step" 2>/dev/null || break
-  done
-  trap - USR1 TERM
+  fi
 }
 
 rs_finish() {
@@ -57,7 +72,7 @@ rs_finish() {
   fi
   echo "$idle" > "$state"
   if ((idle > ${RANKSWEEP_MAX_IDLE_RESTARTS:-2})); then
-    rs_log "stopped early again without writing anything under $out ($idle restarts in a row): not requeueing"
+    rs_log "stopped early $idle times in a row without writing anything under $out: not requeueing"
     exit 75
   fi
   job=${SLURM_ARRAY_JOB_ID:+${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}}

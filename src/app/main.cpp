@@ -104,9 +104,10 @@ int main(int argc, char** argv) {
     if (task && std::string(task) == "0") fmt::print(stderr, "ranksweep: error: {}\n", problem);
     return 2;
   }
-  int provided = 0;  // the sweep runs its coordinator on a thread of its own (it checks the level)
+  rs::install_stop_signals();  // as early as possible: a warning signal may come at once in a short job
+  int provided = 0;            // the sweep runs its coordinator on a thread of its own (it checks the level)
   MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
-  rs::install_stop_signals();  // SIGUSR1/SIGTERM: checkpoint at the next step, exit 75
+  rs::install_stop_signals();  // again, over any handler MPI_Init set: SIGUSR1/SIGTERM -> checkpoint, exit 75
   int status;
   {
     const rs::Comm world(MPI_COMM_WORLD);
