@@ -83,7 +83,7 @@ method = "grid"
     groups.insert(r.group);
     CHECK(r.group < world.size() / test_group_size());
     const bool huge = r.params.size() == 2 && *r.params[1].second.number() > 100;  // train.lr = 1e4
-    CHECK(to_string(r.status) == (huge ? "diverged" : "completed"));
+    CHECK(std::string(to_string(r.status)) == (huge ? "diverged" : "completed"));
     if (!huge) CHECK(r.best_val_accuracy > 0.5);
     if (!huge) CHECK(s.curves.at(r.id).at("val_accuracy").size() == 2);
   }
@@ -188,11 +188,11 @@ reduction = 2
     ids.insert(r.id);
     INFO("trial " << r.id << ": " << to_string(r.status) << " after " << r.epochs << " epochs");
     const bool loser = r.id == 2 || r.id == 4 || r.id == 5 || r.id == 7;
-    CHECK((to_string(r.status) == "completed" || to_string(r.status) == "pruned"));
-    CHECK((to_string(r.status) == "completed") == (r.epochs == 3));
+    CHECK((r.status == TrialStatus::completed || r.status == TrialStatus::pruned));
+    CHECK((r.status == TrialStatus::completed) == (r.epochs == 3));
     CHECK((r.epochs == 1 || r.epochs == 2 || r.epochs == 3));
     if (!loser) CHECK(r.epochs >= 2);
-    if (r.id == 0) CHECK(to_string(r.status) == "completed");
+    if (r.id == 0) CHECK(std::string(to_string(r.status)) == "completed");
     losers_at_1 += loser && r.epochs == 1;
   }
   CHECK(ids == std::multiset<int64_t>{0, 1, 2, 3, 4, 5, 6, 7});
@@ -226,10 +226,10 @@ reduction = 2
     INFO("trial " << r.id << ": " << to_string(r.status) << " after " << r.epochs << " epochs, val "
                   << r.best_val_accuracy);
     if (r.id >= 3) {  // lr 1e-7 learns nothing: stopped at the first rung, never promoted
-      CHECK(to_string(r.status) == "pruned");
+      CHECK(std::string(to_string(r.status)) == "pruned");
       CHECK(r.epochs == 1);
     } else {  // trial 0 (the default, never pruned) and trial 2 (lr 0.08: in the top half at rung 1, promoted)
-      CHECK(to_string(r.status) == "completed");
+      CHECK(std::string(to_string(r.status)) == "completed");
       CHECK(r.epochs == 2);
     }
   }
