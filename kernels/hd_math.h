@@ -109,21 +109,30 @@ template <class T> HD inline T dropout_scale(uint64_t key, uint64_t sample, uint
 }
 
 // ---- softmax cross-entropy over one row of K logits ----
-// Writes d = (softmax(z) - onehot(label)) * scale into d (may be null), returns
-// the loss -log softmax(z)[label] and sets *argmax.
-template <class T> HD inline T softmax_xent_row(const T* z, int label, int K, T scale, T* d, int* argmax) {
+// The target is q = (1 - eps) onehot(label) + eps / K (label smoothing, as
+// PyTorch's label_smoothing; eps = 0: plain cross-entropy). Writes
+// d = (softmax(z) - q) * scale into d (may be null), returns the loss
+// -sum_k q_k log softmax(z)_k and sets *argmax.
+template <class T> HD inline T softmax_xent_row(const T* z, int label, int K, T scale, T eps, T* d, int* argmax) {
   T m = z[0];
   int am = 0;
   for (int k = 1; k < K; ++k)
     if (z[k] > m) m = z[k], am = k;
   T s = 0;
   for (int k = 0; k < K; ++k) s += exp(z[k] - m);
+  const T logs = log(s), off = eps / T(K);
   if (d) {
     const T inv = T(1) / s;
-    for (int k = 0; k < K; ++k) d[k] = (exp(z[k] - m) * inv - (k == label ? T(1) : T(0))) * scale;
+    for (int k = 0; k < K; ++k) d[k] = (exp(z[k] - m) * inv - ((k == label ? T(1) - eps : T(0)) + off)) * scale;
   }
   *argmax = am;
-  return log(s) - (z[label] - m);
+  T loss = logs - (z[label] - m);  // -log p_label
+  if (eps != T(0)) {
+    T mean = 0;  // mean over the classes of -log p_k
+    for (int k = 0; k < K; ++k) mean += logs - (z[k] - m);
+    loss = (T(1) - eps) * loss + eps * mean / T(K);
+  }
+  return loss;
 }
 
 // ---- optimizer updates for one parameter (PyTorch conventions) ----

@@ -59,7 +59,7 @@ void dropout_backward_cpu(T* dx, const T* dy, float p, uint64_t key, int B, size
 // (B), predicted class (B) and, when dlogits is not null, the gradient of
 // scale * sum(loss) with respect to the logits.
 template <class T> void softmax_xent_cpu(T* dlogits, T* loss, int32_t* pred, const T* logits, const int32_t* labels,
-                                         int B, int K, T scale);
+                                         int B, int K, T scale, T eps);
 
 // ---- optimizers over a flat buffer of n parameters
 void sgd_update_cpu(float* p, float* v, const float* g, size_t n, const SgdParams& o);

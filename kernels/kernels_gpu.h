@@ -63,7 +63,7 @@ void dropout_backward_gpu(float* dx, const float* dy, float p, uint64_t key, int
 
 // ---- fused softmax + cross-entropy forward/backward and accuracy counting:
 // metrics[0] += sum of losses, metrics[1] += correct predictions
-void softmax_xent_gpu(float* dlogits, const float* logits, const int32_t* labels, int B, int K, float scale,
+void softmax_xent_gpu(float* dlogits, const float* logits, const int32_t* labels, int B, int K, float scale, float eps,
                       double* metrics, cudaStream_t st);
 
 // ---- optimizers over the flat buffers

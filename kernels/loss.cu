@@ -8,14 +8,14 @@
 namespace rs {
 
 __global__ void softmax_xent_kernel(float* dlogits, const float* logits, const int32_t* labels, int B, int K,
-                                    float scale, double* metrics) {
+                                    float scale, float eps, double* metrics) {
   __shared__ double loss_part[kThreads], hit_part[kThreads];
   const int b = blockIdx.x * blockDim.x + threadIdx.x;
   double loss = 0, hit = 0;
   if (b < B) {
     int am = 0;
-    loss =
-        softmax_xent_row(logits + size_t(b) * K, labels[b], K, scale, dlogits ? dlogits + size_t(b) * K : nullptr, &am);
+    loss = softmax_xent_row(logits + size_t(b) * K, labels[b], K, scale, eps,
+                            dlogits ? dlogits + size_t(b) * K : nullptr, &am);
     hit = am == labels[b];
   }
   loss_part[threadIdx.x] = loss;
@@ -34,10 +34,10 @@ __global__ void softmax_xent_kernel(float* dlogits, const float* logits, const i
   }
 }
 
-void softmax_xent_gpu(float* dlogits, const float* logits, const int32_t* labels, int B, int K, float scale,
+void softmax_xent_gpu(float* dlogits, const float* logits, const int32_t* labels, int B, int K, float scale, float eps,
                       double* metrics, cudaStream_t st) {
   if (B == 0) return;
-  softmax_xent_kernel<<<(B + kThreads - 1) / kThreads, kThreads, 0, st>>>(dlogits, logits, labels, B, K, scale,
+  softmax_xent_kernel<<<(B + kThreads - 1) / kThreads, kThreads, 0, st>>>(dlogits, logits, labels, B, K, scale, eps,
                                                                           metrics);
   CUDA_CHECK_LAUNCH();
 }

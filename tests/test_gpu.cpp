@@ -133,15 +133,18 @@ TEST_CASE("softmax cross-entropy, accuracy counting, optimizers, batch conversio
   const int B = 37, K = 11;
   std::vector<int32_t> lh(B);
   for (int b = 0; b < B; ++b) lh[b] = (b * 7) % K;
-  Twin<float> z(random_vec(B * K, 13, -5, 5)), dz(B * K);
+  Twin<float> z(random_vec(B * K, 13, -5, 5));
   Twin<int32_t> labels(lh);
-  Twin<double> metrics(2);
-  for (auto* k : {be().cpu.get(), be().gpu.get()}) {
-    const bool g = k == be().gpu.get();
-    auto p = [&](auto& t) { return g ? t.g.data() : t.c.data(); };
-    k->softmax_xent(p(dz), p(z), p(labels), B, K, 1.f / B, p(metrics));
+  for (const float eps : {0.f, 0.1f}) {  // plain and label-smoothed
+    Twin<float> dz(B * K);
+    Twin<double> metrics(2);
+    for (auto* k : {be().cpu.get(), be().gpu.get()}) {
+      const bool g = k == be().gpu.get();
+      auto p = [&](auto& t) { return g ? t.g.data() : t.c.data(); };
+      k->softmax_xent(p(dz), p(z), p(labels), B, K, 1.f / B, eps, p(metrics));
+    }
+    compare("softmax-xent dlogits", dz, 1e-6), compare("loss sum and correct count", metrics, 1e-4, 1e-5);
   }
-  compare("softmax-xent dlogits", dz, 1e-6), compare("loss sum and correct count", metrics, 1e-4, 1e-5);
 
   const size_t n = 1003;
   Twin<float> pp(random_vec(n, 14)), v(random_vec(n, 15)), m2(random_vec(n, 16, 0, 1)), gr(random_vec(n, 17));

@@ -210,24 +210,30 @@ TEST_CASE("dropout: gradient, keep rate and scaling", "[grad]") {
   CHECK(rate == Approx(0.7).margin(0.03));
 }
 
-TEST_CASE("softmax cross-entropy: loss value and logit gradient", "[grad]") {
+TEST_CASE("softmax cross-entropy: loss value and logit gradient, with and without label smoothing", "[grad]") {
   std::mt19937 g(7);
   const int B = 4, K = 7;
   Vec z = random_vec(size_t(B) * K, g, -4, 4);
   const std::vector<int32_t> labels{3, 0, 6, 2};
-  Vec loss(B), dz(z.size());
-  std::vector<int32_t> pred(B);
-  auto f = [&] {
-    softmax_xent_cpu<double>(nullptr, loss.data(), pred.data(), z.data(), labels.data(), B, K, 1.0);
-    double s = 0;
-    for (double l : loss) s += l;
-    return s / B;
-  };
-  softmax_xent_cpu(dz.data(), loss.data(), pred.data(), z.data(), labels.data(), B, K, 1.0 / B);
-  // Loss against the textbook formula, row 0.
-  double se = 0;
-  for (int k = 0; k < K; ++k) se += std::exp(z[k]);
-  CHECK(loss[0] == Approx(std::log(se) - z[3]).epsilon(1e-12));
-  CHECK(pred[0] == int(std::max_element(z.begin(), z.begin() + K) - z.begin()));
-  check_grad("softmax-xent dz", z, dz, f);
+  for (const double eps : {0.0, 0.1, 0.35}) {
+    INFO("label smoothing " << eps);
+    Vec loss(B), dz(z.size());
+    std::vector<int32_t> pred(B);
+    auto f = [&] {
+      softmax_xent_cpu<double>(nullptr, loss.data(), pred.data(), z.data(), labels.data(), B, K, 1.0, eps);
+      double s = 0;
+      for (double l : loss) s += l;
+      return s / B;
+    };
+    softmax_xent_cpu(dz.data(), loss.data(), pred.data(), z.data(), labels.data(), B, K, 1.0 / B, eps);
+    // Loss against the textbook formula, row 0: -sum_k q_k log p_k, q = (1 - eps) onehot(3) + eps / K.
+    double se = 0;
+    for (int k = 0; k < K; ++k) se += std::exp(z[k]);
+    double want = 0;
+    for (int k = 0; k < K; ++k) want -= ((k == 3 ? 1 - eps : 0) + eps / K) * (z[k] - std::log(se));
+    CHECK(loss[0] == Approx(want).epsilon(1e-12));
+    if (eps == 0) CHECK(loss[0] == Approx(std::log(se) - z[3]).epsilon(1e-12));
+    CHECK(pred[0] == int(std::max_element(z.begin(), z.begin() + K) - z.begin()));
+    check_grad("softmax-xent dz", z, dz, f);
+  }
 }

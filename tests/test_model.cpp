@@ -83,11 +83,11 @@ layers = [ { type = "conv2d", out = 3, kernel = 3, padding = 1, stride = 2 }, { 
   std::vector<float> dlogits(size_t(B) * 4);
   auto total = [&] {
     double metrics[2] = {0, 0};
-    be->softmax_xent(nullptr, m.forward(pass), labels.data(), B, 4, 1.f, metrics);
+    be->softmax_xent(nullptr, m.forward(pass), labels.data(), B, 4, 1.f, 0.f, metrics);
     return metrics[0] / B;
   };
   double metrics[2] = {0, 0};
-  be->softmax_xent(dlogits.data(), m.forward(pass), labels.data(), B, 4, 1.f / B, metrics);
+  be->softmax_xent(dlogits.data(), m.forward(pass), labels.data(), B, 4, 1.f / B, 0.f, metrics);
   m.backward(dlogits.data(), pass);
   const std::vector<float> grad(m.grads(), m.grads() + m.num_params());
   // Float central differences: loose but meaningful tolerance.

@@ -48,12 +48,13 @@ class Backend {
                                uint64_t first_sample) = 0;
   virtual void dropout_backward(float* dx, const float* dy, float p, uint64_t key, int B, size_t per_sample,
                                 uint64_t first_sample) = 0;
-  // Softmax cross-entropy over logits (B, K) against labels (B): writes
-  // dlogits = scale * dloss/dlogits (unless null) and adds the summed loss and
-  // the number of correct predictions to metrics[0] and metrics[1] (doubles),
-  // so metrics stay in backend memory until someone asks.
+  // Softmax cross-entropy over logits (B, K) against labels (B), labels
+  // smoothed by eps (0: none): writes dlogits = scale * dloss/dlogits (unless
+  // null) and adds the summed loss and the number of correct predictions to
+  // metrics[0] and metrics[1] (doubles), so metrics stay in backend memory
+  // until someone asks.
   virtual void softmax_xent(float* dlogits, const float* logits, const int32_t* labels, int B, int K, float scale,
-                            double* metrics) = 0;
+                            float eps, double* metrics) = 0;
 
   // ---- optimizers over flat buffers of n floats
   virtual void sgd_update(float* p, float* v, const float* g, size_t n, const SgdParams& o) = 0;

@@ -125,6 +125,7 @@ TrainConfig read_train(Section s) {
   t.nesterov = s.boolean("nesterov", t.nesterov);
   if (t.nesterov && t.momentum == 0) s.error(nullptr, "nesterov", "needs momentum > 0");
   t.weight_decay = s.number("weight_decay", t.optimizer == OptimizerKind::adamw ? 0.01 : 0.0, 0.0, 1e3);
+  t.label_smoothing = s.number("label_smoothing", t.label_smoothing, 0.0, 0.999);
   t.beta1 = s.number("beta1", t.beta1, 0.0, 1.0);
   t.beta2 = s.number("beta2", t.beta2, 0.0, 1.0);
   t.eps = s.number("eps", t.eps, 0.0, 1.0, true);

@@ -52,6 +52,7 @@ struct TrainConfig {
   double momentum = 0.9;
   bool nesterov = false;
   double weight_decay = 0.0;
+  double label_smoothing = 0.0;  // training loss only: targets (1 - eps) onehot + eps / classes
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   std::string schedule = "constant";  // constant | step | cosine
   int64_t step_epochs = 1;            // step: multiply lr by gamma every step_epochs

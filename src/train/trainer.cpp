@@ -194,7 +194,8 @@ bool Trainer::run_epoch() {
       const Pass pass{B, true, uint64_t(t.seed), step, uint64_t(lo)};
       const float* logits = m_model.forward(pass);
       lap(kForward);
-      m_be.softmax_xent(m_dlogits.data(), logits, m_labels.data(), B, K, 1.f / float(Bg), m_metrics.data());
+      m_be.softmax_xent(m_dlogits.data(), logits, m_labels.data(), B, K, 1.f / float(Bg), float(t.label_smoothing),
+                        m_metrics.data());
       m_model.backward(m_dlogits.data(), pass, [&](size_t layer) { m_allreduce->layer_done(layer); });
     } else {
       m_be.zero(m_model.grads(), m_model.num_params() * sizeof(float));
@@ -268,7 +269,7 @@ bool Trainer::evaluate(const Dataset& d, const std::vector<int64_t>& all, EvalRe
       m_be.load_batch(m_model.input(), m_labels.data(), d.view(), all.data() + first, B, m_data.mean.data(),
                       m_data.inv_std.data());
       const float* logits = m_model.forward(Pass{B, false, 0, 0, 0});
-      m_be.softmax_xent(nullptr, logits, m_labels.data(), B, K, 1.f, m_metrics.data());
+      m_be.softmax_xent(nullptr, logits, m_labels.data(), B, K, 1.f, 0.f, m_metrics.data());  // plain cross-entropy
     }
     if (stop_agreed()) return false;
   }

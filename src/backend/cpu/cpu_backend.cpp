@@ -57,11 +57,11 @@ class CpuBackend final : public Backend {
                         uint64_t first) override {
     dropout_backward_cpu(dx, dy, p, key, B, per_sample, first);
   }
-  void softmax_xent(float* dlogits, const float* logits, const int32_t* labels, int B, int K, float scale,
+  void softmax_xent(float* dlogits, const float* logits, const int32_t* labels, int B, int K, float scale, float eps,
                     double* metrics) override {
     m_loss.resize(size_t(B));
     m_pred.resize(size_t(B));
-    softmax_xent_cpu(dlogits, m_loss.data(), m_pred.data(), logits, labels, B, K, scale);
+    softmax_xent_cpu(dlogits, m_loss.data(), m_pred.data(), logits, labels, B, K, scale, eps);
     for (int b = 0; b < B; ++b) metrics[0] += m_loss[b], metrics[1] += m_pred[b] == labels[b];  // in order
   }
   void sgd_update(float* p, float* v, const float* g, size_t n, const SgdParams& o) override {

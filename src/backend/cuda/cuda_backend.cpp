@@ -180,9 +180,9 @@ class CudaBackend final : public Backend {
                         uint64_t first) override {
     dropout_backward_gpu(dx, dy, p, key, B, per_sample, first, m_ctx.stream);
   }
-  void softmax_xent(float* dlogits, const float* logits, const int32_t* labels, int B, int K, float scale,
+  void softmax_xent(float* dlogits, const float* logits, const int32_t* labels, int B, int K, float scale, float eps,
                     double* metrics) override {
-    softmax_xent_gpu(dlogits, logits, labels, B, K, scale, metrics, m_ctx.stream);
+    softmax_xent_gpu(dlogits, logits, labels, B, K, scale, eps, metrics, m_ctx.stream);
   }
   void sgd_update(float* p, float* v, const float* g, size_t n, const SgdParams& o) override {
     sgd_update_gpu(p, v, g, n, o, m_ctx.stream);
