@@ -71,18 +71,24 @@ method = "grid"
 [sweep.space]
 "train.lr" = [0.1, 0.02, 1e4]
 "model.hidden" = [[8], [24]]
+[[sweep.enqueue]]
+"train.lr" = 0.07
 )");
   if (!world.leader()) return;
   const Study s = read_study(out + "/study.h5");
   std::multiset<int64_t> ids;
   for (const TrialRow& r : s.rows) ids.insert(r.id);
-  CHECK(ids == std::multiset<int64_t>{0, 1, 2, 3, 4, 5, 6});
+  CHECK(ids == std::multiset<int64_t>{0, 1, 2, 3, 4, 5, 6, 7});  // trial 1: the enqueued one
+  for (const TrialRow& a : s.rows)  // the enqueued trial is handed out before every grid trial
+    for (const TrialRow& b : s.rows)
+      if (a.id == 1 && b.id > 1) CHECK(a.start_seconds <= b.start_seconds);
   std::set<int64_t> groups;
   for (const TrialRow& r : s.rows) {
     INFO("trial " << r.id << " status " << to_string(r.status) << " " << r.message);
     groups.insert(r.group);
     CHECK(r.group < world.size() / test_group_size());
     const bool huge = r.params.size() == 2 && *r.params[1].second.number() > 100;  // train.lr = 1e4
+    if (r.id == 1) CHECK(r.params[1].second.text() == "0.07");                     // the enqueued trial, its lr
     CHECK(std::string(to_string(r.status)) == (huge ? "diverged" : "completed"));
     if (!huge) CHECK(r.best_val_accuracy > 0.5);
     if (!huge) CHECK(s.curves.at(r.id).at("val_accuracy").size() == 2);
@@ -292,4 +298,39 @@ TEST_CASE("the shipped sweep configs parse", "[sweep-asha]") {
     const SweepConfig s = parse_sweep(load_config(path, {}).text, path);
     CHECK(trial_count(s) == 13);
   }
+}
+
+TEST_CASE("enqueued trials come right after the default, values exact, keys checked", "[sweep-asha]") {
+  const std::string base = R"([sweep]
+method = "grid"
+[sweep.space]
+"train.lr" = [0.1, 0.2]
+"model.dense" = [1, 3]
+[[sweep.enqueue]]
+"train.lr" = 0.0123456789012345
+"model.dense" = 7
+[[sweep.enqueue]]
+"train.lr" = 0.5
+)";
+  const SweepConfig g = parse_sweep(base, "s.toml");
+  REQUIRE(g.enqueue.size() == 2);
+  CHECK(trial_count(g) == 1 + 2 + 4);
+  CHECK(make_trial(g, 1).text() == "model.dense=7, train.lr=0.0123456789012345");  // space order, exact
+  CHECK(*make_trial(g, 1).params[1].second.number() == 0.0123456789012345);
+  CHECK(make_trial(g, 2).text() == "train.lr=0.5");                 // the config keeps model.dense
+  CHECK(make_trial(g, 3).text() == "model.dense=1, train.lr=0.1");  // then the grid, from its first point
+  CHECK(make_trial(g, 6).text() == "model.dense=3, train.lr=0.2");
+  // random draws do not move when trials are enqueued before them
+  const std::string rnd =
+      "[sweep]\nmethod = \"random\"\ntrials = 3\n[sweep.space]\n"
+      "\"train.lr\" = { distribution = \"log_uniform\", low = 1e-4, high = 1e-1 }\n";
+  const SweepConfig r0 = parse_sweep(rnd, "s.toml");
+  const SweepConfig r1 = parse_sweep(rnd + "[[sweep.enqueue]]\n\"train.lr\" = 0.01\n", "s.toml");
+  CHECK(trial_count(r1) == trial_count(r0) + 1);
+  for (int64_t i = 1; i < trial_count(r0); ++i) CHECK(make_trial(r1, i + 1).text() == make_trial(r0, i).text());
+  REQUIRE_THROWS_WITH(
+      parse_sweep(base + "[[sweep.enqueue]]\n\"train.momentum\" = 0.5\n", "s.toml"),
+      Contains("s.toml") && Contains("sweep.enqueue[2].train.momentum") && Contains("not a key of sweep.space"));
+  REQUIRE_THROWS_WITH(parse_sweep(base + "[[sweep.enqueue]]\n", "s.toml"),
+                      Contains("sweep.enqueue[2]: an enqueued trial needs at least one key"));
 }

@@ -1,5 +1,6 @@
 #include "sweep/space.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "config/section.h"
@@ -69,6 +70,17 @@ SweepConfig parse_sweep(const std::string& text, const std::string& origin) {
     c.space.push_back(std::move(d));
   }
   if (c.space.empty()) s.error(nullptr, "space", "the search space is empty");
+  for (Section e : s.tables("enqueue")) {
+    const std::string where = fmt::format("{}: sweep.enqueue[{}]", origin, c.enqueue.size());
+    Overrides trial;
+    for (const Dimension& d : c.space)  // in space order
+      if (const toml::node* n = e.get(d.key)) trial.emplace_back(d.key, TomlValue(*n));
+    for (const std::string& key : e.keys())
+      if (std::none_of(c.space.begin(), c.space.end(), [&](const Dimension& d) { return d.key == key; }))
+        e.error(e.get(key), key, "is not a key of sweep.space (an enqueued trial sets searched keys only)");
+    if (trial.empty()) fail("{}: an enqueued trial needs at least one key of sweep.space", where);
+    c.enqueue.push_back(std::move(trial));
+  }
   if (s.has("asha")) {
     Section a = s.table("asha");
     c.asha = true;
@@ -81,16 +93,22 @@ SweepConfig parse_sweep(const std::string& text, const std::string& origin) {
 }
 
 int64_t trial_count(const SweepConfig& s) {
-  if (s.method == "random") return 1 + s.trials;
+  const int64_t fixed = 1 + int64_t(s.enqueue.size());  // the default and the enqueued trials
+  if (s.method == "random") return fixed + s.trials;
   int64_t n = 1;
   for (const Dimension& d : s.space) n *= int64_t(d.values.size());
-  return 1 + n;
+  return fixed + n;
 }
 
 TrialSpec make_trial(const SweepConfig& s, int64_t id) {
   TrialSpec t;
   t.id = id;
   if (id == 0) return t;  // the default trial: the config as written
+  if (id <= int64_t(s.enqueue.size())) {
+    t.params = s.enqueue[size_t(id - 1)];
+    return t;
+  }
+  id -= int64_t(s.enqueue.size());  // the searched trials are numbered as if nothing were enqueued
   if (s.method == "grid") {
     int64_t k = id - 1;  // mixed-radix digits, last dimension fastest
     std::vector<size_t> digit(s.space.size());

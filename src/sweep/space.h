@@ -12,12 +12,15 @@
 //   "train.momentum" = { distribution = "uniform", low = 0.5, high = 0.99 }
 //   "train.weight_decay" = { distribution = "log_uniform", low = 1e-6, high = 1e-3 }
 //   "train.batch_size" = { distribution = "int_uniform", low = 32, high = 256 }
+//   [[sweep.enqueue]]        # chosen trials, run first (trials 1, 2, ...); keys of sweep.space,
+//   "train.lr" = 0.05        # the ones left out keep the config's value
 //   [sweep.asha]             # asynchronous successive halving (absent: full budget)
 //   min_epochs = 1           # first rung
 //   reduction = 3            # keep the top 1/reduction at each rung
 //
-// Trial 0 is always the config's own values (the default trial); trials are
-// a pure function of (config, index), so every rank and every resume agrees.
+// Trial 0 is always the config's own values (the default trial), then the
+// enqueued trials, then the grid or random ones; trials are a pure function of
+// (config, index), so every rank and every resume agrees.
 #pragma once
 
 #include <cstdint>
@@ -44,6 +47,7 @@ struct SweepConfig {
   bool asha = false;
   int64_t min_epochs = 1, reduction = 3;
   std::vector<Dimension> space;
+  std::vector<Overrides> enqueue;  // [[sweep.enqueue]]: trials 1..E, run right after the default, in space order
 };
 
 struct TrialSpec {
