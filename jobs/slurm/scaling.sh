@@ -56,7 +56,6 @@ run_point() {  # run_point MODE NODES RANKS REP
   dir=$out/runs/$mode-$r-$rep
   rm -rf "$dir"
   gb=$batch s=$samples
-  [[ $mode == strong ]] && gb=$((batch))
   [[ $mode == weak ]] && gb=$((batch * r)) s=$((samples * r))
   ((s <= 59000)) || { echo "scaling: $mode at $r ranks needs $s samples (> 59000): fewer --samples" >&2; exit 2; }
   if [[ $mode == sweep ]]; then

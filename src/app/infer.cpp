@@ -193,12 +193,11 @@ struct ChunkPredictions {
   std::vector<float> probs;
 };
 
-ChunkPredictions predict_chunk(const Dataset& ds, Model& model, Backend& be, const RunFile& rf, int B, int k,
-                               bool has_labels, int64_t correct[2]) {
+ChunkPredictions predict_chunk(const Dataset& ds, Model& model, Backend& be, int32_t* labels_dev, const RunFile& rf,
+                               int B, int k, bool has_labels, int64_t correct[2]) {
   const int64_t cnt = ds.n;
   const int K = rf.classes;
   ChunkPredictions out{std::vector<int32_t>(size_t(cnt) * k), std::vector<float>(size_t(cnt) * k)};
-  Buffer<int32_t> labels_dev(be, size_t(B));
   std::vector<float> logits(size_t(B) * K);
   std::vector<int> order(static_cast<size_t>(K));
   std::vector<int64_t> idx(static_cast<size_t>(cnt));
@@ -206,7 +205,7 @@ ChunkPredictions predict_chunk(const Dataset& ds, Model& model, Backend& be, con
   // Batch s+1 is queued right after batch s's forward pass (the CUDA backend
   // gathers and uploads it while s computes), then s's logits come back.
   auto load = [&](int64_t b0) {
-    be.load_batch(model.input(), labels_dev.data(), ds.view(), idx.data() + b0, int(std::min<int64_t>(B, cnt - b0)),
+    be.load_batch(model.input(), labels_dev, ds.view(), idx.data() + b0, int(std::min<int64_t>(B, cnt - b0)),
                   rf.mean.data(), rf.inv_std.data());
   };
   if (cnt > 0) load(0);
@@ -301,13 +300,14 @@ int infer_command(const InferOptions& opt, const Comm& world) {
   double busy = 0;
   {
     PredFile out(tmp, world, n, k, name_len, src->has_labels());
+    Buffer<int32_t> labels_dev(*be, size_t(B));  // the batch's labels in backend memory, for every chunk
     auto last_print = Clock::now();
     for (int64_t round = 0; round < rounds; ++round) {
       const int64_t first = lo + round * chunk, cnt = std::clamp<int64_t>(hi - first, 0, chunk);
       const auto t0 = Clock::now();
       Dataset ds;
       world.agree([&] { ds = src->read(first, cnt); });
-      const ChunkPredictions p = predict_chunk(ds, model, *be, rf, B, k, src->has_labels(), correct);
+      const ChunkPredictions p = predict_chunk(ds, model, *be, labels_dev.data(), rf, B, k, src->has_labels(), correct);
       busy += since(t0);
       std::vector<int64_t> index(static_cast<size_t>(cnt));
       std::iota(index.begin(), index.end(), first);

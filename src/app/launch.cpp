@@ -16,12 +16,6 @@
 namespace rs {
 namespace {
 
-std::string join(const std::vector<std::string>& v, char sep) {
-  std::string s;
-  for (const std::string& x : v) s += (s.empty() ? "" : std::string(1, sep)) + x;
-  return s;
-}
-
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;
   for (size_t a = 0; a <= s.size();) {
@@ -72,7 +66,8 @@ std::unique_ptr<Backend> make_backend(const TrainConfig& t, const Comm& placemen
   MPI_Comm_rank(node, &local);
   MPI_Comm_size(node, &local_size);
   std::vector<std::vector<std::string>> node_devices;
-  for (const std::string& s : allgather(join(visible_cuda_devices(), ','), node)) node_devices.push_back(split(s, ','));
+  for (const std::string& s : allgather(fmt::format("{}", fmt::join(visible_cuda_devices(), ",")), node))
+    node_devices.push_back(split(s, ','));
   int leaders = local == 0 ? 1 : 0;
   MPI_Allreduce(MPI_IN_PLACE, &leaders, 1, MPI_INT, MPI_SUM, placement.raw());
   MPI_Comm_free(&node);
@@ -89,7 +84,7 @@ std::unique_ptr<Backend> make_backend(const TrainConfig& t, const Comm& placemen
   where->device = d.cuda ? fmt::format("cuda:{}", d.device) : "cpu";
   const std::string line = fmt::format("{} rank {} local {} {}{}", hostname(), placement.rank(), local, where->device,
                                        d.cuda ? " (" + d.pci + ")" : "");
-  where->bindings = join(allgather(line, placement.raw()), '\n');
+  where->bindings = fmt::format("{}", fmt::join(allgather(line, placement.raw()), "\n"));
   if (!d.cuda) return make_cpu_backend();
 #if RS_HAVE_CUDA
   return make_cuda_backend(d.device, t.deterministic);

@@ -140,8 +140,7 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
         fmt::print(
             "stopped by {} in epoch {} after step {} of {}; checkpoint {}; continue with: ranksweep train "
             "--resume {}\n",
-            stop_signal() ? fmt::format("signal {}", stop_signal()) : "the deadline", tr.epochs_done() + 1,
-            tr.position().step, tr.steps_per_epoch(), run_path, dir);
+            stop_cause(), tr.epochs_done() + 1, tr.position().step, tr.steps_per_epoch(), run_path, dir);
         std::fflush(stdout);
       }
       return kExitRequeue;
@@ -153,8 +152,8 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
     }
     if (tr.epochs_done() < last && tr.stop_agreed()) {  // the epoch's checkpoint is written: nothing more to save
       if (comm.leader())
-        fmt::print("stopped by {} after epoch {}; continue with: ranksweep train --resume {}\n",
-                   stop_signal() ? fmt::format("signal {}", stop_signal()) : "the deadline", tr.epochs_done(), dir);
+        fmt::print("stopped by {} after epoch {}; continue with: ranksweep train --resume {}\n", stop_cause(),
+                   tr.epochs_done(), dir);
       return kExitRequeue;
     }
   }

@@ -90,11 +90,22 @@ void Coordinator::serve(const MPI_Status& st) {
   }
 }
 
-void Coordinator::note_epoch_seconds(int64_t trial) {
+const std::vector<double>* Coordinator::curve(int64_t trial, const char* metric) const {
   const auto c = m_study.curves.find(trial);
-  if (c == m_study.curves.end() || !c->second.count("seconds") || c->second.at("seconds").empty()) return;
-  const std::vector<double>& v = c->second.at("seconds");
-  m_epoch_seconds[trial] = std::accumulate(v.begin(), v.end(), 0.0) / double(v.size());
+  if (c == m_study.curves.end()) return nullptr;
+  const auto m = c->second.find(metric);
+  return m == c->second.end() ? nullptr : &m->second;
+}
+
+void Coordinator::note_epoch_seconds(int64_t trial) {
+  const std::vector<double>* v = curve(trial, "seconds");
+  if (v && !v->empty()) m_epoch_seconds[trial] = std::accumulate(v->begin(), v->end(), 0.0) / double(v->size());
+}
+
+void Coordinator::reply_waiting() {
+  std::vector<int> waiting;
+  std::swap(waiting, m_waiting);
+  for (int leader : waiting) reply(leader);  // may wait again
 }
 
 bool Coordinator::fits(const Job& j) const {
@@ -113,9 +124,7 @@ void Coordinator::begin_stop(const std::string& why) {
     msg::send(msg::Stop{}, leader, msg::kStop, m_ch.down);
     ++m_stops_sent[leader];
   }
-  std::vector<int> waiting;
-  std::swap(waiting, m_waiting);
-  for (int leader : waiting) reply(leader);
+  reply_waiting();
 }
 
 void Coordinator::reply(int leader) {
@@ -155,11 +164,10 @@ TrialRow* Coordinator::row(int64_t trial) {
 }
 
 void Coordinator::record_rungs(int64_t trial, int64_t epochs) {
-  const auto c = m_study.curves.find(trial);
-  if (c == m_study.curves.end() || !c->second.count("val_accuracy")) return;
-  const std::vector<double>& val = c->second.at("val_accuracy");
+  const std::vector<double>* val = curve(trial, "val_accuracy");
+  if (!val) return;
   for (int64_t e : asha_rungs(m_sweep, epochs + 1))
-    if (e <= int64_t(val.size())) m_policy.rung(trial, e, val[size_t(e - 1)]);
+    if (e <= int64_t(val->size())) m_policy.rung(trial, e, (*val)[size_t(e - 1)]);
 }
 
 void Coordinator::result(const msg::Result& m) {
@@ -187,10 +195,7 @@ void Coordinator::result(const msg::Result& m) {
   }
   m_policy.finished(m.trial, m.status, m.epochs);  // its rungs came as Rung messages
   m_unwritten.emplace_back(m.trial, m.wall_seconds);
-  // Groups that were told to wait may have work now (or be done).
-  std::vector<int> waiting;
-  std::swap(waiting, m_waiting);
-  for (int leader : waiting) reply(leader);
+  reply_waiting();  // groups told to wait may have work now (or be done)
 }
 
 void Coordinator::write_finished() {
@@ -208,8 +213,8 @@ void Coordinator::write_finished() {
     record_rungs(trial, r.epochs);  // a job that had nothing to train (its checkpoint was past its stop)
     note_epoch_seconds(trial);
   }
-  m_study.sweep_seconds = elapsed();
-  write_study((fs::path(m_dir) / "study.h5").string(), m_study, m_world, elapsed());
+  m_study.sweep_seconds = elapsed();  // the sweep's time over all its runs
+  write_study((fs::path(m_dir) / "study.h5").string(), m_study, m_world);
   for (const auto& [trial, wall] : m_unwritten) print_progress(*row(trial), wall);
   m_unwritten.clear();
 }

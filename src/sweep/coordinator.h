@@ -52,8 +52,10 @@ class Coordinator {
   TrialRow* row(int64_t trial);
   void print_progress(const TrialRow& r, double wall_seconds) const;
   void begin_stop(const std::string& why);  // Stop to every running job's leader; no new work
-  bool fits(const Job& j) const;           // the job's first epoch ends before the deadline
-  void note_epoch_seconds(int64_t trial);  // its mean epoch time, from its curves
+  bool fits(const Job& j) const;            // the job's first epoch ends before the deadline
+  void note_epoch_seconds(int64_t trial);   // its mean epoch time, from its curves
+  const std::vector<double>* curve(int64_t trial, const char* metric) const;  // null if not recorded
+  void reply_waiting();                                                       // answer every group told to wait, again
   double since_start() const { return std::chrono::duration<double>(Clock::now() - m_t0).count(); }
 
   SweepConfig m_sweep;

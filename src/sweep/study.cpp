@@ -39,7 +39,7 @@ int best_row(const Study& s) {
   return best;
 }
 
-void write_study(const std::string& path, const Study& s, int world_size, double sweep_seconds) {
+void write_study(const std::string& path, const Study& s, int world_size) {
   const auto lock = h5_lock();
   h5_quiet();
   const std::string tmp = path + ".tmp";
@@ -51,7 +51,7 @@ void write_study(const std::string& path, const Study& s, int world_size, double
     h5_attr(f, "/", "git_sha", std::string(RS_GIT_SHA));
     h5_attr(f, "/", "world_size", int64_t(world_size));
     h5_attr(f, "/", "libraries", library_versions());
-    h5_attr(f, "/", "sweep_seconds", sweep_seconds);
+    h5_attr(f, "/", "sweep_seconds", s.sweep_seconds);
     const char* job = std::getenv("SLURM_JOB_ID");
     h5_attr(f, "/", "slurm_job_id", std::string(job ? job : ""));
     h5_attr(f, "/", "hyperparameters", [&] {

@@ -43,7 +43,7 @@ struct Study {
 
 // Both take the HDF5 lock (io/h5.h): the sweep's coordinator thread writes
 // while rank 0's training thread checkpoints.
-void write_study(const std::string& path, const Study& s, int world_size, double sweep_seconds);
+void write_study(const std::string& path, const Study& s, int world_size);
 Study read_study(const std::string& path);
 
 // Index of the best row (highest best_val_accuracy among completed/pruned), -1 if none.

@@ -64,6 +64,8 @@ void install_stop_signals() {
 
 int stop_signal() { return int(g_signal); }
 
+std::string stop_cause() { return stop_signal() ? fmt::format("signal {}", stop_signal()) : "the deadline"; }
+
 bool parse_deadline(const std::string& text, double now, double* at) {
   if (text.empty()) return false;
   char* end = nullptr;

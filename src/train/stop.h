@@ -37,6 +37,9 @@ struct Deadline {
 // Rank 0 finds the deadline and broadcasts it; a malformed --deadline is a UserError.
 Deadline find_deadline(const std::string& option, double margin, const Comm& world);
 
+// Why this process stops, for a message: "signal 10", or "the deadline".
+std::string stop_cause();
+
 // The local stop condition: a signal, or the deadline reached.
 inline bool stop_requested(const Deadline& d) { return stop_signal() != 0 || d.reached(); }
 

@@ -147,9 +147,7 @@ bool Trainer::stop_agreed() {
   return stop != 0;
 }
 
-void Trainer::stop_inside_epoch(int64_t step, double train_seconds) {
-  m_be.synchronize();
-  const std::array<double, 2> mine = read_metrics(false);
+void Trainer::stop_inside_epoch(int64_t step, double train_seconds, std::array<double, 2> mine) {
   m_position.step = step;
   m_position.train_seconds = train_seconds;
   m_position.sums.assign(2 * size_t(m_comm.size()), 0.0);
@@ -212,7 +210,8 @@ bool Trainer::run_epoch() {
       if (!std::isfinite(m[0])) throw Diverged(fmt::format("loss is {} at epoch {}, step {}", m[0], epoch + 1, s + 1));
     }
     if (stop_agreed()) {
-      stop_inside_epoch(s + 1, seconds_before + since(t0));
+      m_be.synchronize();
+      stop_inside_epoch(s + 1, seconds_before + since(t0), read_metrics(false));
       return false;
     }
   }
@@ -226,8 +225,7 @@ bool Trainer::run_epoch() {
   // step trained" and the resumed run evaluates.
   EvalResult val, test;
   if (!evaluate(m_data.train, m_data.val_idx, &val) || !evaluate(m_data.test, m_test_idx, &test)) {
-    m_be.upload(m_metrics.data(), mine.data(), sizeof mine);
-    stop_inside_epoch(spe, train_seconds);
+    stop_inside_epoch(spe, train_seconds, mine);
     return false;
   }
   const double nan = std::nan("");

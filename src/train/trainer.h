@@ -91,8 +91,8 @@ class Trainer {
   std::array<double, 2> m_resume_sums{};  // this rank's partial sums at m_position (resume)
   // Evaluation of idx on d; false if the ranks agreed to stop first.
   bool evaluate(const Dataset& d, const std::vector<int64_t>& idx, EvalResult* out);
-  // Stops inside the epoch: this rank's sums to rank 0, position recorded.
-  void stop_inside_epoch(int64_t step, double train_seconds);
+  // Stops inside the epoch: this rank's partial sums to rank 0, position recorded.
+  void stop_inside_epoch(int64_t step, double train_seconds, std::array<double, 2> mine);
   double m_broadcast_seconds = 0;  // model broadcast (and data, via note_broadcast), reported once
   // metrics -> host; zeroes them when reset is set
   std::array<double, 2> read_metrics(bool reset);
