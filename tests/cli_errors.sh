@@ -79,6 +79,19 @@ else
   fail=$((fail + 1)); echo "FAILED: small training run"
 fi
 
+# A warm start from a study of other keys (or no study): exit 2 naming the key (the file), before any training.
+printf '[sweep]\nmethod = "grid"\n[sweep.space]\n"train.lr" = [0.05]\n' > "$tmp/old.toml"
+if "$bin" sweep "$tmp/old.toml" $small --out "$tmp/old" >/dev/null 2>&1; then
+  printf '[sweep]\nmethod = "tpe"\nwarm_start = "%s"\n[sweep.space]\n"train.momentum" = [0.5, 0.9]\n' \
+    "$tmp/old/study.h5" > "$tmp/warm.toml"
+  expect 2 "study.h5: warm start: the study searched \"train.lr\", which is not a key of this sweep.space" \
+    mpirun --oversubscribe -np 2 "$bin" sweep "$tmp/warm.toml" $small --out "$tmp/warm"
+  [[ ! -e $tmp/warm/study.h5 ]] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAILED: warm/study.h5 written"; }
+  expect 2 "nope.h5" "$bin" sweep "$tmp/warm.toml" $small --set "sweep.warm_start=\"$tmp/nope.h5\"" --out "$tmp/warm"
+else
+  fail=$((fail + 1)); echo "FAILED: small sweep"
+fi
+
 # infer on bad input, under mpirun -np 3: status 2 on every rank, one message,
 # and no output file (nor a complete-looking one) left behind.
 model=$tmp/done/run.h5

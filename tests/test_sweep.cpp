@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -161,6 +162,78 @@ seed = 7
     CHECK(trained.train.lr == lr);  // trained with (the run file's config), bit for bit
     CHECK(trained.train.momentum == momentum);
   }
+}
+
+// TPE with ASHA over rank groups: the coordinator proposes each trial's
+// values and sends them with its job; they are trained with (the run file's
+// config) and recorded bit for bit, and stay inside the space. A sweep whose
+// study is lost restarts its trials from their checkpoints with the values
+// they were proposed (nothing is proposed twice for a trial).
+TEST_CASE("TPE trials: proposed by the coordinator, trained with and recorded exactly", "[sweep]") {
+  const Comm world(MPI_COMM_WORLD);
+  std::unique_ptr<TempDir> d;
+  if (world.leader()) d = std::make_unique<TempDir>("sweep_tpe");
+  const std::string body = R"([model]
+hidden = [8]
+[train]
+epochs = 2
+batch_size = 60
+lr = 0.05
+[sweep]
+method = "tpe"
+trials = 6
+seed = 3
+[sweep.tpe]
+startup_trials = 2
+[sweep.space]
+"train.lr" = { distribution = "log_uniform", low = 1e-3, high = 0.3 }
+"train.batch_size" = { distribution = "int_uniform", low = 20, high = 80 }
+[sweep.asha]
+min_epochs = 1
+reduction = 2
+)";
+  const std::string out = world_sweep(world, d.get(), body);
+  Study first;
+  if (world.leader()) {
+    first = read_study(out + "/study.h5");
+    REQUIRE(first.rows.size() == 7);
+    std::set<int64_t> ids;
+    for (const TrialRow& r : first.rows) {
+      ids.insert(r.id);
+      REQUIRE(r.params.size() == 2);
+      const double batch = *r.params[0].second.number(), lr = *r.params[1].second.number();  // keys in order
+      const RunFile rf = read_run_file(out + "/trials/" + std::to_string(r.id) + "/run.h5");
+      const Config trained = parse_config_text(rf.config_text, "trial", {});
+      INFO("trial " << r.id << " lr " << fmt::format("{}", lr) << " batch " << batch);
+      CHECK(trained.train.lr == lr);
+      CHECK(double(trained.train.batch_size) == batch);
+      if (r.id == 0) continue;
+      CHECK(lr >= 1e-3);
+      CHECK(lr <= 0.3);
+      CHECK(batch == std::round(batch));
+      CHECK(batch >= 20);
+      CHECK(batch <= 80);
+    }
+    CHECK(ids == std::set<int64_t>{0, 1, 2, 3, 4, 5, 6});
+    std::filesystem::remove(out + "/study.h5");
+  }
+  SweepOptions o;  // again, with the checkpoints but without the study
+  o.config = world.leader() ? *d / "sweep.toml" : "";
+  world.bcast_string(o.config);
+  o.group_size = test_group_size();
+  o.out = out;
+  world.bcast_string(o.out);
+  REQUIRE(sweep_command(o, world) == 0);
+  if (!world.leader()) return;
+  const Study again = read_study(out + "/study.h5");
+  REQUIRE(again.rows.size() == 7);
+  for (const TrialRow& r : again.rows)
+    for (const TrialRow& f : first.rows)
+      if (f.id == r.id) {
+        INFO("trial " << r.id);
+        CHECK(*r.params[0].second.number() == *f.params[0].second.number());
+        CHECK(*r.params[1].second.number() == *f.params[1].second.number());
+      }
 }
 
 // Under mpiexec with 1-4 ranks (groups of RS_TEST_GROUP): ASHA with

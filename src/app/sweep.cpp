@@ -21,6 +21,7 @@
 #include "mpi/bcast_data.h"
 #include "sweep/coordinator.h"
 #include "sweep/group.h"
+#include "sweep/search.h"
 #include "sweep/space.h"
 #include "sweep/study.h"
 
@@ -81,7 +82,7 @@ int sweep_command(const SweepOptions& opt, const Comm& world) {
   if (dir.empty() && world.leader()) dir = default_out_dir(opt.config);
   world.bcast_string(dir);
   const std::string study_path = (fs::path(dir) / "study.h5").string();
-  Study previous;
+  Study previous, warm;
   world.root_only([&] {
     std::error_code ec;
     fs::create_directories(fs::path(dir) / "trials", ec);
@@ -91,6 +92,10 @@ int sweep_command(const SweepOptions& opt, const Comm& world) {
       if (previous.config_text != base.text)
         fail("{}: holds a sweep of a different config; resume with the same config and --set, or choose another --out",
              study_path);
+    }
+    if (!sweep.warm_start.empty()) {
+      warm = read_study(sweep.warm_start);
+      Search(sweep, base.text).warm_start(warm, sweep.warm_start);  // its keys: exit 2 before any work
     }
   });
   const Deadline deadline = find_deadline(opt.deadline, opt.deadline_margin, world);
@@ -116,8 +121,8 @@ int sweep_command(const SweepOptions& opt, const Comm& world) {
   std::unique_ptr<Coordinator> coord;
   std::thread coord_thread;
   if (world.leader()) {
-    coord =
-        std::make_unique<Coordinator>(sweep, std::move(previous), dir, base.text, groups, world.size(), ch, deadline);
+    coord = std::make_unique<Coordinator>(sweep, std::move(previous), warm, dir, base.text, groups, world.size(), ch,
+                                          deadline);
     print_start(*coord, sweep, data, groups, G, threads, be->name(), study_path);
     coord_thread = std::thread([&coord] {
       try {

@@ -10,50 +10,59 @@
 #include "error.h"
 #include "io/progress.h"
 #include "io/run_file.h"
+#include "sweep/engine.h"
 
 namespace fs = std::filesystem;
 
 namespace rs {
-namespace {
-
-std::vector<int64_t> default_points(const SweepConfig& sweep, const std::string& base_text) {
-  std::vector<int64_t> skip;
-  if (sweep.method == "grid")  // the default's own grid point would re-run trial 0
-    for (int64_t id = 1; id < trial_count(sweep); ++id)
-      if (same_as_default(make_trial(sweep, id), base_text)) skip.push_back(id);
-  return skip;
-}
-
-SchedulePolicy::Options policy_options(const SweepConfig& s, std::vector<int64_t> skip) {
-  return {trial_count(s), std::move(skip), s.asha, s.min_epochs, s.reduction, s.time_budget};
-}
-
-}  // namespace
-
-Coordinator::Coordinator(const SweepConfig& sweep, Study previous, std::string dir, std::string base_text, int groups,
-                         int world_size, Channels ch, const Deadline& deadline)
+Coordinator::Coordinator(const SweepConfig& sweep, Study previous, const Study& warm, std::string dir,
+                         std::string base_text, int groups, int world_size, Channels ch, const Deadline& deadline)
     : m_sweep(sweep),
       m_study(std::move(previous)),
       m_dir(std::move(dir)),
       m_groups(groups),
       m_world(world_size),
       m_ch(ch),
-      m_skipped(default_points(sweep, base_text)),
-      m_policy(policy_options(sweep, m_skipped)),
+      m_policy(schedule_options(sweep, base_text)),
+      m_search(sweep, base_text),
       m_deadline(deadline),
       m_offset(m_study.sweep_seconds),
       m_t0(Clock::now()) {
   m_study.config_text = std::move(base_text);
   m_study.keys.clear();
   for (const Dimension& d : sweep.space) m_study.keys.push_back(d.key);
-  for (TrialRow& r : m_study.rows) {  // a resumed sweep: rebuild the rungs from the finished jobs' curves
+  if (!sweep.warm_start.empty()) m_search.warm_start(warm, sweep.warm_start);
+  replay_study(m_study, sweep, m_policy, m_search);  // a resumed sweep
+  for (TrialRow& r : m_study.rows) {
     const fs::path run = fs::path(m_dir) / "trials" / std::to_string(r.id) / "run.h5";
     if (fs::exists(run)) r.run_path = run.string();
-    m_policy.restore(r.id, r.status, r.epochs);
-    record_rungs(r.id, r.epochs);
     note_epoch_seconds(r.id);
   }
   m_resumed = m_study.rows.size();
+  restore_checkpointed();
+}
+
+void Coordinator::restore_checkpointed() {
+  if (m_sweep.method != "tpe") return;  // other trials' values are a function of their number
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(fs::path(m_dir) / "trials", ec)) {
+    const fs::path run = e.path() / "run.h5";
+    int64_t id = -1;
+    try {
+      id = std::stoll(e.path().filename().string());
+    } catch (const std::exception&) {
+      continue;
+    }
+    if (row(id) || !fs::exists(run)) continue;
+    try {  // its proposal is in its checkpoint's config: it continues with the values it started with
+      const std::string text = read_run_file(run.string()).config_text;
+      Overrides v;
+      for (const Dimension& d : m_sweep.space)
+        if (std::optional<TomlValue> x = toml_value_at(text, d.key)) v.emplace_back(d.key, *x);
+      m_search.restore(id, v);
+    } catch (const UserError&) {  // unreadable: the trial starts afresh with a new proposal
+    }
+  }
 }
 
 void Coordinator::run() {
@@ -80,6 +89,7 @@ void Coordinator::serve(const MPI_Status& st) {
     case msg::kRung: {
       const auto m = msg::recv<msg::Rung>(st.MPI_SOURCE, msg::kRung, m_ch.up);
       m_policy.rung(m.trial, m.epoch, m.val_accuracy);
+      m_search.rung(m.trial, m.epoch, m.val_accuracy);
       break;
     }
     case msg::kResult:
@@ -151,10 +161,11 @@ void Coordinator::reply(int leader) {
   if (r.done) {
     ++m_groups_done;
   } else {
+    r.params = m_search.start(d.job.trial);
     m_started_at[d.job.trial] = elapsed();
     m_leader_of[d.job.trial] = leader;
   }
-  msg::send(r, leader, msg::kReply, m_ch.down);
+  msg::send_reply(r, leader, m_ch.down);
 }
 
 TrialRow* Coordinator::row(int64_t trial) {
@@ -167,11 +178,15 @@ void Coordinator::record_rungs(int64_t trial, int64_t epochs) {
   const std::vector<double>* val = curve(trial, "val_accuracy");
   if (!val) return;
   for (int64_t e : asha_rungs(m_sweep, epochs + 1))
-    if (e <= int64_t(val->size())) m_policy.rung(trial, e, (*val)[size_t(e - 1)]);
+    if (e <= int64_t(val->size())) {
+      m_policy.rung(trial, e, (*val)[size_t(e - 1)]);
+      m_search.rung(trial, e, (*val)[size_t(e - 1)]);
+    }
 }
 
 void Coordinator::result(const msg::Result& m) {
   m_leader_of.erase(m.trial);
+  m_search.end(m.trial, m.interrupted ? std::nullopt : std::optional(m.status), m.best_val_accuracy);
   if (m.interrupted) {  // checkpointed inside the job: the trial is not finished, a later run continues it
     m_started_at.erase(m.trial);
     fmt::print("trial {:>4} interrupted (group {}, epoch {}); its checkpoint is kept for the next run\n", m.trial,
@@ -186,7 +201,7 @@ void Coordinator::result(const msg::Result& m) {
   r.start_seconds = m_started_at[m.trial];
   r.end_seconds = elapsed();
   m_started_at.erase(m.trial);
-  r.params = make_trial(m_sweep, m.trial).params;
+  r.params = m_search.params(m.trial);
   if (TrialRow* old = row(m.trial)) {  // a promoted trial: its row now holds its latest job (wall: all its jobs)
     r.wall_seconds += old->wall_seconds;
     *old = std::move(r);

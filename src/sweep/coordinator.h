@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "sweep/policy.h"
+#include "sweep/search.h"
 #include "sweep/space.h"
 #include "sweep/study.h"
 #include "train/stop.h"
@@ -24,9 +25,10 @@ class Coordinator {
  public:
   // `previous`: the study of an earlier run of this sweep (resume), or empty;
   // its sweep_seconds start the clock (the time budget counts every run).
+  // `warm`: the study named by sweep.warm_start (checked), or empty.
   // `deadline`: no job starts that cannot reach its first checkpoint before it.
-  Coordinator(const SweepConfig& sweep, Study previous, std::string dir, std::string base_text, int groups,
-              int world_size, Channels ch, const Deadline& deadline);
+  Coordinator(const SweepConfig& sweep, Study previous, const Study& warm, std::string dir, std::string base_text,
+              int groups, int world_size, Channels ch, const Deadline& deadline);
 
   // Serves requests, rungs and results until every group has been told the
   // sweep is done. Sleeps between polls: a waiting coordinator takes no core.
@@ -40,7 +42,7 @@ class Coordinator {
   const Study& study() const { return m_study; }
   int64_t total() const { return m_policy.total(); }
   size_t resumed() const { return m_resumed; }
-  const std::vector<int64_t>& skipped() const { return m_skipped; }
+  const std::vector<int64_t>& skipped() const { return m_policy.options().skip; }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -48,7 +50,8 @@ class Coordinator {
   void reply(int leader);  // the next job for the group of `leader`, or remember it as waiting
   void result(const msg::Result& m);
   void write_finished();  // curves of the jobs finished since the last write, study.h5, progress lines
-  void record_rungs(int64_t trial, int64_t epochs);  // from the trial's curves
+  void record_rungs(int64_t trial, int64_t epochs);  // from the trial's curves, to the policy and the search
+  void restore_checkpointed();                       // values of trials interrupted before their first result
   TrialRow* row(int64_t trial);
   void print_progress(const TrialRow& r, double wall_seconds) const;
   void begin_stop(const std::string& why);  // Stop to every running job's leader; no new work
@@ -63,8 +66,8 @@ class Coordinator {
   std::string m_dir;
   int m_groups, m_world;
   Channels m_ch;
-  std::vector<int64_t> m_skipped;
   SchedulePolicy m_policy;
+  Search m_search;
   size_t m_resumed = 0;
   int m_groups_done = 0;
   std::vector<int> m_waiting;                           // leaders told nothing yet

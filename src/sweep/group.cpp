@@ -37,8 +37,8 @@ struct StopBox {
 };
 
 // Trains job.trial from its checkpoint (if any) to the job's stop; the result on the leader.
-msg::Result run_job(const GroupSetup& s, const Job& job, const Comm& gc, Backend& be, GradComm& grads, MPI_Comm up,
-                    StopBox& box) {
+msg::Result run_job(const GroupSetup& s, const Job& job, const Overrides& params, const Comm& gc, Backend& be,
+                    GradComm& grads, MPI_Comm up, StopBox& box) {
   const int64_t id = job.trial;
   msg::Result res;
   res.trial = id, res.group = s.group;
@@ -46,7 +46,7 @@ msg::Result run_job(const GroupSetup& s, const Job& job, const Comm& gc, Backend
   const std::string tdir = (fs::path(s.dir) / "trials" / std::to_string(id)).string();
   const std::string run = (fs::path(tdir) / "run.h5").string();
   try {
-    const Config cfg = parse_config_text(s.base_text, s.origin, {}, make_trial(s.sweep, id).params);
+    const Config cfg = parse_config_text(s.base_text, s.origin, {}, params);
     Trainer tr(cfg, s.data, be, grads, gc);
     int have = 0;
     if (gc.leader()) {
@@ -107,18 +107,23 @@ msg::Result run_job(const GroupSetup& s, const Job& job, const Comm& gc, Backend
 void run_group(const GroupSetup& s, const Comm& group, Backend& be, GradComm& grads, Channels ch) {
   StopBox box{ch.down};
   for (;;) {
-    msg::Reply r;
+    struct {
+      bool done = false;
+      Job job;
+    } work;
+    std::string params;
     if (group.leader()) {  // sleeps while the coordinator makes the group wait
       msg::send(msg::Request{s.group}, 0, msg::kRequest, ch.up);
-      MPI_Request req;
-      MPI_Irecv(&r, int(sizeof r), MPI_BYTE, 0, msg::kReply, ch.down, &req);
-      wait_idle(req);
+      const msg::Reply r = msg::recv_reply(0, ch.down);
       box.drain(r.stops_sent);  // a Stop meant for the job that just ended
       box.stopped = false;
+      work = {r.done, r.job};
+      params = msg::params_text(r.params);
     }
-    group.bcast_idle(r);
-    if (r.done) return;
-    const msg::Result res = run_job(s, r.job, group, be, grads, ch.up, box);
+    group.bcast_idle(work);
+    if (work.done) return;
+    group.bcast_string(params);
+    const msg::Result res = run_job(s, work.job, msg::parse_params_text(params), group, be, grads, ch.up, box);
     if (group.leader()) msg::send_result(res, 0, ch.up);
   }
 }

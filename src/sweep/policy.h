@@ -63,6 +63,7 @@ class SchedulePolicy {
   // Trials the sweep runs (skipped ids excluded).
   int64_t total() const { return m_opt.trials - int64_t(m_opt.skip.size()); }
   size_t running() const { return m_running.size(); }
+  const Options& options() const { return m_opt; }
 
  private:
   Decision start(Job j);

@@ -1,6 +1,8 @@
 #include "sweep/protocol.h"
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 namespace rs {
@@ -38,35 +40,79 @@ struct ResultHead {  // Result without its message, which follows it
   bool interrupted;
 };
 
+struct ReplyHead {  // Reply without its parameters, which follow it as text
+  bool done;
+  Job job;
+  int64_t stops_sent;
+};
+
+// A message of fixed head H and trailing text.
+template <class H> void send_with_text(const H& h, const std::string& text, int dest, Tag tag, MPI_Comm c) {
+  std::vector<char> buf(sizeof h + text.size());
+  std::memcpy(buf.data(), &h, sizeof h);
+  std::memcpy(buf.data() + sizeof h, text.data(), text.size());
+  MPI_Send(buf.data(), int(buf.size()), MPI_BYTE, dest, tag, c);
+}
+
+// Receives a message sent by send_with_text; polls with short sleeps when `idle`.
+template <class H> H recv_with_text(int source, Tag tag, MPI_Comm c, std::string* text, bool idle) {
+  MPI_Status st;
+  if (idle)
+    for (int flag = 0; !flag;) {
+      MPI_Iprobe(source, tag, c, &flag, &st);
+      if (!flag) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  else
+    MPI_Probe(source, tag, c, &st);
+  int n = 0;
+  MPI_Get_count(&st, MPI_BYTE, &n);
+  std::vector<char> buf(static_cast<size_t>(n));
+  MPI_Recv(buf.data(), n, MPI_BYTE, st.MPI_SOURCE, tag, c, MPI_STATUS_IGNORE);
+  H h;
+  std::memcpy(&h, buf.data(), sizeof h);
+  text->assign(buf.data() + sizeof h, buf.size() - sizeof h);
+  return h;
+}
+
 }  // namespace
 
 void send_result(const Result& r, int dest, MPI_Comm c) {
   const ResultHead h{r.trial,         r.epochs,       r.group,      r.status, r.best_val_accuracy,
                      r.test_accuracy, r.wall_seconds, r.interrupted};
-  std::vector<char> buf(sizeof h + r.message.size());
-  std::memcpy(buf.data(), &h, sizeof h);
-  std::memcpy(buf.data() + sizeof h, r.message.data(), r.message.size());
-  MPI_Send(buf.data(), int(buf.size()), MPI_BYTE, dest, kResult, c);
+  send_with_text(h, r.message, dest, kResult, c);
 }
 
 Result recv_result(int source, MPI_Comm c) {
-  MPI_Status st;
-  MPI_Probe(source, kResult, c, &st);
-  int n = 0;
-  MPI_Get_count(&st, MPI_BYTE, &n);
-  std::vector<char> buf(static_cast<size_t>(n));
-  MPI_Recv(buf.data(), n, MPI_BYTE, st.MPI_SOURCE, kResult, c, MPI_STATUS_IGNORE);
-  ResultHead h;
-  std::memcpy(&h, buf.data(), sizeof h);
-  return Result{h.trial,
-                h.epochs,
-                h.group,
-                h.status,
-                h.best_val_accuracy,
-                h.test_accuracy,
-                h.wall_seconds,
-                h.interrupted,
-                std::string(buf.data() + sizeof h, buf.size() - sizeof h)};
+  std::string text;
+  const auto h = recv_with_text<ResultHead>(source, kResult, c, &text, false);
+  return Result{h.trial,         h.epochs,       h.group,       h.status,       h.best_val_accuracy,
+                h.test_accuracy, h.wall_seconds, h.interrupted, std::move(text)};
+}
+
+void send_reply(const Reply& r, int dest, MPI_Comm c) {
+  send_with_text(ReplyHead{r.done, r.job, r.stops_sent}, params_text(r.params), dest, kReply, c);
+}
+
+Reply recv_reply(int source, MPI_Comm c) {
+  std::string text;
+  const auto h = recv_with_text<ReplyHead>(source, kReply, c, &text, true);
+  return Reply{h.done, h.job, h.stops_sent, parse_params_text(text)};
+}
+
+std::string params_text(const Overrides& p) {
+  std::string s;
+  for (const auto& [k, v] : p) s += k + "=" + v.text() + "\n";
+  return s;
+}
+
+Overrides parse_params_text(const std::string& text) {
+  Overrides p;
+  for (size_t a = 0; a < text.size();) {
+    const size_t eol = std::min(text.find('\n', a), text.size()), eq = text.find('=', a);
+    p.emplace_back(text.substr(a, eq - a), parse_toml_value(text.substr(eq + 1, eol - eq - 1)));
+    a = eol + 1;
+  }
+  return p;
 }
 
 }  // namespace msg

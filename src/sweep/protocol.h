@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <string>
 
+#include "config/value.h"
+
 namespace rs {
 
 enum class TrialStatus : int32_t { completed, pruned, diverged, failed };
@@ -43,11 +45,13 @@ struct Request {
   int64_t group = 0;
 };
 
-// coordinator -> leader: a job, or the end of the sweep for this group.
+// coordinator -> leader: a job and its trial's hyperparameters, or the end of
+// the sweep for this group.
 struct Reply {
   bool done = false;
   Job job;
   int64_t stops_sent = 0;  // Stop messages sent to this leader so far (it receives every one)
+  Overrides params;        // the trial's values (empty: the config as written)
 };
 
 // coordinator -> leader of a running job: stop at the next step, checkpoint
@@ -83,6 +87,13 @@ template <class T> T recv(int source, Tag tag, MPI_Comm c) {
 }
 void send_result(const Result& r, int dest, MPI_Comm c);
 Result recv_result(int source, MPI_Comm c);
+void send_reply(const Reply& r, int dest, MPI_Comm c);
+Reply recv_reply(int source, MPI_Comm c);  // sleeps while it waits: a waiting group takes no core
+
+// Hyperparameters as text, one "key=value" a line (values as TomlValue::text(),
+// which round-trips floats to the bit), and back.
+std::string params_text(const Overrides& p);
+Overrides parse_params_text(const std::string& text);
 
 }  // namespace msg
 }  // namespace rs

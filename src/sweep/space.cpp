@@ -24,11 +24,20 @@ SweepConfig parse_sweep(const std::string& text, const std::string& origin) {
   SweepConfig c;
   Section top(root, "", origin);
   Section s = top.table("sweep");
-  c.method = s.string("method", c.method, {"grid", "random"});
+  c.method = s.string("method", c.method, {"grid", "random", "tpe"});
   c.trials = s.integer("trials", c.trials, 1, 1000000);
   c.seed = s.integer("seed", c.seed, 0, std::numeric_limits<int64_t>::max());
   c.time_budget = s.number("time_budget", 0.0, 0.0, 1e9);
   c.group_size = s.integer("group_size", c.group_size, 1, 1 << 20);
+  c.warm_start = s.string("warm_start", "");
+  if (!c.warm_start.empty() && c.method != "tpe")
+    s.error(s.get("warm_start"), "warm_start", "seeds a model-based search: it needs method = \"tpe\"");
+  if (s.has("tpe")) {
+    Section t = s.table("tpe");
+    c.tpe.startup_trials = t.integer("startup_trials", c.tpe.startup_trials, 0, 1000000);
+    c.tpe.candidates = t.integer("candidates", c.tpe.candidates, 1, 100000);
+    t.finish();
+  }
   Section space = s.table("space");
   for (const std::string& key : space.keys()) {
     const toml::node* n = space.get(key);
@@ -66,7 +75,7 @@ SweepConfig parse_sweep(const std::string& text, const std::string& origin) {
       space.error(n, key, "expected an array of values or a table { distribution = ..., low = ..., high = ... }");
     }
     if (c.method == "grid" && d.kind != Distribution::values)
-      space.error(n, key, "grid search takes a list of values; distributions need method = \"random\"");
+      space.error(n, key, "grid search takes a list of values; distributions need method = \"random\" or \"tpe\"");
     c.space.push_back(std::move(d));
   }
   if (c.space.empty()) s.error(nullptr, "space", "the search space is empty");
@@ -94,7 +103,7 @@ SweepConfig parse_sweep(const std::string& text, const std::string& origin) {
 
 int64_t trial_count(const SweepConfig& s) {
   const int64_t fixed = 1 + int64_t(s.enqueue.size());  // the default and the enqueued trials
-  if (s.method == "random") return fixed + s.trials;
+  if (s.method != "grid") return fixed + s.trials;
   int64_t n = 1;
   for (const Dimension& d : s.space) n *= int64_t(d.values.size());
   return fixed + n;

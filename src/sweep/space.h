@@ -1,9 +1,10 @@
 // The [sweep] section: the search space, the search and the scheduler.
 //
 //   [sweep]
-//   method = "grid"          # grid | random
-//   trials = 20              # random: how many trials (the default trial not counted)
-//   seed = 1                 # random draws
+//   method = "grid"          # grid | random | tpe
+//   trials = 20              # random, tpe: how many trials (the default and enqueued ones not counted)
+//   seed = 1                 # random draws, TPE's proposals
+//   warm_start = "runs/old/study.h5"  # tpe: the finished trials of a study of the same keys seed the model
 //   time_budget = 0          # seconds; no new trial starts after it (0: none)
 //   group_size = 1           # ranks per trial (--group-size overrides)
 //   [sweep.space]            # any train.* or model.* key (ordered by key)
@@ -14,13 +15,17 @@
 //   "train.batch_size" = { distribution = "int_uniform", low = 32, high = 256 }
 //   [[sweep.enqueue]]        # chosen trials, run first (trials 1, 2, ...); keys of sweep.space,
 //   "train.lr" = 0.05        # the ones left out keep the config's value
+//   [sweep.tpe]              # method = "tpe" (sweep/search.h)
+//   startup_trials = 10      # random trials until this many have results
+//   candidates = 24          # draws from the good density per key and proposal
 //   [sweep.asha]             # asynchronous successive halving (absent: full budget)
 //   min_epochs = 1           # first rung
 //   reduction = 3            # keep the top 1/reduction at each rung
 //
 // Trial 0 is always the config's own values (the default trial), then the
-// enqueued trials, then the grid or random ones; trials are a pure function of
-// (config, index), so every rank and every resume agrees.
+// enqueued trials, then the grid, random or TPE ones. Grid and random trials
+// are a pure function of (config, index); TPE trials are proposed by the
+// coordinator when they start (sweep/search.h), and sent to their group.
 #pragma once
 
 #include <cstdint>
@@ -40,6 +45,12 @@ struct Dimension {
   double low = 0, high = 0;       // the others
 };
 
+struct TpeOptions {
+  int64_t startup_trials = 10;  // trials with results before the model is used (random draws until then)
+  int64_t candidates = 24;      // samples drawn from l(x) per key
+  double prior_weight = 1.0;
+};
+
 struct SweepConfig {
   std::string method = "grid";
   int64_t trials = 10, seed = 1, group_size = 1;
@@ -48,6 +59,8 @@ struct SweepConfig {
   int64_t min_epochs = 1, reduction = 3;
   std::vector<Dimension> space;
   std::vector<Overrides> enqueue;  // [[sweep.enqueue]]: trials 1..E, run right after the default, in space order
+  TpeOptions tpe;                  // [sweep.tpe]
+  std::string warm_start;          // a study file whose results seed TPE
 };
 
 struct TrialSpec {
