@@ -29,4 +29,35 @@ void normalize_gpu(float* out, const float* in, int B, int C, size_t HW, const f
   CUDA_CHECK_LAUNCH();
 }
 
+// The same with augmentation: sample b (dataset index idx[b]) shifted and
+// mirrored as hd_math.h's augment_draw says; the padding is pixel value 0.
+template <class S> __global__ void augment_kernel(float* out, const S* in, const int64_t* idx, int C, int H, int W,
+                                                  float scale, const float* mean, const float* inv_std, int pad,
+                                                  bool flip, uint64_t key, size_t n) {
+  const size_t HW = size_t(H) * W;
+  RS_GRID_STRIDE(i, n) {
+    const size_t plane = i / HW, b = plane / C;
+    const int c = int(plane % C), y = int(i % HW) / W, x = int(i % HW) % W;
+    const int o = augment_source(y, x, H, W, augment_draw(key, uint64_t(idx[b]), pad, flip));
+    out[i] = normalize_pixel(o < 0 ? 0.f : float(in[plane * HW + size_t(o)]), scale, mean[c], inv_std[c]);
+  }
+}
+
+void augment_normalize_gpu(float* out, const uint8_t* in, const int64_t* idx, int B, int C, int H, int W,
+                           const float* mean, const float* inv_std, int pad, bool flip, uint64_t key, cudaStream_t st) {
+  const size_t n = size_t(B) * C * H * W;
+  if (n == 0) return;
+  augment_kernel<<<grid_for(n), kThreads, 0, st>>>(out, in, idx, C, H, W, 1.f / 255.f, mean, inv_std, pad, flip, key,
+                                                   n);
+  CUDA_CHECK_LAUNCH();
+}
+
+void augment_normalize_gpu(float* out, const float* in, const int64_t* idx, int B, int C, int H, int W,
+                           const float* mean, const float* inv_std, int pad, bool flip, uint64_t key, cudaStream_t st) {
+  const size_t n = size_t(B) * C * H * W;
+  if (n == 0) return;
+  augment_kernel<<<grid_for(n), kThreads, 0, st>>>(out, in, idx, C, H, W, 1.f, mean, inv_std, pad, flip, key, n);
+  CUDA_CHECK_LAUNCH();
+}
+
 }  // namespace rs

@@ -172,4 +172,53 @@ HD inline float normalize_pixel(float x, float scale, float mean, float inv_std)
   return (x * scale - mean) * inv_std;
 }
 
+// ---- batch normalisation, per channel c over the N values of the batch ----
+// Statistics come from the sums S1 = sum x and S2 = sum x^2 (doubles, summed
+// over every rank: the batch is the global one). Training normalises with the
+// batch's mean and biased variance and moves the running estimates (PyTorch:
+// running <- (1 - momentum) running + momentum * batch, unbiased variance);
+// inference normalises with the running estimates.
+template <class T> struct BnStats { T mean, inv_std; };
+template <class T> HD inline BnStats<T> bn_batch_stats(double s1, double s2, double n, double eps) {
+  const double mean = s1 / n, var = s2 / n - mean * mean;
+  return BnStats<T>{T(mean), T(1.0 / sqrt((var > 0 ? var : 0.0) + eps))};
+}
+template <class T> HD inline BnStats<T> bn_running_stats(float running_mean, float running_var, double eps) {
+  return BnStats<T>{T(running_mean), T(1.0 / sqrt(double(running_var) + eps))};
+}
+HD inline void bn_update_running(float* running_mean, float* running_var, double s1, double s2, double n,
+                                 double momentum) {
+  const double mean = s1 / n, var = s2 / n - mean * mean, unbiased = n > 1 ? (var > 0 ? var : 0.0) * n / (n - 1) : 0.0;
+  *running_mean = float((1.0 - momentum) * double(*running_mean) + momentum * mean);
+  *running_var = float((1.0 - momentum) * double(*running_var) + momentum * unbiased);
+}
+template <class T> HD inline T bn_forward(T x, BnStats<T> s, T gamma, T beta) {
+  return gamma * (x - s.mean) * s.inv_std + beta;
+}
+// Input gradient from the batch sums D1 = sum dy and D2 = sum dy * xhat (also
+// global): dx = gamma inv_std (dy - D1 / n - xhat D2 / n).
+template <class T> HD inline T bn_backward(T dy, T x, BnStats<T> s, T gamma, double d1, double d2, double n) {
+  const T xhat = (x - s.mean) * s.inv_std;
+  return gamma * s.inv_std * (dy - T(d1 / n) - xhat * T(d2 / n));
+}
+
+// ---- data augmentation: random crop with zero padding, horizontal flip ----
+// Sample s of epoch e (key = f(seed, e)) is shifted by (dy, dx) in
+// [-pad, pad]^2 and mirrored with probability 1/2: a pure function of the
+// sample's index in the dataset, so any rank count sees the same images.
+struct AugmentDraw {
+  int dy, dx;
+  bool flip;
+};
+HD inline AugmentDraw augment_draw(uint64_t key, uint64_t sample, int pad, bool flip) {
+  const U32x4 r = philox4x32(key, sample, 0);
+  const uint32_t span = uint32_t(2 * pad + 1);
+  return AugmentDraw{int(r.v[0] % span) - pad, int(r.v[1] % span) - pad, flip && (r.v[2] & 1u)};
+}
+// The offset in its H x W plane of the source pixel of output (y, x); -1 in the padding.
+HD inline int augment_source(int y, int x, int H, int W, AugmentDraw a) {
+  const int sy = y + a.dy, sx = (a.flip ? W - 1 - x : x) + a.dx;
+  return sy < 0 || sy >= H || sx < 0 || sx >= W ? -1 : sy * W + sx;
+}
+
 }  // namespace rs

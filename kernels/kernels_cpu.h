@@ -61,6 +61,26 @@ void dropout_backward_cpu(T* dx, const T* dy, float p, uint64_t key, int B, size
 template <class T> void softmax_xent_cpu(T* dlogits, T* loss, int32_t* pred, const T* logits, const int32_t* labels,
                                          int B, int K, T scale, T eps);
 
+// ---- batch normalisation over (B, C, HW), per channel (hd_math.h).
+// bn_sums: sums (2C) = [sum x, sum x^2] when b is null, else [sum a, sum a * xhat(b)]
+// (backward: a = dy, b = x, xhat from saved = [mean, inv_std] (2C)).
+// bn_forward: train: stats from sums over p.count values, saved, running
+// estimates moved (unless null); eval: the running estimates.
+// bn_backward: dbeta, dgamma = this rank's sums `local`; dx (may be null)
+// from the sums over every rank, `global`.
+struct BnParams {
+  bool train;
+  double count;  // values per channel in the global batch (B_global * HW)
+  double momentum, eps;
+};
+template <class T> void bn_sums_cpu(double* sums, const T* a, const T* b, const T* saved, int B, int C, size_t HW);
+template <class T> void bn_forward_cpu(T* y, const T* x, const T* gamma, const T* beta, T* saved, float* running_mean,
+                                       float* running_var, const double* sums, const BnParams& p, int B, int C,
+                                       size_t HW);
+template <class T> void bn_backward_cpu(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* gamma,
+                                        const T* saved, const double* local, const double* global, const BnParams& p,
+                                        int B, int C, size_t HW);
+
 // ---- optimizers over a flat buffer of n parameters
 void sgd_update_cpu(float* p, float* v, const float* g, size_t n, const SgdParams& o);
 void adam_update_cpu(float* p, float* m, float* v, const float* g, size_t n, const AdamParams& o);
@@ -71,5 +91,10 @@ void gather_normalize_cpu(float* out, const uint8_t* data, const int64_t* idx, i
                           const float* mean, const float* inv_std);
 void gather_normalize_cpu(float* out, const float* data, const int64_t* idx, int B, int C, size_t HW, const float* mean,
                           const float* inv_std);
+// The same with augmentation (hd_math.h): sample b drawn with augment_draw(key, idx[b], pad, flip), H x W planes.
+void gather_augment_cpu(float* out, const uint8_t* data, const int64_t* idx, int B, int C, int H, int W,
+                        const float* mean, const float* inv_std, int pad, bool flip, uint64_t key);
+void gather_augment_cpu(float* out, const float* data, const int64_t* idx, int B, int C, int H, int W,
+                        const float* mean, const float* inv_std, int pad, bool flip, uint64_t key);
 
 }  // namespace rs

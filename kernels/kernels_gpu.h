@@ -67,6 +67,16 @@ void softmax_xent_gpu(float* dlogits, const float* logits, const int32_t* labels
                       double* metrics, cudaStream_t st);
 
 // ---- optimizers over the flat buffers
+// ---- batch normalisation (kernels_cpu.h's bn_* contract)
+void bn_sums_gpu(double* sums, const float* a, const float* b, const float* saved, int B, int C, size_t HW,
+                 cudaStream_t st);
+void bn_forward_gpu(float* y, const float* x, const float* gamma, const float* beta, float* saved, float* running_mean,
+                    float* running_var, const double* sums, const BnParams& p, int B, int C, size_t HW,
+                    cudaStream_t st);
+void bn_backward_gpu(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x, const float* gamma,
+                     const float* saved, const double* local, const double* global, const BnParams& p, int B, int C,
+                     size_t HW, cudaStream_t st);
+
 void sgd_update_gpu(float* p, float* v, const float* g, size_t n, const SgdParams& o, cudaStream_t st);
 void adam_update_gpu(float* p, float* m, float* v, const float* g, size_t n, const AdamParams& o, cudaStream_t st);
 
@@ -76,5 +86,10 @@ void normalize_gpu(float* out, const uint8_t* in, int B, int C, size_t HW, const
                    cudaStream_t st);
 void normalize_gpu(float* out, const float* in, int B, int C, size_t HW, const float* mean, const float* inv_std,
                    cudaStream_t st);
+// With augmentation (kernels_cpu.h's gather_augment_cpu): idx (B) the samples' dataset indices, on the device.
+void augment_normalize_gpu(float* out, const uint8_t* in, const int64_t* idx, int B, int C, int H, int W,
+                           const float* mean, const float* inv_std, int pad, bool flip, uint64_t key, cudaStream_t st);
+void augment_normalize_gpu(float* out, const float* in, const int64_t* idx, int B, int C, int H, int W,
+                           const float* mean, const float* inv_std, int pad, bool flip, uint64_t key, cudaStream_t st);
 
 }  // namespace rs

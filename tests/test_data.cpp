@@ -2,6 +2,9 @@
 // must throw UserError naming the file and the problem, and never crash.
 #include <catch2/catch.hpp>
 
+#include <set>
+
+#include "backend/backend.h"
 #include "data/cifar10.h"
 #include "data/dataset.h"
 #include "data/hdf5.h"
@@ -209,4 +212,49 @@ TEST_CASE("split, permutation and normalisation", "[data]") {
   CHECK(data.inv_std[0] == Approx(1 / sd).epsilon(1e-4));
   cfg.validation = 50;
   REQUIRE_THROWS_WITH(load_data(cfg, 7), Contains("data.validation"));
+}
+
+TEST_CASE("augmentation: random crop with padding and flip, keyed by the sample's index and the epoch", "[data]") {
+  const int N = 40, C = 2, H = 3, W = 4;
+  std::vector<uint8_t> px(size_t(N) * C * H * W);
+  for (size_t i = 0; i < px.size(); ++i) px[i] = uint8_t(1 + i % 250);  // no pixel is 0, the padding's value
+  std::vector<int32_t> labels(N, 0);
+  HostSamples d;
+  d.u8 = px.data(), d.labels = labels.data(), d.c = C, d.h = H, d.w = W;
+  const float mean[2] = {0.f, 0.f}, inv_std[2] = {255.f, 255.f};  // normalised = the pixel value
+  auto be = make_cpu_backend();
+  auto load = [&](const std::vector<int64_t>& idx, const Augment& a) {
+    std::vector<float> x(idx.size() * C * H * W);
+    std::vector<int32_t> lb(idx.size());
+    be->load_batch(x.data(), lb.data(), d, idx.data(), int(idx.size()), mean, inv_std, a);
+    return x;
+  };
+  std::vector<int64_t> all(N);
+  for (int i = 0; i < N; ++i) all[size_t(i)] = i;
+  const std::vector<float> plain = load(all, Augment{}), aug = load(all, Augment{2, true, 1234});
+  CHECK(load(all, Augment{0, false, 1234}) == plain);  // off: the plain batch
+  std::set<int> shifts;
+  int flips = 0;
+  for (int s = 0; s < N; ++s) {
+    const AugmentDraw a = augment_draw(1234, uint64_t(s), 2, true);
+    shifts.insert(a.dy), shifts.insert(a.dx);
+    flips += a.flip;
+    for (int c = 0; c < C; ++c)
+      for (int y = 0; y < H; ++y)
+        for (int x = 0; x < W; ++x) {  // mirror first, then shift; outside the image: 0
+          const int fx = a.flip ? W - 1 - x : x, sy = y + a.dy, sx = fx + a.dx;
+          const bool in = sy >= 0 && sy < H && sx >= 0 && sx < W;
+          const float want = in ? float(px[((size_t(s) * C + c) * H + sy) * W + sx]) : 0.f;
+          CHECK(aug[((size_t(s) * C + c) * H + y) * W + x] == Approx(want));
+        }
+  }
+  CHECK(shifts == std::set<int>{-2, -1, 0, 1, 2});
+  CHECK(flips > 5);
+  CHECK(flips < 35);
+  // the same sample in another batch, at another position (another rank's slice): the same image
+  const std::vector<float> two = load({7, 3}, Augment{2, true, 1234});
+  const size_t per = size_t(C) * H * W;
+  CHECK(std::vector<float>(two.begin(), two.begin() + long(per)) ==
+        std::vector<float>(aug.begin() + long(7 * per), aug.begin() + long(8 * per)));
+  CHECK(load(all, Augment{2, true, 1235}) != aug);  // another epoch, other draws
 }

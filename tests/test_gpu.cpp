@@ -171,28 +171,59 @@ TEST_CASE("softmax cross-entropy, accuracy counting, optimizers, batch conversio
   Twin<float> xb(7 * 60);
   Twin<int32_t> lb(7);
   for (int round = 0; round < 2; ++round) {  // u8, then float samples
+    for (const Augment aug : {Augment{}, Augment{2, true, 99}, Augment{1, false, 5}}) {
+      for (auto* k : {be().cpu.get(), be().gpu.get()}) {
+        const bool g = k == be().gpu.get();
+        auto p = [&](auto& t) { return g ? t.g.data() : t.c.data(); };
+        k->load_batch(p(xb), p(lb), d.view(), idx.data(), 7, mean, inv_std, aug);
+      }
+      INFO("augmentation pad " << aug.pad << " flip " << aug.flip);
+      compare("batch", xb, 1e-6), compare("batch labels", lb, 0, 0);
+    }
+    d.f32 = std::vector<float>(d.u8.begin(), d.u8.end());
+  }
+}
+
+TEST_CASE("batch normalisation: statistics, running estimates, gradients", "[gpu]") {
+  for (const int HW : {1, 42}) {  // after a dense layer, after a convolution
+    const int B = 5, C = 3;
+    const size_t n = size_t(B) * C * HW;
+    Twin<float> x(random_vec(n, 21, -2, 3)), y(n), dy(random_vec(n, 22)), dx(n);
+    Twin<float> gamma(random_vec(C, 23, 0.5, 1.5)), beta(random_vec(C, 24)), dgamma(C), dbeta(C), saved(2 * C);
+    Twin<float> rmean(std::vector<float>(C, 0.f)), rvar(std::vector<float>(C, 1.f)), ye(n);
+    Twin<double> sums(2 * C), local(2 * C), global(2 * C);
+    const BnParams train{true, double(B) * HW, 0.1, 1e-5}, eval{false, double(B) * HW, 0.1, 1e-5};
     for (auto* k : {be().cpu.get(), be().gpu.get()}) {
       const bool g = k == be().gpu.get();
       auto p = [&](auto& t) { return g ? t.g.data() : t.c.data(); };
-      k->load_batch(p(xb), p(lb), d.view(), idx.data(), 7, mean, inv_std);
+      k->bn_sums(p(sums), p(x), nullptr, nullptr, B, C, HW);
+      k->bn_forward(p(y), p(x), p(gamma), p(beta), p(saved), p(rmean), p(rvar), p(sums), train, B, C, HW);
+      k->bn_sums(p(local), p(dy), p(x), p(saved), B, C, HW);
+      k->copy(p(global), p(local), 2 * C * sizeof(double));
+      k->bn_backward(p(dx), p(dgamma), p(dbeta), p(dy), p(x), p(gamma), p(saved), p(local), p(global), train, B, C, HW);
+      k->bn_forward(p(ye), p(x), p(gamma), p(beta), p(saved), p(rmean), p(rvar), nullptr, eval, B, C, HW);
     }
-    compare("batch", xb, 1e-6), compare("batch labels", lb, 0, 0);
-    d.f32 = std::vector<float>(d.u8.begin(), d.u8.end());
+    INFO("HW " << HW);
+    compare("bn sums", sums, 1e-9, 1e-9), compare("bn y", y, 1e-5), compare("bn saved", saved, 1e-6);
+    compare("bn running mean", rmean, 1e-7), compare("bn running var", rvar, 1e-7);
+    compare("bn backward sums", local, 1e-9, 1e-7), compare("bn dx", dx, 1e-5);
+    compare("bn dgamma", dgamma, 1e-5), compare("bn dbeta", dbeta, 1e-5), compare("bn y (inference)", ye, 1e-5);
   }
 }
 
 TEST_CASE("end to end: a few training steps agree on both backends", "[gpu]") {
   TempDir dir("gpu_e2e");
-  const Config cfg = parse_config_text(toy_idx(dir, 256, 64, 12, 12, 4) + "validation = 64\n" + R"([model]
-layers = [ { type = "conv2d", out = 6, kernel = 3, padding = 1 }, { type = "relu" },
+  const Config cfg = parse_config_text(
+      toy_idx(dir, 256, 64, 12, 12, 4) + "validation = 64\ncrop_padding = 2\nflip = true\n" + R"([model]
+layers = [ { type = "conv2d", out = 6, kernel = 3, padding = 1 }, { type = "batchnorm" }, { type = "relu" },
            { type = "maxpool", kernel = 2 }, { type = "flatten" }, { type = "dense", out = 32 },
-           { type = "tanh" }, { type = "dropout", p = 0.2 }, { type = "dense", out = 4 } ]
+           { type = "batchnorm" }, { type = "tanh" }, { type = "dropout", p = 0.2 }, { type = "dense", out = 4 } ]
 [train]
 batch_size = 32
 optimizer = "adam"
 lr = 0.003
 )",
-                                       "gpu.toml", {});
+      "gpu.toml", {});
   const Comm self(MPI_COMM_SELF);
   const Data data = load_and_bcast_data(self, cfg.data, 1);
   Trainer a(cfg, data, *be().cpu, self), b(cfg, data, *be().gpu, self);

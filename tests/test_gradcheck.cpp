@@ -237,3 +237,30 @@ TEST_CASE("softmax cross-entropy: loss value and logit gradient, with and withou
     check_grad("softmax-xent dz", z, dz, f);
   }
 }
+
+TEST_CASE("batch norm: gradients of input, scale and shift (training statistics)", "[grad]") {
+  std::mt19937 g(7);
+  for (const int HW : {1, 6}) {  // after a dense layer, after a convolution
+    const int B = 4, C = 3;
+    const size_t n = size_t(B) * C * HW;
+    Vec x = random_vec(n, g, -1, 2), gamma = random_vec(C, g, 0.5, 1.5), beta = random_vec(C, g);
+    const Vec r = random_vec(n, g);
+    Vec y(n), saved(2 * C), dx(n), dgamma(C), dbeta(C);
+    std::vector<double> sums(2 * C), local(2 * C);
+    const BnParams p{true, double(B) * HW, 0.1, 1e-5};
+    auto f = [&] {
+      bn_sums_cpu(sums.data(), x.data(), (const double*)nullptr, (const double*)nullptr, B, C, HW);
+      bn_forward_cpu(y.data(), x.data(), gamma.data(), beta.data(), saved.data(), nullptr, nullptr, sums.data(), p, B,
+                     C, HW);
+      return dot(y, r);
+    };
+    f();
+    bn_sums_cpu(local.data(), r.data(), x.data(), saved.data(), B, C, HW);
+    bn_backward_cpu(dx.data(), dgamma.data(), dbeta.data(), r.data(), x.data(), gamma.data(), saved.data(),
+                    local.data(), local.data(), p, B, C, HW);
+    INFO("HW " << HW);
+    check_grad("bn dx", x, dx, f);
+    check_grad("bn dgamma", gamma, dgamma, f);
+    check_grad("bn dbeta", beta, dbeta, f);
+  }
+}

@@ -131,3 +131,55 @@ TEST_CASE("Philox4x32-10 matches the Random123 known-answer vectors", "[model]")
   CHECK(std::vector<uint32_t>(pi.v, pi.v + 4) ==
         std::vector<uint32_t>{0xd16cfe09u, 0x94fdccebu, 0x5001e420u, 0x24126ea1u});
 }
+
+TEST_CASE("batch norm: running statistics move in training, inference uses them", "[model]") {
+  auto be = make_cpu_backend();
+  const ModelConfig mc = model_cfg("[model]\nhidden = [6]\nbatch_norm = true\n");
+  Model m(*be, mc, Shape{1, 2, 2}, 3, 8);
+  m.init_params(3);
+  std::vector<std::string> state;
+  for (const ParamInfo& p : m.state_info()) state.push_back(p.layer + "/" + p.tensor);
+  CHECK(state == std::vector<std::string>{"bn1/running_mean", "bn1/running_var"});
+  CHECK(m.state_host() == std::vector<float>{0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1});
+  for (const ParamInfo& p : m.param_info())  // scale 1, shift 0
+    if (p.layer == "bn1") {
+      const std::vector<float> all = m.params_host();
+      CHECK(std::vector<float>(all.begin() + long(p.offset), all.begin() + long(p.offset + p.count)) ==
+            std::vector<float>(6, p.tensor == "weight" ? 1.f : 0.f));
+    }
+  std::mt19937 g(5);
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::vector<float> in(8 * 4);
+  for (float& v : in) v = u(g);
+  // training pass: the dense layer's outputs' batch statistics move the running estimates by momentum 0.1
+  be->upload(m.input(), in.data(), in.size() * sizeof(float));
+  m.forward(Pass{8, true, 1, 0, 0});
+  std::vector<float> h(8 * 6);  // the dense layer's outputs, the batch norm's input
+  const std::vector<float> all = m.params_host();
+  const ParamInfo& w = m.param_info()[0];  // dense1 weight (6, 4), bias (6)
+  const ParamInfo& b = m.param_info()[1];
+  for (int s = 0; s < 8; ++s)
+    for (int o = 0; o < 6; ++o) {
+      double z = all[b.offset + o];
+      for (int i = 0; i < 4; ++i) z += double(all[w.offset + size_t(o) * 4 + i]) * in[size_t(s) * 4 + i];
+      h[size_t(s) * 6 + o] = float(z);
+    }
+  const std::vector<float> st = m.state_host();
+  for (int o = 0; o < 6; ++o) {
+    double mean = 0, var = 0;
+    for (int s = 0; s < 8; ++s) mean += h[size_t(s) * 6 + o] / 8.0;
+    for (int s = 0; s < 8; ++s) var += (h[size_t(s) * 6 + o] - mean) * (h[size_t(s) * 6 + o] - mean) / 7.0;
+    CHECK(st[size_t(o)] == Approx(0.1 * mean).margin(1e-6));
+    CHECK(st[6 + size_t(o)] == Approx(0.9 + 0.1 * var).margin(1e-6));
+  }
+  // inference: a sample's logits do not depend on the other samples of its batch
+  const float* logits = m.forward(Pass{8, false, 0, 0, 0});
+  std::vector<float> batch8(3);
+  be->download(batch8.data(), logits + 3 * 5, 3 * sizeof(float));
+  be->upload(m.input(), in.data() + 4 * 5, 4 * sizeof(float));
+  logits = m.forward(Pass{1, false, 0, 0, 0});
+  std::vector<float> alone(3);
+  be->download(alone.data(), logits, 3 * sizeof(float));
+  CHECK(alone == batch8);
+  CHECK(m.state_host() == st);  // and it moves nothing
+}

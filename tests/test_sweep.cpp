@@ -355,7 +355,7 @@ reduction = 3
   }
   CHECK(opts.size() == 2);
   REQUIRE_THROWS_WITH(parse_sweep("[sweep]\n[sweep.space]\n\"data.validation\" = [1]\n", "s.toml"),
-                      Contains("sweep.space.data.validation") && Contains("only train.* and model.*"));
+                      Contains("sweep.space.data.validation") && Contains("only train.*, model.*"));
   REQUIRE_THROWS_WITH(
       parse_sweep("[sweep]\n[sweep.space]\n\"train.lr\" = { distribution = \"uniform\", low = 1, high = 2 }\n",
                   "s.toml"),

@@ -34,7 +34,9 @@ int train(const std::string& cfg, const std::string& out, std::vector<std::strin
 std::vector<float> read_all_params(const std::string& run) {
   H5 f = h5_open_read(run);
   std::vector<float> all;
-  for (const char* t : {"/model/dense1/weight", "/model/dense1/bias", "/model/dense2/weight", "/model/dense2/bias"}) {
+  for (const char* t :
+       {"/model/dense1/weight", "/model/dense1/bias", "/model/dense2/weight", "/model/dense2/bias", "/model/bn1/weight",
+        "/model/bn1/running_mean", "/model/bn1/running_var", "/model/bn2/running_var"}) {
     if (!h5_exists(f, t)) continue;
     size_t n = 1;
     for (hsize_t x : h5_dims(f, t, run)) n *= x;
@@ -57,6 +59,19 @@ optimizer = "adamw"
 lr = 0.003
 schedule = "cosine"
 warmup_epochs = 0.5
+)";
+// Batch norm after a convolution and a dense layer, augmented batches.
+const char* kCnnBn = R"(crop_padding = 1
+flip = true
+[model]
+layers = [ { type = "conv2d", out = 4, kernel = 3, padding = 1 }, { type = "batchnorm" }, { type = "relu" },
+           { type = "maxpool", kernel = 2 }, { type = "flatten" }, { type = "dense", out = 16 },
+           { type = "batchnorm" }, { type = "relu" }, { type = "dense", out = 3 } ]
+[train]
+epochs = 3
+batch_size = 25
+optimizer = "adam"
+lr = 0.003
 )";
 
 }  // namespace
@@ -92,8 +107,10 @@ TEST_CASE("an existing run file is never overwritten", "[train]") {
 }
 
 TEST_CASE("resume continues with bit-identical losses and parameters", "[train]") {
-  for (const char* body : {kMlp, kCnnAdam}) {
-    DYNAMIC_SECTION((body == kMlp ? "mlp, sgd momentum, dropout" : "cnn, adamw, cosine, warmup, dropout")) {
+  for (const char* body : {kMlp, kCnnAdam, kCnnBn}) {
+    DYNAMIC_SECTION((body == kMlp       ? "mlp, sgd momentum, dropout"
+                     : body == kCnnAdam ? "cnn, adamw, cosine, warmup, dropout"
+                                        : "cnn, batch norm, augmentation")) {
       TempDir d("train_resume");
       const std::string cfg = write_config(d, body);
       REQUIRE(train(cfg, d / "full") == 0);
@@ -110,6 +127,15 @@ TEST_CASE("resume continues with bit-identical losses and parameters", "[train]"
         CHECK(a.history.cols.at(k) == b.history.cols.at(k));  // exact, not approximate
       CHECK(a.optimizer_steps == b.optimizer_steps);
       CHECK(read_all_params(d / "full/run.h5") == read_all_params(d / "part/run.h5"));
+      if (body == kCnnBn) {  // the running statistics are in the file, moved from their start (0 and 1)
+        H5 f = h5_open_read(d / "part/run.h5");
+        std::vector<float> mean(4), var(16);
+        h5_read(f, "/model/bn1/running_mean", mean.data(), "");
+        h5_read(f, "/model/bn2/running_var", var.data(), "");
+        CHECK(mean != std::vector<float>(4, 0.f));
+        CHECK(var != std::vector<float>(16, 1.f));
+        CHECK(a.history.cols.at("test_accuracy").back() > 0.6);  // chance is 0.33
+      }
     }
   }
 }

@@ -159,13 +159,15 @@ LoadedModel read_model(const InferOptions& opt, const Comm& world) {
 
 // The model's weights into `model` on every rank (rank 0 reads, all receive).
 void load_weights(const LoadedModel& m, Model& model, const Comm& world) {
-  std::vector<float> p;
+  std::vector<float> p, st;
   world.root_only([&] {
     load_into(m.rf, model, nullptr);
     p = model.params_host();
+    st = model.state_host();
   });
   world.bcast_vector(p);
-  if (!world.leader()) model.set_params_host(p);
+  world.bcast_vector(st);
+  if (!world.leader()) model.set_params_host(p), model.set_state_host(st);
 }
 
 // The input, opened by every rank (headers only); its shape must fit the
@@ -206,7 +208,7 @@ ChunkPredictions predict_chunk(const Dataset& ds, Model& model, Backend& be, int
   // gathers and uploads it while s computes), then s's logits come back.
   auto load = [&](int64_t b0) {
     be.load_batch(model.input(), labels_dev, ds.view(), idx.data() + b0, int(std::min<int64_t>(B, cnt - b0)),
-                  rf.mean.data(), rf.inv_std.data());
+                  rf.mean.data(), rf.inv_std.data(), Augment{});
   };
   if (cnt > 0) load(0);
   for (int64_t b0 = 0; b0 < cnt; b0 += B) {

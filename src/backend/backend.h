@@ -15,6 +15,24 @@ namespace rs {
 
 enum class BackendKind { cpu, cuda };
 
+// Data augmentation of a training batch (hd_math.h's augment_draw): random
+// crop with `pad` pixels of zero padding, horizontal flip; key = f(seed, epoch).
+struct Augment {
+  int pad = 0;
+  bool flip = false;
+  uint64_t key = 0;
+  bool any() const { return pad > 0 || flip; }
+};
+
+// Sums small buffers of doubles (backend memory) over the ranks training one
+// model, in place: batch statistics. Collective: every rank calls it in the
+// same order.
+class StatSum {
+ public:
+  virtual ~StatSum() = default;
+  virtual void sum(double* x, size_t n) = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -56,16 +74,27 @@ class Backend {
   virtual void softmax_xent(float* dlogits, const float* logits, const int32_t* labels, int B, int K, float scale,
                             float eps, double* metrics) = 0;
 
+  // ---- batch normalisation over (B, C, HW) (kernels_cpu.h's bn_* contract):
+  // sums and local/global are 2C doubles, saved 2C floats, all backend memory.
+  virtual void bn_sums(double* sums, const float* a, const float* b, const float* saved, int B, int C, size_t HW) = 0;
+  virtual void bn_forward(float* y, const float* x, const float* gamma, const float* beta, float* saved,
+                          float* running_mean, float* running_var, const double* sums, const BnParams& p, int B, int C,
+                          size_t HW) = 0;
+  virtual void bn_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x, const float* gamma,
+                           const float* saved, const double* local, const double* global, const BnParams& p, int B,
+                           int C, size_t HW) = 0;
+
   // ---- optimizers over flat buffers of n floats
   virtual void sgd_update(float* p, float* v, const float* g, size_t n, const SgdParams& o) = 0;
   virtual void adam_update(float* p, float* m, float* v, const float* g, size_t n, const AdamParams& o) = 0;
 
   // ---- input: x (B, C, H, W) = normalised samples idx_host[0..B) of d and
-  // labels (B) their labels (d lives in host memory). Asynchronous where the backend allows: the CUDA
+  // labels (B) their labels (d lives in host memory), augmented when `aug`
+  // says so. Asynchronous where the backend allows: the CUDA
   // backend uploads through pinned buffers on a copy stream, so the host
   // gathers batch s+1 while the device still computes batch s.
   virtual void load_batch(float* x, int32_t* labels, const HostSamples& d, const int64_t* idx_host, int B,
-                          const float* mean_host, const float* inv_std_host) = 0;
+                          const float* mean_host, const float* inv_std_host, const Augment& aug) = 0;
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

@@ -32,6 +32,8 @@ DataConfig read_data(Section s) {
   d.validation = s.integer("validation", d.validation, 0, kMaxInt);
   d.classes = s.integer("classes", d.classes, 2, 1 << 20);
   d.normalize = s.boolean("normalize", d.normalize);
+  d.crop_padding = s.integer("crop_padding", d.crop_padding, 0, 64);
+  d.flip = s.boolean("flip", d.flip);
   if (idx && (d.train_images.empty() || d.train_labels.empty()))
     s.error(nullptr, "train_images", "idx data needs train_images and train_labels");
   if (idx && (d.test_images.empty() != d.test_labels.empty()))
@@ -43,7 +45,8 @@ DataConfig read_data(Section s) {
 
 LayerSpec read_layer(Section s, size_t i) {
   LayerSpec l;
-  l.type = s.string("type", "", {"dense", "conv2d", "maxpool", "relu", "tanh", "sigmoid", "dropout", "flatten"});
+  l.type = s.string("type", "",
+                    {"dense", "conv2d", "maxpool", "relu", "tanh", "sigmoid", "dropout", "flatten", "batchnorm"});
   if (l.type.empty()) s.error(nullptr, "type", fmt::format("layer {} needs a type", i));
   l.name = s.string("name", "");
   if (l.type == "dense" || l.type == "conv2d") l.out = s.integer("out", 0, 1, 1 << 24);
@@ -73,9 +76,11 @@ ModelConfig read_model(Section s) {
     m.hidden = s.int_list("hidden", m.hidden, 1, 1 << 24, true);
     m.activation = s.string("activation", m.activation, {"relu", "tanh", "sigmoid"});
     m.dropout = s.number("dropout", 0.0, 0.0, 0.99);
+    m.batch_norm = s.boolean("batch_norm", m.batch_norm);
     m.layers.push_back(make("flatten"));
     for (int64_t h : m.hidden) {
       m.layers.push_back(make("dense", h));
+      if (m.batch_norm) m.layers.push_back(make("batchnorm"));
       m.layers.push_back(make(m.activation.c_str()));
       if (m.dropout > 0) m.layers.push_back(make("dropout", 0, 0, 0, 0, m.dropout));
     }
@@ -85,13 +90,16 @@ ModelConfig read_model(Section s) {
     if (m.conv_channels.size() != 2) s.error(nullptr, "conv_channels", "tf-mnist-cnn takes two channel counts");
     m.dense = s.integer("dense", m.dense, 1, 1 << 24);
     m.dropout = s.number("dropout", 0.5, 0.0, 0.99);
+    m.batch_norm = s.boolean("batch_norm", m.batch_norm);
     for (int64_t c : m.conv_channels) {
       m.layers.push_back(make("conv2d", c, 5, 1, 2));
+      if (m.batch_norm) m.layers.push_back(make("batchnorm"));
       m.layers.push_back(make("relu"));
       m.layers.push_back(make("maxpool", 0, 2, 2));
     }
     m.layers.push_back(make("flatten"));
     m.layers.push_back(make("dense", m.dense));
+    if (m.batch_norm) m.layers.push_back(make("batchnorm"));
     m.layers.push_back(make("relu"));
     if (m.dropout > 0) m.layers.push_back(make("dropout", 0, 0, 0, 0, m.dropout));
     m.layers.push_back(make("dense", -1));
@@ -104,7 +112,10 @@ ModelConfig read_model(Section s) {
   std::map<std::string, int> count;
   std::set<std::string> names;
   for (LayerSpec& l : m.layers) {
-    const std::string prefix = l.type == "conv2d" ? "conv" : l.type == "maxpool" ? "pool" : l.type;
+    const std::string prefix = l.type == "conv2d"      ? "conv"
+                               : l.type == "maxpool"   ? "pool"
+                               : l.type == "batchnorm" ? "bn"
+                                                       : l.type;
     if (l.name.empty()) l.name = prefix + std::to_string(++count[prefix]);
     if (!names.insert(l.name).second)
       s.error(nullptr, "layers", fmt::format("layer name \"{}\" is used twice", l.name));

@@ -17,11 +17,13 @@ struct DataConfig {
   std::string test_path;      // hdf5: test file (optional)
   int64_t validation = 5000;  // samples held out of train (seeded)
   int64_t classes = 10;
-  bool normalize = true;  // per-channel mean/std of the training split
+  bool normalize = true;     // per-channel mean/std of the training split
+  int64_t crop_padding = 0;  // augmentation of training batches: random crop with this much zero padding
+  bool flip = false;         // augmentation: random horizontal flip
 };
 
 struct LayerSpec {
-  std::string type;     // dense conv2d maxpool relu tanh sigmoid dropout flatten
+  std::string type;     // dense conv2d maxpool relu tanh sigmoid dropout flatten batchnorm
   std::string name;     // unique; defaults to type + ordinal (conv1, dense2, ...)
   int64_t out = 0;      // dense, conv2d
   int64_t kernel = 0;   // conv2d, maxpool
@@ -37,6 +39,7 @@ struct ModelConfig {
   std::vector<int64_t> conv_channels{32, 64};  // tf-mnist-cnn
   int64_t dense = 1024;                        // tf-mnist-cnn
   double dropout = -1;                         // mlp 0.0, tf-mnist-cnn 0.5 when unset
+  bool batch_norm = false;                     // mlp, tf-mnist-cnn: batchnorm after each hidden dense / conv
   std::vector<LayerSpec> layers;               // resolved list (custom: as given)
 };
 

@@ -42,6 +42,9 @@ void write_run_file(const std::string& path, const std::string& config_text, con
     const std::vector<float> p = model.params_host();
     for (const ParamInfo& pi : model.param_info())
       h5_write(f, "/model/" + pi.layer + "/" + pi.tensor, p.data() + pi.offset, hdims(pi.shape));
+    const std::vector<float> st = model.state_host();  // running statistics
+    for (const ParamInfo& pi : model.state_info())
+      h5_write(f, "/model/" + pi.layer + "/" + pi.tensor, st.data() + pi.offset, hdims(pi.shape));
     const Shape in = model.input_shape();
     h5_attr(f, "/model", "input_shape", std::vector<int64_t>{in.c, in.h, in.w});
     h5_attr(f, "/model", "classes", int64_t(model.classes()));
@@ -152,8 +155,8 @@ void load_into(const RunFile& rf, Model& model, Optimizer* opt) {
   const auto lock = h5_lock();
   h5_quiet();
   H5 f = h5_open_read(rf.path);
-  auto read_flat = [&](const std::string& prefix, std::vector<float>& flat) {
-    for (const ParamInfo& pi : model.param_info()) {
+  auto read_flat = [&](const std::string& prefix, std::vector<float>& flat, const std::vector<ParamInfo>& tensors) {
+    for (const ParamInfo& pi : tensors) {
       const std::string name = prefix + pi.layer + "/" + pi.tensor;
       const auto dims = h5_dims(f, name, rf.path);
       if (std::vector<int64_t>(dims.begin(), dims.end()) != pi.shape)
@@ -161,14 +164,17 @@ void load_into(const RunFile& rf, Model& model, Optimizer* opt) {
       h5_read(f, name, flat.data() + pi.offset, rf.path);
     }
   };
-  std::vector<float> flat(model.num_params());
-  read_flat(rf.root + "/model/", flat);
-  for (float x : flat)
-    if (!std::isfinite(x)) fail("{}: /model holds a non-finite weight", rf.path);
+  std::vector<float> flat(model.num_params()), st(model.num_state());
+  read_flat(rf.root + "/model/", flat, model.param_info());
+  read_flat(rf.root + "/model/", st, model.state_info());
+  for (const std::vector<float>* v : {&flat, &st})
+    for (float x : *v)
+      if (!std::isfinite(x)) fail("{}: /model holds a non-finite value", rf.path);
   model.set_params_host(flat);
+  model.set_state_host(st);
   if (!opt) return;
   for (size_t k = 0; k < opt->state_names().size(); ++k) {
-    read_flat(rf.root + "/optimizer/" + opt->state_names()[k] + "/", flat);
+    read_flat(rf.root + "/optimizer/" + opt->state_names()[k] + "/", flat, model.param_info());
     model.backend().upload(opt->state(k), flat.data(), flat.size() * sizeof(float));
   }
   opt->set_steps(rf.optimizer_steps);

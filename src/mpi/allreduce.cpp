@@ -73,6 +73,9 @@ class MpiGradComm final : public GradComm {
     if (m_group.size() == 1) return std::make_unique<NoAllreduce>();
     return std::make_unique<MpiAllreduce>(grads, std::move(buckets), m_group, mpi_overlap);
   }
+  void sum(double* x, size_t n) override {
+    if (m_group.size() > 1) MPI_Allreduce(MPI_IN_PLACE, x, int(n), MPI_DOUBLE, MPI_SUM, m_group.raw());
+  }
 
  private:
   const Comm& m_group;

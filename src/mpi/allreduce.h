@@ -36,9 +36,10 @@ class GradAllreduce {
   virtual double finish() = 0;
 };
 
-class GradComm {
+// Also sums batch statistics (StatSum): blocking on CPU ranks, queued in
+// order on the compute stream's timeline on CUDA ranks.
+class GradComm : public StatSum {
  public:
-  virtual ~GradComm() = default;
   // Sums `grads` (backend memory) over the group, bucket by bucket (buckets
   // ordered from the end of the buffer). mpi_overlap: on CPU ranks,
   // nonblocking per-bucket allreduce during backward (else blocking, after

@@ -64,19 +64,34 @@ class NcclGradComm final : public GradComm {
     group.bcast(id);
     NCCL_CHECK(ncclCommInitRank(&m_nccl, group.size(), id, group.rank()));
     CUDA_CHECK(cudaStreamCreateWithFlags(&m_stream, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaEventCreateWithFlags(&m_ready, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventCreateWithFlags(&m_summed, cudaEventDisableTiming));
   }
   ~NcclGradComm() override {
     CUDA_CHECK_NOTHROW(cudaStreamSynchronize(m_stream));
+    CUDA_CHECK_NOTHROW(cudaEventDestroy(m_ready));
+    CUDA_CHECK_NOTHROW(cudaEventDestroy(m_summed));
     CUDA_CHECK_NOTHROW(cudaStreamDestroy(m_stream));
     NCCL_CHECK_NOTHROW(ncclCommDestroy(m_nccl));
   }
   std::unique_ptr<GradAllreduce> make(float* grads, std::vector<Bucket> buckets, bool) override {
     return std::make_unique<NcclAllreduce>(grads, std::move(buckets), m_nccl, m_stream, m_compute);
   }
+  // Batch statistics: on the NCCL stream (one stream for every operation of
+  // the communicator, so all ranks run them in the same order), between the
+  // compute stream's producer and consumer kernels; the host does not wait.
+  void sum(double* x, size_t n) override {
+    CUDA_CHECK(cudaEventRecord(m_ready, m_compute));
+    CUDA_CHECK(cudaStreamWaitEvent(m_stream, m_ready));
+    NCCL_CHECK(ncclAllReduce(x, x, n, ncclDouble, ncclSum, m_nccl, m_stream));
+    CUDA_CHECK(cudaEventRecord(m_summed, m_stream));
+    CUDA_CHECK(cudaStreamWaitEvent(m_compute, m_summed));
+  }
 
  private:
   ncclComm_t m_nccl = nullptr;
   cudaStream_t m_stream = nullptr, m_compute = nullptr;
+  cudaEvent_t m_ready = nullptr, m_summed = nullptr;
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,9 +22,10 @@ struct Shape {
 };
 
 struct TensorSpec {
-  std::string name;            // "weight", "bias"
-  std::vector<int64_t> shape;  // real shape, e.g. (OC, C, K, K)
-  int64_t fan_in;              // for initialisation
+  std::string name;                          // "weight", "bias"
+  std::vector<int64_t> shape;                // real shape, e.g. (OC, C, K, K)
+  int64_t fan_in;                            // for initialisation
+  std::optional<float> fill = std::nullopt;  // initialised to this constant instead (batch norm's scale 1, shift 0)
   size_t count() const {
     size_t n = 1;
     for (int64_t d : shape) n *= size_t(d);
@@ -33,11 +35,14 @@ struct TensorSpec {
 
 // One forward/backward pass over a (slice of a) batch.
 struct Pass {
-  int B = 0;                  // samples in this pass
-  bool train = false;         // dropout active
+  int B = 0;                  // samples in this pass (0: this rank has none this step, but joins collectives)
+  bool train = false;         // dropout active, batch statistics
   uint64_t seed = 0;          // run seed
   uint64_t step = 0;          // global optimizer step (keys dropout masks)
   uint64_t first_sample = 0;  // global index of sample 0 within the step's batch
+  int global_B = 0;           // samples in the step's batch over all ranks (0: B)
+  StatSum* stats = nullptr;   // sums batch statistics over the ranks (null: this rank's batch is the batch)
+  int batch() const { return global_B ? global_B : B; }
 };
 
 class Layer {
@@ -51,6 +56,8 @@ class Layer {
   Shape out_shape() const { return m_out; }
 
   virtual std::vector<TensorSpec> tensors() const { return {}; }
+  // Tensors the layer keeps but does not train (batch norm's running statistics).
+  virtual std::vector<TensorSpec> state_tensors() const { return {}; }
   // Buffers the layer keeps from forward to backward, for batches up to max_batch.
   virtual void allocate(Backend&, int /*max_batch*/) {}
   // Output is the input, reinterpreted (flatten): no buffer, no work.
@@ -64,8 +71,11 @@ class Layer {
   // x (B, in), y (B, out); dy (B, out), dx (B, in) or null when not needed.
   void forward(Backend& be, const float* x, float* y, const Pass& p);
   void backward(Backend& be, const float* x, const float* y, const float* dy, float* dx, const Pass& p);
+  // A rank without samples in this step (p.B == 0) still joins the layer's collectives.
+  virtual void idle_forward(Backend&, const Pass&) {}
+  virtual void idle_backward(Backend&, const Pass&) {}
 
-  std::vector<float*> params, grads;
+  std::vector<float*> params, grads, state;
   int max_batch = 0;
 
  protected:

@@ -134,6 +134,66 @@ class Dropout final : public Layer {
   }
 };
 
+// Batch normalisation over channels (per feature after a dense layer):
+// y = gamma (x - mean) / sqrt(var + eps) + beta. Training uses the batch's
+// statistics summed over every rank (synchronised batch norm: 1, 2 or 3
+// ranks normalise with the same numbers, those of the global batch);
+// inference uses the running estimates, which every rank moves identically.
+class BatchNorm final : public Layer {
+ public:
+  BatchNorm(const LayerSpec& s, int i, Shape in) : Layer(s, i, in) {}
+  std::vector<TensorSpec> tensors() const override {
+    return {{"weight", {m_in.c}, 1, 1.f}, {"bias", {m_in.c}, 1, 0.f}};
+  }
+  std::vector<TensorSpec> state_tensors() const override {
+    return {{"running_mean", {m_in.c}, 1, 0.f}, {"running_var", {m_in.c}, 1, 1.f}};
+  }
+  void allocate(Backend& be, int) override {
+    m_saved = Buffer<float>(be, 2 * size_t(m_in.c));
+    m_sums = Buffer<double>(be, 2 * size_t(m_in.c));
+    m_local = Buffer<double>(be, 2 * size_t(m_in.c));
+  }
+  void idle_forward(Backend& be, const Pass& p) override {
+    if (!p.train) return;
+    be.zero(m_sums.data(), bytes());
+    statistics(be, nullptr, nullptr, p);
+  }
+  void idle_backward(Backend& be, const Pass& p) override {
+    be.zero(m_sums.data(), bytes());
+    if (p.stats) p.stats->sum(m_sums.data(), 2 * size_t(m_in.c));
+  }
+
+ protected:
+  static constexpr double kMomentum = 0.1, kEps = 1e-5;  // PyTorch's defaults
+  size_t bytes() const { return 2 * size_t(m_in.c) * sizeof(double); }
+  size_t HW() const { return size_t(m_in.h) * m_in.w; }
+  BnParams params_for(const Pass& p) const { return {p.train, double(p.batch()) * double(HW()), kMomentum, kEps}; }
+  // Training: sums over the global batch, then normalise (B = 0: only the running estimates move).
+  void statistics(Backend& be, const float* x, float* y, const Pass& p) {
+    if (p.stats) p.stats->sum(m_sums.data(), 2 * size_t(m_in.c));
+    be.bn_forward(y, x, params[0], params[1], m_saved.data(), state[0], state[1], m_sums.data(), params_for(p),
+                  x ? p.B : 0, m_in.c, HW());
+  }
+  void do_forward(Backend& be, const float* x, float* y, const Pass& p) override {
+    if (!p.train)
+      return be.bn_forward(y, x, params[0], params[1], m_saved.data(), state[0], state[1], nullptr, params_for(p), p.B,
+                           m_in.c, HW());
+    be.bn_sums(m_sums.data(), x, nullptr, nullptr, p.B, m_in.c, HW());
+    statistics(be, x, y, p);
+  }
+  void do_backward(Backend& be, const float* x, const float*, const float* dy, float* dx, const Pass& p) override {
+    be.bn_sums(m_local.data(), dy, x, m_saved.data(), p.B, m_in.c, HW());  // this rank's: the parameter gradients
+    be.copy(m_sums.data(), m_local.data(), bytes());
+    if (p.stats) p.stats->sum(m_sums.data(), 2 * size_t(m_in.c));  // every rank's: the input gradient
+    be.bn_backward(dx, grads[0], grads[1], dy, x, params[0], m_saved.data(), m_local.data(), m_sums.data(),
+                   params_for(p), p.B, m_in.c, HW());
+  }
+
+ private:
+  Buffer<float> m_saved;           // (2C) the batch's mean and 1/std, from forward to backward
+  Buffer<double> m_sums, m_local;  // (2C) statistics summed over the ranks; this rank's backward sums
+};
+
 class Flatten final : public Layer {
  public:
   Flatten(const LayerSpec& s, int i, Shape in) : Layer(s, i, in) { m_out = Shape{int(in.size()), 1, 1}; }
@@ -156,6 +216,7 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& s, int index, Shape in, int c
   if (t == "sigmoid") return std::make_unique<Activation>(s, index, in, Act::sigmoid);
   if (t == "dropout") return std::make_unique<Dropout>(s, index, in);
   if (t == "flatten") return std::make_unique<Flatten>(s, index, in);
+  if (t == "batchnorm") return std::make_unique<BatchNorm>(s, index, in);
   fail("model layer {}: unknown type \"{}\"", s.name, t);
 }
 

@@ -10,12 +10,18 @@ namespace rs {
 Model::Model(Backend& be, const ModelConfig& cfg, Shape input, int classes, int max_batch)
     : m_be(be), m_input(input), m_classes(classes), m_max_batch(max_batch) {
   Shape s = input;
-  size_t nparams = 0, max_act = 0;
+  size_t nparams = 0, nstate = 0, max_act = 0;
+  std::vector<float> state_init;
   for (size_t i = 0; i < cfg.layers.size(); ++i) {
     auto layer = make_layer(cfg.layers[i], int(i), s, classes);
     for (const TensorSpec& t : layer->tensors()) {
       m_info.push_back({layer->name(), t.name, t.shape, nparams, t.count(), t.fan_in});
       nparams += t.count();
+    }
+    for (const TensorSpec& t : layer->state_tensors()) {
+      m_state_info.push_back({layer->name(), t.name, t.shape, nstate, t.count(), t.fan_in});
+      nstate += t.count();
+      state_init.resize(nstate, t.fill.value_or(0.f));
     }
     layer->allocate(be, max_batch);
     s = layer->out_shape();
@@ -29,10 +35,12 @@ Model::Model(Backend& be, const ModelConfig& cfg, Shape input, int classes, int 
 
   m_params = Buffer<float>(be, nparams);
   m_grads = Buffer<float>(be, nparams);
+  m_state = Buffer<float>(be, nstate);
+  set_state_host(state_init);
   for (auto& d : m_dbuf) d = Buffer<float>(be, size_t(max_batch) * std::max(max_act, input.size()));
 
   // Views: params/grads in tensor order, activations.
-  size_t ti = 0;
+  size_t ti = 0, si = 0;
   m_act_bufs.emplace_back(be, size_t(max_batch) * input.size());
   m_acts.push_back(m_act_bufs.back().data());
   for (auto& l : m_layers) {
@@ -40,6 +48,8 @@ Model::Model(Backend& be, const ModelConfig& cfg, Shape input, int classes, int 
       l->params.push_back(m_params.data() + m_info[ti].offset);
       l->grads.push_back(m_grads.data() + m_info[ti].offset);
     }
+    for (size_t k = 0; k < l->state_tensors().size(); ++k, ++si)
+      l->state.push_back(m_state.data() + m_state_info[si].offset);
     l->max_batch = max_batch;
     // In place when elementwise and the producer of the input (the last
     // computing layer before it) does not read its own output in backward.
@@ -60,14 +70,36 @@ Model::Model(Backend& be, const ModelConfig& cfg, Shape input, int classes, int 
 }
 
 void Model::init_params(uint64_t seed) {
-  std::vector<float> h(num_params());
-  for (size_t t = 0; t < m_info.size(); ++t) {
-    const ParamInfo& pi = m_info[t];
-    const float bound = 1.f / std::sqrt(float(pi.fan_in));
-    const uint64_t key = rng_key(seed, 0x494e4954u /* "INIT" */, t);
-    for (size_t i = 0; i < pi.count; ++i) h[pi.offset + i] = (2.f * philox_uniform(key, 0, i) - 1.f) * bound;
+  std::vector<float> h(num_params()), st;
+  size_t t = 0;
+  for (const auto& l : m_layers) {
+    for (const TensorSpec& spec : l->tensors()) {
+      const ParamInfo& pi = m_info[t];
+      const float bound = 1.f / std::sqrt(float(pi.fan_in));
+      const uint64_t key = rng_key(seed, 0x494e4954u /* "INIT" */, t++);
+      for (size_t i = 0; i < pi.count; ++i)
+        h[pi.offset + i] = spec.fill ? *spec.fill : (2.f * philox_uniform(key, 0, i) - 1.f) * bound;
+    }
+    for (const TensorSpec& spec : l->state_tensors()) st.resize(st.size() + spec.count(), spec.fill.value_or(0.f));
   }
   set_params_host(h);
+  set_state_host(st);
+}
+
+std::vector<float> Model::state_host() const {
+  std::vector<float> h(num_state());
+  m_be.download(h.data(), m_state.data(), h.size() * sizeof(float));
+  return h;
+}
+
+void Model::set_state_host(const std::vector<float>& s) {
+  if (s.size() != num_state()) throw std::logic_error("set_state_host: size mismatch");
+  if (!s.empty()) m_be.upload(m_state.data(), s.data(), s.size() * sizeof(float));
+}
+
+void Model::idle_step(const Pass& p) {
+  for (auto& l : m_layers) l->idle_forward(m_be, p);
+  for (size_t i = m_layers.size(); i-- > 0;) m_layers[i]->idle_backward(m_be, p);
 }
 
 std::vector<float> Model::params_host() const {

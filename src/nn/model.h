@@ -32,12 +32,18 @@ class Model {
   const std::vector<std::unique_ptr<Layer>>& layers() const { return m_layers; }
   const std::vector<ParamInfo>& param_info() const { return m_info; }
   size_t num_params() const { return m_params.size(); }
+  // Tensors kept but not trained (batch norm's running statistics), in their own flat buffer.
+  const std::vector<ParamInfo>& state_info() const { return m_state_info; }
+  size_t num_state() const { return m_state.size(); }
+  std::vector<float> state_host() const;
+  void set_state_host(const std::vector<float>& s);
 
   float* params() const { return m_params.data(); }
   float* grads() const { return m_grads.data(); }
   float* input() const { return m_acts[0]; }  // (max_batch, C, H, W) to fill before forward
 
-  // Initialises every tensor like PyTorch's defaults: U(-1/sqrt(fan_in), +1/sqrt(fan_in)).
+  // Initialises every tensor like PyTorch's defaults: U(-1/sqrt(fan_in), +1/sqrt(fan_in)),
+  // or its constant (TensorSpec::fill); the state to its constants.
   void init_params(uint64_t seed);
   std::vector<float> params_host() const;
   void set_params_host(const std::vector<float>& p);
@@ -47,6 +53,9 @@ class Model {
   // Backward from dlogits (B, classes); overwrites grads(). `done(i)` is
   // called when layer i's parameter gradients are final (last layer first).
   void backward(const float* dlogits, const Pass& p, const std::function<void(size_t)>& done = {});
+  // A training step in which this rank has no samples: its layers still join
+  // the other ranks' collectives (batch statistics), forward then backward.
+  void idle_step(const Pass& p);
 
   std::string summary() const;  // one line a layer: name, type, output shape, params
 
@@ -55,8 +64,8 @@ class Model {
   Shape m_input;
   int m_classes, m_max_batch;
   std::vector<std::unique_ptr<Layer>> m_layers;
-  std::vector<ParamInfo> m_info;
-  Buffer<float> m_params, m_grads;
+  std::vector<ParamInfo> m_info, m_state_info;
+  Buffer<float> m_params, m_grads, m_state;
   std::vector<Buffer<float>> m_act_bufs;
   std::vector<float*> m_acts;  // m_acts[i] = input of layer i; m_acts.back() = logits
   Buffer<float> m_dbuf[2];     // ping-pong activation gradients

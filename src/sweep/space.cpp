@@ -41,8 +41,11 @@ SweepConfig parse_sweep(const std::string& text, const std::string& origin) {
   Section space = s.table("space");
   for (const std::string& key : space.keys()) {
     const toml::node* n = space.get(key);
-    if (key.rfind("train.", 0) != 0 && key.rfind("model.", 0) != 0)
-      space.error(n, key, "only train.* and model.* keys can be searched (the data is read once per sweep)");
+    const bool augmentation = key == "data.crop_padding" || key == "data.flip";  // change batches, not what is read
+    if (key.rfind("train.", 0) != 0 && key.rfind("model.", 0) != 0 && !augmentation)
+      space.error(n, key,
+                  "only train.*, model.*, data.crop_padding and data.flip can be searched (the data is read once "
+                  "per sweep)");
     if (key == "train.device" || key == "train.deterministic")
       space.error(n, key, "cannot be searched (a rank group keeps one device context for all its trials)");
     Dimension d;

@@ -7,7 +7,7 @@
 //   warm_start = "runs/old/study.h5"  # tpe: the finished trials of a study of the same keys seed the model
 //   time_budget = 0          # seconds; no new trial starts after it (0: none)
 //   group_size = 1           # ranks per trial (--group-size overrides)
-//   [sweep.space]            # any train.* or model.* key (ordered by key)
+//   [sweep.space]            # any train.* or model.* key, data.crop_padding, data.flip (ordered by key)
 //   "train.lr" = [0.1, 0.01]                                         # grid values / random choice
 //   "model.dense" = [256, 1024]
 //   "train.momentum" = { distribution = "uniform", low = 0.5, high = 0.99 }

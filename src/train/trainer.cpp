@@ -57,6 +57,7 @@ Trainer::Trainer(const Config& cfg, const Data& data, Backend& be, GradComm& gra
       m_data(data),
       m_be(be),
       m_comm(comm),
+      m_grads(grads),
       m_model(be, cfg.model, input_shape(data), int(cfg.data.classes), max_batch(cfg.train, comm.size())),
       m_opt(be, cfg.train, m_model.num_params()),
       m_dlogits(be, size_t(m_model.max_batch()) * cfg.data.classes),
@@ -94,9 +95,11 @@ void Trainer::init() {
 
 void Trainer::resume(const RunFile& rf) {
   m_comm.root_only([&] { load_into(rf, m_model, &m_opt); });
-  std::vector<float> p = m_model.params_host();
+  std::vector<float> p = m_model.params_host(), st = m_model.state_host();
   m_comm.bcast(std::span<float>(p));
+  m_comm.bcast(std::span<float>(st));
   m_model.set_params_host(p);
+  m_model.set_state_host(st);
   for (size_t k = 0; k < m_opt.state_names().size(); ++k) {
     m_be.download(p.data(), m_opt.state(k), p.size() * sizeof(float));
     m_comm.bcast(std::span<float>(p));
@@ -162,6 +165,8 @@ bool Trainer::run_epoch() {
   const std::vector<int64_t> perm = permutation(n, rng_key(uint64_t(t.seed), 0x53485546u /* "SHUF" */, epoch));
 
   std::vector<int64_t> idx(m_model.max_batch());
+  const Augment augment{int(m_cfg.data.crop_padding), m_cfg.data.flip,
+                        rng_key(uint64_t(t.seed), 0x4155474du /* "AUGM" */, uint64_t(epoch))};
   // Resuming inside this epoch: start at its step with this rank's sums so far.
   const int64_t first_step = m_position.step;
   const double seconds_before = m_position.train_seconds;
@@ -184,12 +189,12 @@ bool Trainer::run_epoch() {
     const int B = int(hi - lo);
     const uint64_t step = uint64_t(m_opt.steps());
     m_allreduce->begin();
+    const Pass pass{B, true, uint64_t(t.seed), step, uint64_t(lo), int(Bg), R > 1 ? &m_grads : nullptr};
     if (B > 0) {
       for (int b = 0; b < B; ++b) idx[b] = m_data.train_idx[perm[first + lo + b]];
       m_be.load_batch(m_model.input(), m_labels.data(), m_data.train.view(), idx.data(), B, m_data.mean.data(),
-                      m_data.inv_std.data());
+                      m_data.inv_std.data(), augment);
       lap(kData);
-      const Pass pass{B, true, uint64_t(t.seed), step, uint64_t(lo)};
       const float* logits = m_model.forward(pass);
       lap(kForward);
       m_be.softmax_xent(m_dlogits.data(), logits, m_labels.data(), B, K, 1.f / float(Bg), float(t.label_smoothing),
@@ -197,6 +202,7 @@ bool Trainer::run_epoch() {
       m_model.backward(m_dlogits.data(), pass, [&](size_t layer) { m_allreduce->layer_done(layer); });
     } else {
       m_be.zero(m_model.grads(), m_model.num_params() * sizeof(float));
+      m_model.idle_step(pass);
     }
     lap(kBackward);
     m_allreduce->finish();
@@ -265,7 +271,7 @@ bool Trainer::evaluate(const Dataset& d, const std::vector<int64_t>& all, EvalRe
     const int B = int(std::clamp<int64_t>(hi - first, 0, EB));
     if (B > 0) {
       m_be.load_batch(m_model.input(), m_labels.data(), d.view(), all.data() + first, B, m_data.mean.data(),
-                      m_data.inv_std.data());
+                      m_data.inv_std.data(), Augment{});
       const float* logits = m_model.forward(Pass{B, false, 0, 0, 0});
       m_be.softmax_xent(nullptr, logits, m_labels.data(), B, K, 1.f, 0.f, m_metrics.data());  // plain cross-entropy
     }

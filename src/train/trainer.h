@@ -77,6 +77,7 @@ class Trainer {
   const Data& m_data;
   Backend& m_be;
   const Comm& m_comm;
+  GradComm& m_grads;                      // gradients and batch statistics summed over m_comm
   std::unique_ptr<GradComm> m_own_grads;  // when no GradComm was given
   Model m_model;
   Optimizer m_opt;

@@ -64,6 +64,18 @@ class CpuBackend final : public Backend {
     softmax_xent_cpu(dlogits, m_loss.data(), m_pred.data(), logits, labels, B, K, scale, eps);
     for (int b = 0; b < B; ++b) metrics[0] += m_loss[b], metrics[1] += m_pred[b] == labels[b];  // in order
   }
+  void bn_sums(double* sums, const float* a, const float* b, const float* saved, int B, int C, size_t HW) override {
+    bn_sums_cpu(sums, a, b, saved, B, C, HW);
+  }
+  void bn_forward(float* y, const float* x, const float* gamma, const float* beta, float* saved, float* running_mean,
+                  float* running_var, const double* sums, const BnParams& p, int B, int C, size_t HW) override {
+    bn_forward_cpu(y, x, gamma, beta, saved, running_mean, running_var, sums, p, B, C, HW);
+  }
+  void bn_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x, const float* gamma,
+                   const float* saved, const double* local, const double* global, const BnParams& p, int B, int C,
+                   size_t HW) override {
+    bn_backward_cpu(dx, dgamma, dbeta, dy, x, gamma, saved, local, global, p, B, C, HW);
+  }
   void sgd_update(float* p, float* v, const float* g, size_t n, const SgdParams& o) override {
     sgd_update_cpu(p, v, g, n, o);
   }
@@ -71,9 +83,13 @@ class CpuBackend final : public Backend {
     adam_update_cpu(p, m, v, g, n, o);
   }
   void load_batch(float* x, int32_t* labels, const HostSamples& d, const int64_t* idx, int B, const float* mean,
-                  const float* inv_std) override {
+                  const float* inv_std, const Augment& aug) override {
     const size_t hw = size_t(d.h) * d.w;
-    if (d.is_u8())
+    if (aug.any() && d.is_u8())
+      gather_augment_cpu(x, d.u8, idx, B, d.c, d.h, d.w, mean, inv_std, aug.pad, aug.flip, aug.key);
+    else if (aug.any())
+      gather_augment_cpu(x, d.f32, idx, B, d.c, d.h, d.w, mean, inv_std, aug.pad, aug.flip, aug.key);
+    else if (d.is_u8())
       gather_normalize_cpu(x, d.u8, idx, B, d.c, hw, mean, inv_std);
     else
       gather_normalize_cpu(x, d.f32, idx, B, d.c, hw, mean, inv_std);

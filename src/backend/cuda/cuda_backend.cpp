@@ -184,6 +184,18 @@ class CudaBackend final : public Backend {
                     double* metrics) override {
     softmax_xent_gpu(dlogits, logits, labels, B, K, scale, eps, metrics, m_ctx.stream);
   }
+  void bn_sums(double* sums, const float* a, const float* b, const float* saved, int B, int C, size_t HW) override {
+    bn_sums_gpu(sums, a, b, saved, B, C, HW, m_ctx.stream);
+  }
+  void bn_forward(float* y, const float* x, const float* gamma, const float* beta, float* saved, float* running_mean,
+                  float* running_var, const double* sums, const BnParams& p, int B, int C, size_t HW) override {
+    bn_forward_gpu(y, x, gamma, beta, saved, running_mean, running_var, sums, p, B, C, HW, m_ctx.stream);
+  }
+  void bn_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x, const float* gamma,
+                   const float* saved, const double* local, const double* global, const BnParams& p, int B, int C,
+                   size_t HW) override {
+    bn_backward_gpu(dx, dgamma, dbeta, dy, x, gamma, saved, local, global, p, B, C, HW, m_ctx.stream);
+  }
   void sgd_update(float* p, float* v, const float* g, size_t n, const SgdParams& o) override {
     sgd_update_gpu(p, v, g, n, o, m_ctx.stream);
   }
@@ -192,17 +204,20 @@ class CudaBackend final : public Backend {
   }
 
   void load_batch(float* x, int32_t* labels, const HostSamples& d, const int64_t* idx, int B, const float* mean,
-                  const float* inv_std) override {
+                  const float* inv_std, const Augment& aug) override {
     set_normalisation(mean, inv_std, d.c);
     Slot& s = m_slots[m_next ^= 1];
     const size_t per = d.sample_size() * (d.is_u8() ? 1 : sizeof(float));
-    const size_t data_bytes = (per * size_t(B) + 255) / 256 * 256, bytes = data_bytes + sizeof(int32_t) * B;
+    // the slot: samples (padded to 256 bytes), their dataset indices (augmentation keys), labels
+    const size_t data_bytes = (per * size_t(B) + 255) / 256 * 256, idx_bytes = sizeof(int64_t) * size_t(B);
+    const size_t bytes = data_bytes + idx_bytes + sizeof(int32_t) * B;
     CUDA_CHECK(cudaEventSynchronize(s.copied));  // the pinned slot's last upload is done
     s.host.reserve(bytes);
     auto* h = static_cast<char*>(s.host.p);
     const char* src = d.is_u8() ? reinterpret_cast<const char*>(d.u8) : reinterpret_cast<const char*>(d.f32);
     for (int b = 0; b < B; ++b) std::memcpy(h + per * b, src + per * size_t(idx[b]), per);
-    auto* hl = reinterpret_cast<int32_t*>(h + data_bytes);
+    std::memcpy(h + data_bytes, idx, idx_bytes);
+    auto* hl = reinterpret_cast<int32_t*>(h + data_bytes + idx_bytes);
     for (int b = 0; b < B; ++b) hl[b] = d.labels[size_t(idx[b])];
     if (s.dev.bytes < bytes) {  // growing: nobody may still read the old buffer
       CUDA_CHECK(cudaStreamWaitEvent(m_copy, s.consumed));
@@ -216,11 +231,19 @@ class CudaBackend final : public Backend {
     const auto* dev = static_cast<const char*>(s.dev.p);
     const size_t hw = size_t(d.h) * d.w;
     const auto* m = static_cast<const float*>(m_norm.p);
-    if (d.is_u8())
+    const auto* didx = reinterpret_cast<const int64_t*>(dev + data_bytes);
+    if (aug.any() && d.is_u8())
+      augment_normalize_gpu(x, reinterpret_cast<const uint8_t*>(dev), didx, B, d.c, d.h, d.w, m, m + d.c, aug.pad,
+                            aug.flip, aug.key, m_ctx.stream);
+    else if (aug.any())
+      augment_normalize_gpu(x, reinterpret_cast<const float*>(dev), didx, B, d.c, d.h, d.w, m, m + d.c, aug.pad,
+                            aug.flip, aug.key, m_ctx.stream);
+    else if (d.is_u8())
       normalize_gpu(x, reinterpret_cast<const uint8_t*>(dev), B, d.c, hw, m, m + d.c, m_ctx.stream);
     else
       normalize_gpu(x, reinterpret_cast<const float*>(dev), B, d.c, hw, m, m + d.c, m_ctx.stream);
-    CUDA_CHECK(cudaMemcpyAsync(labels, dev + data_bytes, sizeof(int32_t) * B, cudaMemcpyDeviceToDevice, m_ctx.stream));
+    CUDA_CHECK(cudaMemcpyAsync(labels, dev + data_bytes + idx_bytes, sizeof(int32_t) * B, cudaMemcpyDeviceToDevice,
+                               m_ctx.stream));
     CUDA_CHECK(cudaEventRecord(s.consumed, m_ctx.stream));
   }
 
