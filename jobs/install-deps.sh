@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs ranksweep's build, test and benchmark dependencies from Debian's
 # archive. Skips what is already installed; uses sudo when not root.
-# Usage: jobs/install-deps.sh [--bench]   (--bench adds python3-torch)
+# Usage: jobs/install-deps.sh [--bench]   (--bench adds python3-torch and python3-optuna)
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config git
@@ -10,7 +10,7 @@ pkgs=(build-essential cmake pkg-config git
       zlib1g-dev libstb-dev catch2 dataset-fashion-mnist
       python3 python3-h5py python3-matplotlib python3-numpy
       slurm-wlm munge)  # the slurm test starts a private slurmctld/slurmd
-[[ "${1:-}" == "--bench" ]] && pkgs+=(python3-torch)
+[[ "${1:-}" == "--bench" ]] && pkgs+=(python3-torch python3-optuna)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -32,6 +32,19 @@ TEST_CASE("defaults and presets", "[config]") {
   CHECK(cnn.model.layers[0].out == 32);
   CHECK(cnn.model.layers[3].out == 64);
   CHECK(cnn.model.layers[9].p == 0.5);
+  // batch norm after each convolution and the hidden dense layer; an mlp by width and depth
+  const Config bn = parse("[model]\npreset = \"tf-mnist-cnn\"\nbatch_norm = true\n");
+  types.clear();
+  for (const auto& l : bn.model.layers) types.push_back(l.type);
+  CHECK(types == std::vector<std::string>{"conv2d", "batchnorm", "relu", "maxpool", "conv2d", "batchnorm", "relu",
+                                          "maxpool", "flatten", "dense", "batchnorm", "relu", "dropout", "dense"});
+  CHECK(bn.model.layers[1].name == "bn1");
+  const Config wd = parse("[model]\nwidth = 96\ndepth = 3\nbatch_norm = true\n");
+  CHECK(wd.model.hidden == std::vector<int64_t>{96, 96, 96});
+  CHECK(wd.model.layers.size() == 1 + 3 * 3 + 1);
+  CHECK_THROWS_WITH(parse("[model]\nwidth = 96\nhidden = [8]\n"), Contains("not both"));
+  CHECK(parse("[data]\ncrop_padding = 2\nflip = true\n").data.crop_padding == 2);
+  CHECK_THROWS_WITH(parse("[data]\ncrop_padding = -1\n"), Contains("crop_padding"));
 }
 
 TEST_CASE("custom layer lists", "[config]") {

@@ -41,6 +41,29 @@ std::vector<float> train_params(const Config& cfg, const Comm& comm, int epochs,
   return p;
 }
 
+// Trains over the world and checks: parameters (and state) bitwise identical
+// on every rank, and within 1e-4 of one rank training alone (the same
+// arithmetic but for the order in which per-rank partial sums are added:
+// float rounding, ~1e-7 relative per step, amplified over the run; 1e-4 is
+// generous for weights of size ~0.1 yet far below any real disagreement, as
+// a wrong slice or weight moves parameters by ~1e-2). Exactly equal with one rank.
+void check_equals_one_rank(const Config& cfg, const Comm& world, int epochs, int steps, const std::string& what) {
+  const std::vector<float> p = train_params(cfg, world, epochs, steps);
+  std::vector<float> p0 = p;
+  world.bcast(std::span<float>(p0));
+  int same = p0 == p, all_same = 0;
+  MPI_Allreduce(&same, &all_same, 1, MPI_INT, MPI_MIN, world.raw());
+  CHECK(all_same == 1);
+  if (!world.leader()) return;
+  const std::vector<float> ref = train_params(cfg, Comm(MPI_COMM_SELF), epochs, steps);
+  REQUIRE(ref.size() == p.size());
+  double worst = 0;
+  for (size_t i = 0; i < p.size(); ++i) worst = std::max(worst, double(std::abs(ref[i] - p[i])));
+  INFO(world.size() << " ranks, " << what << ": largest parameter or statistic difference from 1 rank " << worst);
+  CHECK(worst < 1e-4);
+  if (world.size() == 1) CHECK(worst == 0);
+}
+
 }  // namespace
 
 TEST_CASE("data-parallel training equals one rank with the same global batch", "[mpi]") {
@@ -56,30 +79,7 @@ layers = [ { type = "conv2d", out = 4, kernel = 3, padding = 1 }, { type = "relu
 batch_size = 25
 lr = 0.05
 )");
-  const Config cfg = parse_config_text(text, "mpi.toml", {});
-  const std::vector<float> p = train_params(cfg, world, 2);
-
-  // Bitwise identical on every rank: compare with rank 0's copy.
-  std::vector<float> p0 = p;
-  world.bcast(std::span<float>(p0));
-  int same = p0 == p, all_same = 0;
-  MPI_Allreduce(&same, &all_same, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-  CHECK(all_same == 1);
-
-  // Against one rank: the same arithmetic except the order in which the
-  // per-rank gradient partial sums are added (float rounding, ~1e-7 relative
-  // per step), amplified over 2 epochs x 10 steps: 1e-4 absolute is generous
-  // for weights of size ~0.1 yet far below any real disagreement (a wrong
-  // slice or weight moves parameters by ~1e-2).
-  if (world.leader()) {
-    const std::vector<float> ref = train_params(cfg, Comm(MPI_COMM_SELF), 2);
-    REQUIRE(ref.size() == p.size());
-    double worst = 0;
-    for (size_t i = 0; i < p.size(); ++i) worst = std::max(worst, double(std::abs(ref[i] - p[i])));
-    INFO(world.size() << " ranks: largest parameter difference from 1 rank " << worst);
-    CHECK(worst < 1e-4);
-    if (world.size() == 1) CHECK(worst == 0);
-  }
+  check_equals_one_rank(parse_config_text(text, "mpi.toml", {}), world, 2, 0, "conv, dropout, batch 25");
 }
 
 // Batch norm is synchronised: every rank normalises with the global batch's
@@ -111,22 +111,7 @@ layers = [ { type = "conv2d", out = 4, kernel = 3, padding = 1 }, { type = "batc
         Case{R"({ type = "dense", out = 3 } ])", 2, 1, 20}}) {
     const std::string text = shared_config(world, d.get(), conv + c.layers + "\n[train]\nlr = 0.05\n");
     const Config cfg = parse_config_text(text, "mpi.toml", {"train.batch_size=" + std::to_string(c.batch)});
-    const std::vector<float> p = train_params(cfg, world, c.epochs, c.steps);
-    std::vector<float> p0 = p;
-    world.bcast(std::span<float>(p0));
-    int same = p0 == p, all_same = 0;
-    MPI_Allreduce(&same, &all_same, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-    CHECK(all_same == 1);
-    if (world.leader()) {
-      const std::vector<float> ref = train_params(cfg, Comm(MPI_COMM_SELF), c.epochs, c.steps);
-      REQUIRE(ref.size() == p.size());
-      double worst = 0;
-      for (size_t i = 0; i < p.size(); ++i) worst = std::max(worst, double(std::abs(ref[i] - p[i])));
-      INFO(world.size() << " ranks, batch " << c.batch << ": largest parameter or statistic difference from 1 rank "
-                        << worst);
-      CHECK(worst < 1e-4);
-      if (world.size() == 1) CHECK(worst == 0);
-    }
+    check_equals_one_rank(cfg, world, c.epochs, c.steps, fmt::format("batch norm, batch {}", c.batch));
   }
 }
 

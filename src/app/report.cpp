@@ -1,10 +1,16 @@
-// ranksweep report STUDY.h5: leaderboard, default vs best, and a sensitivity
-// table (accuracy by each hyperparameter's values; continuous values in
-// quartile bins).
+// ranksweep report STUDY.h5: leaderboard, default vs best, the best trials'
+// values side by side with the default's, a sensitivity table (accuracy by
+// each hyperparameter's values; continuous values in quartile bins) and each
+// hyperparameter's importance: the share of the variance of validation
+// accuracy its values explain on their own (the correlation ratio eta^2 over
+// the same groups; fANOVA's main effect with the key's marginal estimated by
+// group means instead of a random forest).
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <map>
+#include <tuple>
 
 #include "app/commands.h"
 #include "error.h"
@@ -27,17 +33,22 @@ int report_command(const std::string& path, const Comm& comm) {
 
   auto param = [](const TrialRow& r, const std::string& k) {
     for (const auto& [key, v] : r.params)
-      if (key == k) return v.number() ? fmt::format("{}", *v.number()) : v.text();
+      if (key == k) {  // numbers to 4 significant digits (integers whole)
+        const std::optional<double> x = v.number();
+        if (!x) return v.text();
+        return *x == std::round(*x) && std::abs(*x) < 1e15 ? fmt::format("{}", int64_t(*x)) : fmt::format("{:.4g}", *x);
+      }
     return std::string("?");
   };
   fmt::print("leaderboard (by best validation accuracy; test accuracy at that epoch)\n");
   std::string head = fmt::format("{:>5} {:<9} {:>6}", "trial", "status", "epochs");
-  for (const std::string& k : s.keys) head += fmt::format(" {:>14}", k);
+  auto width = [](const std::string& k) { return std::max<size_t>(14, k.size()); };
+  for (const std::string& k : s.keys) head += fmt::format(" {:>{}}", k, width(k));
   fmt::print("{} {:>8} {:>8} {:>8}\n", head, "val %", "test %", "seconds");
   for (size_t i = 0; i < std::min<size_t>(rows.size(), 10); ++i) {
     const TrialRow& r = *rows[i];
     std::string line = fmt::format("{:>5} {:<9} {:>6}", r.id, to_string(r.status), r.epochs);
-    for (const std::string& k : s.keys) line += fmt::format(" {:>14}", param(r, k));
+    for (const std::string& k : s.keys) line += fmt::format(" {:>{}}", param(r, k), width(k));
     fmt::print("{} {:>8.2f} {:>8.2f} {:>8.1f}\n", line, 100 * r.best_val_accuracy, 100 * r.test_accuracy,
                r.wall_seconds);
   }
@@ -57,6 +68,26 @@ int report_command(const std::string& path, const Comm& comm) {
     for (const std::string& k : s.keys)
       if (param(*def, k) != param(best, k)) fmt::print("  {}: {} -> {}\n", k, param(*def, k), param(best, k));
   }
+  if (def) {  // the default and the best three, side by side
+    std::vector<const TrialRow*> cols{def};
+    for (const TrialRow* r : rows)
+      if (r != def && cols.size() < 4 && (r->status == TrialStatus::completed || r->status == TrialStatus::pruned))
+        cols.push_back(r);
+    fmt::print("\n{:>22}", "");
+    for (const TrialRow* r : cols) fmt::print(" {:>14}", r == def ? "default" : fmt::format("#{}", r->id));
+    for (const std::string& k : s.keys) {
+      fmt::print("\n{:>22}", k);
+      for (const TrialRow* r : cols) fmt::print(" {:>14}", param(*r, k));
+    }
+    for (const auto& [label, get] : std::vector<std::pair<const char*, std::function<std::string(const TrialRow&)>>>{
+             {"epochs", [](const TrialRow& r) { return std::to_string(r.epochs); }},
+             {"val %", [](const TrialRow& r) { return fmt::format("{:.2f}", 100 * r.best_val_accuracy); }},
+             {"test %", [](const TrialRow& r) { return fmt::format("{:.2f}", 100 * r.test_accuracy); }}}) {
+      fmt::print("\n{:>22}", label);
+      for (const TrialRow* r : cols) fmt::print(" {:>14}", get(*r));
+    }
+    fmt::print("\n");
+  }
 
   // Sensitivity compares trials at the same epoch: the fewest any trial that
   // trained has run (ASHA's first rung), so pruned and full runs mix fairly.
@@ -73,6 +104,7 @@ int report_command(const std::string& path, const Comm& comm) {
       "\nsensitivity (trials that trained: mean validation and test accuracy after {} epoch(s), best validation "
       "accuracy of any epoch)\n",
       common);
+  std::vector<std::tuple<double, std::string, size_t>> importance;  // eta^2, key, groups
   for (const std::string& k : s.keys) {
     std::vector<std::pair<std::string, const TrialRow*>> vals;
     std::vector<double> nums;
@@ -102,15 +134,33 @@ int report_command(const std::string& path, const Comm& comm) {
     std::map<std::string, std::vector<const TrialRow*>> groups;
     for (auto& [v, r] : vals) groups[v].push_back(r);
     fmt::print("  {}\n", k);
+    double total = 0, between = 0, grand = 0;  // variance of val accuracy at the common epoch: all, between groups
+    size_t n = 0;
+    for (auto& [v, r] : vals)
+      if (const double x = at_common(*r, "val_accuracy"); std::isfinite(x)) grand += x, ++n;
+    grand /= double(std::max<size_t>(n, 1));
     for (const auto& [v, g] : groups) {
       double mean = 0, best = 0, test = 0;
-      for (const TrialRow* r : g)
-        mean += at_common(*r, "val_accuracy"), test += at_common(*r, "test_accuracy"),
-            best = std::max(best, r->best_val_accuracy);
+      size_t m = 0;
+      for (const TrialRow* r : g) {
+        const double x = at_common(*r, "val_accuracy");
+        if (std::isfinite(x)) total += (x - grand) * (x - grand), ++m;
+        mean += x, test += at_common(*r, "test_accuracy"), best = std::max(best, r->best_val_accuracy);
+      }
+      const double gm = mean / double(g.size());
+      if (std::isfinite(gm)) between += double(m) * (gm - grand) * (gm - grand);
       fmt::print("    {:>22}  n={:<3} val mean {:6.2f}%  test mean {:6.2f}%  best val {:6.2f}%\n", v, g.size(),
-                 100 * mean / double(g.size()), 100 * test / double(g.size()), 100 * best);
+                 100 * gm, 100 * test / double(g.size()), 100 * best);
     }
+    importance.emplace_back(total > 0 ? between / total : 0.0, k, groups.size());
   }
+  std::sort(importance.rbegin(), importance.rend());
+  fmt::print(
+      "\nimportance (share of the variance of validation accuracy after {} epoch(s) explained by each key's values "
+      "alone, eta^2; with few trials per group it is biased up)\n",
+      common);
+  for (const auto& [eta2, k, groups] : importance)
+    fmt::print("  {:>22}  {:5.1f}%  {}\n", k, 100 * eta2, std::string(size_t(std::lround(40 * eta2)), '#'));
   return 0;
 }
 

@@ -74,6 +74,11 @@ ModelConfig read_model(Section s) {
   m.preset = s.string("preset", s.has("layers") ? "custom" : "mlp", {"mlp", "tf-mnist-cnn", "custom"});
   if (m.preset == "mlp") {
     m.hidden = s.int_list("hidden", m.hidden, 1, 1 << 24, true);
+    if (s.has("width") || s.has("depth")) {  // hidden = [width] * depth: two keys a sweep can search apart
+      if (s.has("hidden")) s.error(s.get("hidden"), "hidden", "give hidden, or width and depth, not both");
+      const int64_t width = s.integer("width", 512, 1, 1 << 24), depth = s.integer("depth", 2, 0, 1024);
+      m.hidden.assign(size_t(depth), width);
+    }
     m.activation = s.string("activation", m.activation, {"relu", "tanh", "sigmoid"});
     m.dropout = s.number("dropout", 0.0, 0.0, 0.99);
     m.batch_norm = s.boolean("batch_norm", m.batch_norm);

@@ -34,7 +34,7 @@ struct LayerSpec {
 
 struct ModelConfig {
   std::string preset = "mlp";                  // mlp | tf-mnist-cnn | custom
-  std::vector<int64_t> hidden{512, 512};       // mlp
+  std::vector<int64_t> hidden{512, 512};       // mlp (or width and depth: hidden = [width] * depth)
   std::string activation = "relu";             // mlp
   std::vector<int64_t> conv_channels{32, 64};  // tf-mnist-cnn
   int64_t dense = 1024;                        // tf-mnist-cnn
