@@ -62,6 +62,7 @@ def ranksweep_study(binary, method, seed, trials, work):
     cfg = d + ".toml"
     with open(cfg, "w") as f:
         f.write(CONFIG.format(method=method, searched=trials - 1, seed=seed))
+    # an unfinished study (an interrupted benchmark run with --work) resumes; a finished one is read
     subprocess.run([binary, "sweep", cfg, "--out", d], env=ENV, check=True, stdout=subprocess.DEVNULL)
     with h5py.File(os.path.join(d, "study.h5"), "r") as f:
         ids, val = f["trials/id"][()], f["trials/best_val_accuracy"][()]
@@ -87,8 +88,15 @@ def optuna_study(binary, seed, trials, work):
             "train.weight_decay": trial.suggest_float("train.weight_decay", 1e-6, 1e-2, log=True),
         }
         out = os.path.join(d, str(trial.number))
+        if os.path.exists(out):  # a trial of an interrupted benchmark run
+            subprocess.run(["rm", "-rf", out], check=True)
         sets = [a for k, x in v.items() for a in ("--set", f"{k}={x!r}")]
-        subprocess.run([binary, "train", cfg, "--out", out] + sets, env=ENV, check=True, stdout=subprocess.DEVNULL)
+        r = subprocess.run([binary, "train", cfg, "--out", out] + sets, env=ENV, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+        if r.returncode == 1 and "diverged" in r.stderr:
+            return float("nan")  # Optuna records the trial as failed and its sampler leaves it out
+        if r.returncode != 0:
+            raise RuntimeError(f"ranksweep train: status {r.returncode}: {r.stderr.strip()}")
         with h5py.File(os.path.join(out, "run.h5"), "r") as f:
             return float(np.nanmax(f["history/val_accuracy"][()]))
 
@@ -96,7 +104,8 @@ def optuna_study(binary, seed, trials, work):
     # trial 0 is the config's own values, as in ranksweep
     study.enqueue_trial(DEFAULT, skip_if_exists=False)
     study.optimize(objective, n_trials=trials)
-    return [t.value for t in sorted(study.trials, key=lambda t: t.number)]
+    # a failed (diverged) trial has no value: no result, as a diverged ranksweep trial (accuracy 0)
+    return [t.value if t.value is not None else 0.0 for t in sorted(study.trials, key=lambda t: t.number)]
 
 
 def main():
@@ -106,9 +115,10 @@ def main():
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--out", default="runs/bench-tpe")
     ap.add_argument("--methods", default="tpe,random,optuna")
+    ap.add_argument("--work", help="the work directory of an interrupted run: its studies are resumed or reused")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
-    work = tempfile.mkdtemp(prefix="bench-tpe-", dir=a.out)
+    work = a.work or tempfile.mkdtemp(prefix="bench-tpe-", dir=a.out)
     methods = a.methods.split(",")
     jobs = {}
     with cf.ThreadPoolExecutor(max_workers=2) as pool:  # two studies at a time, one core each
