@@ -263,14 +263,20 @@ class CudaBackend final : public Backend {
     return it->second;
   }
 
+  // The per-channel mean and 1/std on the device, queued on the compute
+  // stream (the legacy stream would not be ordered with it: it is
+  // non-blocking); the kernels that read the old values are queued before.
   void set_normalisation(const float* mean, const float* inv_std, int C) {
     std::vector<float> v(mean, mean + C);
     v.insert(v.end(), inv_std, inv_std + C);
     if (v == m_norm_host) return;
-    synchronize();
-    m_norm.reserve(v.size() * sizeof(float));
-    CUDA_CHECK(cudaMemcpy(m_norm.p, v.data(), v.size() * sizeof(float), cudaMemcpyHostToDevice));
-    m_norm_host = std::move(v);
+    if (m_norm.bytes < v.size() * sizeof(float)) {
+      synchronize();  // growing frees the old buffer: nothing queued may still read it
+      m_norm.reserve(v.size() * sizeof(float));
+    }
+    m_norm_host = std::move(v);  // pageable: staged before cudaMemcpyAsync returns (CUDA's API sync behaviour)
+    CUDA_CHECK(cudaMemcpyAsync(m_norm.p, m_norm_host.data(), m_norm_host.size() * sizeof(float), cudaMemcpyHostToDevice,
+                               m_ctx.stream));
   }
 
   struct Slot {
