@@ -161,7 +161,7 @@ void Coordinator::reply(int leader) {
   if (r.done) {
     ++m_groups_done;
   } else {
-    r.params = m_search.start(d.job.trial);
+    r.params = msg::params_text(m_search.start(d.job.trial));
     m_started_at[d.job.trial] = elapsed();
     m_leader_of[d.job.trial] = leader;
   }
@@ -177,11 +177,10 @@ TrialRow* Coordinator::row(int64_t trial) {
 void Coordinator::record_rungs(int64_t trial, int64_t epochs) {
   const std::vector<double>* val = curve(trial, "val_accuracy");
   if (!val) return;
-  for (int64_t e : asha_rungs(m_sweep, epochs + 1))
-    if (e <= int64_t(val->size())) {
-      m_policy.rung(trial, e, (*val)[size_t(e - 1)]);
-      m_search.rung(trial, e, (*val)[size_t(e - 1)]);
-    }
+  for (const auto& [e, v] : rung_results(m_sweep, *val, epochs)) {
+    m_policy.rung(trial, e, v);
+    m_search.rung(trial, e, v);
+  }
 }
 
 void Coordinator::result(const msg::Result& m) {

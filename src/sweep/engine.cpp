@@ -20,11 +20,10 @@ void replay_study(Study& s, const SweepConfig& sweep, SchedulePolicy& policy, Se
     r.params = search.params(r.id);
     if (const auto c = s.curves.find(r.id); c != s.curves.end())
       if (const auto v = c->second.find("val_accuracy"); v != c->second.end())
-        for (int64_t e : asha_rungs(sweep, r.epochs + 1))
-          if (e <= int64_t(v->second.size())) {
-            policy.rung(r.id, e, v->second[size_t(e - 1)]);
-            search.rung(r.id, e, v->second[size_t(e - 1)]);
-          }
+        for (const auto& [e, x] : rung_results(sweep, v->second, r.epochs)) {
+          policy.rung(r.id, e, x);
+          search.rung(r.id, e, x);
+        }
     search.end(r.id, r.status, r.best_val_accuracy);
   }
 }

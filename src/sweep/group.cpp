@@ -118,7 +118,7 @@ void run_group(const GroupSetup& s, const Comm& group, Backend& be, GradComm& gr
       box.drain(r.stops_sent);  // a Stop meant for the job that just ended
       box.stopped = false;
       work = {r.done, r.job};
-      params = msg::params_text(r.params);
+      params = r.params;
     }
     group.bcast_idle(work);
     if (work.done) return;

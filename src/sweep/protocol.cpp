@@ -90,13 +90,13 @@ Result recv_result(int source, MPI_Comm c) {
 }
 
 void send_reply(const Reply& r, int dest, MPI_Comm c) {
-  send_with_text(ReplyHead{r.done, r.job, r.stops_sent}, params_text(r.params), dest, kReply, c);
+  send_with_text(ReplyHead{r.done, r.job, r.stops_sent}, r.params, dest, kReply, c);
 }
 
 Reply recv_reply(int source, MPI_Comm c) {
   std::string text;
   const auto h = recv_with_text<ReplyHead>(source, kReply, c, &text, true);
-  return Reply{h.done, h.job, h.stops_sent, parse_params_text(text)};
+  return Reply{h.done, h.job, h.stops_sent, std::move(text)};
 }
 
 std::string params_text(const Overrides& p) {

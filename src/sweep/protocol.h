@@ -51,7 +51,7 @@ struct Reply {
   bool done = false;
   Job job;
   int64_t stops_sent = 0;  // Stop messages sent to this leader so far (it receives every one)
-  Overrides params;        // the trial's values (empty: the config as written)
+  std::string params;      // the trial's values as params_text() (empty: the config as written)
 };
 
 // coordinator -> leader of a running job: stop at the next step, checkpoint

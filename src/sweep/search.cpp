@@ -95,7 +95,7 @@ void Search::warm_start(const Study& old, const std::string& path) {
     o.x = coordinates(r.params);
     if (auto c = old.curves.find(r.id); c != old.curves.end())
       if (auto v = c->second.find("val_accuracy"); v != c->second.end())
-        for (int64_t e : asha_rungs(m_sweep, int64_t(v->second.size()) + 1)) o.at.emplace(e, v->second[size_t(e - 1)]);
+        for (const auto& [e, x] : rung_results(m_sweep, v->second, int64_t(v->second.size()))) o.at.emplace(e, x);
     if (r.status == TrialStatus::completed) o.at.emplace(kComplete, r.best_val_accuracy);
     o.diverged = r.status == TrialStatus::diverged;
     if (o.diverged) o.at.clear();

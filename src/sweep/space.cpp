@@ -169,4 +169,12 @@ std::vector<int64_t> asha_rungs(const SweepConfig& s, int64_t max_epochs) {
   return r;
 }
 
+std::vector<std::pair<int64_t, double>> rung_results(const SweepConfig& s, const std::vector<double>& val,
+                                                     int64_t epochs) {
+  std::vector<std::pair<int64_t, double>> r;
+  for (int64_t e : asha_rungs(s, epochs + 1))
+    if (e <= int64_t(val.size())) r.emplace_back(e, val[size_t(e - 1)]);
+  return r;
+}
+
 }  // namespace rs

@@ -30,6 +30,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config/value.h"
@@ -82,5 +83,9 @@ bool same_as_default(const TrialSpec& t, const std::string& config_text);
 
 // Rung epochs of ASHA for a run of max_epochs: min_epochs * reduction^k < max_epochs.
 std::vector<int64_t> asha_rungs(const SweepConfig& s, int64_t max_epochs);
+// The (rung epoch, validation accuracy) results a trial's per-epoch
+// validation curve holds, for rungs up to `epochs` epochs.
+std::vector<std::pair<int64_t, double>> rung_results(const SweepConfig& s, const std::vector<double>& val,
+                                                     int64_t epochs);
 
 }  // namespace rs

@@ -73,7 +73,8 @@ void column(const std::vector<TpePoint>& points, size_t i, std::vector<double>* 
 // clipped to [(high - low) / min(100, n + 1), high - low] (Optuna's "magic clip").
 struct Parzen {
   double low, high;
-  std::vector<double> mu, sigma, weight, log_norm;  // log_norm: log(weight / (sigma sqrt(2 pi) Z))
+  std::vector<double> mu, sigma, weight, mass, log_norm;  // mass: Z, the kernel's mass inside [low, high];
+                                                          // log_norm: log(weight / (sigma sqrt(2 pi) Z))
 
   Parzen(std::vector<double> x, std::vector<double> w, double lo, double hi, double prior_weight) : low(lo), high(hi) {
     const double range = high - low, prior = 0.5 * (low + high);
@@ -97,8 +98,8 @@ struct Parzen {
     const double total = std::accumulate(weight.begin(), weight.end(), 0.0);
     for (size_t k = 0; k < n; ++k) {
       weight[k] /= total;
-      const double z = normal_cdf((high - mu[k]) / sigma[k]) - normal_cdf((low - mu[k]) / sigma[k]);
-      log_norm.push_back(std::log(weight[k]) - std::log(sigma[k] * std::sqrt(2 * M_PI) * std::max(z, 1e-300)));
+      mass.push_back(std::max(normal_cdf((high - mu[k]) / sigma[k]) - normal_cdf((low - mu[k]) / sigma[k]), 1e-300));
+      log_norm.push_back(std::log(weight[k]) - std::log(sigma[k] * std::sqrt(2 * M_PI) * mass[k]));
     }
   }
   double sample(Rng& r) const {
@@ -120,10 +121,8 @@ struct Parzen {
   // log of the probability of [a, b] (an integer's bin)
   double log_mass(double a, double b) const {
     double p = 0;
-    for (size_t k = 0; k < mu.size(); ++k) {
-      const double z = normal_cdf((high - mu[k]) / sigma[k]) - normal_cdf((low - mu[k]) / sigma[k]);
-      p += weight[k] * (normal_cdf((b - mu[k]) / sigma[k]) - normal_cdf((a - mu[k]) / sigma[k])) / std::max(z, 1e-300);
-    }
+    for (size_t k = 0; k < mu.size(); ++k)
+      p += weight[k] * (normal_cdf((b - mu[k]) / sigma[k]) - normal_cdf((a - mu[k]) / sigma[k])) / mass[k];
     return std::log(std::max(p, 1e-300));
   }
   // log density, or for integers the log probability of x's bin (x rounded)
