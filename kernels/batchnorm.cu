@@ -64,30 +64,24 @@ __global__ void bn_param_grads_kernel(float* dgamma, float* dbeta, const double*
 
 void bn_sums_gpu(double* sums, const float* a, const float* b, const float* saved, int B, int C, size_t HW,
                  cudaStream_t st) {
-  bn_sums_kernel<<<C, kThreads, 0, st>>>(sums, a, b, saved, B, C, HW);
-  CUDA_CHECK_LAUNCH();
+  RS_LAUNCH(bn_sums_kernel, C, kThreads, st, sums, a, b, saved, B, C, HW);
 }
 
 void bn_forward_gpu(float* y, const float* x, const float* gamma, const float* beta, float* saved, float* running_mean,
                     float* running_var, const double* sums, const BnParams& p, int B, int C, size_t HW,
                     cudaStream_t st) {
-  bn_stats_kernel<<<(C + kThreads - 1) / kThreads, kThreads, 0, st>>>(saved, running_mean, running_var, sums, p, C);
-  CUDA_CHECK_LAUNCH();
+  RS_LAUNCH(bn_stats_kernel, (C + kThreads - 1) / kThreads, kThreads, st, saved, running_mean, running_var, sums, p, C);
   const size_t n = size_t(B) * C * HW;
-  if (n == 0) return;
-  bn_forward_kernel<<<grid_for(n), kThreads, 0, st>>>(y, x, gamma, beta, saved, C, HW, n);
-  CUDA_CHECK_LAUNCH();
+  RS_LAUNCH(bn_forward_kernel, grid_for(n), kThreads, st, y, x, gamma, beta, saved, C, HW, n);
 }
 
 void bn_backward_gpu(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x, const float* gamma,
                      const float* saved, const double* local, const double* global, const BnParams& p, int B, int C,
                      size_t HW, cudaStream_t st) {
-  bn_param_grads_kernel<<<(C + kThreads - 1) / kThreads, kThreads, 0, st>>>(dgamma, dbeta, local, C);
-  CUDA_CHECK_LAUNCH();
+  RS_LAUNCH(bn_param_grads_kernel, (C + kThreads - 1) / kThreads, kThreads, st, dgamma, dbeta, local, C);
   const size_t n = size_t(B) * C * HW;
   if (!dx || n == 0) return;
-  bn_backward_kernel<<<grid_for(n), kThreads, 0, st>>>(dx, dy, x, gamma, saved, global, p.count, C, HW, n);
-  CUDA_CHECK_LAUNCH();
+  RS_LAUNCH(bn_backward_kernel, grid_for(n), kThreads, st, dx, dy, x, gamma, saved, global, p.count, C, HW, n);
 }
 
 }  // namespace rs

@@ -32,11 +32,11 @@ template <class T> void bn_forward_cpu(T* y, const T* x, const T* gamma, const T
     BnStats<T> st;
     if (p.train) {
       st = bn_batch_stats<T>(sums[c], sums[C + c], p.count, p.eps);
-      saved[c] = st.mean, saved[C + c] = st.inv_std;
       if (running_mean) bn_update_running(running_mean + c, running_var + c, sums[c], sums[C + c], p.count, p.momentum);
     } else {
       st = bn_running_stats<T>(running_mean[c], running_var[c], p.eps);
     }
+    saved[c] = st.mean, saved[C + c] = st.inv_std;
     for (int n = 0; n < B; ++n) {
       const size_t o = (size_t(n) * C + c) * HW;
       for (size_t i = 0; i < HW; ++i) y[o + i] = bn_forward(x[o + i], st, gamma[c], beta[c]);

@@ -16,17 +16,13 @@ template <class S> __global__ void normalize_kernel(float* out, const S* in, int
 void normalize_gpu(float* out, const uint8_t* in, int B, int C, size_t HW, const float* mean, const float* inv_std,
                    cudaStream_t st) {
   const size_t n = size_t(B) * C * HW;
-  if (n == 0) return;
-  normalize_kernel<<<grid_for(n), kThreads, 0, st>>>(out, in, C, HW, 1.f / 255.f, mean, inv_std, n);
-  CUDA_CHECK_LAUNCH();
+  RS_LAUNCH(normalize_kernel<uint8_t>, grid_for(n), kThreads, st, out, in, C, HW, 1.f / 255.f, mean, inv_std, n);
 }
 
 void normalize_gpu(float* out, const float* in, int B, int C, size_t HW, const float* mean, const float* inv_std,
                    cudaStream_t st) {
   const size_t n = size_t(B) * C * HW;
-  if (n == 0) return;
-  normalize_kernel<<<grid_for(n), kThreads, 0, st>>>(out, in, C, HW, 1.f, mean, inv_std, n);
-  CUDA_CHECK_LAUNCH();
+  RS_LAUNCH(normalize_kernel<float>, grid_for(n), kThreads, st, out, in, C, HW, 1.f, mean, inv_std, n);
 }
 
 // The same with augmentation: sample b (dataset index idx[b]) shifted and
@@ -46,18 +42,15 @@ template <class S> __global__ void augment_kernel(float* out, const S* in, const
 void augment_normalize_gpu(float* out, const uint8_t* in, const int64_t* idx, int B, int C, int H, int W,
                            const float* mean, const float* inv_std, int pad, bool flip, uint64_t key, cudaStream_t st) {
   const size_t n = size_t(B) * C * H * W;
-  if (n == 0) return;
-  augment_kernel<<<grid_for(n), kThreads, 0, st>>>(out, in, idx, C, H, W, 1.f / 255.f, mean, inv_std, pad, flip, key,
-                                                   n);
-  CUDA_CHECK_LAUNCH();
+  RS_LAUNCH(augment_kernel<uint8_t>, grid_for(n), kThreads, st, out, in, idx, C, H, W, 1.f / 255.f, mean, inv_std, pad,
+            flip, key, n);
 }
 
 void augment_normalize_gpu(float* out, const float* in, const int64_t* idx, int B, int C, int H, int W,
                            const float* mean, const float* inv_std, int pad, bool flip, uint64_t key, cudaStream_t st) {
   const size_t n = size_t(B) * C * H * W;
-  if (n == 0) return;
-  augment_kernel<<<grid_for(n), kThreads, 0, st>>>(out, in, idx, C, H, W, 1.f, mean, inv_std, pad, flip, key, n);
-  CUDA_CHECK_LAUNCH();
+  RS_LAUNCH(augment_kernel<float>, grid_for(n), kThreads, st, out, in, idx, C, H, W, 1.f, mean, inv_std, pad, flip, key,
+            n);
 }
 
 }  // namespace rs

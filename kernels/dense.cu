@@ -30,14 +30,11 @@ __global__ void bias_grad_kernel(float* db, const float* dout, int N, int C, siz
 
 void bias_add_gpu(float* out, const float* b, int N, int C, size_t HW, cudaStream_t st) {
   const size_t n = size_t(N) * C * HW;
-  if (n == 0) return;
-  bias_add_kernel<<<grid_for(n), kThreads, 0, st>>>(out, b, C, HW, n);
-  CUDA_CHECK_LAUNCH();
+  RS_LAUNCH(bias_add_kernel, grid_for(n), kThreads, st, out, b, C, HW, n);
 }
 
 void bias_grad_gpu(float* db, const float* dout, int N, int C, size_t HW, cudaStream_t st) {
-  bias_grad_kernel<<<C, kThreads, 0, st>>>(db, dout, N, C, HW);
-  CUDA_CHECK_LAUNCH();
+  RS_LAUNCH(bias_grad_kernel, C, kThreads, st, db, dout, N, C, HW);
 }
 
 void dense_forward_gpu(float* out, const float* in, const float* w, const float* b, int B, int IN, int OUT,

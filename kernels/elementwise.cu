@@ -18,41 +18,35 @@ __global__ void dropout_kernel(float* y, const float* x, float p, uint64_t key, 
 }
 
 void activation_forward_gpu(Act a, float* y, const float* x, size_t n, cudaStream_t st) {
-  if (n == 0) return;
   switch (a) {
     case Act::relu:
-      act_forward_kernel<Act::relu><<<grid_for(n), kThreads, 0, st>>>(y, x, n);
+      RS_LAUNCH(act_forward_kernel<Act::relu>, grid_for(n), kThreads, st, y, x, n);
       break;
     case Act::tanh:
-      act_forward_kernel<Act::tanh><<<grid_for(n), kThreads, 0, st>>>(y, x, n);
+      RS_LAUNCH(act_forward_kernel<Act::tanh>, grid_for(n), kThreads, st, y, x, n);
       break;
     default:
-      act_forward_kernel<Act::sigmoid><<<grid_for(n), kThreads, 0, st>>>(y, x, n);
+      RS_LAUNCH(act_forward_kernel<Act::sigmoid>, grid_for(n), kThreads, st, y, x, n);
   }
-  CUDA_CHECK_LAUNCH();
 }
 
 void activation_backward_gpu(Act a, float* dx, const float* dy, const float* y, size_t n, cudaStream_t st) {
-  if (n == 0) return;
   switch (a) {
     case Act::relu:
-      act_backward_kernel<Act::relu><<<grid_for(n), kThreads, 0, st>>>(dx, dy, y, n);
+      RS_LAUNCH(act_backward_kernel<Act::relu>, grid_for(n), kThreads, st, dx, dy, y, n);
       break;
     case Act::tanh:
-      act_backward_kernel<Act::tanh><<<grid_for(n), kThreads, 0, st>>>(dx, dy, y, n);
+      RS_LAUNCH(act_backward_kernel<Act::tanh>, grid_for(n), kThreads, st, dx, dy, y, n);
       break;
     default:
-      act_backward_kernel<Act::sigmoid><<<grid_for(n), kThreads, 0, st>>>(dx, dy, y, n);
+      RS_LAUNCH(act_backward_kernel<Act::sigmoid>, grid_for(n), kThreads, st, dx, dy, y, n);
   }
-  CUDA_CHECK_LAUNCH();
 }
 
 void dropout_forward_gpu(float* y, const float* x, float p, uint64_t key, int B, size_t per_sample,
                          uint64_t first_sample, cudaStream_t st) {
   const size_t n = size_t(B) * per_sample;
-  if (n == 0) return;
-  dropout_kernel<<<grid_for(n), kThreads, 0, st>>>(y, x, p, key, per_sample, first_sample, n);
-  CUDA_CHECK_LAUNCH();
+  RS_LAUNCH(dropout_kernel, grid_for(n), kThreads, st, y, x, p, key, per_sample, first_sample, n);
 }
 
 void dropout_backward_gpu(float* dx, const float* dy, float p, uint64_t key, int B, size_t per_sample,

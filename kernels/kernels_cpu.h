@@ -64,8 +64,8 @@ template <class T> void softmax_xent_cpu(T* dlogits, T* loss, int32_t* pred, con
 // ---- batch normalisation over (B, C, HW), per channel (hd_math.h).
 // bn_sums: sums (2C) = [sum x, sum x^2] when b is null, else [sum a, sum a * xhat(b)]
 // (backward: a = dy, b = x, xhat from saved = [mean, inv_std] (2C)).
-// bn_forward: train: stats from sums over p.count values, saved, running
-// estimates moved (unless null); eval: the running estimates.
+// bn_forward: train: stats from sums over p.count values, running estimates
+// moved (unless null); eval: the running estimates. saved = the stats used.
 // bn_backward: dbeta, dgamma = this rank's sums `local`; dx (may be null)
 // from the sums over every rank, `global`.
 struct BnParams {

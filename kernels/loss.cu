@@ -36,10 +36,8 @@ __global__ void softmax_xent_kernel(float* dlogits, const float* logits, const i
 
 void softmax_xent_gpu(float* dlogits, const float* logits, const int32_t* labels, int B, int K, float scale, float eps,
                       double* metrics, cudaStream_t st) {
-  if (B == 0) return;
-  softmax_xent_kernel<<<(B + kThreads - 1) / kThreads, kThreads, 0, st>>>(dlogits, logits, labels, B, K, scale, eps,
-                                                                          metrics);
-  CUDA_CHECK_LAUNCH();
+  RS_LAUNCH(softmax_xent_kernel, (B + kThreads - 1) / kThreads, kThreads, st, dlogits, logits, labels, B, K, scale, eps,
+            metrics);
 }
 
 }  // namespace rs

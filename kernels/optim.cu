@@ -14,15 +14,11 @@ __global__ void adam_kernel(float* p, float* m, float* v, const float* g, size_t
 }
 
 void sgd_update_gpu(float* p, float* v, const float* g, size_t n, const SgdParams& o, cudaStream_t st) {
-  if (n == 0) return;
-  sgd_kernel<<<grid_for(n), kThreads, 0, st>>>(p, v, g, n, o);
-  CUDA_CHECK_LAUNCH();
+  RS_LAUNCH(sgd_kernel, grid_for(n), kThreads, st, p, v, g, n, o);
 }
 
 void adam_update_gpu(float* p, float* m, float* v, const float* g, size_t n, const AdamParams& o, cudaStream_t st) {
-  if (n == 0) return;
-  adam_kernel<<<grid_for(n), kThreads, 0, st>>>(p, m, v, g, n, o);
-  CUDA_CHECK_LAUNCH();
+  RS_LAUNCH(adam_kernel, grid_for(n), kThreads, st, p, m, v, g, n, o);
 }
 
 }  // namespace rs

@@ -45,14 +45,12 @@ __global__ void maxpool_backward_kernel(float* din, const float* dout, const int
 
 void maxpool_forward_gpu(float* out, int32_t* argmax, const float* in, const PoolShape& s, cudaStream_t st) {
   const size_t n = size_t(s.B) * s.C * s.OH * s.OW;
-  maxpool_forward_kernel<<<grid_for(n), kThreads, 0, st>>>(out, argmax, in, s, n);
-  CUDA_CHECK_LAUNCH();
+  RS_LAUNCH(maxpool_forward_kernel, grid_for(n), kThreads, st, out, argmax, in, s, n);
 }
 
 void maxpool_backward_gpu(float* din, const float* dout, const int32_t* argmax, const PoolShape& s, cudaStream_t st) {
   const size_t n = size_t(s.B) * s.C * s.H * s.W;
-  maxpool_backward_kernel<<<grid_for(n), kThreads, 0, st>>>(din, dout, argmax, s, n);
-  CUDA_CHECK_LAUNCH();
+  RS_LAUNCH(maxpool_backward_kernel, grid_for(n), kThreads, st, din, dout, argmax, s, n);
 }
 
 }  // namespace rs

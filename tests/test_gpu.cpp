@@ -15,6 +15,7 @@
 #include "backend/backend.h"
 #include "backend/device.h"
 #include "config/config.h"
+#include "compare.h"
 #include "helpers.h"
 #include "mpi/bcast_data.h"
 #include "train/trainer.h"
@@ -55,19 +56,9 @@ template <class T> void compare(const char* what, const Twin<T>& t, double atol 
   std::vector<T> a(n), b(n);
   be().cpu->download(a.data(), t.c.data(), n * sizeof(T));
   be().gpu->download(b.data(), t.g.data(), n * sizeof(T));
-  // Every value must pass |gpu - cpu| <= atol + rtol |cpu|, written so that a
-  // NaN or inf on either side fails (a max over differences would skip NaN).
-  double worst = 0;
-  size_t bad = 0, non_finite = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const double x = double(a[i]), y = double(b[i]), d = std::abs(x - y);
-    if (!std::isfinite(x) || !std::isfinite(y)) ++non_finite;
-    if (std::isfinite(d)) worst = std::max(worst, d);
-    if (!(d <= atol + rtol * std::abs(x))) ++bad;
-  }
-  INFO(what << ": largest finite |gpu - cpu| = " << worst << ", " << bad << " of " << n << " values off, " << non_finite
-            << " NaN/inf");
-  CHECK(bad == 0);
+  const Mismatch m = mismatch(a.data(), b.data(), n, atol, rtol);
+  INFO(m.describe(what));
+  CHECK(m.bad == 0);
 }
 
 }  // namespace

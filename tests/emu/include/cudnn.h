@@ -1,0 +1,11 @@
+// cuDNN is not emulated: the types kernels_gpu.h names, so that it compiles;
+// conv.cu is not built for the emulator (its convolutions stay [gpu] tests).
+#pragma once
+
+using cudnnHandle_t = struct cudnnContext*;
+using cudnnTensorDescriptor_t = struct cudnnTensorStruct*;
+using cudnnFilterDescriptor_t = struct cudnnFilterStruct*;
+using cudnnConvolutionDescriptor_t = struct cudnnConvolutionStruct*;
+enum cudnnConvolutionFwdAlgo_t : int {};
+enum cudnnConvolutionBwdDataAlgo_t : int {};
+enum cudnnConvolutionBwdFilterAlgo_t : int {};
