@@ -8,8 +8,11 @@
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include "kernels_cpu.h"
 
@@ -21,18 +24,39 @@ struct GpuContext {
   cudnnHandle_t cudnn = nullptr;
 };
 
-// cuDNN descriptors and algorithms for one convolution shape, chosen once
-// (heuristics; `deterministic` keeps only deterministic algorithms).
+// The algorithms cuDNN's heuristics offer for one direction of a
+// convolution, best first, each with the workspace it needs; `at` is in use.
+struct ConvAlgos {
+  std::vector<std::pair<int, size_t>> candidates;  // (algorithm, workspace bytes)
+  size_t at = 0;
+  int algo() const { return candidates[at].first; }
+  size_t workspace() const { return candidates[at].second; }
+  // Move to the next candidate needing at most `cap` bytes; false if none.
+  bool next(size_t cap) {
+    for (size_t i = at + 1; i < candidates.size(); ++i)
+      if (candidates[i].second <= cap) return at = i, true;
+    return false;
+  }
+};
+
+// cuDNN descriptors and algorithms for one convolution shape, chosen once:
+// the heuristics' candidates that need at most `workspace_cap` bytes (and
+// are deterministic, if asked). A candidate that fails with "not supported"
+// or an allocation failure is replaced by the next one (conv2d_*_gpu).
 struct ConvPlan {
   cudnnTensorDescriptor_t x = nullptr, y = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
-  cudnnConvolutionFwdAlgo_t fwd{};
-  cudnnConvolutionBwdDataAlgo_t bwd_data{};
-  cudnnConvolutionBwdFilterAlgo_t bwd_filter{};
-  size_t workspace_bytes = 0;  // the largest of the three
+  ConvAlgos fwd, bwd_data, bwd_filter;
+  size_t workspace_bytes() const { return std::max({fwd.workspace(), bwd_data.workspace(), bwd_filter.workspace()}); }
+  // Fit the plan into `bytes` of workspace (smaller candidates); false if it cannot.
+  bool fit(size_t bytes) {
+    for (ConvAlgos* a : {&fwd, &bwd_data, &bwd_filter})
+      if (a->workspace() > bytes && !a->next(bytes)) return false;
+    return true;
+  }
 };
-ConvPlan conv_plan_create(const ConvShape& s, bool deterministic, const GpuContext& ctx);
+ConvPlan conv_plan_create(const ConvShape& s, bool deterministic, size_t workspace_cap, const GpuContext& ctx);
 void conv_plan_destroy(ConvPlan& p) noexcept;
 
 // ---- dense (cuBLAS): out (B, OUT) = in (B, IN) . w^T + b
@@ -41,11 +65,11 @@ void dense_forward_gpu(float* out, const float* in, const float* w, const float*
 void dense_backward_gpu(float* din, float* dw, float* db, const float* dout, const float* in, const float* w, int B,
                         int IN, int OUT, const GpuContext& ctx);
 
-// ---- conv2d (cuDNN; bias by hand-written kernels); ws: plan.workspace_bytes
-void conv2d_forward_gpu(float* out, const float* in, const float* w, const float* b, const ConvShape& s,
-                        const ConvPlan& plan, void* ws, const GpuContext& ctx);
+// ---- conv2d (cuDNN; bias by hand-written kernels); ws: ws_bytes >= plan.workspace_bytes()
+void conv2d_forward_gpu(float* out, const float* in, const float* w, const float* b, const ConvShape& s, ConvPlan& plan,
+                        void* ws, size_t ws_bytes, const GpuContext& ctx);
 void conv2d_backward_gpu(float* din, float* dw, float* db, const float* dout, const float* in, const float* w,
-                         const ConvShape& s, const ConvPlan& plan, void* ws, const GpuContext& ctx);
+                         const ConvShape& s, ConvPlan& plan, void* ws, size_t ws_bytes, const GpuContext& ctx);
 
 // ---- bias over (N, C, HW): add b[c]; db[c] = sum over n and hw (deterministic)
 void bias_add_gpu(float* out, const float* b, int N, int C, size_t HW, cudaStream_t st);

@@ -76,6 +76,7 @@ TEST_CASE("errors name the key path", "[config]") {
            {"[train]\nlr = 0\n", "train.lr: 0 is out of range (0"},
            {"[train]\nbatch_size = 0\n", "train.batch_size: 0 is out of range"},
            {"[train]\nlabel_smoothing = 1.0\n", "train.label_smoothing: 1 is out of range"},
+           {"[train]\ncudnn_workspace_mb = -1\n", "train.cudnn_workspace_mb: -1 is out of range"},
            {"[train]\noptimizer = \"lbfgs\"\n", "train.optimizer: \"lbfgs\" is not one of sgd | adam | adamw"},
            {"[model]\nhidden = [512, -3]\n", "model.hidden[1]: -3 is out of range"},
            {"[model]\nhidden = 512\n", "model.hidden: expected an array of integers"},

@@ -406,6 +406,25 @@ TEST_CASE("the cuBLAS stand-in checks its arguments like cuBLAS", "[emu]") {
   emu::reset();
 }
 
+TEST_CASE("convolution plans: the next algorithm within a workspace, fitting a plan to less", "[emu]") {
+  // (algorithm, workspace bytes) in cuDNN's heuristic order
+  ConvPlan p;
+  p.fwd.candidates = {{1, 100}, {2, 10}, {3, 0}};
+  p.bwd_data.candidates = {{5, 50}, {6, 30}};
+  p.bwd_filter.candidates = {{7, 0}};
+  CHECK(p.workspace_bytes() == 100);
+  CHECK(p.fit(60));  // forward falls back to algorithm 2; the others already fit
+  CHECK(p.fwd.algo() == 2);
+  CHECK(p.bwd_data.algo() == 5);
+  CHECK(p.workspace_bytes() == 50);
+  CHECK(p.fit(40));
+  CHECK(p.bwd_data.algo() == 6);
+  CHECK_FALSE(p.fit(20));  // backward data has nothing smaller
+  CHECK(p.fwd.next(0));    // "not supported" at run time: the next candidate that fits
+  CHECK(p.fwd.algo() == 3);
+  CHECK_FALSE(p.fwd.next(1000));
+}
+
 TEST_CASE("every device allocation of the tests was freed", "[emu]") { CHECK(emu::live_device_bytes() == 0); }
 
 int main(int argc, char** argv) {

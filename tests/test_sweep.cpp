@@ -356,6 +356,9 @@ reduction = 3
   CHECK(opts.size() == 2);
   REQUIRE_THROWS_WITH(parse_sweep("[sweep]\n[sweep.space]\n\"data.validation\" = [1]\n", "s.toml"),
                       Contains("sweep.space.data.validation") && Contains("only train.*, model.*"));
+  for (const char* key : {"train.device", "train.deterministic", "train.cudnn_workspace_mb"})
+    REQUIRE_THROWS_WITH(parse_sweep(fmt::format("[sweep]\n[sweep.space]\n\"{}\" = [1]\n", key), "s.toml"),
+                        Contains(key) && Contains("cannot be searched"));
   REQUIRE_THROWS_WITH(
       parse_sweep("[sweep]\n[sweep.space]\n\"train.lr\" = { distribution = \"uniform\", low = 1, high = 2 }\n",
                   "s.toml"),

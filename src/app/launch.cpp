@@ -87,7 +87,7 @@ std::unique_ptr<Backend> make_backend(const TrainConfig& t, const Comm& placemen
   where->bindings = fmt::format("{}", fmt::join(allgather(line, placement.raw()), "\n"));
   if (!d.cuda) return make_cpu_backend();
 #if RS_HAVE_CUDA
-  return make_cuda_backend(d.device, t.deterministic);
+  return make_cuda_backend(d.device, t.deterministic, size_t(t.cudnn_workspace_mb) << 20);
 #else
   throw std::logic_error("choose_device picked CUDA in a build without the CUDA backend");
 #endif

@@ -99,7 +99,7 @@ class Backend {
 
 std::unique_ptr<Backend> make_cpu_backend();
 // The CUDA backend on device `device` (only in builds with RS_HAVE_CUDA).
-std::unique_ptr<Backend> make_cuda_backend(int device, bool deterministic);
+std::unique_ptr<Backend> make_cuda_backend(int device, bool deterministic, size_t workspace_cap = size_t(1) << 30);
 
 // Move-only typed buffer in a backend's memory.
 template <class T> class Buffer {

@@ -153,6 +153,7 @@ TrainConfig read_train(Section s) {
   t.seed = s.integer("seed", t.seed, 0, std::numeric_limits<int64_t>::max());
   t.device = s.string("device", t.device, {"auto", "cpu", "cuda"});
   t.deterministic = s.boolean("deterministic", t.deterministic);
+  t.cudnn_workspace_mb = s.integer("cudnn_workspace_mb", t.cudnn_workspace_mb, 0, 1 << 20);
   t.allreduce_overlap = s.boolean("allreduce_overlap", t.allreduce_overlap);
   s.finish();
   return t;

@@ -63,9 +63,10 @@ struct TrainConfig {
   double min_lr = 0.0;         // cosine floor
   double warmup_epochs = 0.0;  // linear warmup from 0, any schedule
   int64_t seed = 1;
-  std::string device = "auto";     // auto | cpu | cuda
-  bool deterministic = false;      // cuda: deterministic cuDNN algorithms only (cpu always is)
-  bool allreduce_overlap = false;  // cpu ranks: nonblocking bucketed MPI allreduce during backward
+  std::string device = "auto";        // auto | cpu | cuda
+  bool deterministic = false;         // cuda: deterministic cuDNN algorithms only (cpu always is)
+  int64_t cudnn_workspace_mb = 1024;  // cuda: the most workspace a convolution algorithm may use
+  bool allreduce_overlap = false;     // cpu ranks: nonblocking bucketed MPI allreduce during backward
 };
 
 struct Config {

@@ -5,8 +5,14 @@
 // group's MPI communicator, so any sub-communicator works. The communicator
 // and its stream live as long as the group's GradComm (one per group, reused
 // by every model the group trains).
+//
+// On an error path (destroyed while an exception unwinds) nothing waits for
+// the NCCL stream and the communicator is aborted, not destroyed: a peer may
+// be gone, and a collective waiting for it would never finish.
 #include <cuda_runtime.h>
 #include <nccl.h>
+
+#include <exception>
 
 #include "kernels/cuda_check.h"
 #include "mpi/allreduce.h"
@@ -23,7 +29,7 @@ class NcclAllreduce final : public GradAllreduce {
     CUDA_CHECK(cudaEventCreateWithFlags(&m_done, cudaEventDisableTiming));
   }
   ~NcclAllreduce() override {
-    CUDA_CHECK_NOTHROW(cudaStreamSynchronize(m_stream));
+    if (std::uncaught_exceptions() == m_exceptions) CUDA_CHECK_NOTHROW(cudaStreamSynchronize(m_stream));
     for (cudaEvent_t e : m_ready) CUDA_CHECK_NOTHROW(cudaEventDestroy(e));
     CUDA_CHECK_NOTHROW(cudaEventDestroy(m_done));
   }
@@ -54,6 +60,7 @@ class NcclAllreduce final : public GradAllreduce {
   std::vector<cudaEvent_t> m_ready;
   cudaEvent_t m_done = nullptr;
   size_t m_next = 0;
+  int m_exceptions = std::uncaught_exceptions();
 };
 
 class NcclGradComm final : public GradComm {
@@ -68,11 +75,15 @@ class NcclGradComm final : public GradComm {
     CUDA_CHECK(cudaEventCreateWithFlags(&m_summed, cudaEventDisableTiming));
   }
   ~NcclGradComm() override {
-    CUDA_CHECK_NOTHROW(cudaStreamSynchronize(m_stream));
+    const bool unwinding = std::uncaught_exceptions() > m_exceptions;
+    if (unwinding)
+      NCCL_CHECK_NOTHROW(ncclCommAbort(m_nccl));  // ends its kernels still waiting for peers
+    else
+      CUDA_CHECK_NOTHROW(cudaStreamSynchronize(m_stream));
     CUDA_CHECK_NOTHROW(cudaEventDestroy(m_ready));
     CUDA_CHECK_NOTHROW(cudaEventDestroy(m_summed));
     CUDA_CHECK_NOTHROW(cudaStreamDestroy(m_stream));
-    NCCL_CHECK_NOTHROW(ncclCommDestroy(m_nccl));
+    if (!unwinding) NCCL_CHECK_NOTHROW(ncclCommDestroy(m_nccl));
   }
   std::unique_ptr<GradAllreduce> make(float* grads, std::vector<Bucket> buckets, bool) override {
     return std::make_unique<NcclAllreduce>(grads, std::move(buckets), m_nccl, m_stream, m_compute);
@@ -92,6 +103,7 @@ class NcclGradComm final : public GradComm {
   ncclComm_t m_nccl = nullptr;
   cudaStream_t m_stream = nullptr, m_compute = nullptr;
   cudaEvent_t m_ready = nullptr, m_summed = nullptr;
+  int m_exceptions = std::uncaught_exceptions();
 };
 
 }  // namespace

@@ -46,7 +46,7 @@ SweepConfig parse_sweep(const std::string& text, const std::string& origin) {
       space.error(n, key,
                   "only train.*, model.*, data.crop_padding and data.flip can be searched (the data is read once "
                   "per sweep)");
-    if (key == "train.device" || key == "train.deterministic")
+    if (key == "train.device" || key == "train.deterministic" || key == "train.cudnn_workspace_mb")
       space.error(n, key, "cannot be searched (a rank group keeps one device context for all its trials)");
     Dimension d;
     d.key = key;

@@ -7,10 +7,13 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
+#include <mpi.h>
 #include <nccl.h>
 
+#include <cstdio>
 #include <cstring>
 #include <map>
+#include <stdexcept>
 #include <tuple>
 #include <vector>
 
@@ -68,6 +71,14 @@ std::string cuda_info() {
 
 namespace {
 
+// A fault that lost the GPU context ends the job (cuda_check.h): the rank
+// cannot compute any more, and its group partners would wait for it forever.
+void abort_job_on_gpu_fault(const std::string& message) {
+  std::fprintf(stderr, "ranksweep: rank %d: fatal: %s; ending the job\n", process_rank(), message.c_str());
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, 1);
+}
+
 // Move-only device or pinned host allocation, grown on demand.
 template <cudaError_t (*Alloc)(void**, size_t), cudaError_t (*Free)(void*)> struct CudaMem {
   void* p = nullptr;
@@ -82,8 +93,25 @@ template <cudaError_t (*Alloc)(void**, size_t), cudaError_t (*Free)(void*)> stru
     if (n <= bytes) return;
     if (p) CUDA_CHECK(Free(p));
     p = nullptr;
+    bytes = 0;
     CUDA_CHECK(Alloc(&p, n));
     bytes = n;
+  }
+  // false (and nothing held) when the device is out of memory
+  bool try_reserve(size_t n) {
+    if (n <= bytes) return true;
+    if (p) CUDA_CHECK(Free(p));
+    p = nullptr;
+    bytes = 0;
+    const cudaError_t e = Alloc(&p, n);
+    if (e == cudaErrorMemoryAllocation) {
+      cudaGetLastError();  // an ordinary error: not the next launch's
+      p = nullptr;
+      return false;
+    }
+    CUDA_CHECK(e);
+    bytes = n;
+    return true;
   }
 };
 using DeviceMem = CudaMem<cudaMalloc, cudaFree>;
@@ -91,8 +119,10 @@ using PinnedMem = CudaMem<cudaMallocHost, cudaFreeHost>;
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(int device, bool deterministic) : m_device(device), m_deterministic(deterministic) {
+  CudaBackend(int device, bool deterministic, size_t workspace_cap)
+      : m_device(device), m_deterministic(deterministic), m_workspace_cap(workspace_cap) {
     gpu_rank() = process_rank();
+    gpu_fatal_handler() = abort_job_on_gpu_fault;
     CUDA_CHECK(cudaSetDevice(device));
     CUDA_CHECK(cudaStreamCreateWithFlags(&m_ctx.stream, cudaStreamNonBlocking));
     CUDA_CHECK(cudaStreamCreateWithFlags(&m_copy, cudaStreamNonBlocking));
@@ -152,13 +182,11 @@ class CudaBackend final : public Backend {
     dense_backward_gpu(din, dw, db, dout, in, w, B, IN, OUT, m_ctx);
   }
   void conv2d_forward(float* out, const float* in, const float* w, const float* b, const ConvShape& s) override {
-    const ConvPlan& p = plan(s);
-    conv2d_forward_gpu(out, in, w, b, s, p, m_workspace.p, m_ctx);
+    conv2d_forward_gpu(out, in, w, b, s, plan(s), m_workspace.p, m_workspace.bytes, m_ctx);
   }
   void conv2d_backward(float* din, float* dw, float* db, const float* dout, const float* in, const float* w,
                        const ConvShape& s) override {
-    const ConvPlan& p = plan(s);
-    conv2d_backward_gpu(din, dw, db, dout, in, w, s, p, m_workspace.p, m_ctx);
+    conv2d_backward_gpu(din, dw, db, dout, in, w, s, plan(s), m_workspace.p, m_workspace.bytes, m_ctx);
   }
   void maxpool_forward(float* out, int32_t* argmax, const float* in, const PoolShape& s) override {
     maxpool_forward_gpu(out, argmax, in, s, m_ctx.stream);
@@ -250,17 +278,32 @@ class CudaBackend final : public Backend {
  private:
   using PlanKey = std::tuple<int, int, int, int, int, int, int, int>;
 
-  const ConvPlan& plan(const ConvShape& s) {
+  ConvPlan& plan(const ConvShape& s) {
     const PlanKey key{s.B, s.C, s.H, s.W, s.OC, s.K, s.stride, s.pad};
     auto it = m_plans.find(key);
     if (it == m_plans.end()) {
-      it = m_plans.emplace(key, conv_plan_create(s, m_deterministic, m_ctx)).first;
-      if (it->second.workspace_bytes > m_workspace.bytes) {
-        synchronize();  // the old workspace may be in use by queued work
-        m_workspace.reserve(it->second.workspace_bytes);
+      ConvPlan p = conv_plan_create(s, m_deterministic, m_workspace_cap, m_ctx);
+      try {
+        grow_workspace(p);
+      } catch (...) {
+        conv_plan_destroy(p);
+        throw;
       }
+      it = m_plans.emplace(key, p).first;
     }
     return it->second;
+  }
+
+  // One workspace serves every plan: grow it to the plan's need; when the
+  // device has no room, the plan takes smaller algorithms instead.
+  void grow_workspace(ConvPlan& p) {
+    if (p.workspace_bytes() <= m_workspace.bytes) return;
+    synchronize();  // the old workspace may be in use by queued work
+    const size_t had = m_workspace.bytes;
+    if (m_workspace.try_reserve(p.workspace_bytes())) return;
+    if (!m_workspace.try_reserve(had) || !p.fit(m_workspace.bytes))
+      throw std::runtime_error(fmt::format("out of GPU memory for a convolution workspace of {} MiB (rank {})",
+                                           (p.workspace_bytes() + (1 << 20) - 1) >> 20, process_rank()));
   }
 
   // The per-channel mean and 1/std on the device, queued on the compute
@@ -287,6 +330,7 @@ class CudaBackend final : public Backend {
 
   int m_device;
   bool m_deterministic;
+  size_t m_workspace_cap;
   GpuContext m_ctx;
   cudaStream_t m_copy = nullptr;
   std::map<PlanKey, ConvPlan> m_plans;
@@ -298,8 +342,8 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cuda_backend(int device, bool deterministic) {
-  return std::make_unique<CudaBackend>(device, deterministic);
+std::unique_ptr<Backend> make_cuda_backend(int device, bool deterministic, size_t workspace_cap) {
+  return std::make_unique<CudaBackend>(device, deterministic, workspace_cap);
 }
 
 }  // namespace rs

@@ -6,6 +6,3 @@ using cudnnHandle_t = struct cudnnContext*;
 using cudnnTensorDescriptor_t = struct cudnnTensorStruct*;
 using cudnnFilterDescriptor_t = struct cudnnFilterStruct*;
 using cudnnConvolutionDescriptor_t = struct cudnnConvolutionStruct*;
-enum cudnnConvolutionFwdAlgo_t : int {};
-enum cudnnConvolutionBwdDataAlgo_t : int {};
-enum cudnnConvolutionBwdFilterAlgo_t : int {};
