@@ -64,15 +64,7 @@ void check_launch(const char* kernel, cudaStream_t st) {
   }();
   cudaError_t e = cudaGetLastError();
   if (e == cudaSuccess && sync) e = cudaStreamSynchronize(st);
-  if (e != cudaSuccess) {
-    const std::string what = cudaGetErrorString(e);
-    if (cuda_error_is_fatal(e)) {
-      gpu_fatal_handler()(std::string("CUDA error in kernel ") + kernel + ": " + what + " (rank " +
-                          std::to_string(gpu_rank()) + "); the GPU context is lost");
-      std::abort();
-    }
-    gpu_fail("CUDA", kernel, what + (sync ? "" : " (launch)"), __FILE__, __LINE__);
-  }
+  if (e != cudaSuccess) gpu_fail("CUDA", kernel, cudaGetErrorString(e), __FILE__, __LINE__);  // fatal ones stick
 }
 
 }  // namespace rs

@@ -1,16 +1,28 @@
-// Comparing a kernel's output with the CPU reference: every value must pass
+// Kernel outputs against the CPU reference, for the [gpu] tests and the
+// emulated-kernel tests (header-only: neither links the other's code):
+// random inputs, and a comparison in which every value must pass
 // |got - ref| <= atol + rtol |ref|, written so that a NaN or inf on either
-// side fails (a maximum over differences would skip NaN). Header-only: the
-// [gpu] tests and the emulated-kernel tests both use it.
+// side fails (a maximum over differences would skip NaN).
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
+#include <random>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace rs::test {
+
+inline std::vector<float> random_vec(size_t n, uint32_t seed, float lo = -1, float hi = 1) {
+  std::mt19937 g(seed);
+  std::uniform_real_distribution<float> u(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = u(g);
+  return v;
+}
 
 struct Mismatch {
   double worst = 0;  // the largest finite |got - ref|

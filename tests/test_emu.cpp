@@ -45,14 +45,6 @@ template <class T> struct Dev {
   std::vector<T> host() const { return std::vector<T>(p, p + n); }
 };
 
-std::vector<float> random_vec(size_t n, uint32_t seed, float lo = -1, float hi = 1) {
-  std::mt19937 g(seed);
-  std::uniform_real_distribution<float> u(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = u(g);
-  return v;
-}
-
 template <class T> void check_close(const std::string& what, const std::vector<T>& ref, const Dev<T>& got,
                                     double atol = 1e-6, double rtol = 1e-5) {
   REQUIRE(ref.size() == got.n);

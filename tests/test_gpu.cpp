@@ -40,14 +40,6 @@ Backends& be() {
   return b;
 }
 
-std::vector<float> random_vec(size_t n, uint32_t seed, float lo = -1, float hi = 1) {
-  std::mt19937 g(seed);
-  std::uniform_real_distribution<float> u(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = u(g);
-  return v;
-}
-
 // A host vector mirrored on the CPU backend and a GPU backend.
 template <class T> struct Twin {
   Backend* gb;
