@@ -14,6 +14,14 @@ struct UserError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A runtime failure (not bad input) that every rank of a communicator threw
+// together (Comm::root_only, Comm::agree), so its ranks are still in step and
+// may go on: a sweep group fails the trial and takes the next. Any other
+// exception may have been thrown by some ranks while others compute on.
+struct AgreedError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 // This process's MPI rank for error messages (-1 before MPI_Init).
 inline int& process_rank() {
   static int rank = -1;

@@ -120,6 +120,43 @@ method = "grid"
   CHECK(m.params_host() != std::vector<float>(m.num_params(), 0.f));
 }
 
+// A failure on the group leader alone (its trial directory cannot be made:
+// a file is in the way) fails the trial for every rank of the group, which
+// then goes on in step with the next trial (with groups of 2 this hung, or
+// crashed, before failures were agreed).
+TEST_CASE("a failure of one rank of a group fails the trial for the whole group; the sweep goes on", "[sweep]") {
+  const Comm world(MPI_COMM_WORLD);
+  std::unique_ptr<TempDir> d;
+  if (world.leader()) d = std::make_unique<TempDir>("sweep_leader_fails");
+  SweepOptions o;
+  o.config = sweep_config(world, d.get(), R"([model]
+hidden = [8]
+[train]
+epochs = 2
+batch_size = 30
+[sweep]
+method = "grid"
+[sweep.space]
+"train.lr" = [0.1, 0.05, 0.02]
+)");
+  o.group_size = test_group_size();
+  if (world.leader()) {
+    o.out = d->path.string() + "/out";
+    fs::create_directories(o.out + "/trials");
+    std::ofstream(o.out + "/trials/2") << "in the way\n";
+  }
+  world.bcast_string(o.out);
+  REQUIRE(sweep_command(o, world) == 0);
+  if (!world.leader()) return;
+  const Study s = read_study(o.out + "/study.h5");
+  REQUIRE(s.rows.size() == 4);
+  for (const TrialRow& r : s.rows) {
+    INFO("trial " << r.id << " " << to_string(r.status) << " " << r.message);
+    CHECK(std::string(to_string(r.status)) == (r.id == 2 ? "failed" : "completed"));
+    if (r.id == 2) CHECK_THAT(r.message, Contains("trials/2"));
+  }
+}
+
 // A drawn value reaches the trial's config and the study exactly, to the
 // last bit: no text formatting on the way.
 TEST_CASE("random draws are trained with and recorded exactly", "[sweep]") {

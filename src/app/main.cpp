@@ -118,9 +118,7 @@ int main(int argc, char** argv) {
       if (world.leader()) fmt::print(stderr, "ranksweep: error: {}\n", e.what());
       status = 2;
     } catch (const std::exception& e) {
-      fmt::print(stderr, "ranksweep: rank {}: fatal: {}\n", world.rank(), e.what());
-      std::fflush(stderr);
-      MPI_Abort(MPI_COMM_WORLD, 1);
+      rs::abort_job(e.what());
     }
   }
   std::fflush(stdout);

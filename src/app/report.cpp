@@ -14,6 +14,7 @@
 
 #include "app/commands.h"
 #include "error.h"
+#include "io/progress.h"
 #include "sweep/study.h"
 
 namespace rs {
@@ -51,6 +52,15 @@ int report_command(const std::string& path, const Comm& comm) {
     for (const std::string& k : s.keys) line += fmt::format(" {:>{}}", param(r, k), width(k));
     fmt::print("{} {:>8.2f} {:>8.2f} {:>8.1f}\n", line, 100 * r.best_val_accuracy, 100 * r.test_accuracy,
                r.wall_seconds);
+  }
+
+  std::vector<const TrialRow*> bad;
+  for (const TrialRow& r : s.rows)
+    if (r.status == TrialStatus::failed || r.status == TrialStatus::diverged) bad.push_back(&r);
+  if (!bad.empty()) {
+    fmt::print("\nfailed and diverged trials\n");
+    for (const TrialRow* r : bad)
+      fmt::print("{:>5} {:<9} {}\n", r->id, to_string(r->status), one_line(r->message, 200));
   }
 
   const int b = best_row(s);

@@ -128,9 +128,7 @@ int sweep_command(const SweepOptions& opt, const Comm& world) {
       try {
         coord->run();
       } catch (const std::exception& e) {  // the study cannot be written, ...: nobody can go on
-        fmt::print(stderr, "ranksweep: rank 0: fatal: sweep coordinator: {}\n", e.what());
-        std::fflush(stderr);
-        MPI_Abort(MPI_COMM_WORLD, 1);
+        abort_job(std::string("sweep coordinator: ") + e.what());
       }
     });
   }

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <stdexcept>
 #include <thread>
@@ -41,36 +43,61 @@ void Comm::allreduce_sum(std::span<double> v) const {
   MPI_Allreduce(MPI_IN_PLACE, v.data(), int(v.size()), MPI_DOUBLE, MPI_SUM, m_comm);
 }
 
+namespace {
+
+// What a rank threw, as root_only and agree pass it on: none, bad input, other.
+enum Kind : int { kNone = 0, kUser = 1, kOther = 2 };
+
+Kind run_caught(const std::function<void()>& fn, std::string& err, bool alone) {
+  try {
+    fn();
+  } catch (const UserError& e) {
+    if (alone) throw;
+    err = e.what();
+    return kUser;
+  } catch (const std::exception& e) {
+    if (alone) throw;
+    err = e.what();
+    return kOther;
+  }
+  return kNone;
+}
+
+[[noreturn]] void rethrow(int kind, const std::string& err) {
+  if (kind == kUser) throw UserError(err);
+  throw AgreedError(err);
+}
+
+}  // namespace
+
 void Comm::root_only(const std::function<void()>& fn) const {
   std::string err;
-  if (m_rank == 0) {
-    try {
-      fn();
-    } catch (const UserError& e) {
-      err = e.what();
-      if (m_size == 1) throw;
-    }
-  }
+  int kind = m_rank == 0 ? run_caught(fn, err, m_size == 1) : kNone;
+  bcast(kind);
+  if (kind == kNone) return;
   bcast_string(err);
-  if (!err.empty()) throw UserError(err);
+  rethrow(kind, err);
 }
 
 void Comm::agree(const std::function<void()>& fn) const {
   std::string err;
-  try {
-    fn();
-  } catch (const UserError& e) {
-    err = e.what();
-    if (m_size == 1) throw;
-  }
-  int first = err.empty() ? m_size : m_rank;
+  int kind = run_caught(fn, err, m_size == 1);
+  int first = kind == kNone ? m_size : m_rank;
   MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, m_comm);
   if (first == m_size) return;
+  MPI_Bcast(&kind, 1, MPI_INT, first, m_comm);
   uint64_t n = err.size();
   MPI_Bcast(&n, 1, MPI_UINT64_T, first, m_comm);
   err.resize(n);
   MPI_Bcast(err.data(), int(n), MPI_CHAR, first, m_comm);
-  throw UserError(err);
+  rethrow(kind, err);
+}
+
+void abort_job(const std::string& message) {
+  std::fprintf(stderr, "ranksweep: rank %d: fatal: %s\n", process_rank(), message.c_str());
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, 1);
+  std::abort();  // MPI_Abort does not return
 }
 
 void wait_idle(MPI_Request& r) {

@@ -46,12 +46,14 @@ class Comm {
   void allreduce_sum(std::span<float> v) const;
   void allreduce_sum(std::span<double> v) const;
 
-  // Runs fn on rank 0 only. A UserError there is rethrown on every rank (with
-  // the message, printed by rank 0 alone), so no rank waits in a collective.
+  // Runs fn on rank 0 only. An exception there is rethrown on every rank
+  // (with the message, printed by rank 0 alone), so no rank waits in a
+  // collective: a UserError as a UserError, anything else as an AgreedError.
   void root_only(const std::function<void()>& fn) const;
-  // Runs fn on every rank. If any rank throws a UserError, every rank throws
-  // the message of the lowest such rank: a collective way to fail on input
-  // only some ranks read (their own slice of a file).
+  // Runs fn on every rank. If any rank throws, every rank throws the message
+  // of the lowest such rank (UserError or AgreedError, as root_only): a
+  // collective way to fail on what only some ranks do (their own slice of a
+  // file, their own allocations).
   void agree(const std::function<void()>& fn) const;
 
  private:
@@ -60,6 +62,10 @@ class Comm {
   MPI_Comm m_comm;
   int m_rank = 0, m_size = 1;
 };
+
+// Ends every rank of the job: "ranksweep: rank R: fatal: <message>" on stderr,
+// then MPI_Abort (status 1). For failures the ranks cannot agree on.
+[[noreturn]] void abort_job(const std::string& message);
 
 // Waits for a request, sleeping 1 ms between tests.
 void wait_idle(MPI_Request& r);

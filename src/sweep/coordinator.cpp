@@ -240,12 +240,14 @@ void Coordinator::print_progress(const TrialRow& r, double wall_seconds) const {
   // promotions make this a rough guide).
   const size_t have = m_study.rows.size(), fresh = have - m_resumed;
   const double left = fresh ? since_start() / double(fresh) * double(size_t(total()) - have) : 0;
-  fmt::print(
-      "trial {:>4} {:<9} group {} epochs {:>3} val {:.2f}% test {:.2f}% {:>6}  | {}/{} trials have results "
-      "({} running), best #{} {:.2f}%, elapsed {}, left ~{}\n",
-      r.id, to_string(r.status), r.group, r.epochs, 100 * r.best_val_accuracy, 100 * r.test_accuracy,
-      format_seconds(wall_seconds), have, total(), m_policy.running(), best.id, 100 * best.best_val_accuracy,
-      format_seconds(elapsed()), format_seconds(left));
+  const bool bad = r.status == TrialStatus::failed || r.status == TrialStatus::diverged;
+  const std::string what =
+      bad ? fmt::format("group {} after {}: {}", r.group, format_seconds(wall_seconds), one_line(r.message, 160))
+          : fmt::format("group {} epochs {:>3} val {:.2f}% test {:.2f}% {:>6}", r.group, r.epochs,
+                        100 * r.best_val_accuracy, 100 * r.test_accuracy, format_seconds(wall_seconds));
+  fmt::print("trial {:>4} {:<9} {}  | {}/{} trials have results ({} running), best #{} {:.2f}%, elapsed {}, left ~{}\n",
+             r.id, to_string(r.status), what, have, total(), m_policy.running(), best.id, 100 * best.best_val_accuracy,
+             format_seconds(elapsed()), format_seconds(left));
   std::fflush(stdout);
 }
 

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <optional>
 
+#include "error.h"
 #include "io/run_file.h"
 #include "sweep/protocol.h"
 #include "train/trainer.h"
@@ -45,15 +47,24 @@ msg::Result run_job(const GroupSetup& s, const Job& job, const Overrides& params
   const auto t0 = Clock::now();
   const std::string tdir = (fs::path(s.dir) / "trials" / std::to_string(id)).string();
   const std::string run = (fs::path(tdir) / "run.h5").string();
+  // Every failure is agreed by the whole group before anyone moves on: what a
+  // single rank does alone (the leader's file I/O, each rank's allocations)
+  // runs under root_only / agree; the training steps themselves fail on all
+  // ranks together (a diverged loss is allreduced) or end the job (below).
   try {
-    const Config cfg = parse_config_text(s.base_text, s.origin, {}, params);
-    Trainer tr(cfg, s.data, be, grads, gc);
+    std::optional<Config> cfgp;
+    std::optional<Trainer> trp;
+    gc.agree([&] {
+      cfgp.emplace(parse_config_text(s.base_text, s.origin, {}, params));
+      trp.emplace(*cfgp, s.data, be, grads, gc);
+    });
+    const Config& cfg = *cfgp;
+    Trainer& tr = *trp;
     int have = 0;
-    if (gc.leader()) {
-      std::error_code ec;
-      fs::create_directories(tdir, ec);
+    gc.root_only([&] {
+      fs::create_directories(tdir);
       have = fs::exists(run);
-    }
+    });
     gc.bcast(have);
     RunFile rf;
     if (have) {
@@ -68,9 +79,10 @@ msg::Result run_job(const GroupSetup& s, const Job& job, const Overrides& params
     tr.set_stop_check([&] { return (s.local_stop && s.local_stop()) || (gc.leader() && box.poll()); });
     while (tr.epochs_done() < stop) {
       const bool finished = tr.run_epoch();
-      if (gc.leader())
+      gc.root_only([&] {
         write_run_file(run, cfg.text, tr.model(), tr.optimizer(), s.data.mean, s.data.inv_std, tr.history(), prov,
                        tr.position());
+      });
       if (!finished) {  // stopped at a step: checkpoint written, the trial goes on in a later run
         res.interrupted = true;
         break;
@@ -94,7 +106,18 @@ msg::Result run_job(const GroupSetup& s, const Job& job, const Overrides& params
   } catch (const Diverged& e) {
     res.status = TrialStatus::diverged;
     res.message = e.what();
-  } catch (const std::exception& e) {  // bad trial config, out of memory, ...: this trial fails, the sweep goes on
+  } catch (const UserError& e) {  // bad trial config, ...: this trial fails, the sweep goes on
+    res.status = TrialStatus::failed;
+    res.message = e.what();
+  } catch (const AgreedError& e) {  // a checkpoint write, an allocation, ...: likewise
+    res.status = TrialStatus::failed;
+    res.message = e.what();
+  } catch (const std::exception& e) {
+    // Thrown on this rank alone inside the training steps: its partners are
+    // in a collective it will never join. Alone in its group, the rank fails
+    // the trial; otherwise the job cannot go on in step.
+    if (gc.size() > 1)
+      abort_job(fmt::format("trial {} failed on this rank alone, its group cannot go on: {}", id, e.what()));
     res.status = TrialStatus::failed;
     res.message = e.what();
   }

@@ -7,7 +7,6 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
-#include <mpi.h>
 #include <nccl.h>
 
 #include <cstdio>
@@ -22,6 +21,7 @@
 #include "error.h"
 #include "kernels/cuda_check.h"
 #include "kernels/kernels_gpu.h"
+#include "mpi/comm.h"
 
 namespace rs {
 
@@ -71,14 +71,6 @@ std::string cuda_info() {
 
 namespace {
 
-// A fault that lost the GPU context ends the job (cuda_check.h): the rank
-// cannot compute any more, and its group partners would wait for it forever.
-void abort_job_on_gpu_fault(const std::string& message) {
-  std::fprintf(stderr, "ranksweep: rank %d: fatal: %s; ending the job\n", process_rank(), message.c_str());
-  std::fflush(stderr);
-  MPI_Abort(MPI_COMM_WORLD, 1);
-}
-
 // Move-only device or pinned host allocation, grown on demand.
 template <cudaError_t (*Alloc)(void**, size_t), cudaError_t (*Free)(void*)> struct CudaMem {
   void* p = nullptr;
@@ -122,7 +114,7 @@ class CudaBackend final : public Backend {
   CudaBackend(int device, bool deterministic, size_t workspace_cap)
       : m_device(device), m_deterministic(deterministic), m_workspace_cap(workspace_cap) {
     gpu_rank() = process_rank();
-    gpu_fatal_handler() = abort_job_on_gpu_fault;
+    gpu_fatal_handler() = abort_job;  // a lost context: this rank cannot compute, its partners would wait forever
     CUDA_CHECK(cudaSetDevice(device));
     CUDA_CHECK(cudaStreamCreateWithFlags(&m_ctx.stream, cudaStreamNonBlocking));
     CUDA_CHECK(cudaStreamCreateWithFlags(&m_copy, cudaStreamNonBlocking));
