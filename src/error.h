@@ -14,6 +14,13 @@ struct UserError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// An output that could not be written (a full disk, a quota, a file size
+// limit), with the system's reason: status 2 like bad input (the user must
+// make room), and a sweep runs the trial again when it is resumed.
+struct WriteError : UserError {
+  using UserError::UserError;
+};
+
 // A runtime failure (not bad input) that every rank of a communicator threw
 // together (Comm::root_only, Comm::agree), so its ranks are still in step and
 // may go on: a sweep group fails the trial and takes the next. Any other

@@ -98,8 +98,8 @@ model=$tmp/done/run.h5
 fm=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 if [[ -f $model ]] && command -v mpirun >/dev/null; then
   mpi3=(mpirun --oversubscribe -np 3 "$bin")
-  no_output() {  # no_output FILE: neither FILE nor FILE.partial exists
-    if [[ -e $1 || -e $1.partial ]]; then fail=$((fail + 1)); echo "FAILED: $1 left behind"; else pass=$((pass + 1)); fi
+  no_output() {  # no_output FILE: neither FILE nor a temporary of it (FILE.*) exists
+    if compgen -G "$1*" >/dev/null; then fail=$((fail + 1)); echo "FAILED: $1 left behind: $(ls "$1"*)"; else pass=$((pass + 1)); fi
   }
   echo "not hdf5" > "$tmp/text.h5"
   expect 2 "text.h5: not an HDF5 file" "${mpi3[@]}" infer --model "$tmp/text.h5" --data "$fm" --out "$tmp/p1.h5"
@@ -123,9 +123,39 @@ if [[ -f $model ]] && command -v mpirun >/dev/null; then
     [[ $(md5sum < "$tmp/done.h5") == "$sum" ]] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAILED: done.h5 changed"; }
     expect 2 "done.h5: not a ranksweep run or study file" "$bin" infer --model "$tmp/done.h5" --data "$fm" \
       --out "$tmp/p6.h5"
+    # --overwrite never writes over the run's own inputs
+    expect 2 "is the --model" "$bin" infer --model "$model" --data "$fm" --out "$model" --overwrite
+    expect 2 "is the --data" "$bin" infer --model "$model" --data "$tmp/done.h5" --format hdf5 --out "$tmp/done.h5" --overwrite
+    # An output in use by another run (its lock held): exit 2 naming the holder, the output untouched
+    flock -n "$tmp/done.h5.lock" sleep 20 & holder=$!
+    sleep 0.5
+    expect 2 "done.h5: in use by another ranksweep run" "${mpi3[@]}" infer --model "$model" --data "$fm" \
+      --out "$tmp/done.h5" --overwrite
+    [[ $(md5sum < "$tmp/done.h5") == "$sum" ]] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAILED: done.h5 changed under a lock"; }
+    kill $holder 2>/dev/null; wait $holder 2>/dev/null
+    # A write error (a file size limit on every rank): one line, status 2 on every rank, nothing left behind
+    expect 2 "p7.h5: cannot write: File too large" mpirun --oversubscribe -np 2 bash -c \
+      "ulimit -f 100; exec '$bin' infer --model '$model' --data '$fm' --out '$tmp/p7.h5'"
+    no_output "$tmp/p7.h5"
   else
     fail=$((fail + 1)); echo "FAILED: infer on Fashion-MNIST"
   fi
+fi
+
+# Outputs: a run directory in use (its lock held) is refused, naming the
+# holder; a location that cannot be written is refused before any training;
+# a checkpoint that cannot be written (a file size limit) is one line, status 2.
+mkdir -p "$tmp/busy"
+flock -n "$tmp/busy/.lock" sleep 20 & holder=$!
+sleep 0.5
+expect 2 "busy: in use by another ranksweep run" "$bin" train "$tmp/empty.toml" $small --out "$tmp/busy"
+printf '[sweep]\nmethod = "grid"\n[sweep.space]\n"train.lr" = [0.1]\n' > "$tmp/grid.toml"
+expect 2 "busy: in use by another ranksweep run" "$bin" sweep "$tmp/grid.toml" $small --out "$tmp/busy"
+kill $holder 2>/dev/null; wait $holder 2>/dev/null
+expect 2 "cannot create output directory" "$bin" train "$tmp/empty.toml" $small --out /proc/self/nope
+if command -v mpirun >/dev/null; then
+  expect 2 "run.h5: cannot write: File too large" mpirun -np 1 bash -c \
+    "ulimit -f 20; exec '$bin' train '$tmp/empty.toml' $small --out '$tmp/fsize'"
 fi
 
 # Under mpirun, bad data seen by rank 0: every rank ends with status 2, one message.

@@ -157,6 +157,45 @@ method = "grid"
   }
 }
 
+// A trial that failed because its output could not be written (a full disk)
+// runs again when the sweep is resumed; any other failure stays.
+TEST_CASE("a trial whose write failed runs again on resume; other failures stay", "[sweep]") {
+  const Comm world(MPI_COMM_WORLD);
+  std::unique_ptr<TempDir> d;
+  if (world.leader()) d = std::make_unique<TempDir>("sweep_write_failed");
+  const std::string body = R"([model]
+hidden = [8]
+[train]
+epochs = 1
+batch_size = 30
+[sweep]
+method = "grid"
+[sweep.space]
+"train.lr" = [0.1, 0.05, 0.02]
+)";
+  const std::string out = world_sweep(world, d.get(), body);
+  if (world.leader()) {  // as if trial 1 had hit a full disk and trial 2 a bad value
+    Study s = read_study(out + "/study.h5");
+    for (TrialRow& r : s.rows) {
+      if (r.id == 1)
+        r.status = TrialStatus::failed,
+        r.message = std::string(kWriteFailed) + "run.h5: cannot write: No space left on device";
+      if (r.id == 2) r.status = TrialStatus::failed, r.message = "some other reason";
+    }
+    write_study(out + "/study.h5", s, world.size());
+    fs::remove_all(out + "/trials/1");
+  }
+  world_sweep(world, d.get(), body);
+  if (!world.leader()) return;
+  const Study s = read_study(out + "/study.h5");
+  REQUIRE(s.rows.size() == 4);
+  for (const TrialRow& r : s.rows) {
+    INFO("trial " << r.id << " " << to_string(r.status) << " " << r.message);
+    CHECK(std::string(to_string(r.status)) == (r.id == 2 ? "failed" : "completed"));
+  }
+  CHECK(fs::exists(out + "/trials/1/run.h5"));
+}
+
 // A drawn value reaches the trial's config and the study exactly, to the
 // last bit: no text formatting on the way.
 TEST_CASE("random draws are trained with and recorded exactly", "[sweep]") {

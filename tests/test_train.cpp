@@ -2,13 +2,16 @@
 // DESIGN's layout, runs are never overwritten, and save/resume continues with
 // bit-identical losses and parameters.
 #include <catch2/catch.hpp>
+#include <unistd.h>
 
 #include <fstream>
+#include <set>
 
 #include "app/commands.h"
 #include "error.h"
 #include "helpers.h"
 #include "io/h5.h"
+#include "io/output_dir.h"
 #include "io/run_file.h"
 #include "mpi/bcast_data.h"
 #include "train/trainer.h"
@@ -158,4 +161,31 @@ TEST_CASE("a diverging run stops with status 1 and writes no bad epoch", "[train
   const std::string cfg = write_config(d, "[model]\nhidden = [32]\n[train]\nepochs = 2\nlr = 1e5\n");
   CHECK(train(cfg, d / "run") == 1);
   CHECK(!std::filesystem::exists(d / "run/run.h5"));
+}
+
+TEST_CASE("outputs: a lock is exclusive, names its holder, and is gone when released", "[train]") {
+  TempDir d("output_lock");
+  const std::string path = d / "out.lock";
+  {
+    OutputLock a(path, "out");
+    CHECK(fs::exists(path));
+    // a second holder (another open file description, as another process would have) is refused
+    REQUIRE_THROWS_AS(OutputLock(path, "out"), UserError);
+    REQUIRE_THROWS_WITH(OutputLock(path, "out"),
+                        Contains("out: in use by another ranksweep run (pid " + std::to_string(::getpid())));
+  }
+  CHECK_FALSE(fs::exists(path));
+  OutputLock again(path, "out");  // free again
+  REQUIRE_THROWS_WITH(OutputLock(d / "no/such/dir/x.lock", "x"), Contains("x: cannot write there"));
+}
+
+TEST_CASE("outputs: default directories started in the same second never collide", "[train]") {
+  TempDir d("default_dirs");
+  const fs::path here = fs::current_path();
+  fs::current_path(d.path);
+  std::set<std::string> dirs;
+  for (int i = 0; i < 5; ++i) dirs.insert(default_out_dir("inputs/x.toml"));
+  fs::current_path(here);
+  CHECK(dirs.size() == 5);
+  for (const std::string& s : dirs) CHECK(fs::is_directory(d.path / s));
 }

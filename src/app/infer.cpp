@@ -1,23 +1,37 @@
 // ranksweep infer: apply a trained model to a large input, sharded over ranks.
 // Rank 0 reads the model (a run file, or a study's best trial) and broadcasts
 // its config and weights; every rank then reads only its own contiguous slice
-// of the input, a chunk at a time, and all ranks write their rows of one HDF5
-// file collectively (parallel HDF5 over MPI-IO). The file is written as
-// OUT.partial and renamed when complete, so a failed run never leaves a file
-// that looks finished.
+// of the input, a chunk at a time, and sends its predictions to rank 0, which
+// writes them into the file it builds in memory and puts on disk whole when
+// complete (a temporary name of its own, renamed), so a failed run never
+// leaves a file that looks finished; rank 0 holds a lock on the output
+// (OUT.lock) for the whole run.
+//
+// Why rank 0 writes (and not parallel HDF5 over MPI-IO): a write error
+// (a full disk, a file size limit) then happens on one rank, outside HDF5, and
+// is agreed by all through root_only. With collective writes the ranks
+// reached different collectives inside HDF5's H5Fclose after such an error and
+// waited forever, and a file HDF5 failed to close crashes its shutdown in
+// MPI_Finalize. Predictions are small (k labels and probabilities a sample):
+// the gather and the memory cost little next to the forward passes.
 #include <omp.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <numeric>
+#include <optional>
 
 #include "app/commands.h"
 #include "app/launch.h"
 #include "data/source.h"
 #include "error.h"
 #include "io/h5.h"
+#include "io/output_dir.h"
 #include "io/progress.h"
 #include "io/run_file.h"
 #include "nn/model.h"
@@ -50,14 +64,12 @@ std::vector<std::string> class_names(const Config& cfg, const std::string& input
   return v;
 }
 
-// The prediction file, created and written collectively by every rank of comm.
+// The prediction file, built by rank 0 alone in memory and put on disk whole
+// when complete (H5Image: no partial file is ever visible as OUT).
 class PredFile {
  public:
-  PredFile(const std::string& path, const Comm& comm, int64_t n, int k, size_t name_len, bool truth) : m_k(k) {
-    H5 fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-    H5Pset_fapl_mpio(fapl, comm.raw(), MPI_INFO_NULL);
-    m_file = H5(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), H5Fclose);
-    if (m_file.id() < 0) fail("{}: cannot create the output file", path);
+  PredFile(const std::string& path, int64_t n, int k, size_t name_len, bool truth)
+      : m_path(path), m_file(path), m_k(k) {
     m_labels = create("labels", H5T_NATIVE_INT32, {hsize_t(n), hsize_t(k)});
     m_probs = create("probabilities", H5T_NATIVE_FLOAT, {hsize_t(n), hsize_t(k)});
     m_index = create("index", H5T_NATIVE_INT64, {hsize_t(n)});
@@ -69,14 +81,13 @@ class PredFile {
       m_names = create("names", m_name_type, {hsize_t(n)});
       m_name_len = name_len;
     }
-    m_xfer = H5(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
-    H5Pset_dxpl_mpio(m_xfer, H5FD_MPIO_COLLECTIVE);
   }
-  hid_t id() const { return m_file.id(); }
+  hid_t id() const { return m_file; }
 
-  // Rows [first, first + count) from this rank; every rank calls it, with count 0 if it has none.
+  // Rows [first, first + count).
   void write(int64_t first, int64_t count, const int32_t* labels, const float* probs, const int64_t* index,
              const int32_t* truth, const char* names) {
+    if (count == 0) return;
     put(m_labels, H5T_NATIVE_INT32, first, count, m_k, labels);
     put(m_probs, H5T_NATIVE_FLOAT, first, count, m_k, probs);
     put(m_index, H5T_NATIVE_INT64, first, count, 0, index);
@@ -84,11 +95,17 @@ class PredFile {
     if (m_name_len) put(m_names, m_name_type, first, count, 0, names);
   }
 
+  // The file on disk as OUT, in one piece.
+  void commit() {
+    for (H5* h : {&m_labels, &m_probs, &m_index, &m_truth, &m_names, &m_name_type}) *h = H5();
+    m_file.commit();
+  }
+
  private:
   H5 create(const char* name, hid_t type, std::vector<hsize_t> dims) {
     H5 space(H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose);
     H5 d(H5Dcreate2(m_file, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
-    if (d.id() < 0) throw std::runtime_error(fmt::format("cannot create dataset /{} in the output file", name));
+    if (d.id() < 0) throw std::runtime_error(fmt::format("{}: cannot create dataset /{} in memory", m_path, name));
     return d;
   }
   void put(const H5& ds, hid_t type, int64_t first, int64_t count, int k, const void* data) {
@@ -96,19 +113,37 @@ class PredFile {
     const int rank = k ? 2 : 1;
     const hsize_t start[2] = {hsize_t(first), 0}, cnt[2] = {hsize_t(count), hsize_t(k)};
     H5 ms(H5Screate_simple(rank, cnt, nullptr), H5Sclose);
-    if (count > 0) {
-      H5Sselect_hyperslab(fs_, H5S_SELECT_SET, start, nullptr, cnt, nullptr);
-    } else {
-      H5Sselect_none(fs_);
-      H5Sselect_none(ms);
-    }
-    if (H5Dwrite(ds, type, ms, fs_, m_xfer, count > 0 ? data : nullptr) < 0)
-      throw std::runtime_error("HDF5 write of predictions failed");
+    H5Sselect_hyperslab(fs_, H5S_SELECT_SET, start, nullptr, cnt, nullptr);
+    if (H5Dwrite(ds, type, ms, fs_, H5P_DEFAULT, data) < 0)
+      throw std::runtime_error(fmt::format("{}: cannot write the predictions in memory", m_path));
   }
-  H5 m_file, m_labels, m_probs, m_index, m_truth, m_names, m_name_type, m_xfer;
+  std::string m_path;
+  H5Image m_file;
+  H5 m_labels, m_probs, m_index, m_truth, m_names, m_name_type;
   int m_k;
   size_t m_name_len = 0;
 };
+
+// One round's rows from every rank, on rank 0: rank q's rows start at firsts[q].
+struct GatheredRows {
+  std::vector<int64_t> firsts, counts;
+  std::vector<int32_t> labels, truth;
+  std::vector<float> probs;
+  std::vector<char> names;
+};
+
+// Rank q's counts[q] rows of per_row values each, concatenated on rank 0 in rank order.
+template <class T> void gatherv(const T* mine, std::vector<T>& all, const std::vector<int64_t>& counts, int64_t per_row,
+                                MPI_Datatype type, const Comm& world) {
+  std::vector<int> cnt, displ;
+  int64_t total = 0;
+  for (int64_t c : counts) {
+    cnt.push_back(int(c * per_row)), displ.push_back(int(total));
+    total += c * per_row;
+  }
+  if (world.leader()) all.resize(size_t(total));
+  MPI_Gatherv(mine, cnt[size_t(world.rank())], type, all.data(), cnt.data(), displ.data(), type, 0, world.raw());
+}
 
 // Top-k classes of one row of logits by softmax probability (ties: lower class first).
 void top_k(const float* logits, int K, int k, int32_t* labels, float* probs, std::vector<int>& order) {
@@ -133,15 +168,26 @@ struct LoadedModel {
   double recorded_test = NAN;  // the test accuracy its run recorded
 };
 
-LoadedModel read_model(const InferOptions& opt, const Comm& world) {
+// True if a and b name the same existing file.
+bool same_file(const std::string& a, const std::string& b) {
+  std::error_code ec;
+  return fs::equivalent(a, b, ec) && !ec;
+}
+
+// Rank 0: the output is free (locked for this run) and may be written; then the model.
+LoadedModel read_model(const InferOptions& opt, const Comm& world, OutputLock& lock) {
   LoadedModel m;
   RunFile& rf = m.rf;
   world.root_only([&] {
     std::error_code ec;
-    if (fs::exists(opt.out, ec) && !opt.overwrite)
-      fail("{}: already exists; infer never overwrites it (choose another --out, or pass --overwrite)", opt.out);
     const fs::path parent = fs::absolute(opt.out).parent_path();
     if (!fs::is_directory(parent, ec)) fail("{}: the directory {} does not exist", opt.out, parent.string());
+    if (same_file(opt.out, opt.model) || same_file(opt.out, opt.data))
+      fail("{}: is the {}; infer never writes over its input", opt.out,
+           same_file(opt.out, opt.model) ? "--model" : "--data");
+    lock = OutputLock(opt.out + ".lock", opt.out);
+    if (fs::exists(opt.out, ec) && !opt.overwrite)
+      fail("{}: already exists; infer never overwrites it (choose another --out, or pass --overwrite)", opt.out);
     rf = read_model_file(opt.model);
   });
   world.bcast_string(rf.config_text);
@@ -230,8 +276,7 @@ ChunkPredictions predict_chunk(const Dataset& ds, Model& model, Backend& be, int
   return out;
 }
 
-// Attributes of the predictions file: written by every rank with the same
-// values (collective metadata).
+// Attributes of the predictions file (rank 0).
 void write_attributes(hid_t f, const InferOptions& opt, const LoadedModel& m, const Source& src, int k, int ranks,
                       double seconds, const int64_t correct[2]) {
   const int64_t n = src.size();
@@ -255,10 +300,9 @@ void write_attributes(hid_t f, const InferOptions& opt, const LoadedModel& m, co
 
 int infer_command(const InferOptions& opt, const Comm& world) {
   const auto t_start = Clock::now();
-  const std::string tmp = opt.out + ".partial";
-
+  OutputLock lock;
   // ---- the model (rank 0 reads, every rank receives) and the backend
-  const LoadedModel m = read_model(opt, world);
+  const LoadedModel m = read_model(opt, world, lock);
   const RunFile& rf = m.rf;
   std::string why;
   const int threads = choose_threads(world, &why);
@@ -277,6 +321,17 @@ int infer_command(const InferOptions& opt, const Comm& world) {
   const int64_t rounds = ((n + R - 1) / R + chunk - 1) / chunk;  // the largest slice, in chunks
   size_t name_len = 0;
   for (const std::string& s : src->names()) name_len = std::max(name_len, s.size());
+  world.root_only([&] {  // the file the input implies must fit where it goes
+    const double bytes = double(n) * (double(k) * 8 + 8 + (src->has_labels() ? 4 : 0) + double(name_len));
+    const fs::space_info sp = fs::space(fs::absolute(opt.out).parent_path());
+    if (bytes > double(sp.available))
+      fail("{}: the predictions of {} samples need {:.3g} GB, the file system has {:.3g} GB free", opt.out, n,
+           bytes / 1e9, double(sp.available) / 1e9);
+    const double memory = double(::sysconf(_SC_PHYS_PAGES)) * double(::sysconf(_SC_PAGESIZE));
+    if (bytes > 0.5 * memory)  // rank 0 builds the file in memory
+      fail("{}: the predictions of {} samples need {:.3g} GB of memory on rank 0, which has {:.3g} GB", opt.out, n,
+           bytes / 1e9, memory / 1e9);
+  });
   if (world.leader()) {
     fmt::print(
         "infer: model {}{} ({}x{}x{} -> {} classes{}); input {} ({}, {} samples{}); device {} ({}); {} rank(s) x "
@@ -289,19 +344,11 @@ int infer_command(const InferOptions& opt, const Comm& world) {
   }
 
   // ---- predictions, chunk by chunk, written collectively to OUT.partial
-  struct Cleanup {  // destroyed after the file is closed: a failed run leaves no .partial
-    const Comm& world;
-    const std::string& tmp;
-    bool done = false;
-    ~Cleanup() {
-      std::error_code ec;
-      if (!done && world.leader()) fs::remove(tmp, ec);
-    }
-  } cleanup{world, tmp};
   int64_t correct[2] = {0, 0};  // top-1, top-k
   double busy = 0;
   {
-    PredFile out(tmp, world, n, k, name_len, src->has_labels());
+    std::optional<PredFile> out;  // rank 0's; every output error is agreed through root_only
+    world.root_only([&] { out.emplace(opt.out, n, k, name_len, src->has_labels()); });
     Buffer<int32_t> labels_dev(*be, size_t(B));  // the batch's labels in backend memory, for every chunk
     auto last_print = Clock::now();
     for (int64_t round = 0; round < rounds; ++round) {
@@ -311,16 +358,31 @@ int infer_command(const InferOptions& opt, const Comm& world) {
       world.agree([&] { ds = src->read(first, cnt); });
       const ChunkPredictions p = predict_chunk(ds, model, *be, labels_dev.data(), rf, B, k, src->has_labels(), correct);
       busy += since(t0);
-      std::vector<int64_t> index(static_cast<size_t>(cnt));
-      std::iota(index.begin(), index.end(), first);
       std::vector<char> names(size_t(cnt) * name_len, 0);
       for (int64_t i = 0; i < cnt && name_len; ++i) {
         const std::string& s = src->names()[size_t(first + i)];
         std::copy(s.begin(), s.end(), names.begin() + i * int64_t(name_len));
       }
-      out.write(first, cnt, p.labels.data(), p.probs.data(), index.data(), ds.labels.data(), names.data());
+      // ---- to rank 0, which writes them
+      GatheredRows g;
+      g.firsts.resize(size_t(R)), g.counts.resize(size_t(R));
+      MPI_Allgather(&first, 1, MPI_INT64_T, g.firsts.data(), 1, MPI_INT64_T, world.raw());
+      MPI_Allgather(&cnt, 1, MPI_INT64_T, g.counts.data(), 1, MPI_INT64_T, world.raw());
+      gatherv(p.labels.data(), g.labels, g.counts, k, MPI_INT32_T, world);
+      gatherv(p.probs.data(), g.probs, g.counts, k, MPI_FLOAT, world);
+      if (src->has_labels()) gatherv(ds.labels.data(), g.truth, g.counts, 1, MPI_INT32_T, world);
+      if (name_len) gatherv(names.data(), g.names, g.counts, int64_t(name_len), MPI_CHAR, world);
+      world.root_only([&] {
+        for (int64_t q = 0, row = 0; q < R; row += g.counts[size_t(q)], ++q) {
+          const int64_t c = g.counts[size_t(q)];
+          std::vector<int64_t> index(static_cast<size_t>(c));
+          std::iota(index.begin(), index.end(), g.firsts[size_t(q)]);
+          out->write(g.firsts[size_t(q)], c, g.labels.data() + row * k, g.probs.data() + row * k, index.data(),
+                     g.truth.empty() ? nullptr : g.truth.data() + row, g.names.data() + row * int64_t(name_len));
+        }
+      });
       if (world.leader() && (since(last_print) > 5 || round + 1 == rounds)) {
-        int64_t done = 0;  // every rank is at the same round (the writes are collective)
+        int64_t done = 0;  // every rank is at the same round (the gathers are collective)
         for (int64_t q = 0; q < R; ++q) done += std::min(n * (q + 1) / R - n * q / R, (round + 1) * chunk);
         const double el = since(t_input);
         fmt::print("infer: {}/{} ({:.0f}%) {:.0f} images/s total, {:.0f} images/s on rank 0, left ~{}\n", done, n,
@@ -331,17 +393,12 @@ int infer_command(const InferOptions& opt, const Comm& world) {
       }
     }
     MPI_Allreduce(MPI_IN_PLACE, correct, 2, MPI_INT64_T, MPI_SUM, world.raw());
-    double secs = since(t_input);  // input opened .. last rows written; rank 0's, as attributes must agree
-    world.bcast(secs);
-    write_attributes(out.id(), opt, m, *src, k, world.size(), secs, correct);
+    double secs = since(t_input);  // input opened .. last rows written
+    world.root_only([&] {
+      write_attributes(out->id(), opt, m, *src, k, world.size(), secs, correct);
+      out->commit();
+    });
   }
-  world.root_only([&] {  // complete: OUT.partial -> OUT
-    std::error_code ec;
-    fs::rename(tmp, opt.out, ec);
-    if (ec) fail("{}: cannot rename {} to it: {}", opt.out, tmp, ec.message());
-  });
-  cleanup.done = true;
-
   // ---- throughput per rank and in total
   const double wall = since(t_input), mine = busy > 0 ? double(hi - lo) / busy : 0;
   std::vector<double> rates(size_t(world.size()));

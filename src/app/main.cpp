@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <mpi.h>
 
+#include <csignal>
 #include <cstdio>
 
 #include "app/commands.h"
@@ -104,6 +105,7 @@ int main(int argc, char** argv) {
     if (task && std::string(task) == "0") fmt::print(stderr, "ranksweep: error: {}\n", problem);
     return 2;
   }
+  std::signal(SIGXFSZ, SIG_IGN);  // past a file size limit a write fails (EFBIG) and is reported, not a kill
   rs::install_stop_signals();  // as early as possible: a warning signal may come at once in a short job
   int provided = 0;            // the sweep runs its coordinator on a thread of its own (it checks the level)
   MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);

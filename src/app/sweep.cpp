@@ -83,12 +83,20 @@ int sweep_command(const SweepOptions& opt, const Comm& world) {
   world.bcast_string(dir);
   const std::string study_path = (fs::path(dir) / "study.h5").string();
   Study previous, warm;
+  OutputLock lock;  // rank 0 holds the sweep's directory until the sweep ends
   world.root_only([&] {
     std::error_code ec;
     fs::create_directories(fs::path(dir) / "trials", ec);
     if (ec) fail("{}: cannot create output directory: {}", dir, ec.message());
+    lock = OutputLock((fs::path(dir) / ".lock").string(), dir);
     if (fs::exists(study_path)) {
       previous = read_study(study_path);
+      for (const TrialRow& r : previous.rows)
+        if (retry_on_resume(r)) {
+          fmt::print("trial {} runs again: {}\n", r.id, r.message);
+          previous.curves.erase(r.id);
+        }
+      std::erase_if(previous.rows, retry_on_resume);
       if (previous.config_text != base.text)
         fail("{}: holds a sweep of a different config; resume with the same config and --set, or choose another --out",
              study_path);

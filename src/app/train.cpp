@@ -48,13 +48,17 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
   RunFile rf;
   Config cfg;
   std::string dir = opt.out;
+  OutputLock lock;  // rank 0 holds the output directory while it trains
   if (!opt.resume.empty()) {
     if (!opt.config.empty()) fail("train: give CONFIG or --resume DIR, not both (the config is in the run file)");
     if (!dir.empty() && fs::path(dir) != fs::path(opt.resume))
       fail("train: --resume writes to its own directory; drop --out");
     dir = opt.resume;
     const std::string path = (fs::path(dir) / "run.h5").string();
-    comm.root_only([&] { rf = read_run_file(path); });
+    comm.root_only([&] {
+      if (fs::is_directory(dir)) lock = OutputLock((fs::path(dir) / ".lock").string(), dir);
+      rf = read_run_file(path);
+    });
     comm.bcast_string(rf.config_text);
     comm.bcast(rf.epochs_done);
     cfg = parse_config_text(rf.config_text, path + " (config)", sets);
@@ -66,11 +70,12 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
       comm.bcast_string(dir);
     }
     comm.root_only([&] {
-      const fs::path run = fs::path(dir) / "run.h5";
-      if (fs::exists(run)) fail("{}: exists; continue it with --resume {} or choose another --out", run.string(), dir);
       std::error_code ec;
       fs::create_directories(dir, ec);
       if (ec) fail("{}: cannot create output directory: {}", dir, ec.message());
+      lock = OutputLock((fs::path(dir) / ".lock").string(), dir);
+      const fs::path run = fs::path(dir) / "run.h5";
+      if (fs::exists(run)) fail("{}: exists; continue it with --resume {} or choose another --out", run.string(), dir);
     });
   }
   const std::string run_path = (fs::path(dir) / "run.h5").string();

@@ -1,5 +1,12 @@
 #include "io/h5.h"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
 #include <filesystem>
 #include <stdexcept>
 
@@ -78,6 +85,77 @@ H5 h5_create(const std::string& path) {
   H5 f(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
   if (f.id() < 0) throw std::runtime_error("cannot create " + path);
   return f;
+}
+
+namespace {
+
+// The core driver's memory, through file image callbacks: plain malloc, and at
+// close the buffer is kept for H5Image::commit instead of freed.
+void* image_malloc(size_t size, H5FD_file_image_op_t, void* ud) {
+  static_cast<H5Image::Buffer*>(ud)->size = size;
+  return std::malloc(size);
+}
+void* image_memcpy(void* dst, const void* src, size_t size, H5FD_file_image_op_t, void*) {
+  return std::memcpy(dst, src, size);
+}
+void* image_realloc(void* p, size_t size, H5FD_file_image_op_t, void* ud) {
+  static_cast<H5Image::Buffer*>(ud)->size = size;
+  return std::realloc(p, size);
+}
+herr_t image_free(void* p, H5FD_file_image_op_t op, void* ud) {
+  auto* b = static_cast<H5Image::Buffer*>(ud);
+  if (op == H5FD_FILE_IMAGE_OP_FILE_CLOSE) {
+    b->data = p, b->kept = true;
+  } else {
+    std::free(p);
+  }
+  return 0;
+}
+void* image_udata_copy(void* ud) { return ud; }
+herr_t image_udata_free(void*) { return 0; }
+
+}  // namespace
+
+H5Image::H5Image(std::string path) : m_path(std::move(path)) {
+  H5 fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  H5Pset_fapl_core(fapl, size_t(64) << 10, false);  // grown 64 KiB at a time, never backed by a file
+  H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+  H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);  // commit() closes it whatever objects are still open
+  H5FD_file_image_callbacks_t cb = {image_malloc,     image_memcpy,     image_realloc, image_free,
+                                    image_udata_copy, image_udata_free, m_image.get()};
+  H5Pset_file_image_callbacks(fapl, &cb);
+  m_file = H5(H5Fcreate(m_path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), H5Fclose);
+  if (m_file.id() < 0) throw std::runtime_error("cannot create an HDF5 file in memory for " + m_path);
+}
+
+H5Image::~H5Image() {
+  m_file = H5();
+  if (m_image->kept) std::free(m_image->data);
+}
+
+void H5Image::commit() {
+  if (H5Fclose(m_file.release()) < 0 || !m_image->kept)
+    throw std::runtime_error("cannot close " + m_path + " (in memory)");
+  write_file_atomically(m_path, fmt::format("{}.tmp-{}", m_path, ::getpid()), m_image->data, m_image->size);
+}
+
+void write_file_atomically(const std::string& path, const std::string& tmp, const void* data, size_t bytes) {
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) throw WriteError(fmt::format("{}: cannot write: {}", tmp, std::strerror(errno)));
+  const char* p = static_cast<const char*>(data);
+  int err = 0;
+  for (size_t done = 0; done < bytes && !err;) {
+    const ssize_t w = ::write(fd, p + done, std::min<size_t>(bytes - done, size_t(1) << 30));
+    if (w < 0 && errno != EINTR) err = errno;
+    if (w > 0) done += size_t(w);
+  }
+  if (!err && ::fsync(fd) != 0) err = errno;
+  if (::close(fd) != 0 && !err) err = errno;
+  if (!err && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
+  if (err) {
+    ::unlink(tmp.c_str());
+    throw WriteError(fmt::format("{}: cannot write: {}", path, std::strerror(err)));
+  }
 }
 
 bool h5_exists(hid_t loc, const std::string& path) {

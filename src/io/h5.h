@@ -6,8 +6,10 @@
 #include <hdf5.h>
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace rs {
@@ -36,6 +38,7 @@ class H5 {
   }
   hid_t id() const { return m_id; }
   operator hid_t() const { return m_id; }
+  hid_t release() { return std::exchange(m_id, -1); }  // the caller closes it
 
  private:
   hid_t m_id = -1;
@@ -44,7 +47,44 @@ class H5 {
 
 // Files. open_read fails with "PATH: not an HDF5 file" and the like.
 H5 h5_open_read(const std::string& path);
-H5 h5_create(const std::string& path);  // truncates
+// Created on disk directly (truncating), HDF5 writing as it goes: for the
+// tests' input files. The program writes through H5Image.
+H5 h5_create(const std::string& path);
+
+// A file built in memory (HDF5's core driver, newest format: checksummed
+// metadata) and put on disk by commit() in one piece: written to a temporary
+// file of its own, synced, renamed over `path`. HDF5 never writes to the disk
+// itself, so a full disk or a file size limit is a WriteError with the
+// system's reason and `path` is left as it was: never a file HDF5 failed to
+// close (HDF5 1.10 cannot recover from that: its shutdown in MPI_Finalize
+// then crashes).
+class H5Image {
+ public:
+  explicit H5Image(std::string path);
+  ~H5Image();
+  H5Image(const H5Image&) = delete;
+  H5Image& operator=(const H5Image&) = delete;
+  operator hid_t() const { return m_file.id(); }
+  void commit();  // closes the file; then writes it
+
+  // The file's bytes as the core driver holds them; kept when HDF5 closes the
+  // file (the image taken at close is the only complete one: an image taken
+  // while open has a stale superblock checksum in HDF5 1.10.8).
+  struct Buffer {
+    void* data = nullptr;
+    size_t size = 0;
+    bool kept = false;
+  };
+
+ private:
+  std::string m_path;
+  std::unique_ptr<Buffer> m_image = std::make_unique<Buffer>();  // HDF5 holds its address
+  H5 m_file;
+};
+
+// Writes all of `data` to a new file `tmp` (created exclusively), syncs it and
+// renames it to `path`; on any failure removes `tmp` and throws WriteError.
+void write_file_atomically(const std::string& path, const std::string& tmp, const void* data, size_t bytes);
 
 bool h5_exists(hid_t loc, const std::string& path);  // link path, each part checked
 std::vector<hsize_t> h5_dims(hid_t loc, const std::string& path, const std::string& file);

@@ -31,9 +31,8 @@ void write_run_file(const std::string& path, const std::string& config_text, con
                     const Provenance& prov, const EpochPosition& position) {
   const auto lock = h5_lock();
   h5_quiet();
-  const std::string tmp = path + ".tmp";
   {
-    H5 f = h5_create(tmp);
+    H5Image f(path);
     h5_attr(f, "/", "format", std::string("ranksweep-run"));
     h5_attr(f, "/", "config", config_text);
     h5_attr(f, "/", "epochs_done", int64_t(history.epochs()));
@@ -75,9 +74,8 @@ void write_run_file(const std::string& path, const std::string& config_text, con
       h5_attr(f, "/position", "train_seconds", position.train_seconds);
       h5_write(f, "/position/sums", position.sums.data(), {hsize_t(position.sums.size() / 2), 2});
     }
-    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) throw std::runtime_error("cannot flush " + tmp);
+    f.commit();
   }
-  std::filesystem::rename(tmp, path);
 }
 
 RunFile read_run_file(const std::string& path, const std::string& root) {

@@ -45,12 +45,17 @@ void Comm::allreduce_sum(std::span<double> v) const {
 
 namespace {
 
-// What a rank threw, as root_only and agree pass it on: none, bad input, other.
-enum Kind : int { kNone = 0, kUser = 1, kOther = 2 };
+// What a rank threw, as root_only and agree pass it on: none, bad input, an
+// output that could not be written, anything else.
+enum Kind : int { kNone = 0, kUser = 1, kOther = 2, kWrite = 3 };
 
 Kind run_caught(const std::function<void()>& fn, std::string& err, bool alone) {
   try {
     fn();
+  } catch (const WriteError& e) {
+    if (alone) throw;
+    err = e.what();
+    return kWrite;
   } catch (const UserError& e) {
     if (alone) throw;
     err = e.what();
@@ -64,6 +69,7 @@ Kind run_caught(const std::function<void()>& fn, std::string& err, bool alone) {
 }
 
 [[noreturn]] void rethrow(int kind, const std::string& err) {
+  if (kind == kWrite) throw WriteError(err);
   if (kind == kUser) throw UserError(err);
   throw AgreedError(err);
 }

@@ -48,7 +48,8 @@ class Comm {
 
   // Runs fn on rank 0 only. An exception there is rethrown on every rank
   // (with the message, printed by rank 0 alone), so no rank waits in a
-  // collective: a UserError as a UserError, anything else as an AgreedError.
+  // collective: a WriteError or UserError as such, anything else as an
+  // AgreedError.
   void root_only(const std::function<void()>& fn) const;
   // Runs fn on every rank. If any rank throws, every rank throws the message
   // of the lowest such rank (UserError or AgreedError, as root_only): a

@@ -8,6 +8,7 @@
 #include "error.h"
 #include "io/run_file.h"
 #include "sweep/protocol.h"
+#include "sweep/study.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -106,6 +107,9 @@ msg::Result run_job(const GroupSetup& s, const Job& job, const Overrides& params
   } catch (const Diverged& e) {
     res.status = TrialStatus::diverged;
     res.message = e.what();
+  } catch (const WriteError& e) {  // a full disk, ...: failed now, run again when the sweep is resumed
+    res.status = TrialStatus::failed;
+    res.message = std::string(kWriteFailed) + e.what();
   } catch (const UserError& e) {  // bad trial config, ...: this trial fails, the sweep goes on
     res.status = TrialStatus::failed;
     res.message = e.what();

@@ -42,9 +42,8 @@ int best_row(const Study& s) {
 void write_study(const std::string& path, const Study& s, int world_size) {
   const auto lock = h5_lock();
   h5_quiet();
-  const std::string tmp = path + ".tmp";
   {
-    H5 f = h5_create(tmp);
+    H5Image f(path);
     h5_attr(f, "/", "format", std::string("ranksweep-study"));
     h5_attr(f, "/", "config", s.config_text);
     h5_attr(f, "/", "version", std::string(RS_VERSION));
@@ -110,7 +109,7 @@ void write_study(const std::string& path, const Study& s, int world_size) {
       H5 bg(H5Gcreate2(f, "/best", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
       for (const char* part : {"model", "history"})
         if (H5Ocopy(src, part, bg, part, H5P_DEFAULT, H5P_DEFAULT) < 0)
-          throw std::runtime_error(fmt::format("cannot copy /{} of {} into {}", part, s.rows[b].run_path, tmp));
+          throw std::runtime_error(fmt::format("cannot copy /{} of {} into {}", part, s.rows[b].run_path, path));
       for (const char* a : {"format", "config", "epochs_done", "git_sha", "version"})
         if (h5_has_attr(src, "/", a)) {
           if (std::string(a) == "epochs_done")
@@ -120,9 +119,8 @@ void write_study(const std::string& path, const Study& s, int world_size) {
         }
       h5_attr(f, "/best", "trial", int64_t(s.rows[b].id));
     }
-    H5Fflush(f, H5F_SCOPE_GLOBAL);
+    f.commit();
   }
-  std::filesystem::rename(tmp, path);
 }
 
 Study read_study(const std::string& path) {

@@ -33,6 +33,14 @@ struct TrialRow {
   std::string run_path;  // DIR/trials/<id>/run.h5 (empty if none)
 };
 
+// A trial that failed because its output could not be written (a full disk:
+// WriteError) is marked by this start of its message; a resumed sweep runs
+// it again instead of keeping the failure.
+inline constexpr const char* kWriteFailed = "write failed: ";
+inline bool retry_on_resume(const TrialRow& r) {
+  return r.status == TrialStatus::failed && r.message.rfind(kWriteFailed, 0) == 0;
+}
+
 struct Study {
   std::string config_text;
   double sweep_seconds = 0;       // the sweep's running time, summed over its runs (resumes)
