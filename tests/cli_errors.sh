@@ -142,6 +142,29 @@ if [[ -f $model ]] && command -v mpirun >/dev/null; then
   fi
 fi
 
+# Clear errors: a sweep key that does not exist, or a range no trial can use,
+# at the start (nothing written); a --set value that is not TOML names --set;
+# a resumed run cannot change what it computes; report on a study where no
+# trial trained prints no epoch count.
+printf '[sweep]\nmethod = "grid"\n[sweep.space]\n"train.lrr" = [0.1, 0.2]\n' > "$tmp/lrr.toml"
+expect 2 'sweep.space "train.lrr" = 0.1 does not make a valid config' "$bin" sweep "$tmp/lrr.toml" $small --out "$tmp/lrr"
+[[ ! -e $tmp/lrr/study.h5 ]] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAILED: lrr study written"; }
+printf '[sweep]\nmethod = "random"\n[sweep.space]\n"train.batch_size" = { distribution = "int_uniform", low = 1, high = 1e300 }\n' > "$tmp/big.toml"
+expect 2 "int_uniform needs integer bounds" "$bin" sweep "$tmp/big.toml" $small --out "$tmp/big"
+expect 2 "--set train.lr=0.1.2: train.lr: expected a number" "$bin" train "$tmp/empty.toml" --set train.lr=0.1.2 --out "$tmp/r"
+if [[ -f $tmp/done/run.h5 ]]; then
+  expect 2 "--set train.seed=5: cannot change on --resume" "$bin" train --resume "$tmp/done" --set train.seed=5
+fi
+mkdir -p "$tmp/blocked/trials" && touch "$tmp/blocked/trials/0" "$tmp/blocked/trials/1"
+printf '[sweep]\nmethod = "grid"\n[sweep.space]\n"train.lr" = [0.1]\n' > "$tmp/one.toml"
+if "$bin" sweep "$tmp/one.toml" $small --out "$tmp/blocked" >/dev/null 2>&1; then
+  out=$("$bin" report "$tmp/blocked/study.h5" 2>&1)
+  if [[ $out == *"no trial has trained"* && $out != *9223372036854775807* ]]; then pass=$((pass + 1)); else
+    fail=$((fail + 1)); echo "FAILED: report on a study with no trained trial:"; printf '  %s\n' "$out"; fi
+else
+  fail=$((fail + 1)); echo "FAILED: sweep with every trial failing should end with status 0"
+fi
+
 # Outputs: a run directory in use (its lock held) is refused, naming the
 # holder; a location that cannot be written is refused before any training;
 # a checkpoint that cannot be written (a file size limit) is one line, status 2.

@@ -78,7 +78,8 @@ int report_command(const std::string& path, const Comm& comm) {
     for (const std::string& k : s.keys)
       if (param(*def, k) != param(best, k)) fmt::print("  {}: {} -> {}\n", k, param(*def, k), param(best, k));
   }
-  if (def) {  // the default and the best three, side by side
+  const bool any_trained = std::any_of(s.rows.begin(), s.rows.end(), [](const TrialRow& r) { return r.epochs > 0; });
+  if (def && any_trained) {  // the default and the best three, side by side
     std::vector<const TrialRow*> cols{def};
     for (const TrialRow* r : rows)
       if (r != def && cols.size() < 4 && (r->status == TrialStatus::completed || r->status == TrialStatus::pruned))
@@ -105,6 +106,10 @@ int report_command(const std::string& path, const Comm& comm) {
   for (const TrialRow& r : s.rows)
     if (r.status != TrialStatus::failed && r.status != TrialStatus::diverged && r.epochs > 0)
       common = std::min(common, r.epochs);
+  if (common == std::numeric_limits<int64_t>::max()) {
+    fmt::print("\nno trial has trained an epoch yet: no sensitivity or importance\n");
+    return 0;
+  }
   auto at_common = [&](const TrialRow& r, const char* col) -> double {
     const auto c = s.curves.find(r.id);
     if (c == s.curves.end() || !c->second.count(col) || int64_t(c->second.at(col).size()) < common) return NAN;

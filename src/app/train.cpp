@@ -1,3 +1,6 @@
+#include <fmt/ranges.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -38,6 +41,30 @@ void print_epoch(const History& h, int64_t epochs, double elapsed, int64_t ran, 
   std::fflush(stdout);
 }
 
+// A resumed run is the same run: --set may change how it runs, and how long,
+// but not what it computes (the split, the seed, the model, the optimizer).
+void check_resume_sets(const std::vector<std::string>& sets) {
+  static const std::vector<std::string> may = {"train.epochs",
+                                               "train.device",
+                                               "train.deterministic",
+                                               "train.cudnn_workspace_mb",
+                                               "train.allreduce_overlap",
+                                               "data.train_images",
+                                               "data.train_labels",
+                                               "data.test_images",
+                                               "data.test_labels",
+                                               "data.path",
+                                               "data.test_path"};
+  for (const std::string& s : sets) {
+    const std::string key = s.substr(0, s.find('='));
+    if (std::find(may.begin(), may.end(), key) == may.end())
+      fail(
+          "--set {}: cannot change on --resume (it would not be the same run); these may: {} (files moved: the "
+          "data paths)",
+          s, fmt::format("{}", fmt::join(may, ", ")));
+  }
+}
+
 }  // namespace
 
 int train_command(const TrainOptions& opt, const Comm& comm) {
@@ -61,6 +88,7 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
     });
     comm.bcast_string(rf.config_text);
     comm.bcast(rf.epochs_done);
+    check_resume_sets(sets);
     cfg = parse_config_text(rf.config_text, path + " (config)", sets);
   } else {
     if (opt.config.empty()) fail("train: missing CONFIG (or --resume DIR)");

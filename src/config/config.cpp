@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -177,8 +178,13 @@ std::pair<toml::table*, std::string> leaf_table(toml::table& root, const std::st
   return {t, leaf};
 }
 
-// `a.b.c=value`: value parsed as TOML, else taken as a bare string.
-void apply_set(toml::table& root, const std::string& set) {
+// A --set value that is not TOML, taken as a bare string (`train.optimizer=adam`).
+struct BareSet {
+  std::string set, key, why;  // the argument, its key, why its value is not TOML
+};
+
+// `a.b.c=value`: value parsed as TOML, else taken as a bare string (returned).
+std::optional<BareSet> apply_set(toml::table& root, const std::string& set) {
   const size_t eq = set.find('=');
   if (eq == std::string::npos || eq == 0) fail("--set {}: expected key=value", set);
   const std::string key = set.substr(0, eq), value = set.substr(eq + 1);
@@ -186,23 +192,35 @@ void apply_set(toml::table& root, const std::string& set) {
   try {
     toml::table v = toml::parse(std::string_view("v = " + value), std::string_view("--set"));
     t->insert_or_assign(leaf, *v.get("v"));
-  } catch (const toml::parse_error&) {
+    return std::nullopt;
+  } catch (const toml::parse_error& e) {
     t->insert_or_assign(leaf, value);
+    return BareSet{set, key, std::string(e.description())};
   }
 }
 
 Config from_table(toml::table& root, const std::string& origin, const std::vector<std::string>& sets,
                   const Overrides& overrides) {
-  for (const std::string& s : sets) apply_set(root, s);
+  std::vector<BareSet> bare;
+  for (const std::string& s : sets)
+    if (std::optional<BareSet> b = apply_set(root, s)) bare.push_back(*b);
   for (const auto& [key, value] : overrides) {
     auto [t, leaf] = leaf_table(root, key, key);
     t->insert_or_assign(leaf, value.node());
   }
   Config c;
   Section top(root, "", origin);
-  c.data = read_data(top.table("data"));
-  c.model = read_model(top.table("model"));
-  c.train = read_train(top.table("train"));
+  try {
+    c.data = read_data(top.table("data"));
+    c.model = read_model(top.table("model"));
+    c.train = read_train(top.table("train"));
+  } catch (const UserError& e) {  // about a value --set gave as a bare string: name --set and why it is not TOML
+    const std::string what = e.what();
+    for (const BareSet& b : bare)
+      if (const size_t at = what.find(" " + b.key + ": "); at != std::string::npos)
+        fail("--set {}: {} (as TOML: {})", b.set, what.substr(at + 1), b.why);
+    throw;
+  }
   top.table("sweep");  // read by the sweep command
   top.finish();
   std::ostringstream text;

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "config/config.h"
 #include "config/section.h"
+#include "error.h"
 #include "kernels/hd_math.h"
 
 namespace rs {
@@ -72,6 +74,10 @@ SweepConfig parse_sweep(const std::string& text, const std::string& origin) {
         if (!(d.high > d.low)) t.error(nullptr, "high", "must be greater than low");
         if (d.kind == Distribution::log_uniform && d.low <= 0)
           t.error(nullptr, "low", "must be positive for log_uniform");
+        constexpr double kMaxInt = 9007199254740992.0;  // 2^53: every integer below is exact
+        if (d.kind == Distribution::int_uniform && (d.low != std::floor(d.low) || d.high != std::floor(d.high) ||
+                                                    std::abs(d.low) > kMaxInt || std::abs(d.high) > kMaxInt))
+          t.error(nullptr, "high", "int_uniform needs integer bounds within +-2^53");
       }
       t.finish();
     } else {
@@ -102,6 +108,25 @@ SweepConfig parse_sweep(const std::string& text, const std::string& origin) {
   }
   s.finish();
   return c;
+}
+
+void validate_space(const SweepConfig& s, const std::string& base_text, const std::string& origin) {
+  auto check = [&](const Overrides& o, const std::string& what) {
+    try {
+      parse_config_text(base_text, origin, {}, o);
+    } catch (const UserError& e) {
+      fail("{}: {} does not make a valid config: {}", origin, what, e.what());
+    }
+  };
+  for (const Dimension& d : s.space) {
+    std::vector<TomlValue> vs = d.values;
+    if (d.kind == Distribution::int_uniform)
+      vs = {TomlValue(int64_t(d.low)), TomlValue(int64_t(d.high))};
+    else if (d.kind != Distribution::values)
+      vs = {TomlValue(d.low), TomlValue(d.high)};
+    for (const TomlValue& v : vs) check({{d.key, v}}, fmt::format("sweep.space \"{}\" = {}", d.key, v.text()));
+  }
+  for (size_t i = 0; i < s.enqueue.size(); ++i) check(s.enqueue[i], fmt::format("sweep.enqueue[{}]", i));
 }
 
 int64_t trial_count(const SweepConfig& s) {

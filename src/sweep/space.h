@@ -73,6 +73,12 @@ struct TrialSpec {
 // Parses [sweep] of the TOML text; errors name `origin` and the key path.
 SweepConfig parse_sweep(const std::string& text, const std::string& origin);
 
+// Every value a trial may take (each listed value, each range's ends) and
+// every enqueued trial, applied to the base config: a key that does not
+// exist, a wrong type or an out-of-range value is a UserError here, at the
+// start, naming the key and value (not N failed trials).
+void validate_space(const SweepConfig& s, const std::string& base_text, const std::string& origin);
+
 // Number of trials including the default trial 0.
 int64_t trial_count(const SweepConfig& s);
 TrialSpec make_trial(const SweepConfig& s, int64_t id);
