@@ -9,6 +9,7 @@ pkgs=(build-essential cmake pkg-config git
       libopenblas-openmp-dev libtomlplusplus-dev libcli11-dev libfmt-dev
       zlib1g-dev libstb-dev catch2 dataset-fashion-mnist
       python3 python3-h5py python3-matplotlib python3-numpy
+      time util-linux  # /usr/bin/time (peak memory in tests), flock
       slurm-wlm munge)  # the slurm test starts a private slurmctld/slurmd
 [[ "${1:-}" == "--bench" ]] && pkgs+=(python3-torch python3-optuna)
 

@@ -142,6 +142,39 @@ if [[ -f $model ]] && command -v mpirun >/dev/null; then
   fi
 fi
 
+# Memory bounded by what the data holds: a 2 KB HDF5 file declaring 30M
+# samples, an IDX gzip declaring 2^28 samples (header and trailer consistent),
+# a 30000x30000 PNG: each refused before the allocation, under 1 GB of RSS.
+/usr/bin/python3 - "$tmp" <<'PY'
+import sys, struct, zlib, gzip, h5py
+t = sys.argv[1]
+with h5py.File(f"{t}/huge.h5", "w") as f:
+    f.create_dataset("images", shape=(30000000, 28, 28), dtype="uint8")
+    f.create_dataset("labels", shape=(30000000,), dtype="int32")
+n = 1 << 28  # 16 + n * 784 = 16 mod 2^32: the gzip size trailer agrees with the header
+open(f"{t}/forged-images-idx3-ubyte.gz", "wb").write(gzip.compress(b"\0\0\x08\x03" + struct.pack(">III", n, 28, 28)))
+c = zlib.compressobj(1, zlib.DEFLATED, 31)
+out = c.compress(b"\0\0\x08\x01" + struct.pack(">I", n)) + b"".join(c.compress(b"\0" * (1 << 24)) for _ in range(16))
+open(f"{t}/forged-labels-idx1-ubyte.gz", "wb").write(out + c.flush())
+def chunk(k, d): return struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d))
+ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0)
+png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+import os; os.makedirs(f"{t}/bigpics", exist_ok=True); open(f"{t}/bigpics/big.png", "wb").write(png)
+PY
+rss() {  # rss PATTERN CMD...: status 2, one error line with PATTERN, peak RSS under 1 GB
+  local pattern=$1; shift
+  expect 2 "$pattern" /usr/bin/time -f "%M" -o "$tmp/rss" "$@"
+  (( $(tail -1 "$tmp/rss") < 1000000 )) && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAILED: $* took $(tail -1 "$tmp/rss") KB"; }
+}
+printf '[data]\nformat = "hdf5"\npath = "%s/huge.h5"\nclasses = 10\n' "$tmp" > "$tmp/huge.toml"
+rss "huge.h5: /images declares 30000000 samples" "$bin" train "$tmp/huge.toml" --out "$tmp/h1"
+rss "268435456 samples of 1x28x28 need 212 GB" "$bin" train "$tmp/empty.toml" \
+  --set "data.train_images=\"$tmp/forged-images-idx3-ubyte.gz\"" --set "data.train_labels=\"$tmp/forged-labels-idx1-ubyte.gz\"" \
+  --out "$tmp/h2"
+if [[ -f $tmp/done/run.h5 ]]; then
+  rss "big.png: 30000x30000 pixels" "$bin" infer --model "$tmp/done/run.h5" --data "$tmp/bigpics" --out "$tmp/h3.h5"
+fi
+
 # Clear errors: a sweep key that does not exist, or a range no trial can use,
 # at the start (nothing written); a --set value that is not TOML names --set;
 # a resumed run cannot change what it computes; report on a study where no

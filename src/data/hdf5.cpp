@@ -25,6 +25,14 @@ class Hdf5Source final : public Source {
     const H5T_class_t cls = h5_type_class(m_file, "/images", &tsize);
     m_u8 = cls == H5T_INTEGER && tsize == 1;
     if (!m_u8 && !(cls == H5T_FLOAT && tsize == 4)) fail("{}: /images must be uint8 or float32", o.path);
+    {  // unfiltered data must be stored whole: a small file declaring millions of samples is refused here
+      H5 ds(H5Dopen2(m_file, "/images", H5P_DEFAULT), H5Dclose);
+      H5 dcpl(H5Dget_create_plist(ds), H5Pclose);
+      const double declared = double(m_n) * double(m_c) * m_h * m_w * double(tsize);
+      if (dcpl.id() >= 0 && H5Pget_nfilters(dcpl) == 0 && double(H5Dget_storage_size(ds)) < declared)
+        fail("{}: /images declares {} samples ({:.3g} MB) but the file stores {:.3g} MB of them", o.path, m_n,
+             declared / 1e6, double(H5Dget_storage_size(ds)) / 1e6);
+    }
     if (h5_exists(m_file, "/labels")) {
       const auto ld = h5_dims(m_file, "/labels", o.path);
       if (ld.size() != 1) fail("{}: /labels needs 1 dimension, got {}", o.path, ld.size());

@@ -14,6 +14,10 @@ namespace fs = std::filesystem;
 namespace rs {
 namespace {
 
+// Larger images are refused before decoding: stb decodes the whole image
+// (4 bytes a pixel) before it is resized, on every thread at once.
+constexpr int64_t kMaxPixels = 100'000'000;
+
 class ImageSource final : public Source {
  public:
   ImageSource(const SourceOptions& o) {
@@ -45,7 +49,9 @@ class ImageSource final : public Source {
     }
     if (bad >= 0) {  // decode it again alone for stb's (global) failure reason
       const std::string file = (fs::path(m_path) / m_names[size_t(first + bad)]).string();
-      int w, h, n;
+      int w = 0, h = 0, n = 0;
+      if (stbi_info(file.c_str(), &w, &h, &n) && int64_t(w) * h > kMaxPixels)
+        fail("{}: {}x{} pixels, more than the {} million an image may have", file, w, h, kMaxPixels / 1000000);
       stbi_uc* p = stbi_load(file.c_str(), &w, &h, &n, m_c);
       stbi_image_free(p);
       fail("{}: cannot decode image ({})", file, p ? "read failed" : stbi_failure_reason());
@@ -60,6 +66,8 @@ class ImageSource final : public Source {
   bool convert(int64_t k, uint8_t* out, size_t hw) const {
     const std::string file = (fs::path(m_path) / m_names[size_t(k)]).string();
     int w = 0, h = 0, n = 0;
+    if (!stbi_info(file.c_str(), &w, &h, &n)) return false;
+    if (int64_t(w) * h > kMaxPixels) return false;  // reported by read() with the size
     stbi_uc* p = stbi_load(file.c_str(), &w, &h, &n, m_c);
     if (!p) return false;
     std::vector<uint8_t> sized;

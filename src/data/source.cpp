@@ -1,7 +1,10 @@
 #include "data/source.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 
 #include "data/cifar10.h"
 #include "data/hdf5.h"
@@ -22,7 +25,23 @@ Dataset Source::empty_chunk(int64_t count) const {
   Dataset d;
   d.source = m_path;
   d.n = count, d.c = m_c, d.h = m_h, d.w = m_w;
+  // What a file declares is not what it holds: refuse before allocating what cannot fit.
+  const double bytes = double(count) * double(d.sample_size() + 4);  // uint8 samples (float: 4x) and labels
+  const double have = available_memory_bytes();
+  if (bytes > have)
+    fail("{}: {} samples of {}x{}x{} need {:.3g} GB, more than the {:.3g} GB of memory available", m_path, count, m_c,
+         m_h, m_w, bytes / 1e9, have / 1e9);
   return d;
+}
+
+double available_memory_bytes() {
+  std::ifstream m("/proc/meminfo");
+  std::string key;
+  double kb = 0;
+  std::string unit;
+  while (m >> key >> kb >> unit)
+    if (key == "MemAvailable:") return kb * 1024;
+  return double(::sysconf(_SC_AVPHYS_PAGES)) * double(::sysconf(_SC_PAGESIZE));
 }
 
 std::unique_ptr<Source> open_source(const SourceOptions& o) {

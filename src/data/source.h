@@ -58,6 +58,9 @@ class Source {
   std::vector<std::string> m_names;
 };
 
+// Memory this node can still give (MemAvailable), in bytes.
+double available_memory_bytes();
+
 // Lower-case extension of a path, with its dot (".png").
 std::string file_extension(const std::string& path);
 

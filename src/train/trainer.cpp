@@ -37,9 +37,11 @@ std::vector<Bucket> make_buckets(const Model& model, size_t bytes) {
   return out;
 }
 
-int max_batch(const TrainConfig& t, int ranks) {
-  const int64_t train_slice = (t.batch_size + ranks - 1) / ranks;
-  return int(std::max<int64_t>(train_slice, t.eval_batch_size));
+// Samples a rank's buffers hold: its slice of a training batch, or of an
+// evaluation batch (never more than its slice of the largest evaluated set).
+int max_batch(const TrainConfig& t, int ranks, int64_t eval_n) {
+  const int64_t train_slice = (t.batch_size + ranks - 1) / ranks, eval_slice = (eval_n + ranks - 1) / ranks;
+  return int(std::max<int64_t>({train_slice, std::min(t.eval_batch_size, eval_slice), 1}));
 }
 
 }  // namespace
@@ -58,7 +60,8 @@ Trainer::Trainer(const Config& cfg, const Data& data, Backend& be, GradComm& gra
       m_be(be),
       m_comm(comm),
       m_grads(grads),
-      m_model(be, cfg.model, input_shape(data), int(cfg.data.classes), max_batch(cfg.train, comm.size())),
+      m_model(be, cfg.model, input_shape(data), int(cfg.data.classes),
+              max_batch(cfg.train, comm.size(), std::max<int64_t>(int64_t(data.val_idx.size()), data.test.n))),
       m_opt(be, cfg.train, m_model.num_params()),
       m_dlogits(be, size_t(m_model.max_batch()) * cfg.data.classes),
       m_labels(be, size_t(m_model.max_batch())),
