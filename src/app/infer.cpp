@@ -309,7 +309,9 @@ int infer_command(const InferOptions& opt, const Comm& world) {
   Placement place;
   const std::unique_ptr<Backend> be = make_backend(m.cfg.train, world, &place);
   const int B = opt.batch_size, K = rf.classes, k = std::min(opt.top_k, K);
-  Model model(*be, m.cfg.model, Shape{rf.c, rf.h, rf.w}, K, B);
+  std::optional<Model> modelp;  // an allocation that fails on any rank fails on all
+  world.agree([&] { modelp.emplace(*be, m.cfg.model, Shape{rf.c, rf.h, rf.w}, K, B); });
+  Model& model = *modelp;
   load_weights(m, model, world);
 
   // ---- the input: every rank opens it and reads its own contiguous slice

@@ -6,6 +6,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <new>
 
 #include "app/commands.h"
 #include "app/launch.h"
@@ -106,8 +107,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::signal(SIGXFSZ, SIG_IGN);  // past a file size limit a write fails (EFBIG) and is reported, not a kill
-  rs::install_stop_signals();  // as early as possible: a warning signal may come at once in a short job
-  int provided = 0;            // the sweep runs its coordinator on a thread of its own (it checks the level)
+  rs::install_stop_signals();     // as early as possible: a warning signal may come at once in a short job
+  int provided = 0;               // the sweep runs its coordinator on a thread of its own (it checks the level)
   MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
   rs::install_stop_signals();  // again, over any handler MPI_Init set: SIGUSR1/SIGTERM -> checkpoint, exit 75
   int status;
@@ -119,6 +120,11 @@ int main(int argc, char** argv) {
     } catch (const rs::UserError& e) {
       if (world.leader()) fmt::print(stderr, "ranksweep: error: {}\n", e.what());
       status = 2;
+    } catch (const rs::AgreedError& e) {  // every rank threw it together: end cleanly
+      if (world.leader()) fmt::print(stderr, "ranksweep: error: {}\n", e.what());
+      status = 1;
+    } catch (const std::bad_alloc&) {  // a host allocation no reader or backend checked first
+      rs::abort_job("out of memory: a host allocation failed (data, model or buffers larger than this node holds?)");
     } catch (const std::exception& e) {
       rs::abort_job(e.what());
     }

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "app/commands.h"
 #include "app/launch.h"
@@ -119,7 +120,9 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
   const auto tb = std::chrono::steady_clock::now();
   const Data data = load_and_bcast_data(comm, cfg.data, uint64_t(cfg.train.seed));
   const double data_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - tb).count();
-  Trainer tr(cfg, data, *be, comm);
+  std::optional<Trainer> trp;  // an allocation that fails on any rank fails on all (one line, status 1)
+  comm.agree([&] { trp.emplace(cfg, data, *be, comm); });
+  Trainer& tr = *trp;
   tr.note_broadcast(data_seconds);
   if (opt.resume.empty()) {
     tr.init();
@@ -167,9 +170,11 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
       return 1;
     }
     if (!finished) {  // a signal or the deadline: checkpoint at this step, then "requeue me"
-      if (comm.leader()) {
+      comm.root_only([&] {
         write_run_file(run_path, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, tr.history(), prov,
                        tr.position());
+      });
+      if (comm.leader()) {
         fmt::print(
             "stopped by {} in epoch {} after step {} of {}; checkpoint {}; continue with: ranksweep train "
             "--resume {}\n",
@@ -179,10 +184,11 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
       return kExitRequeue;
     }
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (comm.leader()) {
-      print_epoch(tr.history(), cfg.train.epochs, elapsed, tr.epochs_done() - first, opt.verbose);
-      write_run_file(run_path, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, tr.history(), prov);
-    }
+    if (comm.leader()) print_epoch(tr.history(), cfg.train.epochs, elapsed, tr.epochs_done() - first, opt.verbose);
+    comm.root_only(  // a write error (a full disk) on rank 0 ends every rank, not only rank 0
+        [&] {
+          write_run_file(run_path, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, tr.history(), prov);
+        });
     if (tr.epochs_done() < last && tr.stop_agreed()) {  // the epoch's checkpoint is written: nothing more to save
       if (comm.leader())
         fmt::print("stopped by {} after epoch {}; continue with: ranksweep train --resume {}\n", stop_cause(),

@@ -2,9 +2,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <stdexcept>
 #include <vector>
 
 #include "backend/backend.h"
+#include "error.h"
 
 namespace rs {
 namespace {
@@ -16,7 +18,11 @@ class CpuBackend final : public Backend {
 
   void* alloc(size_t bytes) override {
     void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (!p) throw std::bad_alloc();
+    if (!p)
+      throw std::runtime_error(fmt::format(
+          "out of memory: cannot allocate {:.3g} GB of model, optimizer or batch buffers on rank {} (batch size, "
+          "eval_batch_size and the model's size set it)",
+          double(bytes) / 1e9, process_rank()));
     return p;
   }
   void release(void* p) noexcept override { std::free(p); }
