@@ -173,6 +173,8 @@ void load_into(const RunFile& rf, Model& model, Optimizer* opt) {
   if (!opt) return;
   for (size_t k = 0; k < opt->state_names().size(); ++k) {
     read_flat(rf.root + "/optimizer/" + opt->state_names()[k] + "/", flat, model.param_info());
+    for (float x : flat)
+      if (!std::isfinite(x)) fail("{}: /optimizer/{} holds a non-finite value", rf.path, opt->state_names()[k]);
     model.backend().upload(opt->state(k), flat.data(), flat.size() * sizeof(float));
   }
   opt->set_steps(rf.optimizer_steps);
