@@ -10,6 +10,7 @@ pkgs=(build-essential cmake pkg-config git
       zlib1g-dev libstb-dev catch2 dataset-fashion-mnist
       python3 python3-h5py python3-matplotlib python3-numpy
       time util-linux  # /usr/bin/time (peak memory in tests), flock
+      clang libclang-rt-dev libomp-dev python3-pil  # jobs/fuzz.sh: libFuzzer, its OpenMP, seed images
       slurm-wlm munge)  # the slurm test starts a private slurmctld/slurmd
 [[ "${1:-}" == "--bench" ]] && pkgs+=(python3-torch python3-optuna)
 

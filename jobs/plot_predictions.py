@@ -24,15 +24,16 @@ def main():
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     f = h5py.File(a.pred, "r")
-    if f.attrs.get("format") != "ranksweep-predictions":
+    text = lambda v: v.decode() if isinstance(v, bytes) else str(v)  # fixed-length strings come as bytes
+    if text(f.attrs.get("format", "")) != "ranksweep-predictions":
         raise SystemExit(f"{a.pred}: not a ranksweep predictions file")
-    names = [str(x) for x in f.attrs["class_names"]]
+    names = [text(x) for x in f.attrs["class_names"]]
     K = len(names)
     top1 = f["labels"][:, 0]
     p1 = f["probabilities"][:, 0]
     truth = f["true_labels"][()] if "true_labels" in f else None
-    path, _, root = str(f.attrs["model"]).partition(":")  # a study's best trial: study.h5:/best
-    title = f"{os.path.basename(path)}{':' + root if root else ''} on {os.path.basename(str(f.attrs['input']))}"
+    path, _, root = text(f.attrs["model"]).partition(":")  # a study's best trial: study.h5:/best
+    title = f"{os.path.basename(path)}{':' + root if root else ''} on {os.path.basename(text(f.attrs['input']))}"
 
     fig, ax = plt.subplots(figsize=(7.5, 6.5))
     if truth is not None:

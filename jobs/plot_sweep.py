@@ -79,7 +79,8 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     f = h5py.File(a.study, "r")
     t = f["trials"]
-    keys = [k for k in f.attrs["hyperparameters"].split(",") if k]
+    hp = f.attrs["hyperparameters"]
+    keys = [k for k in (hp.decode() if isinstance(hp, bytes) else hp).split(",") if k]
     status = column(t, "status")
     ids = t["id"][()]
     ok = np.array([s in ("completed", "pruned") for s in status])

@@ -145,7 +145,7 @@ check "train.sbatch: the log's first program line names the Slurm job" \
   grep -q "ranksweep train: Slurm job $id, 1 node(s), 2 rank(s)" "$tmp/train.out"
 check "train.sbatch: provenance has the job id and every rank's binding" py "
 import h5py; f = h5py.File('$tmp/train/run.h5')
-assert f.attrs['slurm_job_id'] == '$id', f.attrs['slurm_job_id']
+assert f.attrs['slurm_job_id'] in ('$id', b'$id'), f.attrs['slurm_job_id']
 assert len(f.attrs['device_binding'].splitlines()) == 2, f.attrs['device_binding']"
 id=$("${sb[@]}" --time=5 -o "$tmp/infer.out" "$src/jobs/slurm/infer.sbatch" "$tmp/train/run.h5" \
   /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz "$tmp/preds.h5" --top-k 3)

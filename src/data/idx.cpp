@@ -78,40 +78,46 @@ IdxFile::IdxFile(const std::string& path) : m_path(path) {
   if (ends_with(path, ".gz") && !m_gz) fail("{}: named .gz but not gzip data", path);
   m_f = gzopen(path.c_str(), "rb");  // reads raw files transparently (and seeks them with lseek)
   if (!m_f) fail("{}: cannot open", path);
-  gzbuffer(static_cast<gzFile>(m_f), 1 << 20);
-  uint8_t head[4 + 4 * 4];
-  const int got = gzread(static_cast<gzFile>(m_f), head, 4);
-  if (got < 0) fail("{}: corrupt gzip data", path);
-  if (got < 4 || head[0] != 0 || head[1] != 0) fail("{}: bad magic number (not an IDX file)", path);
-  if (head[2] != 0x08) fail("{}: IDX element type 0x{:02x} is not unsigned byte (0x08)", path, head[2]);
-  const int nd = head[3];
-  if (nd < 1 || nd > 4) fail("{}: IDX file with {} dimensions", path, nd);
-  if (gzread(static_cast<gzFile>(m_f), head + 4, unsigned(4 * nd)) != 4 * nd) fail("{}: truncated header", path);
-  unsigned __int128 total = 1;
-  for (int i = 0; i < nd; ++i) {
-    dims.push_back(be32(&head[4 + 4 * i]));
-    total *= dims.back();
-  }
-  record = 1;
-  for (int i = 1; i < nd; ++i) record *= dims[size_t(i)];
-  m_offset = m_pos = 4 + 4 * uint64_t(nd);
-  if (!m_gz) {
-    const unsigned __int128 have = file_size - m_offset;
-    if (total > have)
-      fail("{}: truncated: header promises {} bytes of data, file has {}", path,
-           uint64_t(std::min<unsigned __int128>(total, UINT64_MAX)), uint64_t(have));
-    if (total < have) fail("{}: {} trailing bytes after the data", path, uint64_t(have - total));
-  } else {  // the gzip trailer's ISIZE: uncompressed size mod 2^32 (of the last member)
-    std::ifstream t(path, std::ios::binary);
-    t.seekg(-4, std::ios::end);
-    uint8_t le[4];
-    t.read(reinterpret_cast<char*>(le), 4);
-    const uint32_t isize = uint32_t(le[0]) | uint32_t(le[1]) << 8 | uint32_t(le[2]) << 16 | uint32_t(le[3]) << 24;
-    if (uint32_t(uint64_t(total + m_offset)) != isize)
-      fail(
-          "{}: the gzip trailer says {} bytes uncompressed (mod 2^32), the IDX header needs {}: truncated, "
-          "trailing bytes or corrupt gzip",
-          path, isize, uint64_t(std::min<unsigned __int128>(total + m_offset, UINT64_MAX)));
+  try {  // gzclose on every error below (a throwing constructor runs no destructor)
+    gzbuffer(static_cast<gzFile>(m_f), 1 << 20);
+    uint8_t head[4 + 4 * 4];
+    const int got = gzread(static_cast<gzFile>(m_f), head, 4);
+    if (got < 0) fail("{}: corrupt gzip data", path);
+    if (got < 4 || head[0] != 0 || head[1] != 0) fail("{}: bad magic number (not an IDX file)", path);
+    if (head[2] != 0x08) fail("{}: IDX element type 0x{:02x} is not unsigned byte (0x08)", path, head[2]);
+    const int nd = head[3];
+    if (nd < 1 || nd > 4) fail("{}: IDX file with {} dimensions", path, nd);
+    if (gzread(static_cast<gzFile>(m_f), head + 4, unsigned(4 * nd)) != 4 * nd) fail("{}: truncated header", path);
+    unsigned __int128 total = 1;
+    for (int i = 0; i < nd; ++i) {
+      dims.push_back(be32(&head[4 + 4 * i]));
+      total *= dims.back();
+    }
+    record = 1;
+    for (int i = 1; i < nd; ++i) record *= dims[size_t(i)];
+    m_offset = m_pos = 4 + 4 * uint64_t(nd);
+    if (!m_gz) {
+      const unsigned __int128 have = file_size - m_offset;
+      if (total > have)
+        fail("{}: truncated: header promises {} bytes of data, file has {}", path,
+             uint64_t(std::min<unsigned __int128>(total, UINT64_MAX)), uint64_t(have));
+      if (total < have) fail("{}: {} trailing bytes after the data", path, uint64_t(have - total));
+    } else {  // the gzip trailer's ISIZE: uncompressed size mod 2^32 (of the last member)
+      std::ifstream t(path, std::ios::binary);
+      t.seekg(-4, std::ios::end);
+      uint8_t le[4];
+      t.read(reinterpret_cast<char*>(le), 4);
+      const uint32_t isize = uint32_t(le[0]) | uint32_t(le[1]) << 8 | uint32_t(le[2]) << 16 | uint32_t(le[3]) << 24;
+      if (uint32_t(uint64_t(total + m_offset)) != isize)
+        fail(
+            "{}: the gzip trailer says {} bytes uncompressed (mod 2^32), the IDX header needs {}: truncated, "
+            "trailing bytes or corrupt gzip",
+            path, isize, uint64_t(std::min<unsigned __int128>(total + m_offset, UINT64_MAX)));
+    }
+  } catch (...) {
+    gzclose(static_cast<gzFile>(m_f));
+    m_f = nullptr;
+    throw;
   }
 }
 

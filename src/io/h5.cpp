@@ -89,6 +89,15 @@ H5 h5_create(const std::string& path) {
 
 namespace {
 
+// Variable-length strings live in the global heap, which no checksum guards
+// and which HDF5 1.10 reads in an endless loop when it is damaged. This
+// version writes none; only files from before the checksummed format may have them.
+void check_vlen_allowed(hid_t loc, const std::string& file, const std::string& what) {
+  H5 f(H5Iget_file_id(loc), H5Fclose);
+  if (f.id() >= 0 && h5_superblock_version(f) >= 2)
+    fail("{}: {} is a variable-length string, which this format never holds (damaged file)", file, what);
+}
+
 // The core driver's memory, through file image callbacks: plain malloc, and at
 // close the buffer is kept for H5Image::commit instead of freed.
 void* image_malloc(size_t size, H5FD_file_image_op_t, void* ud) {
@@ -206,18 +215,23 @@ void h5_write(hid_t loc, const std::string& p, const int64_t* d, const std::vect
 }
 void h5_read(hid_t loc, const std::string& p, int64_t* o, const std::string& f) { read_impl(loc, p, o, f); }
 
+// Fixed-length (NUL-padded UTF-8) strings: stored in the dataset itself, not
+// in the global heap, whose damaged collections HDF5 1.10 reads past.
 void h5_write_strings(hid_t loc, const std::string& path, const std::vector<std::string>& v) {
+  size_t len = 1;
+  for (const std::string& x : v) len = std::max(len, x.size());
   H5 type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type, H5T_VARIABLE);
+  H5Tset_size(type, len);
+  H5Tset_strpad(type, H5T_STR_NULLPAD);
   H5Tset_cset(type, H5T_CSET_UTF8);
   const hsize_t n = v.size();
   H5 space(H5Screate_simple(1, &n, nullptr), H5Sclose);
   H5 lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
   H5Pset_create_intermediate_group(lcpl, 1);
   H5 dset(H5Dcreate2(loc, path.c_str(), type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
-  std::vector<const char*> p;
-  for (const std::string& x : v) p.push_back(x.c_str());
-  if (dset.id() < 0 || (n && H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, p.data()) < 0))
+  std::string buf(len * v.size(), '\0');
+  for (size_t i = 0; i < v.size(); ++i) std::copy(v[i].begin(), v[i].end(), buf.begin() + ptrdiff_t(i * len));
+  if (dset.id() < 0 || (n && H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0))
     write_failed("write " + path);
 }
 
@@ -226,9 +240,23 @@ std::vector<std::string> h5_read_strings(hid_t loc, const std::string& path, con
   if (dims.size() != 1) fail("{}: {} must be 1-D", file, path);
   H5 dset(H5Dopen2(loc, path.c_str(), H5P_DEFAULT), H5Dclose);
   H5 ftype(H5Dget_type(dset), H5Tclose);
-  if (H5Tget_class(ftype) != H5T_STRING || H5Tis_variable_str(ftype) <= 0)
-    fail("{}: {} is not a string dataset", file, path);
-  H5 type(H5Tcopy(H5T_C_S1), H5Tclose);
+  if (H5Tget_class(ftype) != H5T_STRING) fail("{}: {} is not a string dataset", file, path);
+  if (H5Tis_variable_str(ftype) == 0) {  // fixed length (this version's files)
+    const size_t len = H5Tget_size(ftype);
+    if (len == 0 || len > (size_t(1) << 20) || dims[0] > (hsize_t(1) << 24))
+      fail("{}: {} has an implausible size", file, path);
+    std::string buf(size_t(dims[0]) * len, '\0');
+    if (dims[0] && H5Dread(dset, ftype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0)
+      fail("{}: cannot read {}", file, path);
+    std::vector<std::string> out;
+    for (hsize_t i = 0; i < dims[0]; ++i) {
+      const std::string s = buf.substr(size_t(i) * len, len);
+      out.push_back(s.substr(0, s.find('\0')));
+    }
+    return out;
+  }
+  check_vlen_allowed(loc, file, path);
+  H5 type(H5Tcopy(H5T_C_S1), H5Tclose);  // variable length (files of earlier versions)
   H5Tset_size(type, H5T_VARIABLE);
   H5Tset_cset(type, H5Tget_cset(ftype));
   std::vector<char*> p(dims[0], nullptr);
@@ -250,13 +278,14 @@ void h5_read(hid_t loc, const std::string& p, uint8_t* o, const std::string& f) 
 void h5_attr(hid_t loc, const std::string& obj, const std::string& name, const std::string& value) {
   H5 o = open_obj(loc, obj);
   if (H5Aexists(o, name.c_str()) > 0) H5Adelete(o, name.c_str());
-  H5 type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type, H5T_VARIABLE);
+  H5 type(H5Tcopy(H5T_C_S1), H5Tclose);  // fixed length: in the (checksummed) object header, not the global heap
+  H5Tset_size(type, std::max<size_t>(1, value.size()));
+  H5Tset_strpad(type, H5T_STR_NULLPAD);
   H5Tset_cset(type, H5T_CSET_UTF8);
   H5 space(H5Screate(H5S_SCALAR), H5Sclose);
   H5 a(H5Acreate2(o, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  const char* s = value.c_str();
-  if (a.id() < 0 || H5Awrite(a, type, &s) < 0) write_failed("attribute " + obj + "@" + name);
+  const std::string padded = value.empty() ? std::string(1, '\0') : value;
+  if (a.id() < 0 || H5Awrite(a, type, padded.data()) < 0) write_failed("attribute " + obj + "@" + name);
 }
 void h5_attr(hid_t loc, const std::string& obj, const std::string& name, const std::vector<std::string>& value) {
   H5 o = open_obj(loc, obj);
@@ -287,11 +316,52 @@ bool h5_has_attr(hid_t loc, const std::string& obj, const std::string& name) {
   return H5Aexists_by_name(loc, obj.c_str(), name.c_str(), H5P_DEFAULT) > 0;
 }
 
+unsigned h5_superblock_version(hid_t f) {
+  H5F_info2_t info{};
+  return H5Fget_info2(f, &info) < 0 ? 0 : info.super.version;
+}
+
+void h5_attr_names(hid_t loc, const std::string& obj, const std::string& name, const std::vector<std::string>& v) {
+  H5 o = open_obj(loc, obj);
+  if (H5Aexists(o, name.c_str()) > 0) H5Adelete(o, name.c_str());
+  size_t len = 1;
+  for (const std::string& x : v) len = std::max(len, x.size());
+  H5 type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type, len);
+  H5Tset_strpad(type, H5T_STR_NULLPAD);
+  const hsize_t n = v.size();
+  H5 space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  H5 a(H5Acreate2(o, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  std::string buf(len * v.size(), '\0');
+  for (size_t i = 0; i < v.size(); ++i) std::copy(v[i].begin(), v[i].end(), buf.begin() + ptrdiff_t(i * len));
+  if (a.id() < 0 || (n && H5Awrite(a, type, buf.data()) < 0)) write_failed("attribute " + obj + "@" + name);
+}
+
+std::vector<std::string> h5_attr_names(hid_t loc, const std::string& obj, const std::string& name,
+                                       const std::string& file) {
+  H5 a = open_attr(loc, obj, name, file);
+  H5 type(H5Aget_type(a), H5Tclose), space(H5Aget_space(a), H5Sclose);
+  const hssize_t n = H5Sget_simple_extent_npoints(space);
+  const size_t len = H5Tget_size(type);
+  if (H5Tget_class(type) != H5T_STRING || H5Tis_variable_str(type) != 0 || n < 0 || len == 0 || len > (1 << 16) ||
+      n > (1 << 24))
+    fail("{}: attribute {} on {} is not a list of names", file, name, obj);
+  std::string buf(size_t(n) * len, '\0');
+  if (n && H5Aread(a, type, buf.data()) < 0) fail("{}: cannot read attribute {} on {}", file, name, obj);
+  std::vector<std::string> out;
+  for (hssize_t i = 0; i < n; ++i) {
+    std::string s = buf.substr(size_t(i) * len, len);
+    out.push_back(s.substr(0, s.find('\0')));
+  }
+  return out;
+}
+
 std::string h5_attr_string(hid_t loc, const std::string& obj, const std::string& name, const std::string& file) {
   H5 a = open_attr(loc, obj, name, file);
   H5 ftype(H5Aget_type(a), H5Tclose);
   if (H5Tget_class(ftype) != H5T_STRING) fail("{}: attribute {} on {} is not a string", file, name, obj);
   if (H5Tis_variable_str(ftype) > 0) {
+    check_vlen_allowed(loc, file, "attribute " + name + " on " + obj);
     H5 type(H5Tcopy(H5T_C_S1), H5Tclose);
     H5Tset_size(type, H5T_VARIABLE);
     H5Tset_cset(type, H5Tget_cset(ftype));
@@ -301,6 +371,9 @@ std::string h5_attr_string(hid_t loc, const std::string& obj, const std::string&
     H5free_memory(s);
     return out;
   }
+  H5 space(H5Aget_space(a), H5Sclose);
+  if (H5Sget_simple_extent_npoints(space) != 1 || H5Tget_size(ftype) > (size_t(1) << 26))
+    fail("{}: attribute {} on {} is not one string", file, name, obj);
   std::string out(H5Tget_size(ftype), '\0');
   if (H5Aread(a, ftype, out.data()) < 0) fail("{}: cannot read attribute {} on {}", file, name, obj);
   return out.substr(0, out.find('\0'));

@@ -114,6 +114,16 @@ void h5_attr(hid_t loc, const std::string& obj, const std::string& name, const s
 void h5_attr(hid_t loc, const std::string& obj, const std::string& name, const std::vector<int64_t>& value);
 void h5_attr(hid_t loc, const std::string& obj, const std::string& name, const std::vector<std::string>& value);
 bool h5_has_attr(hid_t loc, const std::string& obj, const std::string& name);
+// The file's superblock version: 2 and above checksum their metadata (every
+// file this version writes); 0 and 1 are older files, read with more care.
+unsigned h5_superblock_version(hid_t f);
+
+// A list of names as a fixed-length string attribute (in the object header,
+// checksummed): how a reader learns a group's members without iterating its
+// links (HDF5 1.10's link iteration frees garbage on some damaged files).
+void h5_attr_names(hid_t loc, const std::string& obj, const std::string& name, const std::vector<std::string>& v);
+std::vector<std::string> h5_attr_names(hid_t loc, const std::string& obj, const std::string& name,
+                                       const std::string& file);
 std::string h5_attr_string(hid_t loc, const std::string& obj, const std::string& name, const std::string& file);
 int64_t h5_attr_int(hid_t loc, const std::string& obj, const std::string& name, const std::string& file);
 std::vector<double> h5_attr_doubles(hid_t loc, const std::string& obj, const std::string& name,

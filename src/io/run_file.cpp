@@ -68,6 +68,7 @@ void write_run_file(const std::string& path, const std::string& config_text, con
       const auto& v = history.cols.at(name);
       h5_write(f, "/history/" + name, v.data(), {hsize_t(v.size())});
     }
+    h5_attr_names(f, "/history", "columns", history.order);
     if (position.step > 0) {  // stopped inside epoch epochs_done + 1
       H5 pg(H5Gcreate2(f, "/position", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
       h5_attr(f, "/position", "step", position.step);
@@ -106,11 +107,17 @@ RunFile read_run_file(const std::string& path, const std::string& root) {
     r.optimizer_steps = h5_attr_int(f, root + "/optimizer", "steps", path);
   if (h5_exists(f, root + "/history")) {
     std::vector<std::string> names;
-    H5 g(H5Gopen2(f, (root + "/history").c_str(), H5P_DEFAULT), H5Gclose);
-    hsize_t idx = 0;
-    if (H5Literate(g, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, collect_name, &names) < 0) {
-      names.clear(), idx = 0;
-      H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_name, &names);
+    if (h5_has_attr(f, root + "/history", "columns")) {
+      names = h5_attr_names(f, root + "/history", "columns", path);
+    } else if (h5_superblock_version(f) >= 2) {  // this version's format always lists them
+      fail("{}: /history has no list of its columns (damaged file)", path);
+    } else {  // files before the columns were listed: their links, in creation order
+      H5 g(H5Gopen2(f, (root + "/history").c_str(), H5P_DEFAULT), H5Gclose);
+      hsize_t idx = 0;
+      if (H5Literate(g, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, collect_name, &names) < 0) {
+        names.clear(), idx = 0;
+        H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_name, &names);
+      }
     }
     for (const std::string& n : names) {
       const auto dims = h5_dims(f, root + "/history/" + n, path);

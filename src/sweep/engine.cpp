@@ -74,7 +74,8 @@ Simulation simulate_sweep(const SweepConfig& sweep, const std::string& base_text
     const int64_t id = r.job.trial;
     Overrides values = config;  // the config's values with the trial's on top
     for (const auto& [k, v] : search.params(id)) {
-      const auto it = std::find_if(values.begin(), values.end(), [&](const auto& c) { return c.first == k; });
+      const std::string& key = k;  // (clang 14 cannot capture a structured binding)
+      const auto it = std::find_if(values.begin(), values.end(), [&](const auto& c) { return c.first == key; });
       if (it != values.end())
         it->second = v;
       else

@@ -1,5 +1,6 @@
 #include "sweep/study.h"
 
+#include <charconv>
 #include <cstdlib>
 #include <filesystem>
 #include <set>
@@ -18,9 +19,13 @@ herr_t collect(hid_t, const char* name, const H5L_info_t*, void* out) {
   return 0;
 }
 
-std::vector<std::string> members(hid_t f, const std::string& group) {
+// A group's members: the list written beside them (`list` attribute), or,
+// in files from before the lists, the group's links.
+std::vector<std::string> members(hid_t f, const std::string& group, const char* list, const std::string& file) {
   std::vector<std::string> names;
   if (!h5_exists(f, group)) return names;
+  if (h5_has_attr(f, group, list)) return h5_attr_names(f, group, list, file);
+  if (h5_superblock_version(f) >= 2) fail("{}: {} has no list of its members (damaged file)", file, group);
   H5 g(H5Gopen2(f, group.c_str(), H5P_DEFAULT), H5Gclose);
   hsize_t idx = 0;
   H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect, &names);
@@ -100,8 +105,17 @@ void write_study(const std::string& path, const Study& s, int world_size) {
       else
         h5_write_strings(f, "/trials/" + key, text);
     }
-    for (const auto& [id, c] : s.curves)
-      for (const auto& [metric, v] : c) h5_write(f, fmt::format("/curves/{}/{}", id, metric), v.data(), {v.size()});
+    std::vector<std::string> curve_ids;
+    for (const auto& [id, c] : s.curves) {
+      std::vector<std::string> metrics;
+      for (const auto& [metric, v] : c) {
+        h5_write(f, fmt::format("/curves/{}/{}", id, metric), v.data(), {v.size()});
+        metrics.push_back(metric);
+      }
+      h5_attr_names(f, fmt::format("/curves/{}", id), "metrics", metrics);
+      curve_ids.push_back(std::to_string(id));
+    }
+    if (!curve_ids.empty()) h5_attr_names(f, "/curves", "trials", curve_ids);
     const int b = best_row(s);
     h5_attr(f, "/", "best_trial", int64_t(b < 0 ? -1 : s.rows[b].id));
     if (b >= 0 && !s.rows[b].run_path.empty() && std::filesystem::exists(s.rows[b].run_path)) {
@@ -179,13 +193,17 @@ Study read_study(const std::string& path) {
       for (size_t i = 0; i < n; ++i) s.rows[i].params.emplace_back(key, TomlValue(v[i]));
     }
   }
-  for (const std::string& c : members(f, "/curves"))
-    for (const std::string& m : members(f, "/curves/" + c)) {
+  for (const std::string& c : members(f, "/curves", "trials", path))
+    for (const std::string& m : members(f, "/curves/" + c, "metrics", path)) {
       const std::string p = "/curves/" + c + "/" + m;
       const auto d = h5_dims(f, p, path);
-      std::vector<double> v(d.empty() ? 0 : d[0]);
+      int64_t id = 0;
+      const auto [end, ec] = std::from_chars(c.data(), c.data() + c.size(), id);
+      if (ec != std::errc() || end != c.data() + c.size()) fail("{}: /curves/{} is not a trial number", path, c);
+      if (d.size() != 1 || d[0] > (hsize_t(1) << 24)) fail("{}: {} must be a list of epochs", path, p);
+      std::vector<double> v(d[0]);
       if (!v.empty()) h5_read(f, p, v.data(), path);
-      s.curves[std::stoll(c)][m] = std::move(v);
+      s.curves[id][m] = std::move(v);
     }
   return s;
 }
