@@ -35,7 +35,8 @@ small="--set data.validation=59000 --set train.epochs=1 --set model.hidden=[8]"
 expect 0 "" "$bin" --help
 expect 0 "" "$bin" train --help
 expect 0 "" "$bin" info
-expect 2 "subcommand" "$bin"
+expect 0 "" "$bin"  # no command: the help
+[[ $("$bin" 2>/dev/null) == *"Subcommands:"*"export"* ]] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAILED: no help without arguments"; }
 expect 2 "command line" "$bin" train --bogus-flag
 expect 2 "/nope.toml: config file not found" "$bin" train /nope.toml
 expect 2 "typo.toml:2: train.epocs: unknown key" "$bin" train "$tmp/typo.toml" --out "$tmp/r"
@@ -196,6 +197,36 @@ if "$bin" sweep "$tmp/one.toml" $small --out "$tmp/blocked" >/dev/null 2>&1; the
     fail=$((fail + 1)); echo "FAILED: report on a study with no trained trial:"; printf '  %s\n' "$out"; fi
 else
   fail=$((fail + 1)); echo "FAILED: sweep with every trial failing should end with status 0"
+fi
+
+# export: a run's history, a study's trials, predictions as CSV and JSON records
+if [[ -f $tmp/done/run.h5 && -f $tmp/blocked/study.h5 ]]; then
+  "$bin" export "$tmp/done/run.h5" > "$tmp/run.csv" && "$bin" export "$tmp/done/run.h5" --format json --out "$tmp/run.json" &&
+    "$bin" export "$tmp/blocked/study.h5" --format csv --out "$tmp/study.csv" &&
+    /usr/bin/python3 - "$tmp" <<'PY' && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAILED: export"; }
+import csv, json, sys
+t = sys.argv[1]
+rows = list(csv.DictReader(open(f"{t}/run.csv")))
+assert len(rows) == 1 and rows[0]["epoch"] == "1" and 0 < float(rows[0]["test_accuracy"]) <= 1, rows
+recs = json.load(open(f"{t}/run.json"))
+assert recs[0]["epoch"] == 1 and abs(recs[0]["test_accuracy"] - float(rows[0]["test_accuracy"])) < 1e-12, recs
+trials = list(csv.DictReader(open(f"{t}/study.csv")))
+assert [r["status"] for r in trials] == ["failed", "failed"] and "Not a directory" in trials[0]["message"], trials
+PY
+  expect 2 "not a ranksweep study, run or prediction file" "$bin" export "$tmp/huge.h5"
+fi
+if [[ -f $tmp/done.h5 ]]; then
+  "$bin" export "$tmp/done.h5" --format csv --out "$tmp/pred.csv" && /usr/bin/python3 -c "
+import csv, sys; r = list(csv.DictReader(open(sys.argv[1])))
+assert len(r) == 10000 and set(r[0]) >= {'index', 'true_label', 'label_1', 'probability_1'}, r[0]" "$tmp/pred.csv" &&
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAILED: export predictions"; }
+fi
+# cmake --install: the program, the job scripts, the shipped configs
+if cmake --install "$(dirname "$bin")" --prefix "$tmp/prefix" >/dev/null 2>&1 && [[ -x $tmp/prefix/bin/ranksweep &&
+   -f $tmp/prefix/share/ranksweep/jobs/fuzz.sh && -f $tmp/prefix/share/ranksweep/inputs/fmnist-mlp.toml ]]; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1)); echo "FAILED: cmake --install"
 fi
 
 # Outputs: a run directory in use (its lock held) is refused, naming the

@@ -38,6 +38,12 @@ struct InferOptions {
   bool overwrite = false;
 };
 
+struct ExportOptions {
+  std::string file;            // STUDY.h5 | RUN.h5 | PRED.h5
+  std::string format = "csv";  // csv | json
+  std::string out;             // empty: standard output
+};
+
 // Returns the exit status: 0, 1 (training diverged), kExitRequeue (train/stop.h:
 // stopped early by a signal or the deadline, checkpoint written). Throws
 // UserError for bad input (status 2).
@@ -46,5 +52,6 @@ int info_command(const Comm& comm);
 int sweep_command(const SweepOptions& opt, const Comm& world);
 int infer_command(const InferOptions& opt, const Comm& world);
 int report_command(const std::string& study, const Comm& comm);
+int export_command(const ExportOptions& opt, const Comm& comm);
 
 }  // namespace rs

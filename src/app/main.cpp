@@ -1,4 +1,4 @@
-// ranksweep: train | sweep | infer | report | info.
+// ranksweep: train | sweep | infer | report | export | info.
 // Every rank runs the same command; bad input ends every rank with status 2
 // and one message from rank 0.
 #include <CLI/CLI.hpp>
@@ -25,6 +25,7 @@ void add_deadline_options(CLI::App* app, std::string& deadline, double& margin) 
 
 int run(int argc, char** argv, const rs::Comm& comm) {
   CLI::App app{"ranksweep: data-parallel training, hyperparameter sweeps and batch inference over MPI"};
+  app.name("ranksweep");
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("ranksweep"));
 
@@ -74,7 +75,18 @@ int run(int argc, char** argv, const rs::Comm& comm) {
   std::string study;
   CLI::App* report = app.add_subcommand("report", "leaderboard, default vs best, sensitivity of a study");
   report->add_option("study", study, "STUDY.h5")->required();
+  rs::ExportOptions eopt;
+  CLI::App* exp = app.add_subcommand("export", "a study's trials, a run's history or predictions as CSV or JSON");
+  exp->add_option("file", eopt.file, "STUDY.h5, RUN.h5 or PRED.h5")->required();
+  exp->add_option("--format", eopt.format, "csv | json (default: csv; json is a list of records)")
+      ->check(CLI::IsMember({"csv", "json"}));
+  exp->add_option("--out", eopt.out, "output file (default: standard output)");
   CLI::App* info = app.add_subcommand("info", "build options, backends, devices and library versions");
+
+  if (argc == 1) {  // no command: the help, as --help gives it
+    if (comm.leader()) std::printf("%s", app.help().c_str());
+    return 0;
+  }
 
   try {
     app.parse(argc, argv);
@@ -95,6 +107,7 @@ int run(int argc, char** argv, const rs::Comm& comm) {
   if (*sweep) return rs::sweep_command(sopt, comm);
   if (*report) return rs::report_command(study, comm);
   if (*infer) return rs::infer_command(iopt, comm);
+  if (*exp) return rs::export_command(eopt, comm);
   return 2;
 }
 

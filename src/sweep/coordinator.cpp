@@ -235,7 +235,9 @@ void Coordinator::write_finished() {
 
 void Coordinator::print_progress(const TrialRow& r, double wall_seconds) const {
   const int b = best_row(m_study);
-  const TrialRow& best = m_study.rows[size_t(b < 0 ? 0 : b)];
+  const std::string best =
+      b < 0 ? std::string("none yet")
+            : fmt::format("#{} {:.2f}%", m_study.rows[size_t(b)].id, 100 * m_study.rows[size_t(b)].best_val_accuracy);
   // Time left: the pace so far over the trials still without a result (ASHA's
   // promotions make this a rough guide).
   const size_t have = m_study.rows.size(), fresh = have - m_resumed;
@@ -245,9 +247,9 @@ void Coordinator::print_progress(const TrialRow& r, double wall_seconds) const {
       bad ? fmt::format("group {} after {}: {}", r.group, format_seconds(wall_seconds), one_line(r.message, 160))
           : fmt::format("group {} epochs {:>3} val {:.2f}% test {:.2f}% {:>6}", r.group, r.epochs,
                         100 * r.best_val_accuracy, 100 * r.test_accuracy, format_seconds(wall_seconds));
-  fmt::print("trial {:>4} {:<9} {}  | {}/{} trials have results ({} running), best #{} {:.2f}%, elapsed {}, left ~{}\n",
-             r.id, to_string(r.status), what, have, total(), m_policy.running(), best.id, 100 * best.best_val_accuracy,
-             format_seconds(elapsed()), format_seconds(left));
+  fmt::print("trial {:>4} {:<9} {}  | {}/{} trials have results ({} running), best {}, elapsed {}, left ~{}\n", r.id,
+             to_string(r.status), what, have, total(), m_policy.running(), best, format_seconds(elapsed()),
+             format_seconds(left));
   std::fflush(stdout);
 }
 
