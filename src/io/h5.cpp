@@ -89,6 +89,30 @@ H5 h5_create(const std::string& path) {
 
 namespace {
 
+// Fixed-length strings: packed NUL-padded to the longest (at least 1 byte), and back.
+std::string pack_fixed(const std::vector<std::string>& v, size_t* len) {
+  *len = 1;
+  for (const std::string& x : v) *len = std::max(*len, x.size());
+  std::string buf(*len * v.size(), '\0');
+  for (size_t i = 0; i < v.size(); ++i) std::copy(v[i].begin(), v[i].end(), buf.begin() + ptrdiff_t(i * *len));
+  return buf;
+}
+std::vector<std::string> unpack_fixed(const std::string& buf, size_t n, size_t len) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < n; ++i) {
+    const std::string x = buf.substr(i * len, len);
+    out.push_back(x.substr(0, x.find('\0')));
+  }
+  return out;
+}
+H5 fixed_string_type(size_t len) {
+  H5 type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type, len);
+  H5Tset_strpad(type, H5T_STR_NULLPAD);
+  H5Tset_cset(type, H5T_CSET_UTF8);
+  return type;
+}
+
 // Variable-length strings live in the global heap, which no checksum guards
 // and which HDF5 1.10 reads in an endless loop when it is damaged. This
 // version writes none; only files from before the checksummed format may have them.
@@ -218,19 +242,14 @@ void h5_read(hid_t loc, const std::string& p, int64_t* o, const std::string& f) 
 // Fixed-length (NUL-padded UTF-8) strings: stored in the dataset itself, not
 // in the global heap, whose damaged collections HDF5 1.10 reads past.
 void h5_write_strings(hid_t loc, const std::string& path, const std::vector<std::string>& v) {
-  size_t len = 1;
-  for (const std::string& x : v) len = std::max(len, x.size());
-  H5 type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type, len);
-  H5Tset_strpad(type, H5T_STR_NULLPAD);
-  H5Tset_cset(type, H5T_CSET_UTF8);
+  size_t len = 0;
+  const std::string buf = pack_fixed(v, &len);
+  H5 type = fixed_string_type(len);
   const hsize_t n = v.size();
   H5 space(H5Screate_simple(1, &n, nullptr), H5Sclose);
   H5 lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
   H5Pset_create_intermediate_group(lcpl, 1);
   H5 dset(H5Dcreate2(loc, path.c_str(), type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
-  std::string buf(len * v.size(), '\0');
-  for (size_t i = 0; i < v.size(); ++i) std::copy(v[i].begin(), v[i].end(), buf.begin() + ptrdiff_t(i * len));
   if (dset.id() < 0 || (n && H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0))
     write_failed("write " + path);
 }
@@ -248,12 +267,7 @@ std::vector<std::string> h5_read_strings(hid_t loc, const std::string& path, con
     std::string buf(size_t(dims[0]) * len, '\0');
     if (dims[0] && H5Dread(dset, ftype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0)
       fail("{}: cannot read {}", file, path);
-    std::vector<std::string> out;
-    for (hsize_t i = 0; i < dims[0]; ++i) {
-      const std::string s = buf.substr(size_t(i) * len, len);
-      out.push_back(s.substr(0, s.find('\0')));
-    }
-    return out;
+    return unpack_fixed(buf, size_t(dims[0]), len);
   }
   check_vlen_allowed(loc, file, path);
   H5 type(H5Tcopy(H5T_C_S1), H5Tclose);  // variable length (files of earlier versions)
@@ -288,17 +302,7 @@ void h5_attr(hid_t loc, const std::string& obj, const std::string& name, const s
   if (a.id() < 0 || H5Awrite(a, type, padded.data()) < 0) write_failed("attribute " + obj + "@" + name);
 }
 void h5_attr(hid_t loc, const std::string& obj, const std::string& name, const std::vector<std::string>& value) {
-  H5 o = open_obj(loc, obj);
-  if (H5Aexists(o, name.c_str()) > 0) H5Adelete(o, name.c_str());
-  H5 type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type, H5T_VARIABLE);
-  H5Tset_cset(type, H5T_CSET_UTF8);
-  const hsize_t n = value.size();
-  H5 space(H5Screate_simple(1, &n, nullptr), H5Sclose);
-  H5 a(H5Acreate2(o, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  std::vector<const char*> p;
-  for (const std::string& x : value) p.push_back(x.c_str());
-  if (a.id() < 0 || H5Awrite(a, type, p.data()) < 0) write_failed("attribute " + obj + "@" + name);
+  h5_attr_names(loc, obj, name, value);  // fixed length, like every string this version writes
 }
 void h5_attr(hid_t loc, const std::string& obj, const std::string& name, double v) { attr_impl(loc, obj, name, &v, 0); }
 void h5_attr(hid_t loc, const std::string& obj, const std::string& name, int64_t v) {
@@ -324,16 +328,12 @@ unsigned h5_superblock_version(hid_t f) {
 void h5_attr_names(hid_t loc, const std::string& obj, const std::string& name, const std::vector<std::string>& v) {
   H5 o = open_obj(loc, obj);
   if (H5Aexists(o, name.c_str()) > 0) H5Adelete(o, name.c_str());
-  size_t len = 1;
-  for (const std::string& x : v) len = std::max(len, x.size());
-  H5 type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type, len);
-  H5Tset_strpad(type, H5T_STR_NULLPAD);
+  size_t len = 0;
+  const std::string buf = pack_fixed(v, &len);
+  H5 type = fixed_string_type(len);
   const hsize_t n = v.size();
   H5 space(H5Screate_simple(1, &n, nullptr), H5Sclose);
   H5 a(H5Acreate2(o, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  std::string buf(len * v.size(), '\0');
-  for (size_t i = 0; i < v.size(); ++i) std::copy(v[i].begin(), v[i].end(), buf.begin() + ptrdiff_t(i * len));
   if (a.id() < 0 || (n && H5Awrite(a, type, buf.data()) < 0)) write_failed("attribute " + obj + "@" + name);
 }
 
@@ -348,12 +348,7 @@ std::vector<std::string> h5_attr_names(hid_t loc, const std::string& obj, const 
     fail("{}: attribute {} on {} is not a list of names", file, name, obj);
   std::string buf(size_t(n) * len, '\0');
   if (n && H5Aread(a, type, buf.data()) < 0) fail("{}: cannot read attribute {} on {}", file, name, obj);
-  std::vector<std::string> out;
-  for (hssize_t i = 0; i < n; ++i) {
-    std::string s = buf.substr(size_t(i) * len, len);
-    out.push_back(s.substr(0, s.find('\0')));
-  }
-  return out;
+  return unpack_fixed(buf, size_t(n), len);
 }
 
 std::string h5_attr_string(hid_t loc, const std::string& obj, const std::string& name, const std::string& file) {
