@@ -172,7 +172,7 @@ int export_command(const ExportOptions& opt, const Comm& comm) {
     std::ostringstream text;
     write_table(text, t, opt.format);
     const std::string s = text.str();
-    write_file_atomically(opt.out, opt.out + ".tmp-export", s.data(), s.size());
+    write_file_atomically(opt.out, s.data(), s.size());
   });
   return 0;
 }

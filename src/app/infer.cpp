@@ -15,7 +15,6 @@
 // MPI_Finalize. Predictions are small (k labels and probabilities a sample):
 // the gather and the memory cost little next to the forward passes.
 #include <omp.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -124,9 +123,8 @@ class PredFile {
   size_t m_name_len = 0;
 };
 
-// One round's rows from every rank, on rank 0: rank q's rows start at firsts[q].
+// One round's rows from every rank, on rank 0, in rank order.
 struct GatheredRows {
-  std::vector<int64_t> firsts, counts;
   std::vector<int32_t> labels, truth;
   std::vector<float> probs;
   std::vector<char> names;
@@ -318,8 +316,13 @@ int infer_command(const InferOptions& opt, const Comm& world) {
   const auto t_input = Clock::now();
   const std::unique_ptr<Source> src = open_input(opt, rf, world);
   const int64_t n = src->size(), R = world.size(), r = world.rank();
-  const int64_t lo = n * r / R, hi = n * (r + 1) / R;
   const int64_t chunk = std::max<int64_t>(B, (16384 / B) * B);
+  // Rank q reads [n q / R, n (q + 1) / R), chunk by chunk: its first row and count in a round.
+  auto rows_of = [&](int64_t q, int64_t round) {
+    const int64_t first = n * q / R + round * chunk;
+    return std::pair{first, std::clamp<int64_t>(n * (q + 1) / R - first, 0, chunk)};
+  };
+  const int64_t lo = n * r / R, hi = n * (r + 1) / R;
   const int64_t rounds = ((n + R - 1) / R + chunk - 1) / chunk;  // the largest slice, in chunks
   size_t name_len = 0;
   for (const std::string& s : src->names()) name_len = std::max(name_len, s.size());
@@ -329,10 +332,10 @@ int infer_command(const InferOptions& opt, const Comm& world) {
     if (bytes > double(sp.available))
       fail("{}: the predictions of {} samples need {:.3g} GB, the file system has {:.3g} GB free", opt.out, n,
            bytes / 1e9, double(sp.available) / 1e9);
-    const double memory = double(::sysconf(_SC_PHYS_PAGES)) * double(::sysconf(_SC_PAGESIZE));
-    if (bytes > 0.5 * memory)  // rank 0 builds the file in memory
-      fail("{}: the predictions of {} samples need {:.3g} GB of memory on rank 0, which has {:.3g} GB", opt.out, n,
-           bytes / 1e9, memory / 1e9);
+    const double memory = available_memory_bytes();  // rank 0 builds the file in memory
+    if (bytes > memory)
+      fail("{}: the predictions of {} samples need {:.3g} GB of memory on rank 0, which has {:.3g} GB available",
+           opt.out, n, bytes / 1e9, memory / 1e9);
   });
   if (world.leader()) {
     fmt::print(
@@ -354,7 +357,7 @@ int infer_command(const InferOptions& opt, const Comm& world) {
     Buffer<int32_t> labels_dev(*be, size_t(B));  // the batch's labels in backend memory, for every chunk
     auto last_print = Clock::now();
     for (int64_t round = 0; round < rounds; ++round) {
-      const int64_t first = lo + round * chunk, cnt = std::clamp<int64_t>(hi - first, 0, chunk);
+      const auto [first, cnt] = rows_of(r, round);
       const auto t0 = Clock::now();
       Dataset ds;
       world.agree([&] { ds = src->read(first, cnt); });
@@ -366,20 +369,19 @@ int infer_command(const InferOptions& opt, const Comm& world) {
         std::copy(s.begin(), s.end(), names.begin() + i * int64_t(name_len));
       }
       // ---- to rank 0, which writes them
+      std::vector<int64_t> counts;
+      for (int64_t q = 0; q < R; ++q) counts.push_back(rows_of(q, round).second);
       GatheredRows g;
-      g.firsts.resize(size_t(R)), g.counts.resize(size_t(R));
-      MPI_Allgather(&first, 1, MPI_INT64_T, g.firsts.data(), 1, MPI_INT64_T, world.raw());
-      MPI_Allgather(&cnt, 1, MPI_INT64_T, g.counts.data(), 1, MPI_INT64_T, world.raw());
-      gatherv(p.labels.data(), g.labels, g.counts, k, MPI_INT32_T, world);
-      gatherv(p.probs.data(), g.probs, g.counts, k, MPI_FLOAT, world);
-      if (src->has_labels()) gatherv(ds.labels.data(), g.truth, g.counts, 1, MPI_INT32_T, world);
-      if (name_len) gatherv(names.data(), g.names, g.counts, int64_t(name_len), MPI_CHAR, world);
+      gatherv(p.labels.data(), g.labels, counts, k, MPI_INT32_T, world);
+      gatherv(p.probs.data(), g.probs, counts, k, MPI_FLOAT, world);
+      if (src->has_labels()) gatherv(ds.labels.data(), g.truth, counts, 1, MPI_INT32_T, world);
+      if (name_len) gatherv(names.data(), g.names, counts, int64_t(name_len), MPI_CHAR, world);
       world.root_only([&] {
-        for (int64_t q = 0, row = 0; q < R; row += g.counts[size_t(q)], ++q) {
-          const int64_t c = g.counts[size_t(q)];
+        for (int64_t q = 0, row = 0; q < R; row += counts[size_t(q)], ++q) {
+          const auto [at, c] = rows_of(q, round);
           std::vector<int64_t> index(static_cast<size_t>(c));
-          std::iota(index.begin(), index.end(), g.firsts[size_t(q)]);
-          out->write(g.firsts[size_t(q)], c, g.labels.data() + row * k, g.probs.data() + row * k, index.data(),
+          std::iota(index.begin(), index.end(), at);
+          out->write(at, c, g.labels.data() + row * k, g.probs.data() + row * k, index.data(),
                      g.truth.empty() ? nullptr : g.truth.data() + row, g.names.data() + row * int64_t(name_len));
         }
       });

@@ -169,10 +169,11 @@ H5Image::~H5Image() {
 void H5Image::commit() {
   if (H5Fclose(m_file.release()) < 0 || !m_image->kept)
     throw std::runtime_error("cannot close " + m_path + " (in memory)");
-  write_file_atomically(m_path, fmt::format("{}.tmp-{}", m_path, ::getpid()), m_image->data, m_image->size);
+  write_file_atomically(m_path, m_image->data, m_image->size);
 }
 
-void write_file_atomically(const std::string& path, const std::string& tmp, const void* data, size_t bytes) {
+void write_file_atomically(const std::string& path, const void* data, size_t bytes) {
+  const std::string tmp = fmt::format("{}.tmp-{}", path, ::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) throw WriteError(fmt::format("{}: cannot write: {}", tmp, std::strerror(errno)));
   const char* p = static_cast<const char*>(data);
@@ -318,6 +319,23 @@ void h5_attr(hid_t loc, const std::string& obj, const std::string& name, const s
 bool h5_has_attr(hid_t loc, const std::string& obj, const std::string& name) {
   if (obj != "/" && !h5_exists(loc, obj)) return false;
   return H5Aexists_by_name(loc, obj.c_str(), name.c_str(), H5P_DEFAULT) > 0;
+}
+
+std::vector<std::string> h5_members(hid_t f, const std::string& group, const char* list, const std::string& file) {
+  if (h5_has_attr(f, group, list)) return h5_attr_names(f, group, list, file);
+  if (h5_superblock_version(f) >= 2) fail("{}: {} has no list of its members (damaged file)", file, group);
+  std::vector<std::string> names;
+  const H5L_iterate_t collect = [](hid_t, const char* name, const H5L_info_t*, void* out) -> herr_t {
+    static_cast<std::vector<std::string>*>(out)->push_back(name);
+    return 0;
+  };
+  H5 g(H5Gopen2(f, group.c_str(), H5P_DEFAULT), H5Gclose);
+  hsize_t idx = 0;
+  if (H5Literate(g, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, collect, &names) < 0) {
+    names.clear(), idx = 0;
+    H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect, &names);
+  }
+  return names;
 }
 
 unsigned h5_superblock_version(hid_t f) {

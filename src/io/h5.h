@@ -82,9 +82,9 @@ class H5Image {
   H5 m_file;
 };
 
-// Writes all of `data` to a new file `tmp` (created exclusively), syncs it and
-// renames it to `path`; on any failure removes `tmp` and throws WriteError.
-void write_file_atomically(const std::string& path, const std::string& tmp, const void* data, size_t bytes);
+// Writes all of `data` to a new file PATH.tmp-<pid> (created exclusively), syncs
+// it and renames it to `path`; on any failure removes it and throws WriteError.
+void write_file_atomically(const std::string& path, const void* data, size_t bytes);
 
 bool h5_exists(hid_t loc, const std::string& path);  // link path, each part checked
 std::vector<hsize_t> h5_dims(hid_t loc, const std::string& path, const std::string& file);
@@ -117,6 +117,11 @@ bool h5_has_attr(hid_t loc, const std::string& obj, const std::string& name);
 // The file's superblock version: 2 and above checksum their metadata (every
 // file this version writes); 0 and 1 are older files, read with more care.
 unsigned h5_superblock_version(hid_t f);
+
+// The members of `group` as the attribute `list` names them; in files of
+// earlier versions (superblock 0/1) without the list, its links in creation
+// order (else name order). A checksummed file without the list is damaged.
+std::vector<std::string> h5_members(hid_t f, const std::string& group, const char* list, const std::string& file);
 
 // A list of names as a fixed-length string attribute (in the object header,
 // checksummed): how a reader learns a group's members without iterating its

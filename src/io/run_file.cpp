@@ -19,11 +19,6 @@ namespace {
 
 std::vector<hsize_t> hdims(const std::vector<int64_t>& s) { return std::vector<hsize_t>(s.begin(), s.end()); }
 
-herr_t collect_name(hid_t, const char* name, const H5L_info_t*, void* out) {
-  static_cast<std::vector<std::string>*>(out)->push_back(name);
-  return 0;
-}
-
 }  // namespace
 
 void write_run_file(const std::string& path, const std::string& config_text, const Model& model, const Optimizer& opt,
@@ -106,19 +101,7 @@ RunFile read_run_file(const std::string& path, const std::string& root) {
   if (h5_exists(f, root + "/optimizer"))  // a study's /best keeps no optimizer state
     r.optimizer_steps = h5_attr_int(f, root + "/optimizer", "steps", path);
   if (h5_exists(f, root + "/history")) {
-    std::vector<std::string> names;
-    if (h5_has_attr(f, root + "/history", "columns")) {
-      names = h5_attr_names(f, root + "/history", "columns", path);
-    } else if (h5_superblock_version(f) >= 2) {  // this version's format always lists them
-      fail("{}: /history has no list of its columns (damaged file)", path);
-    } else {  // files before the columns were listed: their links, in creation order
-      H5 g(H5Gopen2(f, (root + "/history").c_str(), H5P_DEFAULT), H5Gclose);
-      hsize_t idx = 0;
-      if (H5Literate(g, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, collect_name, &names) < 0) {
-        names.clear(), idx = 0;
-        H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_name, &names);
-      }
-    }
+    const std::vector<std::string> names = h5_members(f, root + "/history", "columns", path);
     for (const std::string& n : names) {
       const auto dims = h5_dims(f, root + "/history/" + n, path);
       if (dims.size() != 1 || int64_t(dims[0]) != r.epochs_done)

@@ -14,22 +14,9 @@
 namespace rs {
 namespace {
 
-herr_t collect(hid_t, const char* name, const H5L_info_t*, void* out) {
-  static_cast<std::vector<std::string>*>(out)->push_back(name);
-  return 0;
-}
-
-// A group's members: the list written beside them (`list` attribute), or,
-// in files from before the lists, the group's links.
+// A group's members (h5_members), none when the group is absent (no curves yet).
 std::vector<std::string> members(hid_t f, const std::string& group, const char* list, const std::string& file) {
-  std::vector<std::string> names;
-  if (!h5_exists(f, group)) return names;
-  if (h5_has_attr(f, group, list)) return h5_attr_names(f, group, list, file);
-  if (h5_superblock_version(f) >= 2) fail("{}: {} has no list of its members (damaged file)", file, group);
-  H5 g(H5Gopen2(f, group.c_str(), H5P_DEFAULT), H5Gclose);
-  hsize_t idx = 0;
-  H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect, &names);
-  return names;
+  return h5_exists(f, group) ? h5_members(f, group, list, file) : std::vector<std::string>{};
 }
 
 }  // namespace
