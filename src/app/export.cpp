@@ -2,6 +2,7 @@
 // history or a prediction file's rows as a table for tools without HDF5
 // (pandas.read_csv, pandas.read_json(orient="records"), spreadsheets).
 // Rank 0 reads and writes; the kind of file comes from its format attribute.
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <iostream>
@@ -55,10 +56,12 @@ Table study_table(const std::string& path) {
 Table run_table(const std::string& path) {
   const RunFile rf = read_run_file(path);
   Table t;
-  t.column("epoch", true);
+  const bool numbered = std::count(rf.history.order.begin(), rf.history.order.end(), "epoch") > 0;
+  if (!numbered) t.column("epoch", true);  // the history's own column when it has one
   for (const std::string& c : rf.history.order) t.column(c, true);
   for (int64_t e = 0; e < rf.epochs_done; ++e) {
-    std::vector<std::string> row{std::to_string(e + 1)};
+    std::vector<std::string> row;
+    if (!numbered) row.push_back(std::to_string(e + 1));
     for (const std::string& c : rf.history.order) row.push_back(number(rf.history.cols.at(c)[size_t(e)]));
     t.rows.push_back(std::move(row));
   }
