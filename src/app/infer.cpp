@@ -357,7 +357,8 @@ int infer_command(const InferOptions& opt, const Comm& world) {
     Buffer<int32_t> labels_dev(*be, size_t(B));  // the batch's labels in backend memory, for every chunk
     auto last_print = Clock::now();
     for (int64_t round = 0; round < rounds; ++round) {
-      const auto [first, cnt] = rows_of(r, round);
+      const int64_t first = rows_of(r, round).first,
+                    cnt = rows_of(r, round).second;  // (clang 14: no captured bindings)
       const auto t0 = Clock::now();
       Dataset ds;
       world.agree([&] { ds = src->read(first, cnt); });
