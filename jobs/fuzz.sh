@@ -7,16 +7,18 @@
 # kind, written by Python and by the program itself), then runs each harness
 # for the given time. Findings (crashes, leaks, timeouts, allocations over 2 GB)
 # are saved as build-fuzz/findings/<target>/crash-... and make the exit status 1.
-# Usage: jobs/fuzz.sh [--seconds N (default 60)] [--targets "idx hdf5 ..."]
+# Usage: jobs/fuzz.sh [--seconds N (default 60)] [--targets "idx hdf5 ..."] [--jobs N (harnesses at once, default 1)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=60
+parallel=1
 targets="idx cifar10 hdf5 runfile study config image"
 while [[ $# -gt 0 ]]; do
   case $1 in
     --seconds) seconds=$2; shift 2 ;;
     --targets) targets=$2; shift 2 ;;
-    *) echo "usage: jobs/fuzz.sh [--seconds N] [--targets \"...\"]" >&2; exit 2 ;;
+    --jobs) parallel=$2; shift 2 ;;
+    *) echo "usage: jobs/fuzz.sh [--seconds N] [--targets \"...\"] [--jobs N]" >&2; exit 2 ;;
   esac
 done
 build=${FUZZ_BUILD_DIR:-build-fuzz}
@@ -62,12 +64,10 @@ cp "$tmp/run/run.h5" "$seeds/runfile/" && cp "$tmp/sweep/study.h5" "$seeds/study
 unset ASAN_OPTIONS
 
 # ---- fuzz
-status=0
 export LSAN_OPTIONS=suppressions=$PWD/tests/fuzz/lsan.supp
-for t in $targets; do
-  corpus=$build/corpus/$t findings=$build/findings/$t
+fuzz_one() {
+  local t=$1 corpus=$build/corpus/$1 findings=$build/findings/$1 log=$build/fuzz-$1.log
   mkdir -p "$corpus" "$findings"
-  log=$build/fuzz-$t.log
   # allocator_may_return_null: HDF5 sizes some of its own allocations from the file (2^60 bytes on a damaged
   # one) and fails cleanly when malloc says no, as it does outside ASan; our own code would then throw
   # bad_alloc, an uncaught exception, still a finding. The RSS limit still catches what is really used.
@@ -76,9 +76,15 @@ for t in $targets; do
       -artifact_prefix="$findings/" -print_final_stats=1 >"$log" 2>&1; then
     echo "fuzz $t: $(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*$') inputs in ${seconds}s, corpus $(ls "$corpus" | wc -l), no finding"
   else
-    status=1
     echo "fuzz $t: FINDING (log $log, input in $findings):"
     grep -m3 -E "ERROR|SUMMARY|uncaught|terminate" "$log" | sed 's/^/  /'
+    touch "$build/failed-$t"
   fi
+}
+rm -f "$build"/failed-*
+for t in $targets; do
+  while (( $(jobs -rp | wc -l) >= parallel )); do wait -n || true; done
+  fuzz_one "$t" &
 done
-exit $status
+wait
+! compgen -G "$build/failed-*" >/dev/null
