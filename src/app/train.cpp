@@ -185,6 +185,8 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
     }
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (comm.leader()) print_epoch(tr.history(), cfg.train.epochs, elapsed, tr.epochs_done() - first, opt.verbose);
+    if (comm.leader() && tr.model().profiling())
+      fmt::print("layer times on rank 0 (RANKSWEEP_PROFILE):\n{}\n", tr.model().profile_table());
     comm.root_only(  // a write error (a full disk) on rank 0 ends every rank, not only rank 0
         [&] {
           write_run_file(run_path, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, tr.history(), prov);

@@ -1,6 +1,8 @@
 #include "nn/model.h"
 
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 
 #include "error.h"
 #include "kernels/hd_math.h"
@@ -29,6 +31,10 @@ Model::Model(Backend& be, const ModelConfig& cfg, Shape input, int classes, int 
     m_layers.push_back(std::move(layer));
   }
   while (m_first < m_layers.size() && m_layers[m_first]->aliases_input()) ++m_first;
+  const char* prof = std::getenv("RANKSWEEP_PROFILE");
+  m_profile = prof && *prof && std::string(prof) != "0";
+  m_prof_fwd.assign(m_layers.size(), 0.0);
+  m_prof_bwd.assign(m_layers.size(), 0.0);
   if (s.size() != size_t(classes))
     fail("model: the last layer ({}) gives {} outputs per sample, the data has {} classes",
          m_layers.empty() ? "input" : m_layers.back()->name(), s.size(), classes);
@@ -113,22 +119,65 @@ void Model::set_params_host(const std::vector<float>& p) {
   m_be.upload(m_params.data(), p.data(), p.size() * sizeof(float));
 }
 
+namespace {
+// Adds the time since the last call to `slot` (profiling only).
+struct LayerClock {
+  Backend& be;
+  std::chrono::steady_clock::time_point t = std::chrono::steady_clock::now();
+  void lap(double& slot) {
+    be.synchronize();
+    const auto now = std::chrono::steady_clock::now();
+    slot += std::chrono::duration<double>(now - t).count();
+    t = now;
+  }
+};
+}  // namespace
+
 const float* Model::forward(const Pass& p) {
-  for (size_t i = 0; i < m_layers.size(); ++i) m_layers[i]->forward(m_be, m_acts[i], m_acts[i + 1], p);
+  if (!m_profile) {
+    for (size_t i = 0; i < m_layers.size(); ++i) m_layers[i]->forward(m_be, m_acts[i], m_acts[i + 1], p);
+    return m_acts.back();
+  }
+  LayerClock clock{m_be};
+  if (p.train) m_prof_samples += p.B;
+  for (size_t i = 0; i < m_layers.size(); ++i) {
+    m_layers[i]->forward(m_be, m_acts[i], m_acts[i + 1], p);
+    if (p.train) clock.lap(m_prof_fwd[i]);
+  }
   return m_acts.back();
 }
 
 void Model::backward(const float* dlogits, const Pass& p, const std::function<void(size_t)>& done) {
   const float* dy = dlogits;
+  LayerClock clock{m_be};
   for (size_t i = m_layers.size(); i-- > 0;) {
     Layer& l = *m_layers[i];
     if (l.aliases_input()) continue;  // same memory, same gradient
     float* dx = nullptr;
     if (i > m_first) dx = dy == m_dbuf[0].data() ? m_dbuf[1].data() : m_dbuf[0].data();
     l.backward(m_be, m_acts[i], m_acts[i + 1], dy, dx, p);
+    if (m_profile) clock.lap(m_prof_bwd[i]);
     if (done && !l.params.empty()) done(i);
     dy = dx;
   }
+}
+
+std::string Model::profile_table() {
+  double total = 0;
+  for (size_t i = 0; i < m_layers.size(); ++i) total += m_prof_fwd[i] + m_prof_bwd[i];
+  std::string s = fmt::format("  {:<10} {:<10} {:>12} {:>12} {:>7}\n", "layer", "type", "fwd us/img", "bwd us/img",
+                              "share");
+  const double per = m_prof_samples > 0 ? 1e6 / double(m_prof_samples) : 0;
+  m_prof_samples = 0;
+  for (size_t i = 0; i < m_layers.size(); ++i) {
+    const double f = m_prof_fwd[i], b = m_prof_bwd[i];
+    if (m_layers[i]->aliases_input()) continue;
+    s += fmt::format("  {:<10} {:<10} {:>12.1f} {:>12.1f} {:>6.1f}%\n", m_layers[i]->name(), m_layers[i]->spec().type,
+                     f * per, b * per, total > 0 ? 100 * (f + b) / total : 0.0);
+    m_prof_fwd[i] = m_prof_bwd[i] = 0;
+  }
+  s += fmt::format("  {:<10} {:<10} {:>25.1f} us/img", "total", "", total * per);
+  return s;
 }
 
 std::string Model::summary() const {

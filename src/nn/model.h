@@ -59,6 +59,12 @@ class Model {
 
   std::string summary() const;  // one line a layer: name, type, output shape, params
 
+  // Per-layer timing (RANKSWEEP_PROFILE=1): forward and backward seconds per
+  // layer since the last profile_table(), host clock after a synchronisation
+  // per layer (which slows the GPU path: a diagnostic, not for production).
+  bool profiling() const { return m_profile; }
+  std::string profile_table();  // per training sample; resets the sums
+
  private:
   Backend& m_be;
   Shape m_input;
@@ -70,6 +76,9 @@ class Model {
   std::vector<float*> m_acts;  // m_acts[i] = input of layer i; m_acts.back() = logits
   Buffer<float> m_dbuf[2];     // ping-pong activation gradients
   size_t m_first = 0;          // first layer that computes: needs no input gradient
+  bool m_profile = false;
+  std::vector<double> m_prof_fwd, m_prof_bwd;
+  int64_t m_prof_samples = 0;
 };
 
 }  // namespace rs
