@@ -36,9 +36,15 @@ template <class T>
 void dense_backward_cpu(T* din, T* dw, T* db, const T* dout, const T* in, const T* w, int B, int IN, int OUT);
 
 // ---- conv2d: w (OC, C, K, K), b (OC); scratch is per thread, inside.
+// Backward has two paths with the same results up to rounding: lowering and
+// GEMMs, or, when most of dout is zero (a conv followed by ReLU and max-pool:
+// at most one value in four survives the pool), direct loops over the
+// non-zero values of dout only. `automatic` picks by dout's density.
+enum class ConvGradPath { automatic, gemm, sparse };
 template <class T> void conv2d_forward_cpu(T* out, const T* in, const T* w, const T* b, const ConvShape& s);
 template <class T>
-void conv2d_backward_cpu(T* din, T* dw, T* db, const T* dout, const T* in, const T* w, const ConvShape& s);
+void conv2d_backward_cpu(T* din, T* dw, T* db, const T* dout, const T* in, const T* w, const ConvShape& s,
+                         ConvGradPath path = ConvGradPath::automatic);
 
 // ---- max-pool: argmax (B, C, OH, OW) holds the winning input offset in its plane
 template <class T> void maxpool_forward_cpu(T* out, int32_t* argmax, const T* in, const PoolShape& s);
