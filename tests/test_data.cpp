@@ -119,6 +119,15 @@ TEST_CASE("IDX: label problems and compression problems", "[data]") {
     write_bytes(lb, idx_bytes(8, {3}, {0, 1, 2}));
     REQUIRE_THROWS_WITH(read_idx(gz, lb, 10), Contains(gz) && Contains("gzip"));
   }
+  SECTION("a 42-byte gzip file whose header and trailer declare 8.6 GB (found by fuzzing)") {
+    // Before: 8.6 GB allocated (and zeroed) before the stream ran out.
+    const std::string gz = d / "forged";  // gzip data (found by content), written as is
+    write_bytes(gz, {0x1f, 0x8b, 0x08, 0x00, 0x9f, 0x6c, 0x0d, 0x6b, 0x02, 0xff, 0x01, 0x40, 0x09, 0xbf,
+                     0xf6, 0x00, 0x00, 0x08, 0x03, 0x20, 0x00, 0x00, 0x00, 0x00, 0x00, 0x40, 0x03, 0x00,
+                     0x00, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x1c, 0x10, 0x00, 0x00, 0x00});
+    write_bytes(lb, idx_bytes(8, {3}, {0, 1, 2}));
+    REQUIRE_THROWS_WITH(read_idx(gz, lb, 10), Contains(gz) && Contains("more than 42 bytes of gzip data can hold"));
+  }
   SECTION("missing file") {
     REQUIRE_THROWS_WITH(read_idx(d / "nope", lb, 10), Contains(d / "nope") && Contains("not found"));
   }

@@ -103,6 +103,12 @@ IdxFile::IdxFile(const std::string& path) : m_path(path) {
              uint64_t(std::min<unsigned __int128>(total, UINT64_MAX)), uint64_t(have));
       if (total < have) fail("{}: {} trailing bytes after the data", path, uint64_t(have - total));
     } else {  // the gzip trailer's ISIZE: uncompressed size mod 2^32 (of the last member)
+      // Deflate expands at most 1032:1, so the file's size bounds what it can hold: a forged
+      // header and trailer are refused here, not after allocating what the header declares.
+      if (total + m_offset > static_cast<unsigned __int128>(file_size) * 1032)
+        fail("{}: the IDX header declares {} bytes of data, more than {} bytes of gzip data can hold: truncated or "
+             "corrupt",
+             path, uint64_t(std::min<unsigned __int128>(total, UINT64_MAX)), file_size);
       std::ifstream t(path, std::ios::binary);
       t.seekg(-4, std::ios::end);
       uint8_t le[4];
