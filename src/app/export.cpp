@@ -69,6 +69,7 @@ Table run_table(const std::string& path) {
 }
 
 Table predictions_table(const std::string& path) {
+  const H5CrashGuard guard(path);
   H5 f = h5_open_read(path);
   const auto dims = h5_dims(f, "/labels", path);
   if (dims.size() != 2 || h5_dims(f, "/probabilities", path) != dims || h5_dims(f, "/index", path).at(0) != dims[0])
@@ -154,6 +155,7 @@ int export_command(const ExportOptions& opt, const Comm& comm) {
   comm.root_only([&] {
     std::string format;
     {
+      const H5CrashGuard guard(opt.file);
       H5 f = h5_open_read(opt.file);
       if (!h5_has_attr(f, "/", "format")) fail("{}: not a ranksweep study, run or prediction file", opt.file);
       format = h5_attr_string(f, "/", "format", opt.file);

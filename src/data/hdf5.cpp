@@ -15,6 +15,7 @@ class Hdf5Source final : public Source {
   Hdf5Source(const SourceOptions& o) : m_classes(o.classes) {
     m_format = "hdf5", m_path = o.path;
     h5_quiet();
+    const H5CrashGuard guard(o.path);
     m_file = h5_open_read(o.path);
     const auto dims = h5_dims(m_file, "/images", o.path);
     Dataset d;
@@ -42,6 +43,7 @@ class Hdf5Source final : public Source {
     }
   }
   Dataset read(int64_t first, int64_t count) override {
+    const H5CrashGuard guard(m_path);
     Dataset d = empty_chunk(count);
     const size_t ss = d.sample_size();
     std::vector<int32_t> lab(size_t(count), 0);

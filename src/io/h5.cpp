@@ -1,5 +1,7 @@
 #include "io/h5.h"
 
+#include <mpi.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -68,6 +70,55 @@ H5 open_attr(hid_t loc, const std::string& obj, const std::string& name, const s
 std::unique_lock<std::recursive_mutex> h5_lock() {
   static std::recursive_mutex m;
   return std::unique_lock<std::recursive_mutex>(m);
+}
+
+namespace {
+char g_crash_msg[8192];  // written by the signal handler: no allocation there
+size_t g_crash_len = 0;
+int g_guards = 0;
+struct sigaction g_old_segv, g_old_bus;
+
+extern "C" void h5_crash_handler(int) {
+  if (::write(2, g_crash_msg, g_crash_len) < 0) {}
+  int init = 0, fin = 0, size = 1;
+  MPI_Initialized(&init);
+  MPI_Finalized(&fin);
+  if (init && !fin) MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (size > 1) MPI_Abort(MPI_COMM_WORLD, 2);  // the other ranks wait in a collective for this one's data
+  _exit(2);
+}
+
+void set_crash_message(const std::string& m) {
+  g_crash_len = std::min(m.size(), sizeof g_crash_msg);
+  std::memcpy(g_crash_msg, m.data(), g_crash_len);
+}
+}  // namespace
+
+H5CrashGuard::H5CrashGuard(const std::string& path) {
+#ifndef RANKSWEEP_FUZZ_BUILD
+  m_outer.assign(g_crash_msg, g_crash_len);
+  set_crash_message(fmt::format(
+      "ranksweep: error: {}: damaged HDF5 file (the HDF5 library crashed reading its metadata)\n", path));
+  if (g_guards++ == 0) {
+    struct sigaction sa = {};
+    sa.sa_handler = h5_crash_handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &g_old_segv);
+    sigaction(SIGBUS, &sa, &g_old_bus);
+  }
+#else
+  (void)path;
+#endif
+}
+
+H5CrashGuard::~H5CrashGuard() {
+#ifndef RANKSWEEP_FUZZ_BUILD
+  set_crash_message(m_outer);
+  if (--g_guards == 0) {
+    sigaction(SIGSEGV, &g_old_segv, nullptr);
+    sigaction(SIGBUS, &g_old_bus, nullptr);
+  }
+#endif
 }
 
 void h5_quiet() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }

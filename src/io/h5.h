@@ -21,6 +21,23 @@ void h5_quiet();
 // training thread) holds this lock for the whole read or write.
 std::unique_lock<std::recursive_mutex> h5_lock();
 
+// HDF5 1.10.8 crashes (SIGSEGV in its metadata accumulator, H5F__accum_read)
+// on some damaged files instead of returning an error; fuzzing found it. While
+// a guard is alive, SIGSEGV or SIGBUS ends the process with one line naming the
+// file ("damaged HDF5 file") and status 2, through MPI_Abort when the job has
+// more ranks. Guards nest (the innermost file is named). Fuzz builds keep
+// ASan's report instead.
+class H5CrashGuard {
+ public:
+  explicit H5CrashGuard(const std::string& path);
+  ~H5CrashGuard();
+  H5CrashGuard(const H5CrashGuard&) = delete;
+  H5CrashGuard& operator=(const H5CrashGuard&) = delete;
+
+ private:
+  std::string m_outer;  // the enclosing guard's message
+};
+
 class H5 {
  public:
   H5() = default;

@@ -77,6 +77,7 @@ void write_run_file(const std::string& path, const std::string& config_text, con
 RunFile read_run_file(const std::string& path, const std::string& root) {
   const auto lock = h5_lock();
   h5_quiet();
+  const H5CrashGuard guard(path);
   H5 f = h5_open_read(path);
   RunFile r;
   r.path = path;
@@ -126,6 +127,7 @@ RunFile read_run_file(const std::string& path, const std::string& root) {
 RunFile read_model_file(const std::string& path) {
   const auto lock = h5_lock();
   h5_quiet();
+  const H5CrashGuard guard(path);
   std::string format;
   {
     H5 f = h5_open_read(path);
@@ -142,6 +144,7 @@ RunFile read_model_file(const std::string& path) {
 void load_into(const RunFile& rf, Model& model, Optimizer* opt) {
   const auto lock = h5_lock();
   h5_quiet();
+  const H5CrashGuard guard(rf.path);
   H5 f = h5_open_read(rf.path);
   auto read_flat = [&](const std::string& prefix, std::vector<float>& flat, const std::vector<ParamInfo>& tensors) {
     for (const ParamInfo& pi : tensors) {

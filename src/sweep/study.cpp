@@ -127,6 +127,7 @@ void write_study(const std::string& path, const Study& s, int world_size) {
 Study read_study(const std::string& path) {
   const auto lock = h5_lock();
   h5_quiet();
+  const H5CrashGuard guard(path);
   H5 f = h5_open_read(path);
   if (!h5_has_attr(f, "/", "format") || h5_attr_string(f, "/", "format", path) != "ranksweep-study")
     fail("{}: not a ranksweep study file (no format=\"ranksweep-study\" attribute)", path);
