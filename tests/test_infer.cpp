@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <regex>
 
 #include "app/commands.h"
 #include "data/cifar10.h"
@@ -248,4 +249,60 @@ TEST_CASE("infer: all ranks write what one rank writes", "[infer]") {
     CHECK_FALSE(h5_exists(a, "/true_labels"));
     CHECK_FALSE(h5_has_attr(a, "/", "top1_accuracy"));
   }
+}
+
+TEST_CASE("training from class folders: labels, class names in the run file and in infer's output", "[infer]") {
+  if (!Comm(MPI_COMM_WORLD).leader()) return;
+  TempDir d("folders");
+  // Three classes told apart by colour (class k: channel k bright), in PNG and JPEG, of varied sizes.
+  const std::vector<std::string> names{"cat", "dog", "owl"};
+  std::mt19937 rng(4);
+  auto draw = [&](const std::filesystem::path& file, int k) {
+    const int w = 10 + int(rng() % 9), h = 8 + int(rng() % 7);
+    std::vector<uint8_t> px(size_t(w) * h * 3);
+    for (size_t i = 0; i < px.size(); ++i) px[i] = uint8_t(int(i % 3) == k ? 180 + rng() % 70 : rng() % 90);
+    std::filesystem::create_directories(file.parent_path());
+    REQUIRE((file.extension() == ".png" ? stbi_write_png(file.c_str(), w, h, 3, px.data(), 0)
+                                        : stbi_write_jpg(file.c_str(), w, h, 3, px.data(), 95)));
+  };
+  for (int k = 0; k < 3; ++k)
+    for (int i = 0; i < 40; ++i) {
+      draw(d.path / "train" / names[k] / fmt::format("{:02}.{}", i, i % 4 ? "png" : "jpg"), k);
+      if (i < 8) draw(d.path / "test" / names[k] / fmt::format("t{}.png", i), k);
+    }
+  for (int k = 0; k < 3; ++k) draw(d.path / "new" / fmt::format("{}-{}.png", k, names[k]), k);  // a flat folder for infer
+  const std::string data = fmt::format(
+      "[data]\nformat = \"images\"\npath = \"{}\"\ntest_path = \"{}\"\nclasses = 3\nchannels = 3\n"
+      "image_size = [6, 6]\nvalidation = 12\n[model]\npreset = \"custom\"\nlayers = [{{type = \"flatten\"}}, "
+      "{{type = \"dense\", out = 3}}]\n[train]\nepochs = 8\nlr = 0.05\nbatch_size = 8\n",
+      (d.path / "train").string(), (d.path / "test").string());
+  std::ofstream(d.path / "cfg.toml") << data;
+  TrainOptions t;
+  t.config = d.path / "cfg.toml", t.out = d.path / "run";
+  REQUIRE(train_command(t, Comm(MPI_COMM_SELF)) == 0);
+  const RunFile rf = read_run_file(d.path / "run" / "run.h5");
+  CHECK(rf.class_names == names);
+  CHECK(rf.c == 3);
+  CHECK(rf.h == 6);
+  CHECK(rf.w == 6);
+  CHECK(rf.history.cols.at("test_accuracy").back() > 0.9);  // 24 test images from class folders
+
+  InferOptions o;
+  o.model = d.path / "run" / "run.h5", o.data = d.path / "new", o.out = d.path / "p.h5", o.top_k = 1;
+  REQUIRE(infer_command(o, Comm(MPI_COMM_SELF)) == 0);
+  H5 p = h5_open_read(o.out);
+  CHECK(h5_attr_names(p, "/", "class_names", o.out) == names);
+  std::vector<int32_t> labels(3);
+  h5_read(p, "/labels", labels.data(), o.out);
+  CHECK(labels == std::vector<int32_t>{0, 1, 2});
+
+  // Class count and folders must agree; a test folder must be a training class.
+  std::ofstream(d.path / "four.toml") << std::regex_replace(data, std::regex("classes = 3"), "classes = 4");
+  t.config = d.path / "four.toml", t.out = d.path / "r4";
+  REQUIRE_THROWS_WITH(train_command(t, Comm(MPI_COMM_SELF)),
+                      Contains("3 class directories (cat, dog, owl), but data.classes = 4: set data.classes = 3"));
+  draw(d.path / "test" / "emu" / "x.png", 0);
+  t.config = d.path / "cfg.toml", t.out = d.path / "r5";
+  REQUIRE_THROWS_WITH(train_command(t, Comm(MPI_COMM_SELF)),
+                      Contains("class directory \"emu\" is not one of the training classes (cat, dog, owl)"));
 }

@@ -48,7 +48,8 @@ std::string lower(std::string s) {
   return s;
 }
 
-// Names of the classes, stored with the predictions: Fashion-MNIST's when the
+// Names of the classes, stored with the predictions when the run file has none
+// (a model trained on class folders keeps theirs): Fashion-MNIST's when the
 // model was trained on it (or the input is it), CIFAR-10's for CIFAR-10
 // models, else the class numbers.
 std::vector<std::string> class_names(const Config& cfg, const std::string& input, int K) {
@@ -286,7 +287,8 @@ void write_attributes(hid_t f, const InferOptions& opt, const LoadedModel& m, co
   h5_attr(f, "/", "ranks", int64_t(ranks));
   h5_attr(f, "/", "seconds", seconds);
   h5_attr(f, "/", "images_per_second", double(n) / seconds);
-  h5_attr(f, "/", "class_names", class_names(m.cfg, opt.data, m.rf.classes));
+  h5_attr(f, "/", "class_names",
+          m.rf.class_names.empty() ? class_names(m.cfg, opt.data, m.rf.classes) : m.rf.class_names);
   if (src.has_labels()) {
     h5_attr(f, "/", "labels", src.labels_path());
     h5_attr(f, "/", "top1_accuracy", double(correct[0]) / double(n));

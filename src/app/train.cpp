@@ -171,7 +171,7 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
     }
     if (!finished) {  // a signal or the deadline: checkpoint at this step, then "requeue me"
       comm.root_only([&] {
-        write_run_file(run_path, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, tr.history(), prov,
+        write_run_file(run_path, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, data.class_names, tr.history(), prov,
                        tr.position());
       });
       if (comm.leader()) {
@@ -189,7 +189,7 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
       fmt::print("layer times on rank 0 (RANKSWEEP_PROFILE):\n{}\n", tr.model().profile_table());
     comm.root_only(  // a write error (a full disk) on rank 0 ends every rank, not only rank 0
         [&] {
-          write_run_file(run_path, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, tr.history(), prov);
+          write_run_file(run_path, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, data.class_names, tr.history(), prov);
         });
     if (tr.epochs_done() < last && tr.stop_agreed()) {  // the epoch's checkpoint is written: nothing more to save
       if (comm.leader())

@@ -22,7 +22,7 @@ constexpr int64_t kMaxInt = std::numeric_limits<int32_t>::max();
 DataConfig read_data(Section s) {
   DataConfig d;
   const std::string dir = "/usr/share/datasets/fashion-mnist/";
-  d.format = s.string("format", d.format, {"idx", "cifar10", "hdf5"});
+  d.format = s.string("format", d.format, {"idx", "cifar10", "hdf5", "images"});
   const bool idx = d.format == "idx";
   d.train_images = s.string("train_images", idx ? dir + "train-images-idx3-ubyte.gz" : "");
   d.train_labels = s.string("train_labels", idx ? dir + "train-labels-idx1-ubyte.gz" : "");
@@ -35,6 +35,10 @@ DataConfig read_data(Section s) {
   d.normalize = s.boolean("normalize", d.normalize);
   d.crop_padding = s.integer("crop_padding", d.crop_padding, 0, 64);
   d.flip = s.boolean("flip", d.flip);
+  d.channels = s.integer("channels", d.channels, 1, 3);
+  if (d.channels == 2) s.error(nullptr, "channels", "images decode to 1 (grey) or 3 (RGB) channels");
+  d.image_size = s.int_list("image_size", d.image_size, 1, 4096, false);
+  if (d.image_size.size() != 2) s.error(nullptr, "image_size", "give [height, width]");
   if (idx && (d.train_images.empty() || d.train_labels.empty()))
     s.error(nullptr, "train_images", "idx data needs train_images and train_labels");
   if (idx && (d.test_images.empty() != d.test_labels.empty()))

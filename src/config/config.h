@@ -11,10 +11,12 @@
 namespace rs {
 
 struct DataConfig {
-  std::string format = "idx";                                        // idx | cifar10 | hdf5
+  std::string format = "idx";                                        // idx | cifar10 | hdf5 | images
   std::string train_images, train_labels, test_images, test_labels;  // idx
-  std::string path;           // cifar10: directory of *.bin batches; hdf5: training file
-  std::string test_path;      // hdf5: test file (optional)
+  std::string path;           // cifar10: directory of *.bin batches; hdf5: training file; images: class folders
+  std::string test_path;      // hdf5: test file; images: test class folders (optional)
+  int64_t channels = 3;                    // images: decoded to 1 (grey) or 3 (RGB) channels
+  std::vector<int64_t> image_size{32, 32};  // images: resized to H x W
   int64_t validation = 5000;  // samples held out of train (seeded)
   int64_t classes = 10;
   bool normalize = true;     // per-channel mean/std of the training split

@@ -7,6 +7,7 @@
 
 #include "data/cifar10.h"
 #include "data/hdf5.h"
+#include "data/images.h"
 #include "data/idx.h"
 #include "error.h"
 #include "kernels/hd_math.h"
@@ -82,6 +83,10 @@ Data load_data(const DataConfig& cfg, uint64_t seed) {
   } else if (cfg.format == "cifar10") {
     out.train = read_cifar10(cfg.path, true, cfg.classes);
     out.test = read_cifar10(cfg.path, false, cfg.classes);
+  } else if (cfg.format == "images") {
+    const int c = int(cfg.channels), h = int(cfg.image_size[0]), w = int(cfg.image_size[1]);
+    out.train = read_image_folders(cfg.path, c, h, w, cfg.classes, out.class_names);
+    if (!cfg.test_path.empty()) out.test = read_image_folders(cfg.test_path, c, h, w, cfg.classes, out.class_names);
   } else {
     out.train = read_hdf5(cfg.path, cfg.classes);
     if (!cfg.test_path.empty()) out.test = read_hdf5(cfg.test_path, cfg.classes);

@@ -39,6 +39,7 @@ struct Data {
   Dataset train, test;
   std::vector<int64_t> train_idx, val_idx;  // indices into train
   std::vector<float> mean, inv_std;         // per channel, applied after scaling to [0, 1]
+  std::vector<std::string> class_names;     // images: the class folders' names (else empty)
 };
 
 Data load_data(const DataConfig& cfg, uint64_t seed);

@@ -18,18 +18,28 @@ namespace {
 // (4 bytes a pixel) before it is resized, on every thread at once.
 constexpr int64_t kMaxPixels = 100'000'000;
 
+// Entries of `dir` in name order: image files, or (dirs) subdirectories.
+std::vector<std::string> list_dir(const std::string& dir, bool dirs) {
+  std::vector<std::string> v;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string x = file_extension(e.path().string());
+    if (dirs ? e.is_directory() : e.is_regular_file() && (x == ".png" || x == ".jpg" || x == ".jpeg"))
+      v.push_back(e.path().filename().string());
+  }
+  if (ec) fail("{}: cannot list the directory: {}", dir, ec.message());
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
 class ImageSource final : public Source {
  public:
-  ImageSource(const SourceOptions& o) {
+  // The images of o.path (names: paths relative to it; empty: the directory's images).
+  ImageSource(const SourceOptions& o, std::vector<std::string> names = {}) {
     m_format = "images", m_path = o.path;
     std::error_code ec;
     if (!fs::is_directory(o.path, ec)) fail("{}: --format images needs a directory of PNG/JPEG files", o.path);
-    for (const auto& e : fs::directory_iterator(o.path, ec)) {
-      const std::string x = file_extension(e.path().string());
-      if (e.is_regular_file() && (x == ".png" || x == ".jpg" || x == ".jpeg"))
-        m_names.push_back(e.path().filename().string());
-    }
-    std::sort(m_names.begin(), m_names.end());
+    m_names = names.empty() ? list_dir(o.path, false) : std::move(names);
     if (m_names.empty()) fail("{}: no .png/.jpg/.jpeg files in the directory", o.path);
     if (o.c != 1 && o.c != 3) fail("{}: images convert to 1 or 3 channels; the model takes {}", o.path, o.c);
     m_n = int64_t(m_names.size());
@@ -90,5 +100,38 @@ class ImageSource final : public Source {
 }  // namespace
 
 std::unique_ptr<Source> open_images(const SourceOptions& o) { return std::make_unique<ImageSource>(o); }
+
+Dataset read_image_folders(const std::string& path, int c, int h, int w, int64_t classes,
+                           std::vector<std::string>& class_names) {
+  std::error_code ec;
+  if (!fs::is_directory(path, ec))
+    fail("{}: data.format = \"images\" needs a directory with one subdirectory of images per class", path);
+  const std::vector<std::string> dirs = list_dir(path, true);
+  if (dirs.empty()) fail("{}: no class subdirectories (one per class, holding its PNG/JPEG images)", path);
+  const bool test = !class_names.empty();
+  if (!test) {
+    if (int64_t(dirs.size()) != classes)
+      fail("{}: {} class directories ({}), but data.classes = {}: set data.classes = {}", path, dirs.size(),
+           fmt::join(dirs, ", "), classes, dirs.size());
+    class_names = dirs;
+  }
+  std::vector<std::string> names;
+  std::vector<int32_t> labels;
+  for (const std::string& d : dirs) {
+    const auto k = std::find(class_names.begin(), class_names.end(), d);
+    if (k == class_names.end())
+      fail("{}: class directory \"{}\" is not one of the training classes ({})", path, d, fmt::join(class_names, ", "));
+    for (const std::string& f : list_dir((fs::path(path) / d).string(), false)) {
+      names.push_back((fs::path(d) / f).string());
+      labels.push_back(int32_t(k - class_names.begin()));
+    }
+  }
+  if (names.empty()) fail("{}: no .png/.jpg/.jpeg files in its class directories", path);
+  ImageSource src({path, "images", "", classes, c, h, w}, std::move(names));
+  Dataset out = src.read(0, src.size());
+  out.labels = Array<int32_t>(std::move(labels));
+  out.source = path;
+  return out;
+}
 
 }  // namespace rs

@@ -5,11 +5,22 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <vector>
 
+#include "data/dataset.h"
 #include "data/source.h"
 
 namespace rs {
 
 std::unique_ptr<Source> open_images(const SourceOptions& o);
+
+// Training data from class folders: `path` holds one subdirectory per class
+// (class k = the k-th name in sorted order) with its PNG/JPEG images, decoded
+// and resized as above to c x h x w. With class_names empty (a training set)
+// they are set from the folders, whose count must be `classes`; given (a test
+// set), each folder must be one of them.
+Dataset read_image_folders(const std::string& path, int c, int h, int w, int64_t classes,
+                           std::vector<std::string>& class_names);
 
 }  // namespace rs

@@ -22,8 +22,9 @@ std::vector<hsize_t> hdims(const std::vector<int64_t>& s) { return std::vector<h
 }  // namespace
 
 void write_run_file(const std::string& path, const std::string& config_text, const Model& model, const Optimizer& opt,
-                    const std::vector<float>& mean, const std::vector<float>& inv_std, const History& history,
-                    const Provenance& prov, const EpochPosition& position) {
+                    const std::vector<float>& mean, const std::vector<float>& inv_std,
+                    const std::vector<std::string>& class_names, const History& history, const Provenance& prov,
+                    const EpochPosition& position) {
   const auto lock = h5_lock();
   h5_quiet();
   {
@@ -46,6 +47,7 @@ void write_run_file(const std::string& path, const std::string& config_text, con
     std::vector<float> stdv(inv_std.size());
     for (size_t i = 0; i < stdv.size(); ++i) stdv[i] = 1.f / inv_std[i];
     h5_attr(f, "/model", "input_std", stdv);
+    if (!class_names.empty()) h5_attr_names(f, "/model", "class_names", class_names);
 
     H5 og(H5Gcreate2(f, "/optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
     h5_attr(f, "/optimizer", "steps", opt.steps());
@@ -99,6 +101,11 @@ RunFile read_run_file(const std::string& path, const std::string& root) {
   }
   if (r.mean.size() != size_t(r.c) || r.inv_std.size() != size_t(r.c))
     fail("{}: /model input_mean/input_std need one value per channel ({})", path, r.c);
+  if (h5_has_attr(f, root + "/model", "class_names")) {
+    r.class_names = h5_attr_names(f, root + "/model", "class_names", path);
+    if (int64_t(r.class_names.size()) != r.classes)
+      fail("{}: /model class_names holds {} names for {} classes", path, r.class_names.size(), r.classes);
+  }
   if (h5_exists(f, root + "/optimizer"))  // a study's /best keeps no optimizer state
     r.optimizer_steps = h5_attr_int(f, root + "/optimizer", "steps", path);
   if (h5_exists(f, root + "/history")) {

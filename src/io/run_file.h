@@ -24,6 +24,7 @@ struct RunFile {
   int64_t epochs_done = 0;
   int c = 0, h = 0, w = 0, classes = 0;
   std::vector<float> mean, inv_std;
+  std::vector<std::string> class_names;  // from image class folders (else empty: infer names them)
   std::string optimizer;
   int64_t optimizer_steps = 0;
   History history;
@@ -31,8 +32,9 @@ struct RunFile {
 };
 
 void write_run_file(const std::string& path, const std::string& config_text, const Model& model, const Optimizer& opt,
-                    const std::vector<float>& mean, const std::vector<float>& inv_std, const History& history,
-                    const Provenance& prov, const EpochPosition& position = {});
+                    const std::vector<float>& mean, const std::vector<float>& inv_std,
+                    const std::vector<std::string>& class_names, const History& history, const Provenance& prov,
+                    const EpochPosition& position = {});
 // `root` is the group holding the layout ("" for a run file's root).
 RunFile read_run_file(const std::string& path, const std::string& root = "");
 // A run file, or a study file's best trial (/best): what `infer --model` takes.

@@ -64,6 +64,12 @@ Data load_and_bcast_data(const Comm& comm, const DataConfig& cfg, uint64_t seed)
   comm.bcast_vector(data.val_idx);
   comm.bcast_vector(data.mean);
   comm.bcast_vector(data.inv_std);
+  std::string names;  // class names, one a line
+  for (const std::string& n : data.class_names) names += n + "\n";
+  comm.bcast_string(names);
+  data.class_names.clear();
+  for (size_t a = 0, b; (b = names.find('\n', a)) != std::string::npos; a = b + 1)
+    data.class_names.push_back(names.substr(a, b - a));
 
   // one region: train pixels | train labels | test pixels | test labels, 64-byte aligned
   size_t off[2], total = 0;
