@@ -3,8 +3,12 @@
 optimizer and thread count as a ranksweep config; prints training and
 inference images/s as `torch train_ips=... eval_ips=...`.
 
-usage: bench_torch.py {mlp,cnn} [--train N] --threads T [--batch 64] [--eval-batch 256]
+usage: bench_torch.py {mlp,cnn} [--train N] --threads T [--batch 64] [--eval-batch 256] [--ddp P]
        bench_torch.py {mlp,cnn} --infer OUT.h5 --threads T [--eval-batch 256]
+With --ddp P: P processes (torch.multiprocessing, gloo backend on localhost),
+DistributedDataParallel, each taking its share of every global batch of
+--batch samples; prints `torch ddp train_ips=...` (global images/s, the
+slowest process's time).
 With --infer: the job `ranksweep infer --top-k 5` does on the 10k test set,
 timed the same way (read the gzip IDX file, normalise, forward, softmax,
 top-5, write labels/probabilities/index with h5py); prints `torch infer_ips=...`.
@@ -43,10 +47,17 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--eval-batch", type=int, default=256)
     ap.add_argument("--infer", metavar="OUT.h5")
+    ap.add_argument("--ddp", type=int, default=0)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if a.infer:
         return infer(a)
+    if a.ddp:
+        import torch.multiprocessing as mp
+        times = mp.get_context("spawn").Queue()
+        mp.spawn(ddp_worker, args=(a, times), nprocs=a.ddp, join=True)
+        t = max(times.get() for _ in range(a.ddp))
+        return print(f"torch ddp train_ips={a.train / t:.1f}")
     torch.manual_seed(1)
     x = torch.from_numpy(idx(D + "train-images-idx3-ubyte.gz").copy()).unsqueeze(1)  # uint8 (N,1,28,28)
     y = torch.from_numpy(idx(D + "train-labels-idx1-ubyte.gz").astype(np.int64))
@@ -75,6 +86,35 @@ def main():
             m(norm(ev[s:s + a.eval_batch])).argmax(1)
     eval_ips = len(ev) / (time.perf_counter() - t0)
     print(f"torch train_ips={train_ips:.1f} eval_ips={eval_ips:.1f}")
+
+
+def ddp_worker(rank, a, times):
+    import os
+    import torch.distributed as dist
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", "29517")
+    torch.set_num_threads(a.threads)
+    dist.init_process_group("gloo", rank=rank, world_size=a.ddp)
+    torch.manual_seed(1)
+    x = torch.from_numpy(idx(D + "train-images-idx3-ubyte.gz").copy()).unsqueeze(1)
+    y = torch.from_numpy(idx(D + "train-labels-idx1-ubyte.gz").astype(np.int64))
+    mean, std = (x[:a.train].float() / 255).mean(), (x[:a.train].float() / 255).std()
+    m = torch.nn.parallel.DistributedDataParallel(model(a.kind))
+    opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    perm = torch.randperm(a.train)  # the same on every process (same seed)
+    lo, hi = a.batch * rank // a.ddp, a.batch * (rank + 1) // a.ddp  # this process's share of a batch
+    m.train()
+    dist.barrier()
+    t0 = time.perf_counter()
+    for s in range(0, a.train, a.batch):
+        i = perm[s:s + a.batch][lo:hi]
+        opt.zero_grad(set_to_none=True)
+        loss_fn(m((x[i].float() / 255 - mean) / std), y[i]).backward()
+        opt.step()
+    dist.barrier()
+    times.put(time.perf_counter() - t0)
+    dist.destroy_process_group()
 
 
 def infer(a):
