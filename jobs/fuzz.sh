@@ -7,18 +7,23 @@
 # kind, written by Python and by the program itself), then runs each harness
 # for the given time. Findings (crashes, leaks, timeouts, allocations over 2 GB)
 # are saved as build-fuzz/findings/<target>/crash-... and make the exit status 1.
+# With --keep-going, libFuzzer runs in fork mode and goes on after a finding
+# (each saved), so a known crash inside a library does not end the campaign.
 # Usage: jobs/fuzz.sh [--seconds N (default 60)] [--targets "idx hdf5 ..."] [--jobs N (harnesses at once, default 1)]
+#                     [--keep-going]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=60
 parallel=1
+keep_going=()
 targets="idx cifar10 hdf5 runfile study config image"
 while [[ $# -gt 0 ]]; do
   case $1 in
     --seconds) seconds=$2; shift 2 ;;
     --targets) targets=$2; shift 2 ;;
     --jobs) parallel=$2; shift 2 ;;
-    *) echo "usage: jobs/fuzz.sh [--seconds N] [--targets \"...\"] [--jobs N]" >&2; exit 2 ;;
+    --keep-going) keep_going=(-fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1); shift ;;
+    *) echo "usage: jobs/fuzz.sh [--seconds N] [--targets \"...\"] [--jobs N] [--keep-going]" >&2; exit 2 ;;
   esac
 done
 build=${FUZZ_BUILD_DIR:-build-fuzz}
@@ -73,11 +78,15 @@ fuzz_one() {
   # bad_alloc, an uncaught exception, still a finding. The RSS limit still catches what is really used.
   if ASAN_OPTIONS=allocator_may_return_null=1 "$build/fuzz_$t" "$corpus" "$seeds/$t" -max_total_time="$seconds" \
       -rss_limit_mb=2048 -malloc_limit_mb=0 -timeout=30 \
-      -artifact_prefix="$findings/" -print_final_stats=1 >"$log" 2>&1; then
-    echo "fuzz $t: $(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*$') inputs in ${seconds}s, corpus $(ls "$corpus" | wc -l), no finding"
+      -artifact_prefix="$findings/" -print_final_stats=1 "${keep_going[@]}" >"$log" 2>&1 &&
+      ! grep -q -E '^==[0-9]+==.*ERROR|deadly signal' "$log"; then
+    local execs
+    execs=$(grep -o -E 'stat::number_of_executed_units: [0-9]+|#[0-9]+: cov' "$log" | tail -1 | grep -o -E '[0-9]+' | head -1)
+    echo "fuzz $t: $execs inputs in ${seconds}s, corpus $(ls "$corpus" | wc -l), no finding"
   else
     echo "fuzz $t: FINDING (log $log, input in $findings):"
     grep -m3 -E "ERROR|SUMMARY|uncaught|terminate" "$log" | sed 's/^/  /'
+    [[ ${#keep_going[@]} -gt 0 ]] && echo "  $(ls "$findings" | wc -l) inputs saved in $findings"
     touch "$build/failed-$t"
   fi
 }
