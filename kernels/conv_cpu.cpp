@@ -26,6 +26,7 @@
 #include <cstring>
 #include <vector>
 
+#include "accumulate_cpu.h"
 #include "blas_cpu.h"
 #include "kernels_cpu.h"
 
@@ -112,15 +113,8 @@ template <class T> void pad_sample_nhwc(T* Q, const T* in, const ConvShape& s, c
     }
 }
 
-// dout's share of non-zero values.
-template <class T> double density(const T* dout, size_t n) {
-  size_t nz = 0;
-#pragma omp parallel for simd reduction(+ : nz) schedule(static)
-  for (size_t i = 0; i < n; ++i) nz += dout[i] != T(0);
-  return n ? double(nz) / double(n) : 1.0;
-}
-// Below this density the sparse path is faster (measured on tf-mnist-cnn's
-// conv2, 32 -> 64 channels: equal cost near 0.6; after a 2x2 pool it is <= 0.25).
+// The sparse path is taken at or below this density of dout (after ReLU and a
+// 2x2 max-pool it is at most 0.25; 0.4 leaves a margin, not a measured break-even).
 constexpr double kSparseDensity = 0.4;
 // ... and when a window row (K x C values) is long enough to vectorise (not conv1's 5 x 1).
 constexpr int kSparseMinRun = 16;
@@ -163,41 +157,6 @@ template <class T> void conv2d_forward_cpu(T* out, const T* in, const T* w, cons
           for (int q = 0; q < OHW; ++q) dst[q] = src[q] + bias;
         }
     }
-  }
-}
-
-// dst[0, len) += sum_j g[j] * src[j][off, off + len): blocks of four 64-byte
-// vectors kept in registers across the whole list (one load and store of dst
-// per block, not per term). GCC/Clang vector extensions: the compiler splits
-// them for narrower vector units.
-template <class T> void accumulate(T* dst, int len, const T* const* src, size_t off, const T* g, int count) {
-  typedef T V __attribute__((vector_size(64)));
-  constexpr int kV = int(sizeof(V) / sizeof(T)), kB = 4 * kV;
-  int b = 0;
-  for (; b + kB <= len; b += kB) {
-    V r[4];
-    std::memcpy(r, dst + b, sizeof r);
-    for (int j = 0; j < count; ++j) {
-      V x[4];
-      std::memcpy(x, src[j] + off + b, sizeof x);
-      const V gj = V{} + g[j];
-      r[0] += gj * x[0], r[1] += gj * x[1], r[2] += gj * x[2], r[3] += gj * x[3];
-    }
-    std::memcpy(dst + b, r, sizeof r);
-  }
-  for (; b + kV <= len; b += kV) {
-    V r;
-    std::memcpy(&r, dst + b, sizeof r);
-    for (int j = 0; j < count; ++j) {
-      V x;
-      std::memcpy(&x, src[j] + off + b, sizeof x);
-      r += (V{} + g[j]) * x;
-    }
-    std::memcpy(dst + b, &r, sizeof r);
-  }
-  for (int j = 0; j < count && b < len; ++j) {
-    const T* x = src[j] + off;
-    for (int i = b; i < len; ++i) dst[i] += g[j] * x[i];
   }
 }
 
@@ -293,9 +252,9 @@ void conv2d_backward_sparse(T* din, T* dw, T* db, const T* dout, const T* in, co
 
 template <class T>
 void conv2d_backward_cpu(T* din, T* dw, T* db, const T* dout, const T* in, const T* w, const ConvShape& s,
-                         ConvGradPath path) {
-  if (path == ConvGradPath::sparse ||
-      (path == ConvGradPath::automatic && s.K * s.C >= kSparseMinRun &&
+                         GradPath path) {
+  if (path == GradPath::sparse ||
+      (path == GradPath::automatic && s.K * s.C >= kSparseMinRun &&
        density(dout, size_t(s.B) * s.OC * s.OH * s.OW) <= kSparseDensity))
     return conv2d_backward_sparse(din, dw, db, dout, in, w, s);
   const int CKK = int(s.col_rows()), OHW = s.OH * s.OW, G = group_size(s);
@@ -352,8 +311,8 @@ void conv2d_backward_cpu(T* din, T* dw, T* db, const T* dout, const T* in, const
 template void conv2d_forward_cpu<float>(float*, const float*, const float*, const float*, const ConvShape&);
 template void conv2d_forward_cpu<double>(double*, const double*, const double*, const double*, const ConvShape&);
 template void conv2d_backward_cpu<float>(float*, float*, float*, const float*, const float*, const float*,
-                                         const ConvShape&, ConvGradPath);
+                                         const ConvShape&, GradPath);
 template void conv2d_backward_cpu<double>(double*, double*, double*, const double*, const double*, const double*,
-                                          const ConvShape&, ConvGradPath);
+                                          const ConvShape&, GradPath);
 
 }  // namespace rs

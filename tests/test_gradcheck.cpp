@@ -178,7 +178,7 @@ TEST_CASE("conv2d: batched lowering and both backward paths match direct loops",
       Vec y(ny);
       conv2d_forward_cpu(y.data(), x.data(), w.data(), b.data(), s);
       CHECK(worst(y, y_ref) < 1e-12);
-      for (ConvGradPath path : {ConvGradPath::gemm, ConvGradPath::sparse, ConvGradPath::automatic}) {
+      for (GradPath path : {GradPath::gemm, GradPath::sparse, GradPath::automatic}) {
         Vec dx(nx, 7.0), dw(w.size(), 7.0), db(s.OC, 7.0);  // overwritten, not accumulated
         conv2d_backward_cpu(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), s, path);
         INFO("path " << int(path));
