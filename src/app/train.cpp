@@ -124,6 +124,16 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
   comm.agree([&] { trp.emplace(cfg, data, *be, comm); });
   Trainer& tr = *trp;
   tr.note_broadcast(data_seconds);
+  comm.root_only([&] {  // a disk too full for one checkpoint is found now, not after the first epoch
+    const double bytes = 4.0 * (double(tr.model().num_params()) * double(1 + tr.optimizer().state_names().size()) +
+                                double(tr.model().num_state())) +
+                         (1 << 20);  // config, history, attributes
+    std::error_code ec;
+    const fs::space_info sp = fs::space(dir, ec);
+    if (!ec && double(sp.available) < bytes)
+      fail("{}: a checkpoint of this model needs {:.3g} MB, the file system has {:.3g} MB free", run_path, bytes / 1e6,
+           double(sp.available) / 1e6);
+  });
   if (opt.resume.empty()) {
     tr.init();
   } else {  // rf was read on rank 0 only: it checks, every rank resumes (collectively)
