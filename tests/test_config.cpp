@@ -81,6 +81,7 @@ TEST_CASE("errors name the key path", "[config]") {
            {"[model]\nhidden = [512, -3]\n", "model.hidden[1]: -3 is out of range"},
            {"[model]\nhidden = 512\n", "model.hidden: expected an array of integers"},
            {"[model]\ndropout = 1.5\n", "model.dropout: 1.5 is out of range"},
+           {"[data]\npath = \"x.h5\"\n", "data.path: only cifar10, hdf5 and images data take one"},
            {"[data]\nformat = \"png\"\n", "data.format"},
            {"[data]\nformat = \"hdf5\"\n", "data.path: hdf5 data needs a path"},
            {"train = 3\n", "train: expected a table"},

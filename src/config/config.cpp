@@ -44,6 +44,9 @@ DataConfig read_data(Section s) {
   if (idx && (d.test_images.empty() != d.test_labels.empty()))
     s.error(nullptr, "test_images", "give both test_images and test_labels, or neither");
   if (!idx && d.path.empty()) s.error(nullptr, "path", fmt::format("{} data needs a path", d.format));
+  if (idx && (!d.path.empty() || !d.test_path.empty()))  // else silently ignored: the default data would be used
+    s.error(nullptr, d.path.empty() ? "test_path" : "path",
+            "only cifar10, hdf5 and images data take one; idx data takes train_images/train_labels (set data.format)");
   s.finish();
   return d;
 }
