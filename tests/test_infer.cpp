@@ -158,6 +158,22 @@ TEST_CASE("inference inputs: a directory of images", "[data]") {
   CHECK(bad->read(0, 2).n == 2);
   REQUIRE_THROWS_WITH(bad->read(1, 3), Contains("b2.png") && Contains("cannot decode image"));
   REQUIRE_THROWS_WITH(open_source({d / "notes.txt", "images", "", 10, 1, 8, 8}), Contains("needs a directory"));
+
+  // A PNG chunk whose length runs past the end of the file (found by fuzzing: stb_image allocated
+  // 2 GB for it before reading): refused by name before stb sees it.
+  std::filesystem::remove(d / "b2.png");
+  std::vector<uint8_t> png;
+  {
+    std::ifstream f(d / "b.png", std::ios::binary);
+    png.assign(std::istreambuf_iterator<char>(f), {});
+  }
+  const uint8_t huge[8] = {0x52, 0x00, 0x00, 0x00, 'I', 'D', 'A', 'T'};  // 1.3 GB declared, 4 bytes present
+  png.erase(png.end() - 12, png.end());  // IEND dropped: the chunk is the file's last
+  png.insert(png.end(), huge, huge + 8);
+  png.insert(png.end(), 4, uint8_t(0));
+  write_bytes(d / "b3.png", png);
+  auto cut = open_source({d.path.string(), "images", "", 10, 1, 8, 8});
+  REQUIRE_THROWS_WITH(cut->read(0, 4), Contains("b3.png") && Contains("a chunk runs past the end of the file"));
 }
 
 // Under mpiexec with 1, 2 and 3 ranks: `infer` over all ranks writes the same

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "error.h"
 
@@ -30,6 +32,27 @@ std::vector<std::string> list_dir(const std::string& dir, bool dirs) {
   if (ec) fail("{}: cannot list the directory: {}", dir, ec.message());
   std::sort(v.begin(), v.end());
   return v;
+}
+
+// A PNG whose chunks each fit in the file. stb_image sizes its buffer for the
+// image data from a chunk's declared length before reading it (fuzzing: a
+// 518-byte file made it allocate 2 GB); such a file is refused first.
+bool png_chunks_fit(const std::string& file) {
+  std::ifstream f(file, std::ios::binary);
+  unsigned char sig[8];
+  if (!f.read(reinterpret_cast<char*>(sig), 8) || std::memcmp(sig, "\x89PNG\r\n\x1a\n", 8) != 0) return true;  // not PNG
+  std::error_code ec;
+  const uint64_t size = fs::file_size(file, ec);
+  uint64_t at = 8;
+  unsigned char head[8];
+  while (f.read(reinterpret_cast<char*>(head), 8)) {
+    const uint64_t len = uint64_t(head[0]) << 24 | uint64_t(head[1]) << 16 | uint64_t(head[2]) << 8 | head[3];
+    if (at + 12 + len > size) return false;
+    if (std::memcmp(head + 4, "IEND", 4) == 0) return true;
+    at += 12 + len;
+    f.seekg(std::streamoff(at));
+  }
+  return true;  // ends without IEND: stb reports it
 }
 
 class ImageSource final : public Source {
@@ -62,6 +85,7 @@ class ImageSource final : public Source {
       int w = 0, h = 0, n = 0;
       if (stbi_info(file.c_str(), &w, &h, &n) && int64_t(w) * h > kMaxPixels)
         fail("{}: {}x{} pixels, more than the {} million an image may have", file, w, h, kMaxPixels / 1000000);
+      if (!png_chunks_fit(file)) fail("{}: cannot decode image (corrupt PNG: a chunk runs past the end of the file)", file);
       stbi_uc* p = stbi_load(file.c_str(), &w, &h, &n, m_c);
       stbi_image_free(p);
       fail("{}: cannot decode image ({})", file, p ? "read failed" : stbi_failure_reason());
@@ -78,6 +102,7 @@ class ImageSource final : public Source {
     int w = 0, h = 0, n = 0;
     if (!stbi_info(file.c_str(), &w, &h, &n)) return false;
     if (int64_t(w) * h > kMaxPixels) return false;  // reported by read() with the size
+    if (!png_chunks_fit(file)) return false;
     stbi_uc* p = stbi_load(file.c_str(), &w, &h, &n, m_c);
     if (!p) return false;
     std::vector<uint8_t> sized;
