@@ -72,6 +72,7 @@ std::unique_lock<std::recursive_mutex> h5_lock() {
   return std::unique_lock<std::recursive_mutex>(m);
 }
 
+#ifndef RANKSWEEP_FUZZ_BUILD
 namespace {
 char g_crash_msg[8192];  // written by the signal handler: no allocation there
 size_t g_crash_len = 0;
@@ -93,6 +94,7 @@ void set_crash_message(const std::string& m) {
   std::memcpy(g_crash_msg, m.data(), g_crash_len);
 }
 }  // namespace
+#endif
 
 H5CrashGuard::H5CrashGuard(const std::string& path) {
 #ifndef RANKSWEEP_FUZZ_BUILD
