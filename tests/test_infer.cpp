@@ -174,6 +174,12 @@ TEST_CASE("inference inputs: a directory of images", "[data]") {
   write_bytes(d / "b3.png", png);
   auto cut = open_source({d.path.string(), "images", "", 10, 1, 8, 8});
   REQUIRE_THROWS_WITH(cut->read(0, 4), Contains("b3.png") && Contains("a chunk runs past the end of the file"));
+  // Other formats stb_image would decode by content are not read (a PGM header under a .png name:
+  // found by fuzzing, it made stb_image_resize assert).
+  std::filesystem::remove(d / "b3.png");
+  std::ofstream(d / "b4.png") << "P5\xcb\xc1\xae\xfe\x7f\x00\x00?\x10";
+  auto pgm = open_source({d.path.string(), "images", "", 10, 3, 16, 16});
+  REQUIRE_THROWS_WITH(pgm->read(0, 4), Contains("b4.png") && Contains("not a PNG or JPEG file"));
 }
 
 // Under mpiexec with 1, 2 and 3 ranks: `infer` over all ranks writes the same

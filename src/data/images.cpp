@@ -34,17 +34,30 @@ std::vector<std::string> list_dir(const std::string& dir, bool dirs) {
   return v;
 }
 
+// What a file's first bytes say it is: PNG, JPEG or neither. stb_image decodes
+// a dozen formats by content (PNM, PSD, HDR, ...: fuzzing found a 9-byte "P5"
+// file under a .png name that made stb_image_resize assert); only PNG and JPEG
+// reach it.
+enum class Kind { png, jpeg, other };
+Kind kind_of(const std::string& file) {
+  unsigned char m[8] = {};
+  std::ifstream f(file, std::ios::binary);
+  f.read(reinterpret_cast<char*>(m), 8);
+  if (f.gcount() == 8 && std::memcmp(m, "\x89PNG\r\n\x1a\n", 8) == 0) return Kind::png;
+  if (f.gcount() >= 3 && m[0] == 0xff && m[1] == 0xd8 && m[2] == 0xff) return Kind::jpeg;
+  return Kind::other;
+}
+
 // A PNG whose chunks each fit in the file. stb_image sizes its buffer for the
 // image data from a chunk's declared length before reading it (fuzzing: a
 // 518-byte file made it allocate 2 GB); such a file is refused first.
 bool png_chunks_fit(const std::string& file) {
   std::ifstream f(file, std::ios::binary);
-  unsigned char sig[8];
-  if (!f.read(reinterpret_cast<char*>(sig), 8) || std::memcmp(sig, "\x89PNG\r\n\x1a\n", 8) != 0) return true;  // not PNG
   std::error_code ec;
   const uint64_t size = fs::file_size(file, ec);
   uint64_t at = 8;
   unsigned char head[8];
+  f.seekg(std::streamoff(at));
   while (f.read(reinterpret_cast<char*>(head), 8)) {
     const uint64_t len = uint64_t(head[0]) << 24 | uint64_t(head[1]) << 16 | uint64_t(head[2]) << 8 | head[3];
     if (at + 12 + len > size) return false;
@@ -53,6 +66,14 @@ bool png_chunks_fit(const std::string& file) {
     f.seekg(std::streamoff(at));
   }
   return true;  // ends without IEND: stb reports it
+}
+
+// Why stb must not see the file ("" when it may).
+std::string refuse(const std::string& file) {
+  const Kind k = kind_of(file);
+  if (k == Kind::other) return "not a PNG or JPEG file (by its first bytes)";
+  if (k == Kind::png && !png_chunks_fit(file)) return "corrupt PNG: a chunk runs past the end of the file";
+  return "";
 }
 
 class ImageSource final : public Source {
@@ -83,9 +104,9 @@ class ImageSource final : public Source {
     if (bad >= 0) {  // decode it again alone for stb's (global) failure reason
       const std::string file = (fs::path(m_path) / m_names[size_t(first + bad)]).string();
       int w = 0, h = 0, n = 0;
+      if (const std::string why = refuse(file); !why.empty()) fail("{}: cannot decode image ({})", file, why);
       if (stbi_info(file.c_str(), &w, &h, &n) && int64_t(w) * h > kMaxPixels)
         fail("{}: {}x{} pixels, more than the {} million an image may have", file, w, h, kMaxPixels / 1000000);
-      if (!png_chunks_fit(file)) fail("{}: cannot decode image (corrupt PNG: a chunk runs past the end of the file)", file);
       stbi_uc* p = stbi_load(file.c_str(), &w, &h, &n, m_c);
       stbi_image_free(p);
       fail("{}: cannot decode image ({})", file, p ? "read failed" : stbi_failure_reason());
@@ -100,9 +121,9 @@ class ImageSource final : public Source {
   bool convert(int64_t k, uint8_t* out, size_t hw) const {
     const std::string file = (fs::path(m_path) / m_names[size_t(k)]).string();
     int w = 0, h = 0, n = 0;
+    if (!refuse(file).empty()) return false;  // reported by read() with the reason
     if (!stbi_info(file.c_str(), &w, &h, &n)) return false;
     if (int64_t(w) * h > kMaxPixels) return false;  // reported by read() with the size
-    if (!png_chunks_fit(file)) return false;
     stbi_uc* p = stbi_load(file.c_str(), &w, &h, &n, m_c);
     if (!p) return false;
     std::vector<uint8_t> sized;
