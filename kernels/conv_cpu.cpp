@@ -77,6 +77,15 @@ template <class T> void lower(T* col, size_t ld, int g, const T* P, const ConvSh
   }
 }
 
+// Columns of samples [n0, n0 + ng) of `in`, through the padded buffer P.
+template <class T>
+void lower_group(T* col, size_t ld, const T* in, int n0, int ng, T* P, const ConvShape& s, const Padded& p) {
+  for (int g = 0; g < ng; ++g) {
+    pad_sample(P, in + size_t(n0 + g) * s.C * s.H * s.W, s, p);
+    lower(col, ld, g, P, s, p);
+  }
+}
+
 // The adjoint of lower: din (C, H, W) of sample g from columns of dcol, through
 // the padded accumulator P.
 template <class T> void unlower(T* din, const T* dcol, size_t ld, int g, T* P, const ConvShape& s, const Padded& p) {
@@ -129,7 +138,7 @@ template <class T> std::vector<T>& scratch(int which) {
 
 template <class T> void conv2d_forward_cpu(T* out, const T* in, const T* w, const T* b, const ConvShape& s) {
   const int CKK = int(s.col_rows()), OHW = s.OH * s.OW, G = group_size(s);
-  const size_t in_sz = size_t(s.C) * s.H * s.W, out_sz = size_t(s.OC) * OHW, ld = row_length(s, G);
+  const size_t out_sz = size_t(s.OC) * OHW, ld = row_length(s, G);
   const Padded p(s);
   const int groups = (s.B + G - 1) / G;
 #pragma omp parallel
@@ -143,10 +152,7 @@ template <class T> void conv2d_forward_cpu(T* out, const T* in, const T* w, cons
 #pragma omp for schedule(static)
     for (int gi = 0; gi < groups; ++gi) {
       const int n0 = gi * G, ng = std::min(G, s.B - n0), cols = ng * OHW;
-      for (int g = 0; g < ng; ++g) {
-        pad_sample(P.data(), in + (n0 + g) * in_sz, s, p);
-        lower(col.data(), ld, g, P.data(), s, p);
-      }
+      lower_group(col.data(), ld, in, n0, ng, P.data(), s, p);
       gemm(CblasNoTrans, CblasNoTrans, s.OC, cols, CKK, T(1), w, CKK, col.data(), int(ld), T(0), tmp.data(), int(ld));
       for (int g = 0; g < ng; ++g)
         for (int oc = 0; oc < s.OC; ++oc) {
@@ -277,9 +283,8 @@ void conv2d_backward_cpu(T* din, T* dw, T* db, const T* dout, const T* in, const
 #pragma omp for schedule(static)
     for (int gi = 0; gi < groups; ++gi) {
       const int n0 = gi * G, ng = std::min(G, s.B - n0), cols = ng * OHW;
+      lower_group(col.data(), ld, in, n0, ng, P.data(), s, p);
       for (int g = 0; g < ng; ++g) {
-        pad_sample(P.data(), in + (n0 + g) * in_sz, s, p);
-        lower(col.data(), ld, g, P.data(), s, p);
         for (int oc = 0; oc < s.OC; ++oc)
           std::memcpy(dy.data() + oc * ld + size_t(g) * OHW, dout + (n0 + g) * out_sz + size_t(oc) * OHW,
                       sizeof(T) * OHW);
