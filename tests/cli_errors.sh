@@ -179,6 +179,9 @@ expect 2 "hdf5-lib-crash.h5: damaged HDF5 file" "$bin" train "$tmp/empty.toml" -
   --set "data.path=\"$src\"" --out "$tmp/crash1"
 expect 2 "hdf5-lib-crash.h5: damaged HDF5 file" mpirun --oversubscribe -np 2 "$bin" train "$tmp/empty.toml" \
   --set 'data.format="hdf5"' --set "data.path=\"$src\"" --out "$tmp/crash2"
+src=$(dirname "$0")/data/hdf5-lib-crash-read.h5  # the crash is in H5Dread of the samples
+expect 2 "hdf5-lib-crash-read.h5: damaged HDF5 file" "$bin" train "$tmp/empty.toml" --set 'data.format="hdf5"' \
+  --set "data.path=\"$src\"" --out "$tmp/crash3"
 # A file system too small for one checkpoint: found before the first epoch (a 1 MB tmpfs; needs root).
 if mkdir -p "$tmp/small" && mount -t tmpfs -o size=1M tmpfs "$tmp/small" 2>/dev/null; then
   expect 2 "small/run/run.h5: a checkpoint of this model needs 6.41 MB, the file system has" \

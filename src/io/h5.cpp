@@ -100,7 +100,7 @@ H5CrashGuard::H5CrashGuard(const std::string& path) {
 #ifndef RANKSWEEP_FUZZ_BUILD
   m_outer.assign(g_crash_msg, g_crash_len);
   set_crash_message(fmt::format(
-      "ranksweep: error: {}: damaged HDF5 file (the HDF5 library crashed reading its metadata)\n", path));
+      "ranksweep: error: {}: damaged HDF5 file (the HDF5 library crashed reading it)\n", path));
   if (g_guards++ == 0) {
     struct sigaction sa = {};
     sa.sa_handler = h5_crash_handler;
