@@ -18,15 +18,15 @@
 // each 2x2 window at most), backward instead loops over the non-zero values of
 // dout, each a K x K x C multiply-add against a channels-last (NHWC) padded
 // copy of the input (dw) or into one (din): FLOPs in proportion to the
-// non-zeros, contiguous runs of C values, no lowering. Weight gradients are summed per thread, then over threads in thread
-// order: results depend on the thread count, never on timing.
+// non-zeros, contiguous runs of C values, no lowering. Weight gradients are
+// summed per thread, then over threads in thread order: results depend on the
+// thread count, never on timing.
 #include <omp.h>
 
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
-#include "accumulate_cpu.h"
 #include "blas_cpu.h"
 #include "kernels_cpu.h"
 
@@ -120,6 +120,49 @@ template <class T> void pad_sample_nhwc(T* Q, const T* in, const ConvShape& s, c
       T* dst = Q + (size_t(h + s.pad) * p.Wp + s.pad) * s.C + c;
       for (int w = 0; w < s.W; ++w) dst[size_t(w) * s.C] = src[w];
     }
+}
+
+// dst[0, len) += sum_j g[j] * src[j][off, off + len): blocks of four 64-byte
+// vectors kept in registers across the whole list (one load and store of dst
+// per block, not per term). GCC/Clang vector extensions: the compiler splits
+// them for narrower vector units.
+template <class T> void accumulate(T* dst, int len, const T* const* src, size_t off, const T* g, int count) {
+  typedef T V __attribute__((vector_size(64)));
+  constexpr int kV = int(sizeof(V) / sizeof(T)), kB = 4 * kV;
+  int b = 0;
+  for (; b + kB <= len; b += kB) {
+    V r[4];
+    std::memcpy(r, dst + b, sizeof r);
+    for (int j = 0; j < count; ++j) {
+      V x[4];
+      std::memcpy(x, src[j] + off + b, sizeof x);
+      const V gj = V{} + g[j];
+      r[0] += gj * x[0], r[1] += gj * x[1], r[2] += gj * x[2], r[3] += gj * x[3];
+    }
+    std::memcpy(dst + b, r, sizeof r);
+  }
+  for (; b + kV <= len; b += kV) {
+    V r;
+    std::memcpy(&r, dst + b, sizeof r);
+    for (int j = 0; j < count; ++j) {
+      V x;
+      std::memcpy(&x, src[j] + off + b, sizeof x);
+      r += (V{} + g[j]) * x;
+    }
+    std::memcpy(dst + b, &r, sizeof r);
+  }
+  for (int j = 0; j < count && b < len; ++j) {
+    const T* x = src[j] + off;
+    for (int i = b; i < len; ++i) dst[i] += g[j] * x[i];
+  }
+}
+
+// The share of non-zero values in dout[0, n).
+template <class T> double density(const T* dout, size_t n) {
+  size_t nz = 0;
+#pragma omp parallel for simd reduction(+ : nz) schedule(static)
+  for (size_t i = 0; i < n; ++i) nz += dout[i] != T(0);
+  return n ? double(nz) / double(n) : 1.0;
 }
 
 // The sparse path is taken at or below this density of dout (after ReLU and a
@@ -256,12 +299,10 @@ void conv2d_backward_sparse(T* din, T* dw, T* db, const T* dout, const T* in, co
   }
 }
 
-template <class T>
-void conv2d_backward_cpu(T* din, T* dw, T* db, const T* dout, const T* in, const T* w, const ConvShape& s,
-                         GradPath path) {
-  if (path == GradPath::sparse ||
-      (path == GradPath::automatic && s.K * s.C >= kSparseMinRun &&
-       density(dout, size_t(s.B) * s.OC * s.OH * s.OW) <= kSparseDensity))
+template <class T> void conv2d_backward_cpu(T* din, T* dw, T* db, const T* dout, const T* in, const T* w,
+                                            const ConvShape& s, GradPath path) {
+  if (path == GradPath::sparse || (path == GradPath::automatic && s.K * s.C >= kSparseMinRun &&
+                                   density(dout, size_t(s.B) * s.OC * s.OH * s.OW) <= kSparseDensity))
     return conv2d_backward_sparse(din, dw, db, dout, in, w, s);
   const int CKK = int(s.col_rows()), OHW = s.OH * s.OW, G = group_size(s);
   const size_t in_sz = size_t(s.C) * s.H * s.W, out_sz = size_t(s.OC) * OHW, nw = size_t(s.OC) * CKK;

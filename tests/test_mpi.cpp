@@ -134,7 +134,8 @@ TEST_CASE("data-parallel resume equals an uninterrupted run", "[mpi]") {
     tr.init();
     tr.run_epoch();
     if (world.leader())
-      write_run_file(run, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, data.class_names, tr.history(), {});
+      write_run_file(run, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, data.class_names, tr.history(),
+                     {});
   }
   RunFile rf;
   world.root_only([&] { rf = read_run_file(run); });
@@ -188,8 +189,8 @@ TEST_CASE("a run stopped inside an epoch resumes bit for bit", "[mpi]") {
       epochs_before = tr.epochs_done();
       step = tr.position().step;
       if (world.leader())
-        write_run_file(run, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, data.class_names, tr.history(), {},
-                       tr.position());
+        write_run_file(run, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, data.class_names,
+                       tr.history(), {}, tr.position());
     }
     CHECK(step == (stop_at == 4 ? 4 : stop_at == per_epoch + 3 ? 3 : 10));
     CHECK(epochs_before == (stop_at == 4 ? 0 : 1));

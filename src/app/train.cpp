@@ -125,9 +125,7 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
   Trainer& tr = *trp;
   tr.note_broadcast(data_seconds);
   comm.root_only([&] {  // a disk too full for one checkpoint is found now, not after the first epoch
-    const double bytes = 4.0 * (double(tr.model().num_params()) * double(1 + tr.optimizer().state_names().size()) +
-                                double(tr.model().num_state())) +
-                         (1 << 20);  // config, history, attributes
+    const double bytes = run_file_bytes(tr.model(), tr.optimizer());
     std::error_code ec;
     const fs::space_info sp = fs::space(dir, ec);
     if (!ec && double(sp.available) < bytes)
@@ -181,8 +179,8 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
     }
     if (!finished) {  // a signal or the deadline: checkpoint at this step, then "requeue me"
       comm.root_only([&] {
-        write_run_file(run_path, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, data.class_names, tr.history(), prov,
-                       tr.position());
+        write_run_file(run_path, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, data.class_names,
+                       tr.history(), prov, tr.position());
       });
       if (comm.leader()) {
         fmt::print(
@@ -199,7 +197,8 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
       fmt::print("layer times on rank 0 (RANKSWEEP_PROFILE):\n{}\n", tr.model().profile_table());
     comm.root_only(  // a write error (a full disk) on rank 0 ends every rank, not only rank 0
         [&] {
-          write_run_file(run_path, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, data.class_names, tr.history(), prov);
+          write_run_file(run_path, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, data.class_names,
+                         tr.history(), prov);
         });
     if (tr.epochs_done() < last && tr.stop_agreed()) {  // the epoch's checkpoint is written: nothing more to save
       if (comm.leader())

@@ -34,46 +34,31 @@ std::vector<std::string> list_dir(const std::string& dir, bool dirs) {
   return v;
 }
 
-// What a file's first bytes say it is: PNG, JPEG or neither. stb_image decodes
-// a dozen formats by content (PNM, PSD, HDR, ...: fuzzing found a 9-byte "P5"
-// file under a .png name that made stb_image_resize assert); only PNG and JPEG
-// reach it.
-enum class Kind { png, jpeg, other };
-Kind kind_of(const std::string& file) {
+// Why stb_image must not see the file ("" when it may), from one read of its
+// head and, for a PNG, of its chunk headers:
+// - stb_image decodes a dozen formats by content (PNM, PSD, HDR, ...: fuzzing
+//   found a 9-byte "P5" file under a .png name that made stb_image_resize
+//   assert); only PNG and JPEG reach it;
+// - stb_image sizes its buffer for a PNG's image data from a chunk's declared
+//   length before reading it (fuzzing: a 518-byte file made it allocate 2 GB):
+//   a chunk running past the end of the file is refused first.
+std::string refuse(const std::string& file) {
+  std::ifstream f(file, std::ios::binary);
   unsigned char m[8] = {};
-  std::ifstream f(file, std::ios::binary);
   f.read(reinterpret_cast<char*>(m), 8);
-  if (f.gcount() == 8 && std::memcmp(m, "\x89PNG\r\n\x1a\n", 8) == 0) return Kind::png;
-  if (f.gcount() >= 3 && m[0] == 0xff && m[1] == 0xd8 && m[2] == 0xff) return Kind::jpeg;
-  return Kind::other;
-}
-
-// A PNG whose chunks each fit in the file. stb_image sizes its buffer for the
-// image data from a chunk's declared length before reading it (fuzzing: a
-// 518-byte file made it allocate 2 GB); such a file is refused first.
-bool png_chunks_fit(const std::string& file) {
-  std::ifstream f(file, std::ios::binary);
+  if (f.gcount() >= 3 && m[0] == 0xff && m[1] == 0xd8 && m[2] == 0xff) return "";  // JPEG
+  if (f.gcount() < 8 || std::memcmp(m, "\x89PNG\r\n\x1a\n", 8) != 0)
+    return "not a PNG or JPEG file (by its first bytes)";
   std::error_code ec;
   const uint64_t size = fs::file_size(file, ec);
-  uint64_t at = 8;
-  unsigned char head[8];
-  f.seekg(std::streamoff(at));
-  while (f.read(reinterpret_cast<char*>(head), 8)) {
-    const uint64_t len = uint64_t(head[0]) << 24 | uint64_t(head[1]) << 16 | uint64_t(head[2]) << 8 | head[3];
-    if (at + 12 + len > size) return false;
-    if (std::memcmp(head + 4, "IEND", 4) == 0) return true;
+  for (uint64_t at = 8; f.read(reinterpret_cast<char*>(m), 8);) {  // chunk: length, type, data, CRC
+    const uint64_t len = uint64_t(m[0]) << 24 | uint64_t(m[1]) << 16 | uint64_t(m[2]) << 8 | m[3];
+    if (at + 12 + len > size) return "corrupt PNG: a chunk runs past the end of the file";
+    if (std::memcmp(m + 4, "IEND", 4) == 0) break;
     at += 12 + len;
     f.seekg(std::streamoff(at));
   }
-  return true;  // ends without IEND: stb reports it
-}
-
-// Why stb must not see the file ("" when it may).
-std::string refuse(const std::string& file) {
-  const Kind k = kind_of(file);
-  if (k == Kind::other) return "not a PNG or JPEG file (by its first bytes)";
-  if (k == Kind::png && !png_chunks_fit(file)) return "corrupt PNG: a chunk runs past the end of the file";
-  return "";
+  return "";  // without IEND: stb reports it
 }
 
 class ImageSource final : public Source {

@@ -76,6 +76,11 @@ void write_run_file(const std::string& path, const std::string& config_text, con
   }
 }
 
+double run_file_bytes(const Model& model, const Optimizer& opt) {
+  const double floats = double(model.num_params()) * double(1 + opt.state_names().size()) + double(model.num_state());
+  return 4.0 * floats + (1 << 20);
+}
+
 RunFile read_run_file(const std::string& path, const std::string& root) {
   const auto lock = h5_lock();
   h5_quiet();

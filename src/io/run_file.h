@@ -35,6 +35,9 @@ void write_run_file(const std::string& path, const std::string& config_text, con
                     const std::vector<float>& mean, const std::vector<float>& inv_std,
                     const std::vector<std::string>& class_names, const History& history, const Provenance& prov,
                     const EpochPosition& position = {});
+// Bytes a run file of this model and optimizer takes, about (tensors, optimizer
+// state, running statistics, plus 1 MB for the config, history and attributes).
+double run_file_bytes(const Model& model, const Optimizer& opt);
 // `root` is the group holding the layout ("" for a run file's root).
 RunFile read_run_file(const std::string& path, const std::string& root = "");
 // A run file, or a study file's best trial (/best): what `infer --model` takes.

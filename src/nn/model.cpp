@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <utility>
 
 #include "error.h"
 #include "kernels/hd_math.h"
@@ -134,15 +135,12 @@ struct LayerClock {
 }  // namespace
 
 const float* Model::forward(const Pass& p) {
-  if (!m_profile) {
-    for (size_t i = 0; i < m_layers.size(); ++i) m_layers[i]->forward(m_be, m_acts[i], m_acts[i + 1], p);
-    return m_acts.back();
-  }
+  const bool timed = m_profile && p.train;  // training steps only, not evaluation
   LayerClock clock{m_be};
-  if (p.train) m_prof_samples += p.B;
+  if (timed) m_prof_samples += p.B;
   for (size_t i = 0; i < m_layers.size(); ++i) {
     m_layers[i]->forward(m_be, m_acts[i], m_acts[i + 1], p);
-    if (p.train) clock.lap(m_prof_fwd[i]);
+    if (timed) clock.lap(m_prof_fwd[i]);
   }
   return m_acts.back();
 }
@@ -165,16 +163,15 @@ void Model::backward(const float* dlogits, const Pass& p, const std::function<vo
 std::string Model::profile_table() {
   double total = 0;
   for (size_t i = 0; i < m_layers.size(); ++i) total += m_prof_fwd[i] + m_prof_bwd[i];
-  std::string s = fmt::format("  {:<10} {:<10} {:>12} {:>12} {:>7}\n", "layer", "type", "fwd us/img", "bwd us/img",
-                              "share");
+  std::string s =
+      fmt::format("  {:<10} {:<10} {:>12} {:>12} {:>7}\n", "layer", "type", "fwd us/img", "bwd us/img", "share");
   const double per = m_prof_samples > 0 ? 1e6 / double(m_prof_samples) : 0;
   m_prof_samples = 0;
   for (size_t i = 0; i < m_layers.size(); ++i) {
-    const double f = m_prof_fwd[i], b = m_prof_bwd[i];
-    if (m_layers[i]->aliases_input()) continue;
+    const double f = std::exchange(m_prof_fwd[i], 0.0), b = std::exchange(m_prof_bwd[i], 0.0);
+    if (m_layers[i]->aliases_input()) continue;  // a view (flatten): counted in the total, no line
     s += fmt::format("  {:<10} {:<10} {:>12.1f} {:>12.1f} {:>6.1f}%\n", m_layers[i]->name(), m_layers[i]->spec().type,
                      f * per, b * per, total > 0 ? 100 * (f + b) / total : 0.0);
-    m_prof_fwd[i] = m_prof_bwd[i] = 0;
   }
   s += fmt::format("  {:<10} {:<10} {:>25.1f} us/img", "total", "", total * per);
   return s;

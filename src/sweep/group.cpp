@@ -81,8 +81,8 @@ msg::Result run_job(const GroupSetup& s, const Job& job, const Overrides& params
     while (tr.epochs_done() < stop) {
       const bool finished = tr.run_epoch();
       gc.root_only([&] {
-        write_run_file(run, cfg.text, tr.model(), tr.optimizer(), s.data.mean, s.data.inv_std, s.data.class_names, tr.history(), prov,
-                       tr.position());
+        write_run_file(run, cfg.text, tr.model(), tr.optimizer(), s.data.mean, s.data.inv_std, s.data.class_names,
+                       tr.history(), prov, tr.position());
       });
       if (!finished) {  // stopped at a step: checkpoint written, the trial goes on in a later run
         res.interrupted = true;
