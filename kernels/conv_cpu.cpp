@@ -171,6 +171,9 @@ constexpr double kSparseDensity = 0.4;
 // ... and when a window row (K x C values) is long enough to vectorise (not conv1's 5 x 1).
 constexpr int kSparseMinRun = 16;
 
+// Winograd's forward from this many input channels (conv1's single channel: the GEMM).
+constexpr int kWinogradMinC = 16;
+
 // Per-thread scratch, kept across calls (OpenMP threads are persistent).
 template <class T> std::vector<T>& scratch(int which) {
   thread_local std::vector<T> buf[4];
@@ -179,7 +182,10 @@ template <class T> std::vector<T>& scratch(int which) {
 
 }  // namespace
 
-template <class T> void conv2d_forward_cpu(T* out, const T* in, const T* w, const T* b, const ConvShape& s) {
+template <class T>
+void conv2d_forward_cpu(T* out, const T* in, const T* w, const T* b, const ConvShape& s, FwdPath path) {
+  if (winograd_applies(s) && (path == FwdPath::winograd || (path == FwdPath::automatic && s.C >= kWinogradMinC)))
+    return conv2d_winograd_forward_cpu(out, in, w, b, s);
   const int CKK = int(s.col_rows()), OHW = s.OH * s.OW, G = group_size(s);
   const size_t out_sz = size_t(s.OC) * OHW, ld = row_length(s, G);
   const Padded p(s);
@@ -299,8 +305,26 @@ void conv2d_backward_sparse(T* din, T* dw, T* db, const T* dout, const T* in, co
   }
 }
 
+// din by Winograd: the full correlation of dout with the filters flipped and
+// transposed, (C, OC, K, K), is the forward convolution of dout at padding
+// K - 1 - pad (stride 1), no bias.
+template <class T> void winograd_input_grad(T* din, const T* dout, const T* w, const ConvShape& s) {
+  const int KK = s.K * s.K;
+  std::vector<T> wf(size_t(s.OC) * s.C * KK), zero(size_t(s.C), T(0));
+  for (int oc = 0; oc < s.OC; ++oc)
+    for (int c = 0; c < s.C; ++c)
+      for (int k = 0; k < KK; ++k) wf[(size_t(c) * s.OC + oc) * KK + KK - 1 - k] = w[(size_t(oc) * s.C + c) * KK + k];
+  const ConvShape t{s.B, s.OC, s.OH, s.OW, s.C, s.K, 1, s.K - 1 - s.pad, s.H, s.W};
+  conv2d_winograd_forward_cpu(din, dout, wf.data(), zero.data(), t);
+}
+
 template <class T> void conv2d_backward_cpu(T* din, T* dw, T* db, const T* dout, const T* in, const T* w,
                                             const ConvShape& s, GradPath path) {
+  if (path == GradPath::winograd ||
+      (path == GradPath::automatic && winograd_applies(s) && s.C >= kWinogradMinC && s.OC >= kWinogradMinC)) {
+    if (din) winograd_input_grad(din, dout, w, s);
+    return conv2d_winograd_weight_grad_cpu(dw, db, dout, in, s);
+  }
   if (path == GradPath::sparse || (path == GradPath::automatic && s.K * s.C >= kSparseMinRun &&
                                    density(dout, size_t(s.B) * s.OC * s.OH * s.OW) <= kSparseDensity))
     return conv2d_backward_sparse(din, dw, db, dout, in, w, s);
@@ -354,8 +378,9 @@ template <class T> void conv2d_backward_cpu(T* din, T* dw, T* db, const T* dout,
   }
 }
 
-template void conv2d_forward_cpu<float>(float*, const float*, const float*, const float*, const ConvShape&);
-template void conv2d_forward_cpu<double>(double*, const double*, const double*, const double*, const ConvShape&);
+template void conv2d_forward_cpu<float>(float*, const float*, const float*, const float*, const ConvShape&, FwdPath);
+template void conv2d_forward_cpu<double>(double*, const double*, const double*, const double*, const ConvShape&,
+                                         FwdPath);
 template void conv2d_backward_cpu<float>(float*, float*, float*, const float*, const float*, const float*,
                                          const ConvShape&, GradPath);
 template void conv2d_backward_cpu<double>(double*, double*, double*, const double*, const double*, const double*,

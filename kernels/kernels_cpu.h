@@ -35,7 +35,15 @@ struct PoolShape {
 // and max-pool). `automatic` picks by dout's density. (The same for the dense
 // layer's dw was measured slower than its GEMM: 95 vs 73 us per sample at 25%
 // density, 3136 -> 1024, batch 64, one thread; not used.)
-enum class GradPath { automatic, gemm, sparse };
+// `winograd`: din by Winograd (the forward's kernel on dout with the filters
+// flipped and transposed, stride 1 only), dw as `automatic` chooses;
+// `automatic` takes it where it applies and dout has >= 16 channels.
+enum class GradPath { automatic, gemm, sparse, winograd };
+// Forward paths of conv2d, the same up to rounding: lowering and GEMMs, or
+// Winograd F(2x2, KxK) (stride 1, K = 3 or 5; conv_winograd_cpu.cpp).
+// `automatic` takes Winograd where it applies and the input has >= 16 channels
+// (fewer: the transforms cost more than the products they save).
+enum class FwdPath { automatic, gemm, winograd };
 
 // ---- dense: out (B, OUT) = in (B, IN) . w^T (IN, OUT) + b (OUT); w is (OUT, IN)
 template <class T> void dense_forward_cpu(T* out, const T* in, const T* w, const T* b, int B, int IN, int OUT);
@@ -46,10 +54,13 @@ void dense_backward_cpu(T* din, T* dw, T* db, const T* dout, const T* in, const 
 // Backward: lowering and GEMMs, or (GradPath::sparse) direct loops over the
 // non-zero values of dout (a conv followed by ReLU and a 2x2 max-pool: at most
 // one value in four survives the pool).
-template <class T> void conv2d_forward_cpu(T* out, const T* in, const T* w, const T* b, const ConvShape& s);
-template <class T>
-void conv2d_backward_cpu(T* din, T* dw, T* db, const T* dout, const T* in, const T* w, const ConvShape& s,
-                         GradPath path = GradPath::automatic);
+template <class T> void conv2d_forward_cpu(T* out, const T* in, const T* w, const T* b, const ConvShape& s,
+                                           FwdPath path = FwdPath::automatic);
+bool winograd_applies(const ConvShape& s);
+template <class T> void conv2d_winograd_forward_cpu(T* out, const T* in, const T* w, const T* b, const ConvShape& s);
+template <class T> void conv2d_winograd_weight_grad_cpu(T* dw, T* db, const T* dout, const T* in, const ConvShape& s);
+template <class T> void conv2d_backward_cpu(T* din, T* dw, T* db, const T* dout, const T* in, const T* w,
+                                            const ConvShape& s, GradPath path = GradPath::automatic);
 
 // ---- max-pool: argmax (B, C, OH, OW) holds the winning input offset in its plane
 template <class T> void maxpool_forward_cpu(T* out, int32_t* argmax, const T* in, const PoolShape& s);

@@ -132,12 +132,16 @@ TEST_CASE("conv2d: forward matches a direct convolution", "[conv]") {
   CHECK(worst < 1e-12);
 }
 
-TEST_CASE("conv2d: batched lowering and both backward paths match direct loops", "[conv]") {
+TEST_CASE("conv2d: batched lowering, Winograd and both backward paths match direct loops", "[conv]") {
   // Batches larger than a lowering group (with a partial last group), odd
   // shapes, stride and padding; dy 75% zeros as after ReLU and a 2x2 pool.
+  // Winograd (stride 1, 3x3 and 5x5): partial tiles at odd output sizes, more
+  // tiles than a block (28x28), channel counts off the vector width (9, 17, 11)
+  // and past four vectors (40), >= 16 input channels (taken automatically).
   for (const ConvShape s0 : {ConvShape{11, 3, 9, 7, 5, 3, 1, 1, 0, 0}, ConvShape{5, 4, 10, 11, 3, 5, 2, 2, 0, 0},
                              ConvShape{9, 6, 8, 8, 4, 3, 1, 0, 0, 0}, ConvShape{3, 1, 28, 28, 2, 5, 1, 2, 0, 0},
-                             ConvShape{4, 2, 7, 6, 3, 2, 3, 1, 0, 0}}) {
+                             ConvShape{4, 2, 7, 6, 3, 2, 3, 1, 0, 0}, ConvShape{2, 9, 7, 9, 40, 5, 1, 2, 0, 0},
+                             ConvShape{3, 17, 6, 5, 11, 3, 1, 0, 0, 0}, ConvShape{2, 16, 14, 14, 32, 5, 1, 2, 0, 0}}) {
     ConvShape s = s0;
     s.OH = (s.H + 2 * s.pad - s.K) / s.stride + 1, s.OW = (s.W + 2 * s.pad - s.K) / s.stride + 1;
     DYNAMIC_SECTION("B" << s.B << " C" << s.C << " " << s.H << "x" << s.W << " OC" << s.OC << " K" << s.K << " s"
@@ -175,14 +179,20 @@ TEST_CASE("conv2d: batched lowering and both backward paths match direct loops",
         for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - r[i]));
         return m;
       };
-      Vec y(ny);
-      conv2d_forward_cpu(y.data(), x.data(), w.data(), b.data(), s);
-      CHECK(worst(y, y_ref) < 1e-12);
-      for (GradPath path : {GradPath::gemm, GradPath::sparse, GradPath::automatic}) {
+      for (FwdPath path : {FwdPath::gemm, FwdPath::winograd, FwdPath::automatic}) {
+        if (path == FwdPath::winograd && !winograd_applies(s)) continue;
+        Vec y(ny, 7.0);
+        conv2d_forward_cpu(y.data(), x.data(), w.data(), b.data(), s, path);
+        INFO("forward path " << int(path));
+        CHECK(worst(y, y_ref) < (path == FwdPath::gemm ? 1e-12 : 1e-10));  // Winograd: transforms round
+      }
+      for (GradPath path : {GradPath::gemm, GradPath::sparse, GradPath::winograd, GradPath::automatic}) {
+        if (path == GradPath::winograd && !winograd_applies(s)) continue;
+        const double tol = path == GradPath::gemm || path == GradPath::sparse ? 1e-12 : 1e-10;
         Vec dx(nx, 7.0), dw(w.size(), 7.0), db(s.OC, 7.0);  // overwritten, not accumulated
         conv2d_backward_cpu(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), s, path);
         INFO("path " << int(path));
-        CHECK(worst(dx, dx_ref) < 1e-12);
+        CHECK(worst(dx, dx_ref) < tol);
         CHECK(worst(dw, dw_ref) < 1e-12);
         CHECK(worst(db, db_ref) < 1e-12);
         conv2d_backward_cpu<double>(nullptr, dw.data(), db.data(), dy.data(), x.data(), w.data(), s, path);
@@ -190,6 +200,33 @@ TEST_CASE("conv2d: batched lowering and both backward paths match direct loops",
       }
     }
   }
+}
+
+TEST_CASE("conv2d: Winograd in float stays within 2e-5 of the exact result", "[conv]") {
+  // tf-mnist-cnn's conv2 (32 -> 64 channels, 5x5, 14x14, padding 2): the transforms' rounding,
+  // measured at ~7e-6 of the largest value (GEMM path ~3e-7); a wrong coefficient gives ~1e-1.
+  const ConvShape s{4, 32, 14, 14, 64, 5, 1, 2, 14, 14};
+  std::mt19937 g(11);
+  const size_t nx = size_t(s.B) * s.C * 196, ny = size_t(s.B) * s.OC * 196;
+  Vec x = random_vec(nx, g), w = random_vec(size_t(s.OC) * s.C * 25, g), b = random_vec(s.OC, g),
+      dy = random_vec(ny, g);
+  Vec y(ny), dx(nx), dw(w.size()), db(s.OC);
+  conv2d_forward_cpu(y.data(), x.data(), w.data(), b.data(), s, FwdPath::gemm);
+  conv2d_backward_cpu(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), s, GradPath::gemm);
+  auto to_float = [](const Vec& v) { return std::vector<float>(v.begin(), v.end()); };
+  std::vector<float> xf = to_float(x), wf = to_float(w), bf = to_float(b), dyf = to_float(dy);
+  std::vector<float> yf(ny), dxf(nx), dwf(w.size()), dbf(s.OC);
+  conv2d_forward_cpu(yf.data(), xf.data(), wf.data(), bf.data(), s, FwdPath::winograd);
+  conv2d_backward_cpu(dxf.data(), dwf.data(), dbf.data(), dyf.data(), xf.data(), wf.data(), s, GradPath::winograd);
+  auto rel = [](const std::vector<float>& a, const Vec& r) {
+    double m = 0, e = 0;
+    for (size_t i = 0; i < r.size(); ++i) m = std::max(m, std::abs(r[i])), e = std::max(e, std::abs(a[i] - r[i]));
+    return e / m;
+  };
+  CHECK(rel(yf, y) < 2e-5);
+  CHECK(rel(dxf, dx) < 2e-5);
+  CHECK(rel(dwf, dw) < 2e-5);
+  CHECK(rel(dbf, db) < 1e-6);
 }
 
 TEST_CASE("maxpool: gradient with overlapping windows and padding", "[grad]") {
