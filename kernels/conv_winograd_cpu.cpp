@@ -25,9 +25,17 @@
 #include <vector>
 
 #include "kernels_cpu.h"
+#include "simd_cpu.h"
 
 namespace rs {
 namespace {
+
+using simd::kRows;
+using simd::kV;
+using simd::load;
+using simd::round_up;
+using simd::store;
+using simd::Vec;
 
 // F(2, R) for the forward and the input gradient: B^T (applied to N values
 // x[k * st]), A^T (N -> 2) and G (N x R, for the filters, once per call).
@@ -95,56 +103,6 @@ template <> struct Wino<3> {
 };
 
 constexpr int kBlock = 96;  // tiles per block, at most (a multiple of kRows)
-constexpr int kRows = 6;    // tiles per pass of the product kernel
-
-// GCC/Clang vector extensions, as in conv_cpu.cpp; loads and stores through
-// the unaligned type (plain assignments keep the product's sums in registers,
-// where memcpy into an array spilled them).
-template <class T> struct VecOf {
-  typedef T type __attribute__((vector_size(64)));
-  typedef T unaligned __attribute__((vector_size(64), aligned(sizeof(T)), __may_alias__));
-};
-template <class T> using Vec = typename VecOf<T>::type;
-template <class T> Vec<T> load(const T* p) { return *reinterpret_cast<const typename VecOf<T>::unaligned*>(p); }
-template <class T> void store(T* p, Vec<T> v) { *reinterpret_cast<typename VecOf<T>::unaligned*>(p) = v; }
-template <class T> constexpr int kV = int(sizeof(Vec<T>) / sizeof(T));
-
-size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
-
-// m[t][j] (+)= sum_c v[t * rs + c * cs] u[c * ldu + j] for kRows rows t, NV
-// vectors of j and c < count: a register-blocked matrix product (rows of u
-// streamed, one value of v broadcast per row t).
-template <class T, int NV, bool kAdd>
-inline void product(T* m, size_t ldm, const T* v, size_t rs, size_t cs, const T* u, size_t ldu, int count) {
-  using V = Vec<T>;
-  constexpr int kv = kV<T>;
-  V acc[kRows][NV] = {};
-  for (int c = 0; c < count; ++c) {
-    V w[NV];
-#pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) w[j] = load(u + size_t(c) * ldu + j * kv);
-#pragma GCC unroll 8
-    for (int t = 0; t < kRows; ++t) {
-      const T x = v[t * rs + c * cs];
-#pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j) acc[t][j] += x * w[j];
-    }
-  }
-#pragma GCC unroll 8
-  for (int t = 0; t < kRows; ++t)
-#pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) store(m + t * ldm + j * kv, kAdd ? load(m + t * ldm + j * kv) + acc[t][j] : acc[t][j]);
-}
-
-// product over every vector of j < n (a multiple of kv): four at a time, then one.
-template <class T, bool kAdd>
-void product_row(T* m, size_t ldm, const T* v, size_t rs, size_t cs, const T* u, size_t ldu, int count, int n) {
-  constexpr int kv = kV<T>;
-  int j = 0;
-  for (; j + 4 * kv <= n; j += 4 * kv) product<T, 4, kAdd>(m + j, ldm, v, rs, cs, u + j, ldu, count);
-  for (; j < n; j += kv) product<T, 1, kAdd>(m + j, ldm, v, rs, cs, u + j, ldu, count);
-}
-
 // The tiling of one layer: T = (TY, TX) tiles of 2 x 2 outputs per sample,
 // Q = a sample's input channels-last (Hq, Wq, Cp) with its zero border, whole
 // tiles; blocks of at most blk tiles.
@@ -238,9 +196,9 @@ template <class T, int R> void forward(T* out, const T* in, const T* w, const T*
         L.input_transform(Vb.data(), Cp, Q.data(), t0, nt);
         for (int xi = 0; xi < NN; ++xi)  // Mb[xi] = Vb[xi] . U[xi]
           for (int t = 0; t < nt; t += kRows)
-            product_row<T, false>(Mb.data() + (size_t(xi) * blk + t) * OCp, OCp,
-                                  Vb.data() + (size_t(xi) * blk + t) * Cp, Cp, 1, U.data() + size_t(xi) * Cp * OCp, OCp,
-                                  Cp, OCp);
+            simd::product_row<T, kRows, false>(Mb.data() + (size_t(xi) * blk + t) * OCp, OCp,
+                                               Vb.data() + (size_t(xi) * blk + t) * Cp, Cp, 1,
+                                               U.data() + size_t(xi) * Cp * OCp, OCp, Cp, OCp);
         // output transform: Y tile = A^T m A
         for (int t = 0; t < nt; ++t) {
           T* yt = Y.data() + (size_t(2 * ((t0 + t) / TX)) * 2 * TX + 2 * ((t0 + t) % TX)) * OCp;
@@ -329,8 +287,9 @@ template <class T, int R> void weight_grad(T* dw, T* db, const T* dout, const T*
         }
         for (int xi = 0; xi < NN; ++xi)  // M[xi] (Cs, OCp) += Vb[xi]^T . Gb[xi]
           for (int c = 0; c < Cs; c += kRows)
-            product_row<T, true>(M.data() + (size_t(xi) * Cs + c) * OCp, OCp, Vb.data() + size_t(xi) * blk * Cs + c, 1,
-                                 Cs, Gb.data() + size_t(xi) * blk * OCp, OCp, nt, OCp);
+            simd::product_row<T, kRows, true>(M.data() + (size_t(xi) * Cs + c) * OCp, OCp,
+                                              Vb.data() + size_t(xi) * blk * Cs + c, 1, Cs,
+                                              Gb.data() + size_t(xi) * blk * OCp, OCp, nt, OCp);
       }
     }
   }

@@ -93,8 +93,10 @@ TEST_CASE("dense layer: cuBLAS products and bias kernels", "[emu]") {
       Dev<float> gx(x), gw(w), gb(b), gdy(dy), gy(y.size()), gdx(dx.size()), gdw(dw.size()), gdb(db.size());
       dense_forward_gpu(gy, gx, gw, gb, B, IN, OUT, ctx());
       dense_backward_gpu(gdx, gdw, gdb, gdy, gx, gw, B, IN, OUT, ctx());
-      check_close("dense y", y, gy, 1e-5, 1e-5), check_close("dense dx", dx, gdx, 1e-5, 1e-5);
-      check_close("dense dw", dw, gdw, 1e-5, 1e-5), check_close("dense db", db, gdb, 1e-5, 1e-5);
+      // Float sums of up to 3136 products in different orders (cuBLAS's, the CPU kernel's blocks):
+      // rounding ~ sqrt(3136) x 6e-8 x |sum| ~ 1e-4 at these sizes, seen 8.8e-5.
+      check_close("dense y", y, gy, 3e-4, 1e-5), check_close("dense dx", dx, gdx, 3e-4, 1e-5);
+      check_close("dense dw", dw, gdw, 3e-4, 1e-5), check_close("dense db", db, gdb, 1e-5, 1e-5);
     });
   }
 }

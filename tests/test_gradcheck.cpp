@@ -2,6 +2,7 @@
 // the CPU reference kernels in double precision, with small odd shapes.
 // Objective: L = sum(y * r) for a fixed random r, so dL/dy = r.
 #include <catch2/catch.hpp>
+#include <omp.h>
 
 #include <cmath>
 #include <functional>
@@ -70,6 +71,57 @@ TEST_CASE("dense: gradients of input, weight and bias", "[grad]") {
   check_grad("dense dx", x, dx, f);
   check_grad("dense dw", w, dw, f);
   check_grad("dense db", b, db, f);
+}
+
+TEST_CASE("dense: blocked products match direct loops, at any thread count", "[grad]") {
+  // Shapes off every block size: rows off the 6-row pass, columns off the
+  // vector width and the 64-column block, a layer narrower than the batch (the classifier's branch), din's 256-row
+  // blocks of w (OUT > 256), the forward's k blocks (B = 200: 163 rows of in^T).
+  struct Case {
+    int B, IN, OUT;
+  };
+  for (const Case c :
+       {Case{13, 70, 37}, Case{70, 1000, 9}, Case{5, 300, 301}, Case{64, 130, 64}, Case{200, 500, 250}}) {
+    DYNAMIC_SECTION("B" << c.B << " IN" << c.IN << " OUT" << c.OUT) {
+      std::mt19937 g(21);
+      const Vec x = random_vec(size_t(c.B) * c.IN, g), w = random_vec(size_t(c.OUT) * c.IN, g),
+                b = random_vec(c.OUT, g), dy = random_vec(size_t(c.B) * c.OUT, g);
+      Vec y_ref(dy.size()), dx_ref(x.size(), 0.0), dw_ref(w.size(), 0.0), db_ref(c.OUT, 0.0);
+      for (int i = 0; i < c.B; ++i)
+        for (int o = 0; o < c.OUT; ++o) {
+          double acc = b[o];
+          const double d = dy[size_t(i) * c.OUT + o];
+          db_ref[o] += d;
+          for (int k = 0; k < c.IN; ++k) {
+            acc += x[size_t(i) * c.IN + k] * w[size_t(o) * c.IN + k];
+            dx_ref[size_t(i) * c.IN + k] += d * w[size_t(o) * c.IN + k];
+            dw_ref[size_t(o) * c.IN + k] += d * x[size_t(i) * c.IN + k];
+          }
+          y_ref[size_t(i) * c.OUT + o] = acc;
+        }
+      auto worst = [](const Vec& a, const Vec& r) {
+        double m = 0;
+        for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - r[i]));
+        return m;
+      };
+      std::vector<Vec> runs;
+      const int threads_before = omp_get_max_threads();
+      for (int threads : {1, 2}) {
+        omp_set_num_threads(threads);
+        Vec y(dy.size(), 7.0), dx(x.size(), 7.0), dw(w.size(), 7.0), db(c.OUT, 7.0);  // overwritten
+        dense_forward_cpu(y.data(), x.data(), w.data(), b.data(), c.B, c.IN, c.OUT);
+        dense_backward_cpu(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), c.B, c.IN, c.OUT);
+        INFO(threads << " threads");
+        CHECK(worst(y, y_ref) < 1e-11);
+        CHECK(worst(dx, dx_ref) < 1e-11);
+        CHECK(worst(dw, dw_ref) < 1e-11);
+        CHECK(worst(db, db_ref) < 1e-11);
+        for (Vec* v : {&y, &dx, &dw, &db}) runs.push_back(*v);
+      }
+      omp_set_num_threads(threads_before);
+      for (size_t i = 0; i < 4; ++i) CHECK(runs[i] == runs[i + 4]);  // bit-identical at 1 and 2 threads
+    }
+  }
 }
 
 TEST_CASE("conv2d: gradients with stride and padding", "[grad]") {

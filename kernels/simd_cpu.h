@@ -1,0 +1,103 @@
+// The register-blocked matrix product shared by the CPU kernels that do not
+// call OpenBLAS (Winograd convolution, dense layers). GCC/Clang vector
+// extensions (64-byte vectors; the compiler splits them for narrower units);
+// loads and stores through an unaligned, may-alias type: plain assignments
+// keep the sums in registers, where memcpy into an array spilled them.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+
+namespace rs::simd {
+
+template <class T> struct VecOf {
+  typedef T type __attribute__((vector_size(64)));
+  typedef T unaligned __attribute__((vector_size(64), aligned(sizeof(T)), __may_alias__));
+};
+template <class T> using Vec = typename VecOf<T>::type;
+template <class T> inline Vec<T> load(const T* p) { return *reinterpret_cast<const typename VecOf<T>::unaligned*>(p); }
+template <class T> inline void store(T* p, Vec<T> v) { *reinterpret_cast<typename VecOf<T>::unaligned*>(p) = v; }
+template <class T> constexpr int kV = int(sizeof(Vec<T>) / sizeof(T));  // values per vector
+constexpr int kRows = 6;  // rows per pass: 6 x 4 vectors of sums, + 4 loaded, + 1 broadcast <= 32 registers
+
+inline size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
+// c[t][j] (+)= sum_k a[t * ars + k * acs] b[k * ldb + j] for ROWS rows t, NV
+// vectors of j and k < K: rows of b streamed, one value of a broadcast per row.
+template <class T, int ROWS, int NV, bool kAdd>
+inline void product(T* c, size_t ldc, const T* a, size_t ars, size_t acs, const T* b, size_t ldb, int K) {
+  using V = Vec<T>;
+  constexpr int kv = kV<T>;
+  V acc[ROWS][NV] = {};
+  for (int k = 0; k < K; ++k) {
+    V w[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) w[j] = load(b + size_t(k) * ldb + j * kv);
+#pragma GCC unroll 8
+    for (int t = 0; t < ROWS; ++t) {
+      const T x = a[t * ars + k * acs];
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) acc[t][j] += x * w[j];
+    }
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < ROWS; ++t)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) store(c + t * ldc + j * kv, kAdd ? load(c + t * ldc + j * kv) + acc[t][j] : acc[t][j]);
+}
+
+// product over the vectors of j < n (a multiple of kv): four at a time, then one.
+template <class T, int ROWS, bool kAdd>
+inline void product_row(T* c, size_t ldc, const T* a, size_t ars, size_t acs, const T* b, size_t ldb, int K, int n) {
+  constexpr int kv = kV<T>;
+  int j = 0;
+  for (; j + 4 * kv <= n; j += 4 * kv) product<T, ROWS, 4, kAdd>(c + j, ldc, a, ars, acs, b + j, ldb, K);
+  for (; j < n; j += kv) product<T, ROWS, 1, kAdd>(c + j, ldc, a, ars, acs, b + j, ldb, K);
+}
+
+// C (M x N, ldc) (+)= A . B, A(i, k) = a[i * ars + k * acs], B (K x N, ldb):
+// rows in passes of kRows (then the remainder), columns in vectors (then the
+// remainder, < kv, scalar). Single-threaded: callers split C.
+template <class T>
+void gemm(T* c, size_t ldc, const T* a, size_t ars, size_t acs, const T* b, size_t ldb, int M, int N, int K, bool add) {
+  const int nv = N / kV<T> * kV<T>;
+  for (int i = 0; i < M; i += kRows) {
+    T* ci = c + size_t(i) * ldc;
+    const T* ai = a + size_t(i) * ars;
+    const int rows = std::min(kRows, M - i);
+    auto pass = [&]<int R>() {
+      if (add)
+        product_row<T, R, true>(ci, ldc, ai, ars, acs, b, ldb, K, nv);
+      else
+        product_row<T, R, false>(ci, ldc, ai, ars, acs, b, ldb, K, nv);
+    };
+    switch (rows) {
+      case 6:
+        pass.template operator()<6>();
+        break;
+      case 5:
+        pass.template operator()<5>();
+        break;
+      case 4:
+        pass.template operator()<4>();
+        break;
+      case 3:
+        pass.template operator()<3>();
+        break;
+      case 2:
+        pass.template operator()<2>();
+        break;
+      default:
+        pass.template operator()<1>();
+        break;
+    }
+    for (int t = 0; t < rows; ++t)
+      for (int j = nv; j < N; ++j) {
+        T sum = add ? ci[t * ldc + j] : T(0);
+        for (int k = 0; k < K; ++k) sum += ai[t * ars + k * acs] * b[size_t(k) * ldb + j];
+        ci[t * ldc + j] = sum;
+      }
+  }
+}
+
+}  // namespace rs::simd
