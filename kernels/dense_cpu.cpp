@@ -48,8 +48,10 @@ template <class T> void dense_forward_cpu(T* out, const T* in, const T* w, const
   prod.resize(size_t(M) * Np);
   T *P = pack.data(), *C = prod.data();  // the calling thread's buffers, shared with the team
 #pragma omp parallel for schedule(static)
-  for (int k = 0; k < IN; ++k)
-    for (int j = 0; j < N; ++j) P[size_t(k) * Np + j] = bt[size_t(j) * IN + k];
+  for (int k0 = 0; k0 < IN; k0 += 16)  // 16 x 16 tiles: both sides touch whole cache lines
+    for (int j0 = 0; j0 < N; j0 += 16)
+      for (int j = j0; j < std::min(j0 + 16, N); ++j)
+        for (int k = k0; k < std::min(k0 + 16, IN); ++k) P[size_t(k) * Np + j] = bt[size_t(j) * IN + k];
   const int slabs = (M + 47) / 48;  // 48 rows per task: 8 passes; their part of a k block in L1/L2
   for (int k0 = 0; k0 < IN; k0 += kb) {
     const int K = std::min(kb, IN - k0);
