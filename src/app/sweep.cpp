@@ -53,11 +53,11 @@ void print_end(const Coordinator& c, const std::string& study_path) {
   fmt::print("sweep {} after {}: {} trials in {}\n", c.incomplete() ? "stopped" : "done", format_seconds(c.elapsed()),
              s.rows.size(), study_path);
   if (b >= 0)
-    fmt::print("best: trial {} val {:.2f}% test {:.2f}%", s.rows[b].id, 100 * s.rows[b].best_val_accuracy,
-               100 * s.rows[b].test_accuracy);
+    fmt::print("best: trial {} val {} test {}", s.rows[b].id, format_percent(s.rows[b].best_val_accuracy),
+               format_percent(s.rows[b].test_accuracy));
   if (b >= 0 && d >= 0)
-    fmt::print("; default (trial 0): val {:.2f}% test {:.2f}%", 100 * s.rows[d].best_val_accuracy,
-               100 * s.rows[d].test_accuracy);
+    fmt::print("; default (trial 0): val {} test {}", format_percent(s.rows[d].best_val_accuracy),
+               format_percent(s.rows[d].test_accuracy));
   fmt::print("\n");
 }
 

@@ -28,11 +28,10 @@ void print_epoch(const History& h, int64_t epochs, double elapsed, int64_t ran, 
   auto last = [&](const char* k) { return h.cols.at(k).back(); };
   const int64_t e = int64_t(last("epoch"));
   const double left = elapsed / double(ran) * double(epochs - e);
-  auto pct = [](double x) { return std::isnan(x) ? std::string("-") : fmt::format("{:.2f}%", 100 * x); };
   fmt::print("epoch {:>{}}/{}  loss {:.4f}  train {}  val {}  test {}  {:.0f} img/s  elapsed {}  left {}\n", e,
-             int(std::to_string(epochs).size()), epochs, last("train_loss"), pct(last("train_accuracy")),
-             pct(last("val_accuracy")), pct(last("test_accuracy")), last("images_per_second"), format_seconds(elapsed),
-             format_seconds(left));
+             int(std::to_string(epochs).size()), epochs, last("train_loss"), format_percent(last("train_accuracy")),
+             format_percent(last("val_accuracy")), format_percent(last("test_accuracy")), last("images_per_second"),
+             format_seconds(elapsed), format_seconds(left));
   if (verbose)
     fmt::print(
         "  phases (rank 0): data {:.2f}s  forward {:.2f}s  backward {:.2f}s  allreduce wait {:.2f}s  "

@@ -245,8 +245,9 @@ void Coordinator::print_progress(const TrialRow& r, double wall_seconds) const {
   const bool bad = r.status == TrialStatus::failed || r.status == TrialStatus::diverged;
   const std::string what =
       bad ? fmt::format("group {} after {}: {}", r.group, format_seconds(wall_seconds), one_line(r.message, 160))
-          : fmt::format("group {} epochs {:>3} val {:.2f}% test {:.2f}% {:>6}", r.group, r.epochs,
-                        100 * r.best_val_accuracy, 100 * r.test_accuracy, format_seconds(wall_seconds));
+          : fmt::format("group {} epochs {:>3} val {} test {} {:>6}", r.group, r.epochs,
+                        format_percent(r.best_val_accuracy), format_percent(r.test_accuracy),
+                        format_seconds(wall_seconds));
   fmt::print("trial {:>4} {:<9} {}  | {}/{} trials have results ({} running), best {}, elapsed {}, left ~{}\n", r.id,
              to_string(r.status), what, have, total(), m_policy.running(), best, format_seconds(elapsed()),
              format_seconds(left));
