@@ -13,6 +13,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "kernels_cpu.h"
@@ -21,13 +22,16 @@
 namespace rs {
 namespace {
 
-constexpr int kCols = 4 * simd::kV<float>;  // columns per block of din and dw (a whole 6 x 4-vector pass)
+constexpr int kCols = 4 * simd::kV<float>;  // columns per block of din (a whole 6 x 4-vector pass)
 
-// Columns [0, N) split into blocks of kCols (the last may be short), spread over threads.
-template <class F> void over_column_blocks(int N, F&& f) {
-  const int blocks = (N + kCols - 1) / kCols;
-#pragma omp parallel for schedule(static)
-  for (int j = 0; j < blocks; ++j) f(j * kCols, std::min(kCols, N - j * kCols));
+// The calling thread's share [lo, hi) of [0, n) inside a parallel region:
+// contiguous, in whole units (the last may be short), balanced to one unit.
+// Each thread then walks its share through every block of k: no barrier
+// between blocks, and each output's sum runs over k in the same order at any
+// thread count.
+std::pair<int, int> share(int n, int unit) {
+  const int units = (n + unit - 1) / unit, t = omp_get_thread_num(), T = omp_get_num_threads();
+  return {std::min(n, units * t / T * unit), std::min(n, units * (t + 1) / T * unit)};
 }
 
 }  // namespace
@@ -52,47 +56,41 @@ template <class T> void dense_forward_cpu(T* out, const T* in, const T* w, const
     for (int j0 = 0; j0 < N; j0 += 16)
       for (int j = j0; j < std::min(j0 + 16, N); ++j)
         for (int k = k0; k < std::min(k0 + 16, IN); ++k) P[size_t(k) * Np + j] = bt[size_t(j) * IN + k];
-  const int slabs = (M + 47) / 48;  // 48 rows per task: 8 passes; their part of a k block in L1/L2
-  for (int k0 = 0; k0 < IN; k0 += kb) {
-    const int K = std::min(kb, IN - k0);
-#pragma omp parallel for schedule(static)
-    for (int s = 0; s < slabs; ++s) {
-      const int r0 = s * 48;
-      simd::gemm(C + size_t(r0) * Np, Np, a + size_t(r0) * IN + k0, IN, 1, P + size_t(k0) * Np, Np,
-                 std::min(48, M - r0), Np, K, k0 > 0);
-    }
+#pragma omp parallel
+  {
+    const auto [r0, r1] = share(M, simd::kRows);
+    for (int k0 = 0; k0 < IN && r0 < r1; k0 += kb)
+      simd::gemm(C + size_t(r0) * Np, Np, a + size_t(r0) * IN + k0, IN, 1, P + size_t(k0) * Np, Np, r1 - r0, Np,
+                 std::min(kb, IN - k0), k0 > 0);
+    if (narrow)  // out = C + bias, this thread's rows
+      for (int i = r0; i < r1; ++i)
+        for (int o = 0; o < OUT; ++o) out[size_t(i) * OUT + o] = C[size_t(i) * Np + o] + b[o];
+    else
+      for (int i = 0; i < B; ++i)
+        for (int o = r0; o < r1; ++o) out[size_t(i) * OUT + o] = C[size_t(o) * Np + i] + b[o];
   }
-#pragma omp parallel for schedule(static)
-  for (int i = 0; i < B; ++i)
-    for (int o = 0; o < OUT; ++o)
-      out[size_t(i) * OUT + o] = (narrow ? C[size_t(i) * Np + o] : C[size_t(o) * Np + i]) + b[o];
 }
 
 template <class T>
 void dense_backward_cpu(T* din, T* dw, T* db, const T* dout, const T* in, const T* w, int B, int IN, int OUT) {
-  // dw[o0, o0 + 6)[:, j0, j0 + n) = dout[:, o0, o0 + 6)^T . in[:, j0, j0 + n): in's column chunk
-  // (~256 KB) stays in L2 across every slab of six rows.
-  const int slabs = (OUT + simd::kRows - 1) / simd::kRows;
   const int chunk = int(simd::round_up(size_t(std::max(64, 65536 / std::max(B, 1))), size_t(kCols)));
-  for (int j0 = 0; j0 < IN; j0 += chunk) {
-    const int n = std::min(chunk, IN - j0);
-#pragma omp parallel for schedule(static)
-    for (int s = 0; s < slabs; ++s) {
-      const int o0 = s * simd::kRows;
-      simd::gemm(dw + size_t(o0) * IN + j0, IN, dout + o0, 1, OUT, in + j0, IN, std::min(simd::kRows, OUT - o0), n, B,
+#pragma omp parallel
+  {
+    // dw[o0, o1)[:, j0, j0 + n) = dout[:, o0, o1)^T . in[:, j0, j0 + n): this thread's rows of dw,
+    // written whole; in's column chunk (~256 KB) stays in L2 across them.
+    const auto [o0, o1] = share(OUT, simd::kRows);
+    for (int j0 = 0; j0 < IN && o0 < o1; j0 += chunk)
+      simd::gemm(dw + size_t(o0) * IN + j0, IN, dout + o0, 1, OUT, in + j0, IN, o1 - o0, std::min(chunk, IN - j0), B,
                  false);
-    }
+    // din[:, j0, j1) (+)= dout[:, k0, k0 + 256) . w[k0, k0 + 256)[:, j0, j1): 64 KB blocks of w
+    const auto [j0, j1] = share(IN, kCols);
+    for (int k0 = 0; din && k0 < OUT && j0 < j1; k0 += 256)
+      simd::gemm(din + j0, IN, dout + k0, OUT, 1, w + size_t(k0) * IN + j0, IN, B, j1 - j0, std::min(256, OUT - k0),
+                 k0 > 0);
   }
   std::fill(db, db + OUT, T(0));
   for (int i = 0; i < B; ++i)
     for (int o = 0; o < OUT; ++o) db[o] += dout[size_t(i) * OUT + o];
-  if (din)
-    for (int k0 = 0; k0 < OUT; k0 += 256) {  // din (+)= dout[:, k0, k0 + 256) . w[k0, k0 + 256): 64 KB blocks of w
-      const int K = std::min(256, OUT - k0);
-      over_column_blocks(IN, [&](int j0, int n) {
-        simd::gemm(din + j0, IN, dout + k0, OUT, 1, w + size_t(k0) * IN + j0, IN, B, n, K, k0 > 0);
-      });
-    }
 }
 
 template void dense_forward_cpu<float>(float*, const float*, const float*, const float*, int, int, int);
