@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 #include <mpi.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -51,12 +52,17 @@ template <class T> struct Twin {
   explicit Twin(size_t n, Backend& gpu = *be().gpu) : Twin(std::vector<T>(n, T(0)), gpu) {}
 };
 
-template <class T> void compare(const char* what, const Twin<T>& t, double atol = 1e-5, double rtol = 1e-4) {
+// of_max: atol is at least this share of the largest CPU value (sums whose
+// rounding scales with the tensor, not with each value).
+template <class T>
+void compare(const char* what, const Twin<T>& t, double atol = 1e-5, double rtol = 1e-4, double of_max = 0) {
   const size_t n = t.c.size();
   std::vector<T> a(n), b(n);
   be().cpu->download(a.data(), t.c.data(), n * sizeof(T));
   t.gb->download(b.data(), t.g.data(), n * sizeof(T));
-  const Mismatch m = mismatch(a.data(), b.data(), n, atol, rtol);
+  double largest = 0;
+  for (const T v : a) largest = std::max(largest, double(std::abs(v)));
+  const Mismatch m = mismatch(a.data(), b.data(), n, std::max(atol, of_max * largest), rtol);
   INFO(m.describe(what));
   CHECK(m.bad == 0);
 }
@@ -91,7 +97,10 @@ void check_conv(ConvShape s, Backend& g, uint32_t seed) {
     k->conv2d_forward(p(y), p(x), p(w), p(b), s);
     k->conv2d_backward(p(dx), p(dw), p(db), p(dy), p(x), p(w), s);
   }
-  compare("conv y", y, 1e-4), compare("conv dx", dx, 1e-4), compare("conv dw", dw, 1e-4), compare("conv db", db, 1e-4);
+  // The CPU backend takes Winograd at stride 1 with >= 16 channels (here the 32 -> 64 shapes): its
+  // rounding is up to ~2e-5 of the tensor's largest value (test_gradcheck), not of each value.
+  compare("conv y", y, 1e-4, 1e-4, 3e-5), compare("conv dx", dx, 1e-4, 1e-4, 3e-5);
+  compare("conv dw", dw, 1e-4, 1e-4, 3e-5), compare("conv db", db, 1e-4);
 }
 
 TEST_CASE("conv2d forward and backward, deterministic and default algorithms", "[gpu]") {
