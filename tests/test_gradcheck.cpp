@@ -76,12 +76,13 @@ TEST_CASE("dense: gradients of input, weight and bias", "[grad]") {
 TEST_CASE("dense: blocked products match direct loops, at any thread count", "[grad]") {
   // Shapes off every block size: rows off the 6-row pass, columns off the
   // vector width and the 64-column block, a layer narrower than the batch (the classifier's branch), din's 256-row
-  // blocks of w (OUT > 256), the forward's k blocks (B = 200: 163 rows of in^T).
+  // blocks of w (OUT > 256), the forward's k blocks (B = 100: 315 rows of
+  // in^T), a forward batch OpenBLAS takes (B = 200).
   struct Case {
     int B, IN, OUT;
   };
-  for (const Case c :
-       {Case{13, 70, 37}, Case{70, 1000, 9}, Case{5, 300, 301}, Case{64, 130, 64}, Case{200, 500, 250}}) {
+  for (const Case c : {Case{13, 70, 37}, Case{70, 1000, 9}, Case{5, 300, 301}, Case{64, 130, 64}, Case{100, 600, 300},
+                       Case{200, 500, 250}}) {
     DYNAMIC_SECTION("B" << c.B << " IN" << c.IN << " OUT" << c.OUT) {
       std::mt19937 g(21);
       const Vec x = random_vec(size_t(c.B) * c.IN, g), w = random_vec(size_t(c.OUT) * c.IN, g),
@@ -119,7 +120,8 @@ TEST_CASE("dense: blocked products match direct loops, at any thread count", "[g
         for (Vec* v : {&y, &dx, &dw, &db}) runs.push_back(*v);
       }
       omp_set_num_threads(threads_before);
-      for (size_t i = 0; i < 4; ++i) CHECK(runs[i] == runs[i + 4]);  // bit-identical at 1 and 2 threads
+      for (size_t i = 0; i < 4; ++i)  // bit-identical at 1 and 2 threads (OpenBLAS's forward: not promised)
+        if (i > 0 || c.B < 128) CHECK(runs[i] == runs[i + 4]);
     }
   }
 }
