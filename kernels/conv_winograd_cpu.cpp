@@ -1,23 +1,27 @@
-// conv2d forward by Winograd's minimal filtering F(2x2, RxR), R = 3 or 5, stride 1
+// conv2d by Winograd's minimal filtering, stride 1, R x R filters, R = 3 or 5
 // (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
-// Each 2x2 output tile is  A^T [ sum_c (G g_c G^T) (.) (B^T d_c B) ] A,  d_c the
-// tile's N x N input window in channel c (N = R + 1) and (.) the element-wise
-// product. Summed over channels, the products are N*N independent small matrix
-// products per block of tiles, (tiles x C) . (C x OC): 36 multiply-adds per tile,
-// channel and output channel instead of 100 for 5x5 (2.8x fewer), 16 instead of
-// 36 for 3x3. Interpolation points 0, +-1, +-2, oo (5x5) and 0, +-1, oo (3x3):
-// small integer coefficients in the data transforms, so the rounding error stays
-// close to the direct sum's (tested against it in test_gradcheck).
+// Forward, F(2x2, RxR): each 2x2 output tile is
+//   A^T [ sum_c (G g_c G^T) (.) (B^T d_c B) ] A,
+// d_c the tile's N x N input window in channel c (N = R + 1), (.) the
+// element-wise product. Summed over channels these are N*N independent small
+// matrix products per block of tiles, (tiles x C) . (C x OC): 36 multiply-adds
+// per tile, channel and output channel instead of 100 for 5x5 (2.8x fewer), 16
+// instead of 36 for 3x3. The input gradient is this forward on dout with the
+// filters flipped (conv_cpu.cpp). The weight gradient, F(RxR, 2x2): a 2x2 tile
+// of dout is the "filter" of the same window, and the products are summed over
+// every tile before one output transform per filter.
+// Interpolation points 0, +-1, +-2, oo (5x5) and 0, +-1, oo (3x3): small integer
+// coefficients in the data transforms; in float the rounding is up to ~7e-6 of
+// a tensor's largest value (the GEMM path's ~3e-7; test_gradcheck bounds it).
 // Layout: each sample is copied channels-last (NHWC) with its zero border, and
 // extended to whole tiles, so a tile's window is N x N vectors of channels and
 // the transforms are vector adds; channel counts are padded with zeros to the
 // vector width. A thread takes whole samples; per block of a sample's tiles (at
-// most kBlock) it transforms the inputs, runs the N*N products with a
-// register-blocked kernel (6 tiles x up to 4 vectors of output channels per
-// pass, the filter row in L1) and transforms back into a channels-last copy of
-// the output, which is transposed to NCHW with the bias added at the end. The output is
-// the same function as the GEMM path's up to rounding, never depending on the
-// thread count (tiles are independent).
+// most kBlock) it transforms, then runs the N*N products with the register-
+// blocked kernel of simd_cpu.h (6 rows x up to 4 vectors per pass). Forward:
+// tiles are independent, so the output never depends on the thread count; the
+// weight gradient sums per thread, then over threads in thread order, as the
+// other backward paths do.
 #include <omp.h>
 
 #include <algorithm>

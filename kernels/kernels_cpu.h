@@ -35,9 +35,10 @@ struct PoolShape {
 // and max-pool). `automatic` picks by dout's density. (The same for the dense
 // layer's dw was measured slower than its GEMM: 95 vs 73 us per sample at 25%
 // density, 3136 -> 1024, batch 64, one thread; not used.)
-// `winograd`: din by Winograd (the forward's kernel on dout with the filters
-// flipped and transposed, stride 1 only), dw as `automatic` chooses;
-// `automatic` takes it where it applies and dout has >= 16 channels.
+// `winograd` (stride 1, K = 3 or 5; conv_winograd_cpu.cpp): din by the
+// forward's kernel on dout with the filters flipped and transposed, dw and db
+// by F(KxK, 2x2); `automatic` takes it where it applies with >= 16 input and
+// output channels, else the sparse path at low density, else the GEMMs.
 enum class GradPath { automatic, gemm, sparse, winograd };
 // Forward paths of conv2d, the same up to rounding: lowering and GEMMs, or
 // Winograd F(2x2, KxK) (stride 1, K = 3 or 5; conv_winograd_cpu.cpp).
