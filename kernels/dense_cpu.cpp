@@ -95,11 +95,13 @@ void dense_backward_cpu(T* din, T* dw, T* db, const T* dout, const T* in, const 
     for (int j0 = 0; j0 < IN && o0 < o1; j0 += chunk)
       simd::gemm(dw + size_t(o0) * IN + j0, IN, dout + o0, 1, OUT, in + j0, IN, o1 - o0, std::min(chunk, IN - j0), B,
                  false);
-    // din[:, j0, j1) (+)= dout[:, k0, k0 + 256) . w[k0, k0 + 256)[:, j0, j1): 64 KB blocks of w
+    // din[:, j, j + 64) (+)= dout[:, k0, k0 + 256) . w[k0, k0 + 256)[:, j, j + 64): a 64 KB block of w,
+    // in L2 across every row pass, over this thread's column blocks
     const auto [j0, j1] = share(IN, kCols);
-    for (int k0 = 0; din && k0 < OUT && j0 < j1; k0 += 256)
-      simd::gemm(din + j0, IN, dout + k0, OUT, 1, w + size_t(k0) * IN + j0, IN, B, j1 - j0, std::min(256, OUT - k0),
-                 k0 > 0);
+    for (int j = j0; din && j < j1; j += kCols)
+      for (int k0 = 0; k0 < OUT; k0 += 256)
+        simd::gemm(din + j, IN, dout + k0, OUT, 1, w + size_t(k0) * IN + j, IN, B, std::min(kCols, j1 - j),
+                   std::min(256, OUT - k0), k0 > 0);
   }
   std::fill(db, db + OUT, T(0));
   for (int i = 0; i < B; ++i)
