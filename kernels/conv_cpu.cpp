@@ -31,6 +31,7 @@
 
 #include "blas_cpu.h"
 #include "kernels_cpu.h"
+#include "simd_cpu.h"
 
 namespace rs {
 namespace {
@@ -113,45 +114,27 @@ template <class T> void unlower(T* din, const T* dcol, size_t ld, int g, T* P, c
                   sizeof(T) * s.W);
 }
 
-// Q (Hp, Wp, C) = one sample's planes channels-last with a zero border of `pad`.
-template <class T> void pad_sample_nhwc(T* Q, const T* in, const ConvShape& s, const Padded& p) {
-  std::fill_n(Q, size_t(s.C) * p.plane(), T(0));
-  for (int c = 0; c < s.C; ++c)
-    for (int h = 0; h < s.H; ++h) {
-      const T* src = in + (size_t(c) * s.H + h) * s.W;
-      T* dst = Q + (size_t(h + s.pad) * p.Wp + s.pad) * s.C + c;
-      for (int w = 0; w < s.W; ++w) dst[size_t(w) * s.C] = src[w];
-    }
-}
-
 // dst[0, len) += sum_j g[j] * src[j][off, off + len): blocks of four 64-byte
 // vectors kept in registers across the whole list (one load and store of dst
-// per block, not per term). GCC/Clang vector extensions: the compiler splits
-// them for narrower vector units.
+// per block, not per term).
 template <class T> void accumulate(T* dst, int len, const T* const* src, size_t off, const T* g, int count) {
-  typedef T V __attribute__((vector_size(64)));
-  constexpr int kV = int(sizeof(V) / sizeof(T)), kB = 4 * kV;
+  using simd::load, simd::store;
+  using V = simd::Vec<T>;
+  constexpr int kV = simd::kV<T>, kB = 4 * kV;
   int b = 0;
   for (; b + kB <= len; b += kB) {
-    V r[4];
-    std::memcpy(r, dst + b, sizeof r);
+    V r0 = load(dst + b), r1 = load(dst + b + kV), r2 = load(dst + b + 2 * kV), r3 = load(dst + b + 3 * kV);
     for (int j = 0; j < count; ++j) {
-      V x[4];
-      std::memcpy(x, src[j] + off + b, sizeof x);
-      const V gj = V{} + g[j];
-      r[0] += gj * x[0], r[1] += gj * x[1], r[2] += gj * x[2], r[3] += gj * x[3];
+      const T* x = src[j] + off + b;
+      const T gj = g[j];
+      r0 += gj * load(x), r1 += gj * load(x + kV), r2 += gj * load(x + 2 * kV), r3 += gj * load(x + 3 * kV);
     }
-    std::memcpy(dst + b, r, sizeof r);
+    store(dst + b, r0), store(dst + b + kV, r1), store(dst + b + 2 * kV, r2), store(dst + b + 3 * kV, r3);
   }
   for (; b + kV <= len; b += kV) {
-    V r;
-    std::memcpy(&r, dst + b, sizeof r);
-    for (int j = 0; j < count; ++j) {
-      V x;
-      std::memcpy(&x, src[j] + off + b, sizeof x);
-      r += (V{} + g[j]) * x;
-    }
-    std::memcpy(dst + b, &r, sizeof r);
+    V r = load(dst + b);
+    for (int j = 0; j < count; ++j) r += g[j] * load(src[j] + off + b);
+    store(dst + b, r);
   }
   for (int j = 0; j < count && b < len; ++j) {
     const T* x = src[j] + off;
@@ -173,7 +156,8 @@ constexpr double kSparseDensity = 0.4;
 // ... and when a window row (K x C values) is long enough to vectorise (not conv1's 5 x 1).
 constexpr int kSparseMinRun = 16;
 
-// Winograd's forward from this many input channels (conv1's single channel: the GEMM).
+// Winograd from this many channels: input channels (forward), input and
+// output channels (backward); conv1's single channel stays on the GEMM.
 constexpr int kWinogradMinC = 16;
 
 // Per-thread scratch, kept across calls (OpenMP threads are persistent).
@@ -249,7 +233,7 @@ void conv2d_backward_sparse(T* din, T* dw, T* db, const T* dout, const T* in, co
 #pragma omp for schedule(static)
     for (int n = 0; n < s.B; ++n) {
       const T* dy = dout + n * out_sz;
-      pad_sample_nhwc(Q.data(), in + n * in_sz, s, p);
+      simd::to_channels_last(Q.data(), in + n * in_sz, C, s.H, s.W, s.pad, p.Hp, p.Wp, C);
       // dw[oc] += dy[oc, q] * window(q) over the non-zero dy[oc, q]
       for (int oc = 0; oc < s.OC; ++oc) {
         int count = 0;

@@ -125,13 +125,7 @@ template <class T, int R> struct Tiling {
 
   // Q = sample x (C, H, W) channels-last with a zero border of pad
   void pad(T* Q, const T* x, const ConvShape& s) const {
-    std::fill_n(Q, size_t(Hq) * Wq * Cp, T(0));
-    for (int c = 0; c < s.C; ++c)
-      for (int h = 0; h < s.H; ++h) {
-        T* dst = Q + (size_t(h + s.pad) * Wq + s.pad) * Cp + c;
-        const T* src = x + (size_t(c) * s.H + h) * s.W;
-        for (int x0 = 0; x0 < s.W; ++x0) dst[size_t(x0) * Cp] = src[x0];
-      }
+    simd::to_channels_last(Q, x, s.C, s.H, s.W, s.pad, Hq, Wq, Cp);
   }
 
   // Vb[xi][t][c] (tile stride ld) = B^T d B of tiles [t0, t0 + nt), over vectors of channels

@@ -61,14 +61,16 @@ template <class T> void dense_forward_cpu(T* out, const T* in, const T* w, const
   const T* bt = narrow ? w : in;                 // transposed into the packed (IN, Np)
   const int kb = std::max(64, int(32768 / Np));  // rows of the packed operand per block: ~128 KB, stays in L2
   thread_local std::vector<T> pack, prod;
-  pack.assign(size_t(IN) * Np, T(0));  // zero columns past N
+  pack.resize(size_t(IN) * Np);
   prod.resize(size_t(M) * Np);
   T *P = pack.data(), *C = prod.data();  // the calling thread's buffers, shared with the team
 #pragma omp parallel for schedule(static)
-  for (int k0 = 0; k0 < IN; k0 += 16)  // 16 x 16 tiles: both sides touch whole cache lines
+  for (int k0 = 0; k0 < IN; k0 += 16) {  // 16 x 16 tiles: both sides touch whole cache lines
     for (int j0 = 0; j0 < N; j0 += 16)
       for (int j = j0; j < std::min(j0 + 16, N); ++j)
         for (int k = k0; k < std::min(k0 + 16, IN); ++k) P[size_t(k) * Np + j] = bt[size_t(j) * IN + k];
+    for (int k = k0; k < std::min(k0 + 16, IN); ++k) std::fill(P + size_t(k) * Np + N, P + size_t(k + 1) * Np, T(0));
+  }
 #pragma omp parallel
   {
     const auto [r0, r1] = share(M, simd::kRows);

@@ -52,9 +52,10 @@ template <class T>
 void dense_backward_cpu(T* din, T* dw, T* db, const T* dout, const T* in, const T* w, int B, int IN, int OUT);
 
 // ---- conv2d: w (OC, C, K, K), b (OC); scratch is per thread, inside.
-// Backward: lowering and GEMMs, or (GradPath::sparse) direct loops over the
-// non-zero values of dout (a conv followed by ReLU and a 2x2 max-pool: at most
-// one value in four survives the pool).
+// Forward and backward: Winograd where it applies (FwdPath, GradPath), else
+// lowering and GEMMs, or for the backward (GradPath::sparse) direct loops over
+// the non-zero values of dout (a conv followed by ReLU and a 2x2 max-pool: at
+// most one value in four survives the pool).
 template <class T> void conv2d_forward_cpu(T* out, const T* in, const T* w, const T* b, const ConvShape& s,
                                            FwdPath path = FwdPath::automatic);
 bool winograd_applies(const ConvShape& s);

@@ -1,5 +1,6 @@
-// The register-blocked matrix product shared by the CPU kernels that do not
-// call OpenBLAS (Winograd convolution, dense layers). GCC/Clang vector
+// What the CPU kernels that do not call OpenBLAS share (Winograd and sparse
+// convolution, dense layers): the vector type, a channels-last copy, and the
+// register-blocked matrix product. GCC/Clang vector
 // extensions (64-byte vectors; the compiler splits them for narrower units);
 // loads and stores through an unaligned, may-alias type: plain assignments
 // keep the sums in registers, where memcpy into an array spilled them.
@@ -21,6 +22,18 @@ template <class T> constexpr int kV = int(sizeof(Vec<T>) / sizeof(T));  // value
 constexpr int kRows = 6;  // rows per pass: 6 x 4 vectors of sums, + 4 loaded, + 1 broadcast <= 32 registers
 
 inline size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
+// Q (rows, cols, cs) = x (C, H, W) channels-last at (pad, pad), zeros elsewhere
+// (the border, rows and columns past it, channels from C to the stride cs).
+template <class T> void to_channels_last(T* Q, const T* x, int C, int H, int W, int pad, int rows, int cols, int cs) {
+  std::fill_n(Q, size_t(rows) * cols * cs, T(0));
+  for (int c = 0; c < C; ++c)
+    for (int h = 0; h < H; ++h) {
+      T* dst = Q + (size_t(h + pad) * cols + pad) * cs + c;
+      const T* src = x + (size_t(c) * H + h) * W;
+      for (int w = 0; w < W; ++w) dst[size_t(w) * cs] = src[w];
+    }
+}
 
 // c[t][j] (+)= sum_k a[t * ars + k * acs] b[k * ldb + j] for ROWS rows t, NV
 // vectors of j and k < K: rows of b streamed, one value of a broadcast per row.
@@ -65,32 +78,13 @@ void gemm(T* c, size_t ldc, const T* a, size_t ars, size_t acs, const T* b, size
     T* ci = c + size_t(i) * ldc;
     const T* ai = a + size_t(i) * ars;
     const int rows = std::min(kRows, M - i);
-    auto pass = [&]<int R>() {
-      if (add)
-        product_row<T, R, true>(ci, ldc, ai, ars, acs, b, ldb, K, nv);
-      else
-        product_row<T, R, false>(ci, ldc, ai, ars, acs, b, ldb, K, nv);
-    };
-    switch (rows) {
-      case 6:
-        pass.template operator()<6>();
-        break;
-      case 5:
-        pass.template operator()<5>();
-        break;
-      case 4:
-        pass.template operator()<4>();
-        break;
-      case 3:
-        pass.template operator()<3>();
-        break;
-      case 2:
-        pass.template operator()<2>();
-        break;
-      default:
-        pass.template operator()<1>();
-        break;
-    }
+    using Pass = void (*)(T*, size_t, const T*, size_t, size_t, const T*, size_t, int, int);
+    static constexpr Pass kPass[2][kRows + 1] = {
+        {nullptr, product_row<T, 1, false>, product_row<T, 2, false>, product_row<T, 3, false>,
+         product_row<T, 4, false>, product_row<T, 5, false>, product_row<T, 6, false>},
+        {nullptr, product_row<T, 1, true>, product_row<T, 2, true>, product_row<T, 3, true>, product_row<T, 4, true>,
+         product_row<T, 5, true>, product_row<T, 6, true>}};
+    kPass[add][rows](ci, ldc, ai, ars, acs, b, ldb, K, nv);
     for (int t = 0; t < rows; ++t)
       for (int j = nv; j < N; ++j) {
         T sum = add ? ci[t * ldc + j] : T(0);

@@ -29,6 +29,13 @@ double dot(const Vec& a, const Vec& b) {
   return s;
 }
 
+// The largest |a[i] - r[i]|.
+template <class A> double worst(const A& a, const Vec& r) {
+  double m = 0;
+  for (size_t i = 0; i < r.size(); ++i) m = std::max(m, std::abs(double(a[i]) - r[i]));
+  return m;
+}
+
 // Compares analytic gradient `ana` of f with respect to `x` against central
 // differences; elements where skip(i) is true (kinks) are not checked.
 void check_grad(const char* what, Vec& x, const Vec& ana, const std::function<double()>& f,
@@ -100,11 +107,6 @@ TEST_CASE("dense: blocked products match direct loops, at any thread count", "[g
           }
           y_ref[size_t(i) * c.OUT + o] = acc;
         }
-      auto worst = [](const Vec& a, const Vec& r) {
-        double m = 0;
-        for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - r[i]));
-        return m;
-      };
       std::vector<Vec> runs;
       const int threads_before = omp_get_max_threads();
       for (int threads : {1, 2}) {
@@ -228,11 +230,6 @@ TEST_CASE("conv2d: batched lowering, Winograd and both backward paths match dire
                   }
               y_ref[yi] = acc;
             }
-      auto worst = [](const Vec& a, const Vec& r) {
-        double m = 0;
-        for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - r[i]));
-        return m;
-      };
       for (FwdPath path : {FwdPath::gemm, FwdPath::winograd, FwdPath::automatic}) {
         if (path == FwdPath::winograd && !winograd_applies(s)) continue;
         Vec y(ny, 7.0);
@@ -273,9 +270,7 @@ TEST_CASE("conv2d: Winograd in float stays within 2e-5 of the exact result", "[c
   conv2d_forward_cpu(yf.data(), xf.data(), wf.data(), bf.data(), s, FwdPath::winograd);
   conv2d_backward_cpu(dxf.data(), dwf.data(), dbf.data(), dyf.data(), xf.data(), wf.data(), s, GradPath::winograd);
   auto rel = [](const std::vector<float>& a, const Vec& r) {
-    double m = 0, e = 0;
-    for (size_t i = 0; i < r.size(); ++i) m = std::max(m, std::abs(r[i])), e = std::max(e, std::abs(a[i] - r[i]));
-    return e / m;
+    return worst(a, r) / worst(Vec(r.size(), 0.0), r);  // of the largest |r|
   };
   CHECK(rel(yf, y) < 2e-5);
   CHECK(rel(dxf, dx) < 2e-5);

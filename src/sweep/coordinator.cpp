@@ -235,9 +235,9 @@ void Coordinator::write_finished() {
 
 void Coordinator::print_progress(const TrialRow& r, double wall_seconds) const {
   const int b = best_row(m_study);
-  const std::string best =
-      b < 0 ? std::string("none yet")
-            : fmt::format("#{} {:.2f}%", m_study.rows[size_t(b)].id, 100 * m_study.rows[size_t(b)].best_val_accuracy);
+  const std::string best = b < 0 ? std::string("none yet")
+                                 : fmt::format("#{} {}", m_study.rows[size_t(b)].id,
+                                               format_percent(m_study.rows[size_t(b)].best_val_accuracy));
   // Time left: the pace so far over the trials still without a result (ASHA's
   // promotions make this a rough guide).
   const size_t have = m_study.rows.size(), fresh = have - m_resumed;
