@@ -156,6 +156,11 @@ constexpr double kSparseDensity = 0.4;
 // ... and when a window row (K x C values) is long enough to vectorise (not conv1's 5 x 1).
 constexpr int kSparseMinRun = 16;
 
+// ... or, where Winograd applies, at or below this density: conv2's shape
+// (32 -> 64, 5x5, 14x14, batch 64, 1 thread), random positions: sparse 111 /
+// 180 / 221 / 321 us per image at 6 / 12.5 / 17 / 25%, Winograd ~240-275.
+constexpr double kSparseOverWinograd = 0.15;
+
 // Winograd from this many channels: input channels (forward), input and
 // output channels (backward); conv1's single channel stays on the GEMM.
 constexpr int kWinogradMinC = 16;
@@ -310,14 +315,19 @@ template <class T> void winograd_input_grad(T* din, const T* dout, const T* w, c
 
 template <class T> void conv2d_backward_cpu(T* din, T* dw, T* db, const T* dout, const T* in, const T* w,
                                             const ConvShape& s, GradPath path) {
-  if (winograd_applies(s) &&
-      (path == GradPath::winograd || (path == GradPath::automatic && s.C >= kWinogradMinC && s.OC >= kWinogradMinC))) {
+  GradPath use = path;
+  if (path == GradPath::automatic) {
+    const bool wino = winograd_applies(s) && s.C >= kWinogradMinC && s.OC >= kWinogradMinC;
+    const double d = s.K * s.C >= kSparseMinRun ? density(dout, size_t(s.B) * s.OC * s.OH * s.OW) : 1.0;
+    use = d <= (wino ? kSparseOverWinograd : kSparseDensity) ? GradPath::sparse
+          : wino                                             ? GradPath::winograd
+                                                             : GradPath::gemm;
+  }
+  if (use == GradPath::winograd && winograd_applies(s)) {
     if (din) winograd_input_grad(din, dout, w, s);
     return conv2d_winograd_weight_grad_cpu(dw, db, dout, in, s);
   }
-  if (path == GradPath::sparse || (path == GradPath::automatic && s.K * s.C >= kSparseMinRun &&
-                                   density(dout, size_t(s.B) * s.OC * s.OH * s.OW) <= kSparseDensity))
-    return conv2d_backward_sparse(din, dw, db, dout, in, w, s);
+  if (use == GradPath::sparse) return conv2d_backward_sparse(din, dw, db, dout, in, w, s);
   const int CKK = int(s.col_rows()), OHW = s.OH * s.OW, G = group_size(s);
   const size_t in_sz = size_t(s.C) * s.H * s.W, out_sz = size_t(s.OC) * OHW, nw = size_t(s.OC) * CKK;
   const size_t ld = row_length(s, G);

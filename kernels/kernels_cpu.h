@@ -37,8 +37,9 @@ struct PoolShape {
 // density, 3136 -> 1024, batch 64, one thread; not used.)
 // `winograd` (stride 1, K = 3 or 5; conv_winograd_cpu.cpp): din by the
 // forward's kernel on dout with the filters flipped and transposed, dw and db
-// by F(KxK, 2x2); `automatic` takes it where it applies with >= 16 input and
-// output channels, else the sparse path at low density, else the GEMMs.
+// by F(KxK, 2x2). `automatic`: sparse when dout is sparse enough (a lower
+// threshold where Winograd applies, with >= 16 input and output channels),
+// else Winograd where it applies, else the GEMMs.
 enum class GradPath { automatic, gemm, sparse, winograd };
 // Forward paths of conv2d, the same up to rounding: lowering and GEMMs, or
 // Winograd F(2x2, KxK) (stride 1, K = 3 or 5; conv_winograd_cpu.cpp).
