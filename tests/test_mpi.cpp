@@ -32,6 +32,8 @@ std::vector<float> train_params(const Config& cfg, const Comm& comm, int epochs,
   auto be = make_cpu_backend();
   const Data data = load_and_bcast_data(comm, cfg.data, uint64_t(cfg.train.seed));
   Trainer tr(cfg, data, *be, comm);
+  // every test here runs its ranks on one node: they share the parameters unless told not to
+  CHECK(tr.shares_params() == (cfg.train.shard_optimizer && comm.size() > 1));
   tr.init();
   int polls = 0;
   if (steps) tr.set_stop_check([&] { return ++polls > steps; });
@@ -113,6 +115,43 @@ layers = [ { type = "conv2d", out = 4, kernel = 3, padding = 1 }, { type = "batc
     const Config cfg = parse_config_text(text, "mpi.toml", {"train.batch_size=" + std::to_string(c.batch)});
     check_equals_one_rank(cfg, world, c.epochs, c.steps, fmt::format("batch norm, batch {}", c.batch));
   }
+}
+
+// The node's ranks holding one copy of the parameters and the optimizer
+// state, each summing and updating its shard (train.shard_optimizer), train
+// the model the allreduce path trains: exactly with 2 ranks (a sum of two
+// values is the same either way round), to rounding with 3 (the sums' order
+// differs). SGD with momentum and Adam; batch norm with a global batch of 2,
+// where a third rank has no samples in a step.
+TEST_CASE("parameters shared on the node train as the allreduce does", "[mpi]") {
+  const Comm world(MPI_COMM_WORLD);
+  std::unique_ptr<TempDir> d;
+  if (world.leader()) d = std::make_unique<TempDir>("mpi_shared");
+  const std::string text = shared_config(world, d.get(), R"([model]
+layers = [ { type = "conv2d", out = 4, kernel = 3, padding = 1 }, { type = "batchnorm" }, { type = "relu" },
+           { type = "maxpool", kernel = 2 }, { type = "flatten" }, { type = "dense", out = 40 }, { type = "relu" },
+           { type = "dense", out = 3 } ]
+[train]
+lr = 0.02
+)");
+  for (const char* opt : {"sgd", "adam"})
+    for (int batch : {25, 2}) {
+      auto cfg = [&](bool shard) {
+        return parse_config_text(text, "mpi.toml",
+                                 {fmt::format("train.optimizer=\"{}\"", opt), fmt::format("train.batch_size={}", batch),
+                                  fmt::format("train.shard_optimizer={}", shard), "train.allreduce_overlap=true"});
+      };
+      const std::vector<float> shared = train_params(cfg(true), world, 1, 12),
+                               reduced = train_params(cfg(false), world, 1, 12);
+      REQUIRE(shared.size() == reduced.size());
+      double worst = 0;
+      for (size_t i = 0; i < shared.size(); ++i) worst = std::max(worst, double(std::abs(shared[i] - reduced[i])));
+      INFO(world.size() << " ranks, " << opt << ", batch " << batch << ": largest difference " << worst);
+      if (world.size() <= 2)
+        CHECK(worst == 0);
+      else
+        CHECK(worst < 1e-5);
+    }
 }
 
 // A data-parallel run resumed from its run file continues exactly: every rank

@@ -49,6 +49,7 @@ void check_resume_sets(const std::vector<std::string>& sets) {
                                                "train.deterministic",
                                                "train.cudnn_workspace_mb",
                                                "train.allreduce_overlap",
+                                               "train.shard_optimizer",
                                                "data.train_images",
                                                "data.train_labels",
                                                "data.test_images",

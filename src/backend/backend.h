@@ -116,7 +116,14 @@ template <class T> class Buffer {
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
   ~Buffer() {
-    if (m_p) m_be->release(m_p);
+    if (m_p && m_be) m_be->release(m_p);
+  }
+  // n values at p, which someone else owns and frees.
+  static Buffer borrow(T* p, size_t n) {
+    Buffer b;
+    b.m_p = p;
+    b.m_n = n;
+    return b;
   }
   T* data() const { return m_p; }
   size_t size() const { return m_n; }

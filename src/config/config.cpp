@@ -163,6 +163,7 @@ TrainConfig read_train(Section s) {
   t.deterministic = s.boolean("deterministic", t.deterministic);
   t.cudnn_workspace_mb = s.integer("cudnn_workspace_mb", t.cudnn_workspace_mb, 0, 1 << 20);
   t.allreduce_overlap = s.boolean("allreduce_overlap", t.allreduce_overlap);
+  t.shard_optimizer = s.boolean("shard_optimizer", t.shard_optimizer);
   s.finish();
   return t;
 }

@@ -69,6 +69,7 @@ struct TrainConfig {
   bool deterministic = false;         // cuda: deterministic cuDNN algorithms only (cpu always is)
   int64_t cudnn_workspace_mb = 1024;  // cuda: the most workspace a convolution algorithm may use
   bool allreduce_overlap = false;     // cpu ranks: nonblocking bucketed MPI allreduce during backward
+  bool shard_optimizer = true;        // cpu ranks of one node: shared parameters, each rank updates 1/R
 };
 
 struct Config {

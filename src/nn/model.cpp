@@ -47,14 +47,11 @@ Model::Model(Backend& be, const ModelConfig& cfg, Shape input, int classes, int 
   for (auto& d : m_dbuf) d = Buffer<float>(be, size_t(max_batch) * std::max(max_act, input.size()));
 
   // Views: params/grads in tensor order, activations.
-  size_t ti = 0, si = 0;
+  point_layers();
+  size_t si = 0;
   m_act_bufs.emplace_back(be, size_t(max_batch) * input.size());
   m_acts.push_back(m_act_bufs.back().data());
   for (auto& l : m_layers) {
-    for (size_t k = 0; k < l->tensors().size(); ++k, ++ti) {
-      l->params.push_back(m_params.data() + m_info[ti].offset);
-      l->grads.push_back(m_grads.data() + m_info[ti].offset);
-    }
     for (size_t k = 0; k < l->state_tensors().size(); ++k, ++si)
       l->state.push_back(m_state.data() + m_state_info[si].offset);
     l->max_batch = max_batch;
@@ -74,6 +71,25 @@ Model::Model(Backend& be, const ModelConfig& cfg, Shape input, int classes, int 
       m_acts.push_back(m_act_bufs.back().data());
     }
   }
+}
+
+void Model::point_layers() {
+  size_t ti = 0;
+  for (auto& l : m_layers) {
+    l->params.clear();
+    l->grads.clear();
+    for (size_t k = 0; k < l->tensors().size(); ++k, ++ti) {
+      l->params.push_back(m_params.data() + m_info[ti].offset);
+      l->grads.push_back(m_grads.data() + m_info[ti].offset);
+    }
+  }
+}
+
+void Model::use_storage(float* params, float* grads) {
+  const size_t n = num_params();
+  m_params = Buffer<float>::borrow(params, n);
+  m_grads = Buffer<float>::borrow(grads, n);
+  point_layers();
 }
 
 void Model::init_params(uint64_t seed) {
@@ -104,9 +120,12 @@ void Model::set_state_host(const std::vector<float>& s) {
   if (!s.empty()) m_be.upload(m_state.data(), s.data(), s.size() * sizeof(float));
 }
 
-void Model::idle_step(const Pass& p) {
+void Model::idle_step(const Pass& p, const std::function<void(size_t)>& done) {
   for (auto& l : m_layers) l->idle_forward(m_be, p);
-  for (size_t i = m_layers.size(); i-- > 0;) m_layers[i]->idle_backward(m_be, p);
+  for (size_t i = m_layers.size(); i-- > 0;) {
+    m_layers[i]->idle_backward(m_be, p);
+    if (done && !m_layers[i]->aliases_input() && !m_layers[i]->params.empty()) done(i);
+  }
 }
 
 std::vector<float> Model::params_host() const {

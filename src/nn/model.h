@@ -39,6 +39,9 @@ class Model {
   void set_state_host(const std::vector<float>& s);
 
   float* params() const { return m_params.data(); }
+  // From now on the parameters and the gradients live at params and grads
+  // (num_params() each, owned by the caller, contents as they are there).
+  void use_storage(float* params, float* grads);
   float* grads() const { return m_grads.data(); }
   float* input() const { return m_acts[0]; }  // (max_batch, C, H, W) to fill before forward
 
@@ -54,8 +57,9 @@ class Model {
   // called when layer i's parameter gradients are final (last layer first).
   void backward(const float* dlogits, const Pass& p, const std::function<void(size_t)>& done = {});
   // A training step in which this rank has no samples: its layers still join
-  // the other ranks' collectives (batch statistics), forward then backward.
-  void idle_step(const Pass& p);
+  // the other ranks' collectives (batch statistics), forward then backward,
+  // and calls done(i) where backward would.
+  void idle_step(const Pass& p, const std::function<void(size_t)>& done = {});
 
   std::string summary() const;  // one line a layer: name, type, output shape, params
 
@@ -75,6 +79,7 @@ class Model {
   std::vector<Buffer<float>> m_act_bufs;
   std::vector<float*> m_acts;  // m_acts[i] = input of layer i; m_acts.back() = logits
   Buffer<float> m_dbuf[2];     // ping-pong activation gradients
+  void point_layers();         // each layer's params and grads views into m_params, m_grads
   size_t m_first = 0;          // first layer that computes: needs no input gradient
   bool m_profile = false;
   std::vector<double> m_prof_fwd, m_prof_bwd;

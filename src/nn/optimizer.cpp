@@ -5,6 +5,10 @@
 
 namespace rs {
 
+int Optimizer::state_count(const TrainConfig& cfg) {
+  return cfg.optimizer == OptimizerKind::sgd ? (cfg.momentum != 0 ? 1 : 0) : 2;
+}
+
 Optimizer::Optimizer(Backend& be, const TrainConfig& cfg, size_t n) : m_be(be), m_cfg(cfg), m_n(n) {
   if (cfg.optimizer == OptimizerKind::sgd) {
     if (cfg.momentum != 0) m_names = {"momentum"};
@@ -18,11 +22,15 @@ Optimizer::Optimizer(Backend& be, const TrainConfig& cfg, size_t n) : m_be(be), 
   }
 }
 
-void Optimizer::step(float* p, const float* g, float lr) {
-  ++m_t;
+void Optimizer::use_storage(const std::vector<float*>& state) {
+  for (size_t k = 0; k < m_state.size(); ++k) m_state[k] = Buffer<float>::borrow(state.at(k), m_n);
+}
+
+void Optimizer::update(float* p, const float* g, float lr, size_t lo, size_t count) {
+  p += lo;
   if (m_cfg.optimizer == OptimizerKind::sgd) {
     const SgdParams o{lr, float(m_cfg.momentum), float(m_cfg.weight_decay), m_cfg.nesterov};
-    m_be.sgd_update(p, m_state.empty() ? nullptr : m_state[0].data(), g, m_n, o);
+    m_be.sgd_update(p, m_state.empty() ? nullptr : m_state[0].data() + lo, g, count, o);
   } else {
     const AdamParams o{lr,
                        float(m_cfg.beta1),
@@ -32,7 +40,7 @@ void Optimizer::step(float* p, const float* g, float lr) {
                        m_cfg.optimizer == OptimizerKind::adamw,
                        float(1.0 - std::pow(m_cfg.beta1, double(m_t))),
                        float(1.0 - std::pow(m_cfg.beta2, double(m_t)))};
-    m_be.adam_update(p, m_state[0].data(), m_state[1].data(), g, m_n, o);
+    m_be.adam_update(p, m_state[0].data() + lo, m_state[1].data() + lo, g, count, o);
   }
 }
 

@@ -15,7 +15,18 @@ class Optimizer {
   Optimizer(Backend& be, const TrainConfig& cfg, size_t n);
 
   // One update with learning rate lr; counts steps (Adam bias correction).
-  void step(float* params, const float* grads, float lr);
+  void step(float* params, const float* grads, float lr) {
+    begin_step();
+    update(params, grads, lr, 0, m_n);
+  }
+  // A step in parts: begin_step() once, then update() over ranges: `count`
+  // parameters and state values from `lo`, g[0, count) their gradients.
+  void begin_step() { ++m_t; }
+  void update(float* params, const float* g, float lr, size_t lo, size_t count);
+  // The number of state buffers for cfg (0, 1 or 2).
+  static int state_count(const TrainConfig& cfg);
+  // From now on state buffer k lives at state[k] (size() values, owned by the caller, as they are there).
+  void use_storage(const std::vector<float*>& state);
 
   int64_t steps() const { return m_t; }
   void set_steps(int64_t t) { m_t = t; }

@@ -66,8 +66,17 @@ Trainer::Trainer(const Config& cfg, const Data& data, Backend& be, GradComm& gra
       m_dlogits(be, size_t(m_model.max_batch()) * cfg.data.classes),
       m_labels(be, size_t(m_model.max_batch())),
       m_metrics(be, 2),
-      m_test_idx(size_t(data.test.n)),
-      m_allreduce(grads.make(m_model.grads(), make_buckets(m_model, kBucketBytes), cfg.train.allreduce_overlap)) {
+      m_test_idx(size_t(data.test.n)) {
+  if (cfg.train.shard_optimizer && be.kind() == BackendKind::cpu)
+    m_shared = SharedParams::make(comm, m_model.num_params(), Optimizer::state_count(cfg.train));
+  if (m_shared) {
+    m_model.use_storage(m_shared->params(), m_shared->grads());
+    std::vector<float*> state;
+    for (int k = 0; k < Optimizer::state_count(cfg.train); ++k) state.push_back(m_shared->state(k));
+    m_opt.use_storage(state);
+  } else {
+    m_allreduce = grads.make(m_model.grads(), make_buckets(m_model, kBucketBytes), cfg.train.allreduce_overlap);
+  }
   std::iota(m_test_idx.begin(), m_test_idx.end(), 0);
   m_be.zero(m_metrics.data(), 2 * sizeof(double));
 }
@@ -86,6 +95,11 @@ int64_t Trainer::steps_per_epoch() const {
 
 void Trainer::init() {
   const auto t0 = Clock::now();
+  if (m_shared) {  // one copy on the node: rank 0's
+    if (m_comm.leader()) m_model.init_params(uint64_t(m_cfg.train.seed));
+    m_shared->sync();
+    return;
+  }
   std::vector<float> p(m_model.num_params());
   if (m_comm.leader()) {
     m_model.init_params(uint64_t(m_cfg.train.seed));
@@ -98,15 +112,20 @@ void Trainer::init() {
 
 void Trainer::resume(const RunFile& rf) {
   m_comm.root_only([&] { load_into(rf, m_model, &m_opt); });
-  std::vector<float> p = m_model.params_host(), st = m_model.state_host();
-  m_comm.bcast(std::span<float>(p));
+  std::vector<float> st = m_model.state_host();
   m_comm.bcast(std::span<float>(st));
-  m_model.set_params_host(p);
   m_model.set_state_host(st);
-  for (size_t k = 0; k < m_opt.state_names().size(); ++k) {
-    m_be.download(p.data(), m_opt.state(k), p.size() * sizeof(float));
+  if (m_shared) {
+    m_shared->sync();  // rank 0 put the parameters and the optimizer state in the node's one copy
+  } else {
+    std::vector<float> p = m_model.params_host();
     m_comm.bcast(std::span<float>(p));
-    m_be.upload(m_opt.state(k), p.data(), p.size() * sizeof(float));
+    m_model.set_params_host(p);
+    for (size_t k = 0; k < m_opt.state_names().size(); ++k) {
+      m_be.download(p.data(), m_opt.state(k), p.size() * sizeof(float));
+      m_comm.bcast(std::span<float>(p));
+      m_be.upload(m_opt.state(k), p.data(), p.size() * sizeof(float));
+    }
   }
   int64_t steps = m_opt.steps();
   m_comm.bcast(steps);
@@ -191,7 +210,11 @@ bool Trainer::run_epoch() {
     const int64_t lo = Bg * r / R, hi = Bg * (r + 1) / R;
     const int B = int(hi - lo);
     const uint64_t step = uint64_t(m_opt.steps());
-    m_allreduce->begin();
+    if (m_allreduce) m_allreduce->begin();
+    const float lr = float(learning_rate(t, int64_t(step), spe));
+    auto layer_done = [&](size_t layer) {
+      if (m_allreduce) m_allreduce->layer_done(layer);
+    };
     const Pass pass{B, true, uint64_t(t.seed), step, uint64_t(lo), int(Bg), R > 1 ? &m_grads : nullptr};
     if (B > 0) {
       for (int b = 0; b < B; ++b) idx[b] = m_data.train_idx[perm[first + lo + b]];
@@ -202,16 +225,28 @@ bool Trainer::run_epoch() {
       lap(kForward);
       m_be.softmax_xent(m_dlogits.data(), logits, m_labels.data(), B, K, 1.f / float(Bg), float(t.label_smoothing),
                         m_metrics.data());
-      m_model.backward(m_dlogits.data(), pass, [&](size_t layer) { m_allreduce->layer_done(layer); });
+      m_model.backward(m_dlogits.data(), pass, layer_done);
     } else {
       m_be.zero(m_model.grads(), m_model.num_params() * sizeof(float));
-      m_model.idle_step(pass);
+      m_model.idle_step(pass, layer_done);
     }
     lap(kBackward);
-    m_allreduce->finish();
-    lap(kAllreduce);
-    m_opt.step(m_model.params(), m_model.grads(), float(learning_rate(t, int64_t(step), spe)));
-    lap(kOptimizer);
+    if (m_shared) {  // wait for the group's gradients, update this rank's shard, wait for the others'
+      m_shared->sync();
+      lap(kAllreduce);
+      m_opt.begin_step();
+      m_shared->reduce_shard(0, m_model.num_params(), [&](const float* g, size_t lo, size_t count) {
+        m_opt.update(m_model.params(), g, lr, lo, count);
+      });
+      lap(kOptimizer);
+      m_shared->sync();
+      lap(kAllreduce);
+    } else {
+      m_allreduce->finish();
+      lap(kAllreduce);
+      m_opt.step(m_model.params(), m_model.grads(), lr);
+      lap(kOptimizer);
+    }
     // One rank: stop early on a non-finite loss (a cheap read every 50 steps).
     // More ranks: the poisoned gradients reach every rank; checked below.
     if (R == 1 && (s + 1) % 50 == 0) {

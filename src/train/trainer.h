@@ -1,7 +1,9 @@
 // Synchronous data-parallel training of one model over a communicator.
 // Every rank holds the whole dataset and the same shuffled order; each global
 // batch is cut into contiguous per-rank slices, gradients are summed with one
-// allreduce (the loss is scaled by 1/global batch, so the sum is the mean).
+// allreduce (the loss is scaled by 1/global batch, so the sum is the mean),
+// or, for CPU ranks on one node, in shared memory by each rank for its shard
+// of the parameters, which it updates (SharedParams).
 // With one rank this is plain training. A sweep's rank group makes one
 // backend and one GradComm and gives them to every Trainer it runs.
 #pragma once
@@ -18,6 +20,7 @@
 #include "io/run_file.h"
 #include "mpi/allreduce.h"
 #include "mpi/comm.h"
+#include "mpi/shared_params.h"
 #include "nn/model.h"
 #include "nn/optimizer.h"
 #include "train/history.h"
@@ -67,6 +70,8 @@ class Trainer {
   Model& model() { return m_model; }
   const Optimizer& optimizer() const { return m_opt; }
   const Data& data() const { return m_data; }
+  // Whether the parameters are the node's one copy (SharedParams), not allreduced.
+  bool shares_params() const { return m_shared != nullptr; }
   // Time spent broadcasting the data before this trainer existed, to report.
   void note_broadcast(double seconds) { m_broadcast_seconds += seconds; }
   static constexpr size_t kBucketBytes = size_t(4) << 20;
@@ -81,6 +86,10 @@ class Trainer {
   std::unique_ptr<GradComm> m_own_grads;  // when no GradComm was given
   Model m_model;
   Optimizer m_opt;
+  // CPU ranks of one node: the model's parameters and gradients and the
+  // optimizer's state in the node's shared memory, updated shard by shard
+  // (cfg.train.shard_optimizer); then there is no m_allreduce.
+  std::unique_ptr<SharedParams> m_shared;
   History m_history;
   Buffer<float> m_dlogits;
   Buffer<int32_t> m_labels;  // (max_batch) in backend memory

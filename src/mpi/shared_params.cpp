@@ -1,0 +1,129 @@
+#include "mpi/shared_params.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <string>
+#include <sys/mman.h>
+
+namespace rs {
+namespace {
+
+// Rank 0 creates and sizes the segment (its pages reserved now: a full
+// /dev/shm is an error here, not a SIGBUS later); "" and the reason on failure.
+std::string create_segment(size_t bytes, std::string* why) {
+  static int seq = 0;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    const std::string name = fmt::format("/ranksweep.{}.{}", getpid(), seq++);
+    const int fd = shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+    if (fd < 0 && errno == EEXIST) continue;
+    if (fd < 0) {
+      *why = fmt::format("shm_open: {}", std::strerror(errno));
+      return "";
+    }
+    int err = ftruncate(fd, off_t(bytes)) == 0 ? 0 : errno;
+    if (!err) err = posix_fallocate(fd, 0, off_t(bytes));
+    close(fd);
+    if (!err) return name;
+    shm_unlink(name.c_str());
+    *why = fmt::format("{} MB in /dev/shm: {}", bytes >> 20, std::strerror(err));
+    return "";
+  }
+  *why = "no free name in /dev/shm";
+  return "";
+}
+
+void* map_segment(const std::string& name, size_t bytes) {
+  const int fd = shm_open(name.c_str(), O_RDWR, 0600);
+  if (fd < 0) return nullptr;
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+}  // namespace
+
+std::unique_ptr<SharedParams> SharedParams::make(const Comm& group, size_t n, int states) {
+  if (group.size() == 1 || n == 0) return nullptr;
+  MPI_Comm node = MPI_COMM_NULL;
+  MPI_Comm_split_type(group.raw(), MPI_COMM_TYPE_SHARED, group.rank(), MPI_INFO_NULL, &node);
+  int node_size = 0, one_node = 0;
+  MPI_Comm_size(node, &node_size);
+  MPI_Comm_free(&node);
+  const int mine = node_size == group.size();
+  MPI_Allreduce(&mine, &one_node, 1, MPI_INT, MPI_MIN, group.raw());
+  if (!one_node) return nullptr;
+
+  std::unique_ptr<SharedParams> s(new SharedParams(group));
+  s->m_rank = group.rank();
+  s->m_ranks = group.size();
+  s->m_stride = (n + 15) / 16 * 16;
+  // parameters | state buffers | each rank's gradients
+  const size_t buffers = size_t(1 + states + s->m_ranks);
+  s->m_bytes = buffers * s->m_stride * sizeof(float);
+  std::string name, why;
+  if (group.leader()) name = create_segment(s->m_bytes, &why);
+  group.bcast_string(name);
+  int mapped = 0, all_mapped = 0;
+  if (!name.empty()) {
+    s->m_map = map_segment(name, s->m_bytes);
+    if (!s->m_map) why = fmt::format("mmap: {}", std::strerror(errno));
+    mapped = s->m_map != nullptr;
+  }
+  MPI_Allreduce(&mapped, &all_mapped, 1, MPI_INT, MPI_MIN, group.raw());
+  if (group.leader() && !name.empty()) shm_unlink(name.c_str());  // every rank has it mapped (or gave up)
+  if (!all_mapped) {
+    if (group.leader())
+      std::fprintf(stderr, "ranksweep: no shared memory for the group's parameters (%s): gradients by allreduce\n",
+                   why.empty() ? "a rank could not map it" : why.c_str());
+    return nullptr;  // the destructor unmaps
+  }
+  float* base = static_cast<float*>(s->m_map);
+  s->m_params = base;
+  s->m_grads.reset(new float*[size_t(s->m_ranks)]);
+  for (int q = 0; q < s->m_ranks; ++q) s->m_grads[size_t(q)] = base + size_t(1 + states + q) * s->m_stride;
+  return s;
+}
+
+SharedParams::~SharedParams() {
+  if (m_map) munmap(m_map, m_bytes);
+}
+
+void SharedParams::sync() const {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  MPI_Barrier(m_comm.raw());
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+void SharedParams::reduce_shard(size_t begin, size_t end,
+                                const std::function<void(const float* g, size_t lo, size_t count)>& update) const {
+  const float* const* G = m_grads.get();
+  // this rank's part: R contiguous ranges, cut at 64-byte lines
+  const size_t R = size_t(m_ranks), r = size_t(m_rank), n = end - begin;
+  const size_t m_lo = begin + std::min(n, n * r / R / 16 * 16),
+               m_hi = r + 1 == R ? end : begin + n * (r + 1) / R / 16 * 16;
+  const long chunks = long((m_hi - m_lo + kChunk - 1) / kChunk);
+#pragma omp parallel
+  {
+    alignas(64) float sum[kChunk];
+#pragma omp for schedule(static)
+    for (long c = 0; c < chunks; ++c) {
+      const size_t lo = m_lo + size_t(c) * kChunk, count = std::min(kChunk, m_hi - lo);
+      std::copy_n(G[0] + lo, count, sum);
+      for (int q = 1; q < m_ranks; ++q) {
+        const float* g = G[q] + lo;
+#pragma omp simd
+        for (size_t i = 0; i < count; ++i) sum[i] += g[i];
+      }
+      update(sum, lo, count);
+    }
+  }
+}
+
+}  // namespace rs
