@@ -194,7 +194,7 @@ template <class T, int R> void forward(T* out, const T* in, const T* w, const T*
         L.input_transform(Vb.data(), Cp, Q.data(), t0, nt);
         for (int xi = 0; xi < NN; ++xi)  // Mb[xi] = Vb[xi] . U[xi]
           for (int t = 0; t < nt; t += kRows)
-            simd::product_row<T, kRows, false>(Mb.data() + (size_t(xi) * blk + t) * OCp, OCp,
+            simd::product_row<T, kRows, simd::Store::set>(Mb.data() + (size_t(xi) * blk + t) * OCp, OCp,
                                                Vb.data() + (size_t(xi) * blk + t) * Cp, Cp, 1,
                                                U.data() + size_t(xi) * Cp * OCp, OCp, Cp, OCp);
         // output transform: Y tile = A^T m A
@@ -285,7 +285,7 @@ template <class T, int R> void weight_grad(T* dw, T* db, const T* dout, const T*
         }
         for (int xi = 0; xi < NN; ++xi)  // M[xi] (Cs, OCp) += Vb[xi]^T . Gb[xi]
           for (int c = 0; c < Cs; c += kRows)
-            simd::product_row<T, kRows, true>(M.data() + (size_t(xi) * Cs + c) * OCp, OCp,
+            simd::product_row<T, kRows, simd::Store::add>(M.data() + (size_t(xi) * Cs + c) * OCp, OCp,
                                               Vb.data() + size_t(xi) * blk * Cs + c, 1, Cs,
                                               Gb.data() + size_t(xi) * blk * OCp, OCp, nt, OCp);
       }

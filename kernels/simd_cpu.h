@@ -8,6 +8,11 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
+#include <type_traits>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 namespace rs::simd {
 
@@ -35,9 +40,22 @@ template <class T> void to_channels_last(T* Q, const T* x, int C, int H, int W, 
     }
 }
 
+// How a product's sums reach c: written, added to what is there, or written
+// past the caches (non-temporal stores, AVX-512 floats with c and ldc on
+// 64-byte lines, else written): for a result larger than the last-level
+// cache that is read once, later (the dense layer's weight gradient: no
+// read for ownership of lines that are only overwritten).
+enum class Store { set, add, stream };
+// After streaming stores, before the data is shared: orders them first.
+inline void stream_fence() {
+#if defined(__AVX512F__)
+  _mm_sfence();
+#endif
+}
+
 // c[t][j] (+)= sum_k a[t * ars + k * acs] b[k * ldb + j] for ROWS rows t, NV
 // vectors of j and k < K: rows of b streamed, one value of a broadcast per row.
-template <class T, int ROWS, int NV, bool kAdd>
+template <class T, int ROWS, int NV, Store kStore>
 inline void product(T* c, size_t ldc, const T* a, size_t ars, size_t acs, const T* b, size_t ldb, int K) {
   using V = Vec<T>;
   constexpr int kv = kV<T>;
@@ -53,38 +71,53 @@ inline void product(T* c, size_t ldc, const T* a, size_t ars, size_t acs, const 
       for (int j = 0; j < NV; ++j) acc[t][j] += x * w[j];
     }
   }
+#if defined(__AVX512F__)
+  if constexpr (kStore == Store::stream && std::is_same_v<T, float>)
+    if (reinterpret_cast<uintptr_t>(c) % 64 == 0 && ldc * sizeof(T) % 64 == 0) {
+#pragma GCC unroll 8
+      for (int t = 0; t < ROWS; ++t)
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; ++j) _mm512_stream_ps(c + t * ldc + j * kv, reinterpret_cast<__m512>(acc[t][j]));
+      return;
+    }
+#endif
 #pragma GCC unroll 8
   for (int t = 0; t < ROWS; ++t)
 #pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) store(c + t * ldc + j * kv, kAdd ? load(c + t * ldc + j * kv) + acc[t][j] : acc[t][j]);
+    for (int j = 0; j < NV; ++j)
+      store(c + t * ldc + j * kv, kStore == Store::add ? load(c + t * ldc + j * kv) + acc[t][j] : acc[t][j]);
 }
 
 // product over the vectors of j < n (a multiple of kv): four at a time, then one.
-template <class T, int ROWS, bool kAdd>
+template <class T, int ROWS, Store kStore>
 inline void product_row(T* c, size_t ldc, const T* a, size_t ars, size_t acs, const T* b, size_t ldb, int K, int n) {
   constexpr int kv = kV<T>;
   int j = 0;
-  for (; j + 4 * kv <= n; j += 4 * kv) product<T, ROWS, 4, kAdd>(c + j, ldc, a, ars, acs, b + j, ldb, K);
-  for (; j < n; j += kv) product<T, ROWS, 1, kAdd>(c + j, ldc, a, ars, acs, b + j, ldb, K);
+  for (; j + 4 * kv <= n; j += 4 * kv) product<T, ROWS, 4, kStore>(c + j, ldc, a, ars, acs, b + j, ldb, K);
+  for (; j < n; j += kv) product<T, ROWS, 1, kStore>(c + j, ldc, a, ars, acs, b + j, ldb, K);
 }
 
 // C (M x N, ldc) (+)= A . B, A(i, k) = a[i * ars + k * acs], B (K x N, ldb):
 // rows in passes of kRows (then the remainder), columns in vectors (then the
 // remainder, < kv, scalar). Single-threaded: callers split C.
-template <class T>
-void gemm(T* c, size_t ldc, const T* a, size_t ars, size_t acs, const T* b, size_t ldb, int M, int N, int K, bool add) {
+template <class T> void gemm(T* c, size_t ldc, const T* a, size_t ars, size_t acs, const T* b, size_t ldb, int M, int N,
+                             int K, Store mode) {
   const int nv = N / kV<T> * kV<T>;
   for (int i = 0; i < M; i += kRows) {
     T* ci = c + size_t(i) * ldc;
     const T* ai = a + size_t(i) * ars;
     const int rows = std::min(kRows, M - i);
     using Pass = void (*)(T*, size_t, const T*, size_t, size_t, const T*, size_t, int, int);
-    static constexpr Pass kPass[2][kRows + 1] = {
-        {nullptr, product_row<T, 1, false>, product_row<T, 2, false>, product_row<T, 3, false>,
-         product_row<T, 4, false>, product_row<T, 5, false>, product_row<T, 6, false>},
-        {nullptr, product_row<T, 1, true>, product_row<T, 2, true>, product_row<T, 3, true>, product_row<T, 4, true>,
-         product_row<T, 5, true>, product_row<T, 6, true>}};
-    kPass[add][rows](ci, ldc, ai, ars, acs, b, ldb, K, nv);
+#define RS_PASSES(m)                                                                                 \
+  {                                                                                                  \
+    nullptr, product_row<T, 1, m>, product_row<T, 2, m>, product_row<T, 3, m>, product_row<T, 4, m>, \
+        product_row<T, 5, m>, product_row<T, 6, m>                                                   \
+  }
+    static constexpr Pass kPass[3][kRows + 1] = {RS_PASSES(Store::set), RS_PASSES(Store::add),
+                                                 RS_PASSES(Store::stream)};
+#undef RS_PASSES
+    const bool add = mode == Store::add;
+    kPass[int(mode)][rows](ci, ldc, ai, ars, acs, b, ldb, K, nv);
     for (int t = 0; t < rows; ++t)
       for (int j = nv; j < N; ++j) {
         T sum = add ? ci[t * ldc + j] : T(0);
