@@ -142,14 +142,6 @@ template <class T> void accumulate(T* dst, int len, const T* const* src, size_t 
   }
 }
 
-// The share of non-zero values in dout[0, n).
-template <class T> double density(const T* dout, size_t n) {
-  size_t nz = 0;
-#pragma omp parallel for simd reduction(+ : nz) schedule(static)
-  for (size_t i = 0; i < n; ++i) nz += dout[i] != T(0);
-  return n ? double(nz) / double(n) : 1.0;
-}
-
 // The sparse path is taken at or below this density of dout (after ReLU and a
 // 2x2 max-pool it is at most 0.25; 0.4 leaves a margin, not a measured break-even).
 constexpr double kSparseDensity = 0.4;
@@ -318,7 +310,7 @@ template <class T> void conv2d_backward_cpu(T* din, T* dw, T* db, const T* dout,
   GradPath use = path;
   if (path == GradPath::automatic) {
     const bool wino = winograd_applies(s) && s.C >= kWinogradMinC && s.OC >= kWinogradMinC;
-    const double d = s.K * s.C >= kSparseMinRun ? density(dout, size_t(s.B) * s.OC * s.OH * s.OW) : 1.0;
+    const double d = s.K * s.C >= kSparseMinRun ? simd::density(dout, size_t(s.B) * s.OC * s.OH * s.OW) : 1.0;
     use = d <= (wino ? kSparseOverWinograd : kSparseDensity) ? GradPath::sparse
           : wino                                             ? GradPath::winograd
                                                              : GradPath::gemm;

@@ -32,9 +32,8 @@ struct PoolShape {
 
 // Backward paths of conv2d, with the same results up to rounding: GEMMs, or
 // loops over the non-zero values of dout only (most of it is zero after ReLU
-// and max-pool). `automatic` picks by dout's density. (The same for the dense
-// layer's dw was measured slower than its GEMM: 95 vs 73 us per sample at 25%
-// density, 3136 -> 1024, batch 64, one thread; not used.)
+// and max-pool). `automatic` picks by dout's density. The dense layer's
+// backward has the gemm and sparse paths too (dout after ReLU and dropout).
 // `winograd` (stride 1, K = 3 or 5; conv_winograd_cpu.cpp): din by the
 // forward's kernel on dout with the filters flipped and transposed, dw and db
 // by F(KxK, 2x2). `automatic`: sparse when dout is sparse enough (a lower
@@ -49,8 +48,8 @@ enum class FwdPath { automatic, gemm, winograd };
 
 // ---- dense: out (B, OUT) = in (B, IN) . w^T (IN, OUT) + b (OUT); w is (OUT, IN)
 template <class T> void dense_forward_cpu(T* out, const T* in, const T* w, const T* b, int B, int IN, int OUT);
-template <class T>
-void dense_backward_cpu(T* din, T* dw, T* db, const T* dout, const T* in, const T* w, int B, int IN, int OUT);
+template <class T> void dense_backward_cpu(T* din, T* dw, T* db, const T* dout, const T* in, const T* w, int B, int IN,
+                                           int OUT, GradPath path = GradPath::automatic);
 
 // ---- conv2d: w (OC, C, K, K), b (OC); scratch is per thread, inside.
 // Forward and backward: Winograd where it applies (FwdPath, GradPath), else

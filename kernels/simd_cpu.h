@@ -28,6 +28,14 @@ constexpr int kRows = 6;  // rows per pass: 6 x 4 vectors of sums, + 4 loaded, +
 
 inline size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
 
+// The share of non-zero values in x[0, n): which backward path a gradient takes.
+template <class T> double density(const T* x, size_t n) {
+  size_t nz = 0;
+#pragma omp parallel for simd reduction(+ : nz) schedule(static)
+  for (size_t i = 0; i < n; ++i) nz += x[i] != T(0);
+  return n ? double(nz) / double(n) : 1.0;
+}
+
 // Q (rows, cols, cs) = x (C, H, W) channels-last at (pad, pad), zeros elsewhere
 // (the border, rows and columns past it, channels from C to the stride cs).
 template <class T> void to_channels_last(T* Q, const T* x, int C, int H, int W, int pad, int rows, int cols, int cs) {

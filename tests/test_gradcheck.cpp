@@ -84,54 +84,61 @@ TEST_CASE("dense: blocked products match direct loops, at any thread count", "[g
   // Shapes off every block size: rows off the 6-row pass, columns off the
   // vector width and the 64-column block, a layer narrower than the batch (the classifier's branch), din's 256-row
   // blocks of w (OUT > 256), the forward's k blocks (B = 100: 315 rows of
-  // in^T), a forward batch OpenBLAS takes (B = 200).
+  // in^T), a forward batch OpenBLAS takes (B = 200). The backward by both
+  // paths: the GEMMs, and the sparse loops over dout's non-zero values (dout
+  // three quarters zero, as after ReLU and dropout; rows of w past its
+  // 128-row blocks), which `automatic` takes for that dout.
   struct Case {
     int B, IN, OUT;
   };
   for (const Case c : {Case{13, 70, 37}, Case{70, 1000, 9}, Case{5, 300, 301}, Case{64, 130, 64}, Case{100, 600, 300},
-                       Case{200, 500, 250}}) {
-    DYNAMIC_SECTION("B" << c.B << " IN" << c.IN << " OUT" << c.OUT) {
-      std::mt19937 g(21);
-      const Vec x = random_vec(size_t(c.B) * c.IN, g), w = random_vec(size_t(c.OUT) * c.IN, g),
-                b = random_vec(c.OUT, g), dy = random_vec(size_t(c.B) * c.OUT, g);
-      Vec y_ref(dy.size()), dx_ref(x.size(), 0.0), dw_ref(w.size(), 0.0), db_ref(c.OUT, 0.0);
-      for (int i = 0; i < c.B; ++i)
-        for (int o = 0; o < c.OUT; ++o) {
-          double acc = b[o];
-          const double d = dy[size_t(i) * c.OUT + o];
-          db_ref[o] += d;
-          for (int k = 0; k < c.IN; ++k) {
-            acc += x[size_t(i) * c.IN + k] * w[size_t(o) * c.IN + k];
-            dx_ref[size_t(i) * c.IN + k] += d * w[size_t(o) * c.IN + k];
-            dw_ref[size_t(o) * c.IN + k] += d * x[size_t(i) * c.IN + k];
+                       Case{200, 500, 250}})
+    for (const GradPath path : {GradPath::gemm, GradPath::sparse, GradPath::automatic}) {
+      DYNAMIC_SECTION("B" << c.B << " IN" << c.IN << " OUT" << c.OUT << " path " << int(path)) {
+        std::mt19937 g(21);
+        const Vec x = random_vec(size_t(c.B) * c.IN, g), w = random_vec(size_t(c.OUT) * c.IN, g),
+                  b = random_vec(c.OUT, g);
+        Vec dy = random_vec(size_t(c.B) * c.OUT, g);
+        if (path != GradPath::gemm)  // the sparse loops see a sparse dout; the GEMMs a dense one
+          for (double& v : dy) v = g() % 4 == 0 ? v : 0.0;
+        Vec y_ref(dy.size()), dx_ref(x.size(), 0.0), dw_ref(w.size(), 0.0), db_ref(c.OUT, 0.0);
+        for (int i = 0; i < c.B; ++i)
+          for (int o = 0; o < c.OUT; ++o) {
+            double acc = b[o];
+            const double d = dy[size_t(i) * c.OUT + o];
+            db_ref[o] += d;
+            for (int k = 0; k < c.IN; ++k) {
+              acc += x[size_t(i) * c.IN + k] * w[size_t(o) * c.IN + k];
+              dx_ref[size_t(i) * c.IN + k] += d * w[size_t(o) * c.IN + k];
+              dw_ref[size_t(o) * c.IN + k] += d * x[size_t(i) * c.IN + k];
+            }
+            y_ref[size_t(i) * c.OUT + o] = acc;
           }
-          y_ref[size_t(i) * c.OUT + o] = acc;
+        std::vector<Vec> runs;
+        const int threads_before = omp_get_max_threads();
+        for (int threads : {1, 2}) {
+          omp_set_num_threads(threads);
+          Vec y(dy.size(), 7.0), dx(x.size(), 7.0), dw(w.size(), 7.0), db(c.OUT, 7.0);  // overwritten
+          dense_forward_cpu(y.data(), x.data(), w.data(), b.data(), c.B, c.IN, c.OUT);
+          dense_backward_cpu(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), c.B, c.IN, c.OUT, path);
+          INFO(threads << " threads");
+          CHECK(worst(y, y_ref) < 1e-11);
+          CHECK(worst(dx, dx_ref) < 1e-11);
+          CHECK(worst(dw, dw_ref) < 1e-11);
+          CHECK(worst(db, db_ref) < 1e-11);
+          for (Vec* v : {&y, &dx, &dw, &db}) runs.push_back(*v);
         }
-      std::vector<Vec> runs;
-      const int threads_before = omp_get_max_threads();
-      for (int threads : {1, 2}) {
-        omp_set_num_threads(threads);
-        Vec y(dy.size(), 7.0), dx(x.size(), 7.0), dw(w.size(), 7.0), db(c.OUT, 7.0);  // overwritten
-        dense_forward_cpu(y.data(), x.data(), w.data(), b.data(), c.B, c.IN, c.OUT);
-        dense_backward_cpu(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), c.B, c.IN, c.OUT);
-        INFO(threads << " threads");
-        CHECK(worst(y, y_ref) < 1e-11);
-        CHECK(worst(dx, dx_ref) < 1e-11);
-        CHECK(worst(dw, dw_ref) < 1e-11);
-        CHECK(worst(db, db_ref) < 1e-11);
-        for (Vec* v : {&y, &dx, &dw, &db}) runs.push_back(*v);
+        omp_set_num_threads(threads_before);
+        for (size_t i = 0; i < 4; ++i)  // bit-identical at 1 and 2 threads (OpenBLAS's forward: not promised)
+          if (i > 0 || c.B < 128) CHECK(runs[i] == runs[i + 4]);
       }
-      omp_set_num_threads(threads_before);
-      for (size_t i = 0; i < 4; ++i)  // bit-identical at 1 and 2 threads (OpenBLAS's forward: not promised)
-        if (i > 0 || c.B < 128) CHECK(runs[i] == runs[i + 4]);
     }
-  }
 }
 
 // A float weight gradient over 8 MB is written with streaming stores (on
 // AVX-512, where dw and its rows sit on 64-byte lines; elsewhere plainly):
 // the same values either way, checked against direct loops, with dw on and
-// off the 64-byte lines.
+// off the 64-byte lines, by both backward paths.
 TEST_CASE("dense: a weight gradient past the caches matches direct loops", "[grad]") {
   const int B = 3, IN = 3136, OUT = 680;  // 8.5 MB of dw
   std::mt19937 g(5);
@@ -142,16 +149,18 @@ TEST_CASE("dense: a weight gradient past the caches matches direct loops", "[gra
   std::vector<double> dw_ref(w.size(), 0.0);
   for (int i = 0; i < B; ++i)
     for (int o = 0; o < OUT; ++o)
-      for (int k = 0; k < IN; ++k) dw_ref[size_t(o) * IN + k] += double(dy[size_t(i) * OUT + o]) * x[size_t(i) * IN + k];
-  for (size_t offset : {size_t(0), size_t(1)}) {
-    std::vector<float> buf(w.size() + 32, 7.f), dx(x.size()), db(OUT);
-    float* dw = buf.data() + (16 - reinterpret_cast<uintptr_t>(buf.data()) % 64 / 4) % 16 + offset;
-    dense_backward_cpu(dx.data(), dw, db.data(), dy.data(), x.data(), w.data(), B, IN, OUT);
-    double err = 0;
-    for (size_t i = 0; i < w.size(); ++i) err = std::max(err, std::abs(dw[i] - dw_ref[i]));
-    INFO("dw offset " << offset << " floats from a 64-byte line: largest error " << err);
-    CHECK(err < 1e-5);
-  }
+      for (int k = 0; k < IN; ++k)
+        dw_ref[size_t(o) * IN + k] += double(dy[size_t(i) * OUT + o]) * x[size_t(i) * IN + k];
+  for (const GradPath path : {GradPath::gemm, GradPath::sparse})
+    for (size_t offset : {size_t(0), size_t(1)}) {
+      std::vector<float> buf(w.size() + 32, 7.f), dx(x.size()), db(OUT);
+      float* dw = buf.data() + (16 - reinterpret_cast<uintptr_t>(buf.data()) % 64 / 4) % 16 + offset;
+      dense_backward_cpu(dx.data(), dw, db.data(), dy.data(), x.data(), w.data(), B, IN, OUT, path);
+      double err = 0;
+      for (size_t i = 0; i < w.size(); ++i) err = std::max(err, std::abs(dw[i] - dw_ref[i]));
+      INFO("path " << int(path) << ", dw offset " << offset << " floats from a 64-byte line: largest error " << err);
+      CHECK(err < 1e-5);
+    }
 }
 
 TEST_CASE("conv2d: gradients with stride and padding", "[grad]") {
