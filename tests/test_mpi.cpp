@@ -32,9 +32,9 @@ std::vector<float> train_params(const Config& cfg, const Comm& comm, int epochs,
   auto be = make_cpu_backend();
   const Data data = load_and_bcast_data(comm, cfg.data, uint64_t(cfg.train.seed));
   Trainer tr(cfg, data, *be, comm);
+  tr.init();
   // every test here runs its ranks on one node: they share the parameters unless told not to
   CHECK(tr.shares_params() == (cfg.train.shard_optimizer && comm.size() > 1));
-  tr.init();
   int polls = 0;
   if (steps) tr.set_stop_check([&] { return ++polls > steps; });
   for (int e = 0; e < epochs; ++e) tr.run_epoch();

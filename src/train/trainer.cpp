@@ -66,17 +66,8 @@ Trainer::Trainer(const Config& cfg, const Data& data, Backend& be, GradComm& gra
       m_dlogits(be, size_t(m_model.max_batch()) * cfg.data.classes),
       m_labels(be, size_t(m_model.max_batch())),
       m_metrics(be, 2),
-      m_test_idx(size_t(data.test.n)) {
-  if (cfg.train.shard_optimizer && be.kind() == BackendKind::cpu)
-    m_shared = SharedParams::make(comm, m_model.num_params(), Optimizer::state_count(cfg.train));
-  if (m_shared) {
-    m_model.use_storage(m_shared->params(), m_shared->grads());
-    std::vector<float*> state;
-    for (int k = 0; k < Optimizer::state_count(cfg.train); ++k) state.push_back(m_shared->state(k));
-    m_opt.use_storage(state);
-  } else {
-    m_allreduce = grads.make(m_model.grads(), make_buckets(m_model, kBucketBytes), cfg.train.allreduce_overlap);
-  }
+      m_test_idx(size_t(data.test.n)),
+      m_allreduce(grads.make(m_model.grads(), make_buckets(m_model, kBucketBytes), cfg.train.allreduce_overlap)) {
   std::iota(m_test_idx.begin(), m_test_idx.end(), 0);
   m_be.zero(m_metrics.data(), 2 * sizeof(double));
 }
@@ -93,8 +84,23 @@ int64_t Trainer::steps_per_epoch() const {
   return (n + b - 1) / b;
 }
 
+void Trainer::share_params() {
+  if (m_share_tried) return;
+  m_share_tried = true;
+  if (!m_cfg.train.shard_optimizer || m_be.kind() != BackendKind::cpu) return;
+  const int states = Optimizer::state_count(m_cfg.train);
+  m_shared = SharedParams::make(m_comm, m_model.num_params(), states);
+  if (!m_shared) return;
+  m_model.use_storage(m_shared->params(), m_shared->grads());
+  std::vector<float*> state;
+  for (int k = 0; k < states; ++k) state.push_back(m_shared->state(k));
+  m_opt.use_storage(state);
+  m_allreduce.reset();
+}
+
 void Trainer::init() {
   const auto t0 = Clock::now();
+  share_params();
   if (m_shared) {  // one copy on the node: rank 0's
     if (m_comm.leader()) m_model.init_params(uint64_t(m_cfg.train.seed));
     m_shared->sync();
@@ -111,6 +117,7 @@ void Trainer::init() {
 }
 
 void Trainer::resume(const RunFile& rf) {
+  share_params();
   m_comm.root_only([&] { load_into(rf, m_model, &m_opt); });
   std::vector<float> st = m_model.state_host();
   m_comm.bcast(std::span<float>(st));

@@ -44,9 +44,11 @@ class Trainer {
   // A run of its own: makes its own GradComm.
   Trainer(const Config& cfg, const Data& data, Backend& be, const Comm& comm);
 
-  // Fresh parameters from the seed, initialised on rank 0 and broadcast.
+  // Fresh parameters from the seed, initialised on rank 0 and broadcast (or
+  // written by rank 0 to the node's shared copy). Collective.
   void init();
   // Parameters, optimizer state and history from a run file (read on rank 0).
+  // Collective.
   void resume(const RunFile& rf);
 
   // One epoch of training then evaluation on validation and test sets;
@@ -70,7 +72,8 @@ class Trainer {
   Model& model() { return m_model; }
   const Optimizer& optimizer() const { return m_opt; }
   const Data& data() const { return m_data; }
-  // Whether the parameters are the node's one copy (SharedParams), not allreduced.
+  // Whether the parameters are the node's one copy (SharedParams), not
+  // allreduced: decided by the first init() or resume().
   bool shares_params() const { return m_shared != nullptr; }
   // Time spent broadcasting the data before this trainer existed, to report.
   void note_broadcast(double seconds) { m_broadcast_seconds += seconds; }
@@ -88,8 +91,12 @@ class Trainer {
   Optimizer m_opt;
   // CPU ranks of one node: the model's parameters and gradients and the
   // optimizer's state in the node's shared memory, updated shard by shard
-  // (cfg.train.shard_optimizer); then there is no m_allreduce.
+  // (cfg.train.shard_optimizer); then there is no m_allreduce. Made by the
+  // first init() or resume(), which are collective: the constructor is not
+  // (a sweep agrees on its failures, e.g. one rank's allocation).
   std::unique_ptr<SharedParams> m_shared;
+  bool m_share_tried = false;
+  void share_params();
   History m_history;
   Buffer<float> m_dlogits;
   Buffer<int32_t> m_labels;  // (max_batch) in backend memory
