@@ -104,17 +104,17 @@ void SharedParams::sync() const {
 void SharedParams::reduce_shard(size_t begin, size_t end,
                                 const std::function<void(const float* g, size_t lo, size_t count)>& update) const {
   const float* const* G = m_grads.get();
-  // this rank's part: R contiguous ranges, cut at 64-byte lines
-  const size_t R = size_t(m_ranks), r = size_t(m_rank), n = end - begin;
-  const size_t m_lo = begin + std::min(n, n * r / R / 16 * 16),
-               m_hi = r + 1 == R ? end : begin + n * (r + 1) / R / 16 * 16;
-  const long chunks = long((m_hi - m_lo + kChunk - 1) / kChunk);
+  // this rank's part: R contiguous ranges, cut at 16-value steps from begin
+  const size_t R = size_t(m_ranks), n = end - begin;
+  auto cut = [&](size_t q) { return q == R ? end : begin + n * q / R / 16 * 16; };
+  const size_t first = cut(size_t(m_rank)), last = cut(size_t(m_rank) + 1);
+  const long chunks = long((last - first + kChunk - 1) / kChunk);
 #pragma omp parallel
   {
     alignas(64) float sum[kChunk];
 #pragma omp for schedule(static)
     for (long c = 0; c < chunks; ++c) {
-      const size_t lo = m_lo + size_t(c) * kChunk, count = std::min(kChunk, m_hi - lo);
+      const size_t lo = first + size_t(c) * kChunk, count = std::min(kChunk, last - lo);
       std::copy_n(G[0] + lo, count, sum);
       for (int q = 1; q < m_ranks; ++q) {
         const float* g = G[q] + lo;
