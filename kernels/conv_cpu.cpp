@@ -114,34 +114,6 @@ template <class T> void unlower(T* din, const T* dcol, size_t ld, int g, T* P, c
                   sizeof(T) * s.W);
 }
 
-// dst[0, len) += sum_j g[j] * src[j][off, off + len): blocks of four 64-byte
-// vectors kept in registers across the whole list (one load and store of dst
-// per block, not per term).
-template <class T> void accumulate(T* dst, int len, const T* const* src, size_t off, const T* g, int count) {
-  using simd::load, simd::store;
-  using V = simd::Vec<T>;
-  constexpr int kV = simd::kV<T>, kB = 4 * kV;
-  int b = 0;
-  for (; b + kB <= len; b += kB) {
-    V r0 = load(dst + b), r1 = load(dst + b + kV), r2 = load(dst + b + 2 * kV), r3 = load(dst + b + 3 * kV);
-    for (int j = 0; j < count; ++j) {
-      const T* x = src[j] + off + b;
-      const T gj = g[j];
-      r0 += gj * load(x), r1 += gj * load(x + kV), r2 += gj * load(x + 2 * kV), r3 += gj * load(x + 3 * kV);
-    }
-    store(dst + b, r0), store(dst + b + kV, r1), store(dst + b + 2 * kV, r2), store(dst + b + 3 * kV, r3);
-  }
-  for (; b + kV <= len; b += kV) {
-    V r = load(dst + b);
-    for (int j = 0; j < count; ++j) r += g[j] * load(src[j] + off + b);
-    store(dst + b, r);
-  }
-  for (int j = 0; j < count && b < len; ++j) {
-    const T* x = src[j] + off;
-    for (int i = b; i < len; ++i) dst[i] += g[j] * x[i];
-  }
-}
-
 // The sparse path is taken at or below this density of dout (after ReLU and a
 // 2x2 max-pool it is at most 0.25; 0.4 leaves a margin, not a measured break-even).
 constexpr double kSparseDensity = 0.4;
@@ -245,7 +217,7 @@ void conv2d_backward_sparse(T* din, T* dw, T* db, const T* dout, const T* in, co
         }
         acc[nw + oc] += bsum;
         for (int kh = 0; kh < K; ++kh)
-          accumulate(acc.data() + (size_t(oc) * K + kh) * run, run, ptr.data(), kh * row, gs.data(), count);
+          simd::accumulate(acc.data() + (size_t(oc) * K + kh) * run, run, ptr.data(), kh * row, gs.data(), count);
       }
       if (!din) continue;
       // window(q) of the padded din += dy[oc, q] * w[oc] over the non-zero dy[oc, q]
@@ -261,7 +233,8 @@ void conv2d_backward_sparse(T* din, T* dw, T* db, const T* dout, const T* in, co
         if (!count) continue;
         const int oh = q / s.OW, ow = q % s.OW;
         T* win = Q.data() + size_t(oh) * s.stride * row + size_t(ow) * s.stride * C;
-        for (int kh = 0; kh < K; ++kh) accumulate(win + kh * row, run, ptr.data(), size_t(kh) * run, gs.data(), count);
+        for (int kh = 0; kh < K; ++kh)
+          simd::accumulate(win + kh * row, run, ptr.data(), size_t(kh) * run, gs.data(), count);
       }
       T* dx = din + n * in_sz;
       for (int h = 0; h < s.H; ++h)

@@ -17,8 +17,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cstdint>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -107,52 +105,15 @@ namespace {
 // random positions, one thread); at 25%: 3136 -> 1024, batch 64, 8.4 -> 5.1 ms.
 constexpr double kSparseDensity = 0.3;
 
-// Non-zero values of a (rows x cols) matrix, row by row: row r's are
-// [start[r], start[r + 1]) of (index, value).
+// Non-zero values of dout by sample or by output: entry p of group r (p in
+// [start[r], start[r + 1])) is value[p] times the row src[p] (a row of w for
+// a sample's outputs, a sample's input row for an output); index[p] is the
+// other coordinate.
 template <class T> struct Sparse {
   std::vector<int> start, index;
   std::vector<T> value;
+  std::vector<const T*> src;
 };
-
-// d[0, NV vectors) (+)= sum over p in [p0, p1) of value[p] * src[index[p] * ld, + NV vectors).
-template <class T, int NV>
-inline void sum_rows(T* d, bool add, const Sparse<T>& m, int p0, int p1, const T* src, size_t ld, simd::Store st) {
-  using V = simd::Vec<T>;
-  constexpr int kv = simd::kV<T>;
-  V acc[NV];
-#pragma GCC unroll 4
-  for (int j = 0; j < NV; ++j) acc[j] = add ? simd::load(d + j * kv) : V{};
-  for (int p = p0; p < p1; ++p) {
-    const T v = m.value[size_t(p)];
-    const T* x = src + size_t(m.index[size_t(p)]) * ld;
-#pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) acc[j] += v * simd::load(x + j * kv);
-  }
-#if defined(__AVX512F__)
-  if constexpr (std::is_same_v<T, float>)
-    if (st == simd::Store::stream && reinterpret_cast<uintptr_t>(d) % 64 == 0) {
-#pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j) _mm512_stream_ps(d + j * kv, reinterpret_cast<__m512>(acc[j]));
-      return;
-    }
-#endif
-#pragma GCC unroll 4
-  for (int j = 0; j < NV; ++j) simd::store(d + j * kv, acc[j]);
-}
-
-// d[c0, c1) (+)= the same, a column range: blocks of 4 vectors, then 1, then scalars.
-template <class T> void sum_rows_range(T* d, bool add, const Sparse<T>& m, int p0, int p1, const T* src, size_t ld,
-                                       int c0, int c1, simd::Store st) {
-  constexpr int kv = simd::kV<T>;
-  int c = c0;
-  for (; c + 4 * kv <= c1; c += 4 * kv) sum_rows<T, 4>(d + c, add, m, p0, p1, src + c, ld, st);
-  for (; c + kv <= c1; c += kv) sum_rows<T, 1>(d + c, add, m, p0, p1, src + c, ld, st);
-  for (; c < c1; ++c) {
-    T sum = add ? d[c] : T(0);
-    for (int p = p0; p < p1; ++p) sum += m.value[size_t(p)] * src[size_t(m.index[size_t(p)]) * ld + c];
-    d[c] = sum;
-  }
-}
 
 // The sparse backward: only dout's non-zero values, by sample (CSR: din) and
 // by output (CSC: dw). dw's row o sums the input rows of the samples with a
@@ -162,7 +123,7 @@ template <class T> void sum_rows_range(T* d, bool add, const Sparse<T>& m, int p
 // Sums in a fixed order (samples, outputs ascending): the same at any thread count.
 template <class T> void dense_backward_sparse(T* din, T* dw, const T* dout, const T* in, const T* w, int B, int IN,
                                               int OUT, simd::Store dw_store) {
-  constexpr int kCol = 4 * simd::kV<T>, kRowBlock = 128;
+  constexpr int kRowBlock = 128;
   thread_local Sparse<T> by_sample, by_output;
   Sparse<T>&rows = by_sample, &cols = by_output;
   rows.start.assign(size_t(B) + 1, 0);
@@ -173,38 +134,40 @@ template <class T> void dense_backward_sparse(T* din, T* dw, const T* dout, cons
   for (int i = 0; i < B; ++i) rows.start[size_t(i) + 1] += rows.start[size_t(i)];
   for (int o = 0; o < OUT; ++o) cols.start[size_t(o) + 1] += cols.start[size_t(o)];
   const size_t nz = size_t(rows.start[size_t(B)]);
-  for (Sparse<T>* m : {&rows, &cols}) m->index.resize(nz), m->value.resize(nz);
+  for (Sparse<T>* m : {&rows, &cols}) m->index.resize(nz), m->value.resize(nz), m->src.resize(nz);
   {
     std::vector<int> next(cols.start.begin(), cols.start.end() - 1);
     size_t p = 0;
     for (int i = 0; i < B; ++i)
       for (int o = 0; o < OUT; ++o)
         if (const T v = dout[size_t(i) * OUT + o]; v != T(0)) {
-          rows.index[p] = o, rows.value[p++] = v;
+          rows.index[p] = o, rows.value[p] = v, rows.src[p++] = w + size_t(o) * IN;
           const size_t q = size_t(next[size_t(o)]++);
-          cols.index[q] = i, cols.value[q] = v;
+          cols.index[q] = i, cols.value[q] = v, cols.src[q] = in + size_t(i) * IN;
         }
   }
 #pragma omp parallel
   {
     const auto [o0, o1] = share(OUT, 1);
-    for (int c = 0; c < IN && o0 < o1; c += kCol)
-      for (int o = o0; o < o1; ++o)
-        sum_rows_range(dw + size_t(o) * IN, false, cols, cols.start[size_t(o)], cols.start[size_t(o) + 1], in, IN, c,
-                       std::min(IN, c + kCol), dw_store);
+    for (int c = 0; c < IN && o0 < o1; c += kCols)
+      for (int o = o0; o < o1; ++o) {
+        const int p0 = cols.start[size_t(o)];
+        simd::accumulate(dw + size_t(o) * IN + c, std::min(kCols, IN - c), cols.src.data() + p0, size_t(c),
+                         cols.value.data() + p0, cols.start[size_t(o) + 1] - p0, dw_store);
+      }
     if (dw_store == simd::Store::stream) simd::stream_fence();
     if (din) {
-      const auto [j0, j1] = share(IN, kCol);
+      const auto [j0, j1] = share(IN, kCols);
       std::vector<int> at(static_cast<size_t>(B));  // each sample's next non-zero
-      for (int c = j0; c < j1; c += kCol) {
+      for (int c = j0; c < j1; c += kCols) {
         for (int i = 0; i < B; ++i) at[size_t(i)] = rows.start[size_t(i)];
         for (int r0 = 0; r0 < OUT; r0 += kRowBlock)
           for (int i = 0; i < B; ++i) {
-            int p = at[size_t(i)];
-            const int end = rows.start[size_t(i) + 1];
+            const int p0 = at[size_t(i)], end = rows.start[size_t(i) + 1];
+            int p = p0;
             while (p < end && rows.index[size_t(p)] < r0 + kRowBlock) ++p;
-            sum_rows_range(din + size_t(i) * IN, r0 > 0, rows, at[size_t(i)], p, w, IN, c, std::min(j1, c + kCol),
-                           simd::Store::set);
+            simd::accumulate(din + size_t(i) * IN + c, std::min(kCols, j1 - c), rows.src.data() + p0, size_t(c),
+                             rows.value.data() + p0, p - p0, r0 > 0 ? simd::Store::add : simd::Store::set);
             at[size_t(i)] = p;
           }
       }

@@ -1,6 +1,6 @@
 // What the CPU kernels that do not call OpenBLAS share (Winograd and sparse
-// convolution, dense layers): the vector type, a channels-last copy, and the
-// register-blocked matrix product. GCC/Clang vector
+// convolution, dense layers): the vector type, a channels-last copy, the
+// register-blocked matrix product and the sparse paths' accumulation. GCC/Clang vector
 // extensions (64-byte vectors; the compiler splits them for narrower units);
 // loads and stores through an unaligned, may-alias type: plain assignments
 // keep the sums in registers, where memcpy into an array spilled them.
@@ -61,6 +61,18 @@ inline void stream_fence() {
 #endif
 }
 
+// *p = v, *p += v, or v past the caches (AVX-512 floats, p on a 64-byte line; else written).
+template <class T> inline void put(T* p, Vec<T> v, Store st) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>)
+    if (st == Store::stream && reinterpret_cast<uintptr_t>(p) % 64 == 0) {
+      _mm512_stream_ps(p, reinterpret_cast<__m512>(v));
+      return;
+    }
+#endif
+  store(p, st == Store::add ? load(p) + v : v);
+}
+
 // c[t][j] (+)= sum_k a[t * ars + k * acs] b[k * ldb + j] for ROWS rows t, NV
 // vectors of j and k < K: rows of b streamed, one value of a broadcast per row.
 template <class T, int ROWS, int NV, Store kStore>
@@ -79,21 +91,10 @@ inline void product(T* c, size_t ldc, const T* a, size_t ars, size_t acs, const 
       for (int j = 0; j < NV; ++j) acc[t][j] += x * w[j];
     }
   }
-#if defined(__AVX512F__)
-  if constexpr (kStore == Store::stream && std::is_same_v<T, float>)
-    if (reinterpret_cast<uintptr_t>(c) % 64 == 0 && ldc * sizeof(T) % 64 == 0) {
-#pragma GCC unroll 8
-      for (int t = 0; t < ROWS; ++t)
-#pragma GCC unroll 4
-        for (int j = 0; j < NV; ++j) _mm512_stream_ps(c + t * ldc + j * kv, reinterpret_cast<__m512>(acc[t][j]));
-      return;
-    }
-#endif
 #pragma GCC unroll 8
   for (int t = 0; t < ROWS; ++t)
 #pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j)
-      store(c + t * ldc + j * kv, kStore == Store::add ? load(c + t * ldc + j * kv) + acc[t][j] : acc[t][j]);
+    for (int j = 0; j < NV; ++j) put(c + t * ldc + j * kv, acc[t][j], kStore);
 }
 
 // product over the vectors of j < n (a multiple of kv): four at a time, then one.
@@ -103,6 +104,39 @@ inline void product_row(T* c, size_t ldc, const T* a, size_t ars, size_t acs, co
   int j = 0;
   for (; j + 4 * kv <= n; j += 4 * kv) product<T, ROWS, 4, kStore>(c + j, ldc, a, ars, acs, b + j, ldb, K);
   for (; j < n; j += kv) product<T, ROWS, 1, kStore>(c + j, ldc, a, ars, acs, b + j, ldb, K);
+}
+
+// dst[0, len) (=, +=, streamed: st) sum_j g[j] * src[j][off, off + len), j < count, in
+// order: blocks of four vectors kept in registers across the whole list (one
+// load and store of dst per block, not per term), then single vectors, then
+// scalars. The sparse backward paths' accumulation (conv2d, dense).
+template <class T>
+void accumulate(T* dst, int len, const T* const* src, size_t off, const T* g, int count, Store st = Store::add) {
+  using V = Vec<T>;
+  constexpr int kv = kV<T>, kB = 4 * kv;
+  const bool add = st == Store::add;
+  int b = 0;
+  for (; b + kB <= len; b += kB) {
+    V r0{}, r1{}, r2{}, r3{};
+    if (add) r0 = load(dst + b), r1 = load(dst + b + kv), r2 = load(dst + b + 2 * kv), r3 = load(dst + b + 3 * kv);
+    for (int j = 0; j < count; ++j) {
+      const T* x = src[j] + off + b;
+      const T gj = g[j];
+      r0 += gj * load(x), r1 += gj * load(x + kv), r2 += gj * load(x + 2 * kv), r3 += gj * load(x + 3 * kv);
+    }
+    const Store to = add ? Store::set : st;  // the sums already hold dst
+    put(dst + b, r0, to), put(dst + b + kv, r1, to), put(dst + b + 2 * kv, r2, to), put(dst + b + 3 * kv, r3, to);
+  }
+  for (; b + kv <= len; b += kv) {
+    V r = add ? load(dst + b) : V{};
+    for (int j = 0; j < count; ++j) r += g[j] * load(src[j] + off + b);
+    put(dst + b, r, add ? Store::set : st);
+  }
+  if (!add) std::fill(dst + b, dst + len, T(0));
+  for (int j = 0; j < count && b < len; ++j) {
+    const T* x = src[j] + off;
+    for (int i = b; i < len; ++i) dst[i] += g[j] * x[i];
+  }
 }
 
 // C (M x N, ldc) (+)= A . B, A(i, k) = a[i * ars + k * acs], B (K x N, ldb):

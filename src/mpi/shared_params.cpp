@@ -51,11 +51,8 @@ void* map_segment(const std::string& name, size_t bytes) {
 
 std::unique_ptr<SharedParams> SharedParams::make(const Comm& group, size_t n, int states) {
   if (group.size() == 1 || n == 0) return nullptr;
-  MPI_Comm node = MPI_COMM_NULL;
-  MPI_Comm_split_type(group.raw(), MPI_COMM_TYPE_SHARED, group.rank(), MPI_INFO_NULL, &node);
   int node_size = 0, one_node = 0;
-  MPI_Comm_size(node, &node_size);
-  MPI_Comm_free(&node);
+  local_rank(group.raw(), &node_size);
   const int mine = node_size == group.size();
   MPI_Allreduce(&mine, &one_node, 1, MPI_INT, MPI_MIN, group.raw());
   if (!one_node) return nullptr;
@@ -63,6 +60,7 @@ std::unique_ptr<SharedParams> SharedParams::make(const Comm& group, size_t n, in
   std::unique_ptr<SharedParams> s(new SharedParams(group));
   s->m_rank = group.rank();
   s->m_ranks = group.size();
+  s->m_n = n;
   s->m_stride = (n + 15) / 16 * 16;
   // parameters | state buffers | each rank's gradients
   const size_t buffers = size_t(1 + states + s->m_ranks);
@@ -101,12 +99,11 @@ void SharedParams::sync() const {
   std::atomic_thread_fence(std::memory_order_seq_cst);
 }
 
-void SharedParams::reduce_shard(size_t begin, size_t end,
-                                const std::function<void(const float* g, size_t lo, size_t count)>& update) const {
+void SharedParams::reduce_shard(const std::function<void(const float* g, size_t lo, size_t count)>& update) const {
   const float* const* G = m_grads.get();
-  // this rank's part: R contiguous ranges, cut at 16-value steps from begin
-  const size_t R = size_t(m_ranks), n = end - begin;
-  auto cut = [&](size_t q) { return q == R ? end : begin + n * q / R / 16 * 16; };
+  // this rank's part: R contiguous ranges, cut at 16-value steps
+  const size_t R = size_t(m_ranks);
+  auto cut = [&](size_t q) { return q == R ? m_n : m_n * q / R / 16 * 16; };
   const size_t first = cut(size_t(m_rank)), last = cut(size_t(m_rank) + 1);
   const long chunks = long((last - first + kChunk - 1) / kChunk);
 #pragma omp parallel

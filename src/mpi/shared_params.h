@@ -38,11 +38,10 @@ class SharedParams {
 
   // Waits for every rank of the group; what each wrote before is visible to all after.
   void sync() const;
-  // update(g, lo, count) over this rank's shard of [begin, end) (1/R of it)
-  // in chunks of kChunk (the rank's threads share them), g[i] = the sum
-  // over ranks of grads[lo + i].
-  void reduce_shard(size_t begin, size_t end,
-                    const std::function<void(const float* g, size_t lo, size_t count)>& update) const;
+  // update(g, lo, count) over this rank's shard (1/R of the n values) in
+  // chunks of kChunk (the rank's threads share them), g[i] = the sum over
+  // ranks of grads[lo + i].
+  void reduce_shard(const std::function<void(const float* g, size_t lo, size_t count)>& update) const;
   static constexpr size_t kChunk = 16384;  // 64 KB of sums: with the chunk of each rank's gradients, in L2
 
  private:
@@ -51,7 +50,7 @@ class SharedParams {
   void* m_map = nullptr;
   size_t m_bytes = 0;
   int m_rank = 0, m_ranks = 0;
-  size_t m_stride = 0;  // floats per buffer (a 64-byte multiple)
+  size_t m_n = 0, m_stride = 0;  // values, and floats per buffer (a 64-byte multiple)
   float* m_params = nullptr;
   std::unique_ptr<float*[]> m_grads;
 };

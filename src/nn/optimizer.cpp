@@ -5,10 +5,6 @@
 
 namespace rs {
 
-int Optimizer::state_count(const TrainConfig& cfg) {
-  return cfg.optimizer == OptimizerKind::sgd ? (cfg.momentum != 0 ? 1 : 0) : 2;
-}
-
 Optimizer::Optimizer(Backend& be, const TrainConfig& cfg, size_t n) : m_be(be), m_cfg(cfg), m_n(n) {
   if (cfg.optimizer == OptimizerKind::sgd) {
     if (cfg.momentum != 0) m_names = {"momentum"};

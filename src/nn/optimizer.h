@@ -23,8 +23,6 @@ class Optimizer {
   // parameters and state values from `lo`, g[0, count) their gradients.
   void begin_step() { ++m_t; }
   void update(float* params, const float* g, float lr, size_t lo, size_t count);
-  // The number of state buffers for cfg (0, 1 or 2).
-  static int state_count(const TrainConfig& cfg);
   // From now on state buffer k lives at state[k] (size() values, owned by the caller, as they are there).
   void use_storage(const std::vector<float*>& state);
 

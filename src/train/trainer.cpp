@@ -88,7 +88,7 @@ void Trainer::share_params() {
   if (m_share_tried) return;
   m_share_tried = true;
   if (!m_cfg.train.shard_optimizer || m_be.kind() != BackendKind::cpu) return;
-  const int states = Optimizer::state_count(m_cfg.train);
+  const int states = int(m_opt.state_names().size());
   m_shared = SharedParams::make(m_comm, m_model.num_params(), states);
   if (!m_shared) return;
   m_model.use_storage(m_shared->params(), m_shared->grads());
@@ -242,9 +242,8 @@ bool Trainer::run_epoch() {
       m_shared->sync();
       lap(kAllreduce);
       m_opt.begin_step();
-      m_shared->reduce_shard(0, m_model.num_params(), [&](const float* g, size_t lo, size_t count) {
-        m_opt.update(m_model.params(), g, lr, lo, count);
-      });
+      m_shared->reduce_shard(
+          [&](const float* g, size_t lo, size_t count) { m_opt.update(m_model.params(), g, lr, lo, count); });
       lap(kOptimizer);
       m_shared->sync();
       lap(kAllreduce);
