@@ -1,5 +1,5 @@
 // conv2d, CPU. At stride 1 with 3x3 or 5x5 filters and >= 16 channels:
-// Winograd (conv_winograd_cpu.cpp), 2-2.8x fewer multiply-adds. Otherwise
+// Winograd (conv_winograd_cpu.cpp), 2.25-6.25x fewer multiply-adds. Otherwise
 // batched lowering. Each thread takes groups of G consecutive
 // samples (G from the shape alone: enough columns for an efficient GEMM) and
 // lowers them into one matrix, so a layer is a few large single-threaded
@@ -121,9 +121,10 @@ constexpr double kSparseDensity = 0.4;
 constexpr int kSparseMinRun = 16;
 
 // ... or, where Winograd applies, at or below this density: conv2's shape
-// (32 -> 64, 5x5, 14x14, batch 64, 1 thread), random positions: sparse 111 /
-// 180 / 221 / 321 us per image at 6 / 12.5 / 17 / 25%, Winograd ~240-275.
-constexpr double kSparseOverWinograd = 0.15;
+// (32 -> 64, 5x5, 14x14, batch 64, 1 thread), random positions: sparse 97 /
+// 124 / 145 / 170 / 196 us per image at 5 / 8 / 10 / 12.5 / 15%, Winograd
+// F(4x4, 5x5) 152-165.
+constexpr double kSparseOverWinograd = 0.11;
 
 // Winograd from this many channels: input channels (forward), input and
 // output channels (backward); conv1's single channel stays on the GEMM.

@@ -1,31 +1,36 @@
 // conv2d by Winograd's minimal filtering, stride 1, R x R filters, R = 3 or 5
 // (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
-// Forward, F(2x2, RxR): each 2x2 output tile is
+// Forward, F(MxM, RxR): each M x M output tile is
 //   A^T [ sum_c (G g_c G^T) (.) (B^T d_c B) ] A,
-// d_c the tile's N x N input window in channel c (N = R + 1), (.) the
+// d_c the tile's N x N input window in channel c (N = M + R - 1), (.) the
 // element-wise product. Summed over channels these are N*N independent small
-// matrix products per block of tiles, (tiles x C) . (C x OC): 36 multiply-adds
-// per tile, channel and output channel instead of 100 for 5x5 (2.8x fewer), 16
-// instead of 36 for 3x3. The input gradient is this forward on dout with the
-// filters flipped (conv_cpu.cpp). The weight gradient, F(RxR, 2x2): a 2x2 tile
-// of dout is the "filter" of the same window, and the products are summed over
-// every tile before one output transform per filter.
-// Interpolation points 0, +-1, +-2, oo (5x5) and 0, +-1, oo (3x3): small integer
-// coefficients in the data transforms; in float the rounding is up to ~7e-6 of
-// a tensor's largest value (the GEMM path's ~3e-7; test_gradcheck bounds it).
+// matrix products per block of tiles, (tiles x C) . (C x OC). 5x5: F(4x4, 5x5),
+// 64 multiply-adds per 16 outputs, channel and output channel instead of 400
+// (6.25x fewer; F(2x2, 5x5), 36 per 4, was 2.25x slower in its products and
+// is gone). 3x3: F(2x2, 3x3), 16 per 4 instead of 36. The input gradient is
+// this forward on dout with the filters flipped (conv_cpu.cpp). The weight
+// gradient, F(RxR, MxM): an M x M tile of dout is the "filter" of the same
+// window, and the products are summed over every tile before one output
+// transform per filter.
+// Interpolation points 0, +-1, +-1/2, +-2, oo (5x5) and 0, +-1, oo (3x3):
+// in float the rounding is up to ~8e-6 of a tensor's largest value (the GEMM
+// path's ~3e-7; test_gradcheck bounds it at 2e-5).
 // Layout: each sample is copied channels-last (NHWC) with its zero border, and
 // extended to whole tiles, so a tile's window is N x N vectors of channels and
 // the transforms are vector adds; channel counts are padded with zeros to the
-// vector width. A thread takes whole samples; per block of a sample's tiles (at
-// most kBlock) it transforms, then runs the N*N products with the register-
-// blocked kernel of simd_cpu.h (6 rows x up to 4 vectors per pass). Forward:
-// tiles are independent, so the output never depends on the thread count; the
-// weight gradient sums per thread, then over threads in thread order, as the
-// other backward paths do.
+// vector width. A thread takes a contiguous run of samples, in chunks of up
+// to kBlock tiles (several small samples: tf-mnist-cnn's conv2 has 16 tiles
+// of 4x4); per block it transforms, then runs the N*N products with the
+// register-blocked kernel of simd_cpu.h (6 rows x up to 4 vectors per pass).
+// Forward: tiles are independent, so the output never depends on the thread
+// count; the weight gradient sums per thread, then over threads in thread
+// order, as the other backward paths do.
 #include <omp.h>
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "kernels_cpu.h"
@@ -41,47 +46,71 @@ using simd::round_up;
 using simd::store;
 using simd::Vec;
 
-// F(2, R) for the forward and the input gradient: B^T (applied to N values
-// x[k * st]), A^T (N -> 2) and G (N x R, for the filters, once per call).
-// F(R, 2) for the weight gradient (the same points, so the same B^T): the
-// 2 x 2 tile of dout is the "filter", gw its N x 2 transform, AW^T (R x N)
-// maps the sums over tiles back to an R x R weight gradient.
-template <int R> struct Wino;
-template <> struct Wino<5> {
-  static constexpr int N = 6;
+// F(M, R) for the forward and the input gradient: bt applies B^T to N = M + R - 1
+// values x[k * st], at applies A^T (N -> M), G (N x R) transforms the filters
+// (once per call). F(R, M) for the weight gradient (the same N points, so the
+// same B^T): the M x M tile of dout is the "filter", gw its N x M transform,
+// AWT (R x N) maps the sums over tiles back to an R x R weight gradient.
+// The matrices follow Lavin's construction from the points (A^T[i][k] = p_k^i,
+// G's rows scaled by 1 / prod_{l != k} (p_k - p_l), B^T's rows the products
+// prod_{l != k} (x - p_l)), with the constants folded into adds and shared
+// sums.
+template <int M, int R> struct Wino;
+template <class V> using Scalar = std::decay_t<decltype(std::declval<V>()[0])>;
+
+// Points 0, 1, -1, 1/2, -1/2, 2, -2, oo (B^T as in F(6, 3) of the same points).
+template <> struct Wino<4, 5> {
+  static constexpr int N = 8;
   template <class V> static void bt(V* r, const V* x, size_t st) {
-    const V d0 = x[0], d1 = x[st], d2 = x[2 * st], d3 = x[3 * st], d4 = x[4 * st], d5 = x[5 * st];
-    r[0] = 4 * d0 - 5 * d2 + d4;
-    r[1] = d3 + d4 - 4 * (d1 + d2);
-    r[2] = d4 - d3 + 4 * (d1 - d2);
-    r[3] = d4 - d2 + 2 * (d3 - d1);
-    r[4] = d4 - d2 + 2 * (d1 - d3);
-    r[5] = 4 * d1 - 5 * d3 + d5;
+    using S = Scalar<V>;
+    const V d0 = x[0], d1 = x[st], d2 = x[2 * st], d3 = x[3 * st], d4 = x[4 * st], d5 = x[5 * st], d6 = x[6 * st],
+            d7 = x[7 * st];
+    r[0] = (d6 - d0) + S(5.25) * (d2 - d4);
+    V a = d2 + d6 - S(4.25) * d4, b = d1 + d5 - S(4.25) * d3;
+    r[1] = a + b, r[2] = a - b;
+    a = 4 * d2 - 5 * d4 + d6, b = 2 * d1 - S(2.5) * d3 + S(0.5) * d5;
+    r[3] = a + b, r[4] = a - b;
+    a = S(0.25) * d2 - S(1.25) * d4 + d6, b = S(0.5) * d1 - S(2.5) * d3 + 2 * d5;
+    r[5] = a + b, r[6] = a - b;
+    r[7] = (d7 - d1) + S(5.25) * (d3 - d5);
   }
   template <class V> static void at(V* y, const V* x, size_t st) {
-    const V m1 = x[st], m2 = x[2 * st], m3 = x[3 * st], m4 = x[4 * st];
-    y[0] = x[0] + (m1 + m2) + (m3 + m4);
-    y[1] = (m1 - m2) + 2 * (m3 - m4) + x[5 * st];
+    using S = Scalar<V>;
+    const V s1 = x[st] + x[2 * st], t1 = x[st] - x[2 * st], s2 = x[3 * st] + x[4 * st], t2 = x[3 * st] - x[4 * st],
+            s3 = x[5 * st] + x[6 * st], t3 = x[5 * st] - x[6 * st];
+    y[0] = x[0] + s1 + s2 + s3;
+    y[1] = t1 + S(0.5) * t2 + 2 * t3;
+    y[2] = s1 + S(0.25) * s2 + 4 * s3;
+    y[3] = t1 + S(0.125) * t2 + 8 * t3 + x[7 * st];
   }
-  static constexpr double G[6][5] = {{1. / 4, 0, 0, 0, 0},
-                                     {-1. / 6, -1. / 6, -1. / 6, -1. / 6, -1. / 6},
-                                     {-1. / 6, 1. / 6, -1. / 6, 1. / 6, -1. / 6},
-                                     {1. / 24, 1. / 12, 1. / 6, 1. / 3, 2. / 3},
-                                     {1. / 24, -1. / 12, 1. / 6, -1. / 3, 2. / 3},
+  static constexpr double G[8][5] = {{-1, 0, 0, 0, 0},
+                                     {-2. / 9, -2. / 9, -2. / 9, -2. / 9, -2. / 9},
+                                     {-2. / 9, 2. / 9, -2. / 9, 2. / 9, -2. / 9},
+                                     {32. / 45, 16. / 45, 8. / 45, 4. / 45, 2. / 45},
+                                     {32. / 45, -16. / 45, 8. / 45, -4. / 45, 2. / 45},
+                                     {1. / 90, 1. / 45, 2. / 45, 4. / 45, 8. / 45},
+                                     {1. / 90, -1. / 45, 2. / 45, -4. / 45, 8. / 45},
                                      {0, 0, 0, 0, 1}};
-  template <class V> static void gw(V* r, const V* x, size_t st) {
-    const V g0 = x[0], g1 = x[st];
-    r[0] = g0 / 4;
-    r[1] = (g0 + g1) / -6;
-    r[2] = (g1 - g0) / 6;
-    r[3] = g0 / 24 + g1 / 12;
-    r[4] = g0 / 24 - g1 / 12;
-    r[5] = g1;
+  template <class V> static void gw(V* r, const V* x, size_t st) {  // G of F(5, 4)
+    using S = Scalar<V>;
+    const V g0 = x[0], g1 = x[st], g2 = x[2 * st], g3 = x[3 * st];
+    r[0] = -g0;
+    V e = S(-2. / 9) * (g0 + g2), o = S(-2. / 9) * (g1 + g3);
+    r[1] = e + o, r[2] = e - o;
+    e = S(32. / 45) * g0 + S(8. / 45) * g2, o = S(16. / 45) * g1 + S(4. / 45) * g3;
+    r[3] = e + o, r[4] = e - o;
+    e = S(1. / 90) * g0 + S(2. / 45) * g2, o = S(1. / 45) * g1 + S(4. / 45) * g3;
+    r[5] = e + o, r[6] = e - o;
+    r[7] = g3;
   }
-  static constexpr double AWT[5][6] = {
-      {1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 0}, {0, 1, 1, 16, 16, 1}};
+  static constexpr double AWT[5][8] = {{1, 1, 1, 1, 1, 1, 1, 0},
+                                       {0, 1, -1, 1. / 2, -1. / 2, 2, -2, 0},
+                                       {0, 1, 1, 1. / 4, 1. / 4, 4, 4, 0},
+                                       {0, 1, -1, 1. / 8, -1. / 8, 8, -8, 0},
+                                       {0, 1, 1, 1. / 16, 1. / 16, 16, 16, 1}};
 };
-template <> struct Wino<3> {
+
+template <> struct Wino<2, 3> {  // points 0, 1, -1, oo
   static constexpr int N = 4;
   template <class V> static void bt(V* r, const V* x, size_t st) {
     const V d1 = x[st], d2 = x[2 * st];
@@ -106,190 +135,210 @@ template <> struct Wino<3> {
   static constexpr double AWT[3][4] = {{1, 1, 1, 0}, {0, 1, -1, 0}, {0, 1, 1, 1}};
 };
 
+// This thread's share of samples [0, B) in chunks of at most S: one contiguous
+// run per thread (the same split at the same thread count), in near-equal chunks.
+template <class F> void for_my_chunks(int B, int S, F&& f) {
+  const int nt = omp_get_num_threads(), id = omp_get_thread_num();
+  const int lo = int(int64_t(B) * id / nt), n = int(int64_t(B) * (id + 1) / nt) - lo, chunks = (n + S - 1) / S;
+  for (int k = 0; k < chunks; ++k) f(lo + n * k / chunks, lo + n * (k + 1) / chunks);
+}
+
 constexpr int kBlock = 96;  // tiles per block, at most (a multiple of kRows)
-// The tiling of one layer: T = (TY, TX) tiles of 2 x 2 outputs per sample,
+// The tiling of one layer: T = (TY, TX) tiles of M x M outputs per sample,
 // Q = a sample's input channels-last (Hq, Wq, Cp) with its zero border, whole
-// tiles; blocks of at most blk tiles.
-template <class T, int R> struct Tiling {
-  static constexpr int N = R + 1, NN = N * N;
-  int Cp, OCp, TY, TX, tiles, Hq, Wq, blk;
+// tiles. A chunk of S samples is transformed and multiplied together, in
+// blocks of at most blk of its tiles (g = slot * tiles + tile).
+template <class T, int M, int R> struct Tiling {
+  static constexpr int N = M + R - 1, NN = N * N;
+  int Cp, OCp, TY, TX, tiles, Hq, Wq, S, blk;
+  size_t qsz, ysz;  // per sample: Q, and an output-sized (M TY, M TX, OCp) tile grid
   explicit Tiling(const ConvShape& s)
       : Cp(int(round_up(s.C, kV<T>))),
         OCp(int(round_up(s.OC, kV<T>))),
-        TY((s.OH + 1) / 2),
-        TX((s.OW + 1) / 2),
+        TY((s.OH + M - 1) / M),
+        TX((s.OW + M - 1) / M),
         tiles(TY * TX),
-        Hq(2 * TY + R - 1),
-        Wq(2 * TX + R - 1),
-        blk(int(round_up(std::min(tiles, kBlock), kRows))) {}
+        Hq(M * TY + R - 1),
+        Wq(M * TX + R - 1),
+        S(std::max(1, kBlock / tiles)),
+        blk(int(round_up(std::min(S * tiles, kBlock), kRows))),
+        qsz(size_t(Hq) * Wq * Cp),
+        ysz(size_t(M * M) * tiles * OCp) {}
+
+  // The stride of a block buffer's N * N planes (xi) at tile stride ld: one vector
+  // past whole rows, so the planes a tile's transform touches fall in different
+  // cache sets (at a multiple of 4 KB they shared one, and evicted each other).
+  size_t plane(size_t ld) const { return size_t(blk) * ld + kV<T>; }
 
   // Q = sample x (C, H, W) channels-last with a zero border of pad
   void pad(T* Q, const T* x, const ConvShape& s) const {
     simd::to_channels_last(Q, x, s.C, s.H, s.W, s.pad, Hq, Wq, Cp);
   }
+  // tile g's first output in an (M TY, M TX, cs) grid per slot
+  size_t out_at(int g, int cs) const {
+    const int t = g % tiles;
+    return (g / tiles) * (size_t(M * M) * tiles * cs) + (size_t(M * (t / TX)) * M * TX + M * (t % TX)) * cs;
+  }
 
-  // Vb[xi][t][c] (tile stride ld) = B^T d B of tiles [t0, t0 + nt), over vectors of channels
-  void input_transform(T* Vb, size_t ld, const T* Q, int t0, int nt) const {
+  // Vb[xi][t][c] (tile stride ld) = B^T d B of tiles [g0, g0 + nt), over vectors of channels
+  void input_transform(T* Vb, size_t ld, const T* Q, int g0, int nt) const {
     using V = Vec<T>;
     for (int t = 0; t < nt; ++t) {
-      const T* d0 = Q + (size_t(2 * ((t0 + t) / TX)) * Wq + 2 * ((t0 + t) % TX)) * Cp;
+      const int g = g0 + t, tile = g % tiles;
+      const T* d0 = Q + (g / tiles) * qsz + (size_t(M * (tile / TX)) * Wq + M * (tile % TX)) * Cp;
       for (int c = 0; c < Cp; c += kV<T>) {
-        V d[N][N], e[N][N], r[N];
-        for (int i = 0; i < N; ++i)
-          for (int j = 0; j < N; ++j) d[i][j] = load(d0 + (size_t(i) * Wq + j) * Cp + c);
+        V d[N], e[N][N], r[N];
         for (int j = 0; j < N; ++j) {  // e = B^T d, column by column
-          Wino<R>::bt(r, &d[0][j], N);
+          for (int i = 0; i < N; ++i) d[i] = load(d0 + (size_t(i) * Wq + j) * Cp + c);
+          Wino<M, R>::bt(r, d, 1);
           for (int i = 0; i < N; ++i) e[i][j] = r[i];
         }
         for (int i = 0; i < N; ++i) {  // B^T d B, row by row
-          Wino<R>::bt(r, &e[i][0], 1);
-          for (int j = 0; j < N; ++j) store(Vb + (size_t(i * N + j) * blk + t) * ld + c, r[j]);
+          Wino<M, R>::bt(r, &e[i][0], 1);
+          for (int j = 0; j < N; ++j) store(Vb + size_t(i * N + j) * plane(ld) + size_t(t) * ld + c, r[j]);
         }
       }
     }
   }
 };
 
-template <class T, int R> void forward(T* out, const T* in, const T* w, const T* b, const ConvShape& s) {
+template <class T, int M, int R> void forward(T* out, const T* in, const T* w, const T* b, const ConvShape& s) {
   using V = Vec<T>;
-  using W = Wino<R>;
+  using W = Wino<M, R>;
   constexpr int N = W::N, NN = N * N, kv = kV<T>;
-  const Tiling<T, R> L(s);
-  const int Cp = L.Cp, OCp = L.OCp, TX = L.TX, blk = L.blk;
+  const Tiling<T, M, R> L(s);
+  const int Cp = L.Cp, OCp = L.OCp, blk = L.blk;
   const size_t in_sz = size_t(s.C) * s.H * s.W, OHW = size_t(s.OH) * s.OW;
 
-  // U[xi][c][oc] = (G g G^T)[xi] of filter (oc, c); zero where c or oc is padding
+  // U[xi][c][oc] = (G g G^T)[xi] of filter (oc, c), over vectors of output
+  // channels; zero where c or oc is padding
   std::vector<T> U(size_t(NN) * Cp * OCp, T(0));
 #pragma omp parallel for schedule(static)
-  for (int oc = 0; oc < s.OC; ++oc)
-    for (int c = 0; c < s.C; ++c) {
-      const T* g = w + (size_t(oc) * s.C + c) * R * R;
-      double gt[N][R];  // G g
-      for (int i = 0; i < N; ++i)
+  for (int c = 0; c < s.C; ++c)
+    for (int oc0 = 0; oc0 < s.OC; oc0 += kv) {
+      alignas(64) T g[R][R][kv] = {};  // the filters' values, a vector per tap
+      for (int l = 0; l < std::min(kv, s.OC - oc0); ++l)
+        for (int k = 0; k < R * R; ++k) g[k / R][k % R][l] = w[(size_t(oc0 + l) * s.C + c) * R * R + k];
+      V gt[N][R];
+      for (int i = 0; i < N; ++i)  // G g
         for (int l = 0; l < R; ++l) {
-          double sum = 0;
-          for (int k = 0; k < R; ++k) sum += W::G[i][k] * g[k * R + l];
+          V sum{};
+          for (int k = 0; k < R; ++k) sum += T(W::G[i][k]) * load(g[k][l]);
           gt[i][l] = sum;
         }
-      for (int i = 0; i < N; ++i)
+      for (int i = 0; i < N; ++i)  // (G g) G^T
         for (int j = 0; j < N; ++j) {
-          double sum = 0;
-          for (int l = 0; l < R; ++l) sum += gt[i][l] * W::G[j][l];
-          U[(size_t(i * N + j) * Cp + c) * OCp + oc] = T(sum);
+          V sum{};
+          for (int l = 0; l < R; ++l) sum += T(W::G[j][l]) * gt[i][l];
+          store(U.data() + (size_t(i * N + j) * Cp + c) * OCp + oc0, sum);
         }
     }
 
 #pragma omp parallel
   {
     thread_local std::vector<T> Q, Vb, Mb, Y;
-    Q.resize(size_t(L.Hq) * L.Wq * Cp);
-    Vb.assign(size_t(NN) * blk * Cp, T(0));  // (xi, tile, c); rows past a block's tiles: finite, unused
-    Mb.resize(size_t(NN) * blk * OCp);       // (xi, tile, oc)
-    Y.resize(size_t(4) * L.tiles * OCp);     // (2 TY, 2 TX, OCp): whole tiles, channels-last
-#pragma omp for schedule(static)
-    for (int n = 0; n < s.B; ++n) {
-      L.pad(Q.data(), in + n * in_sz, s);
-      for (int t0 = 0; t0 < L.tiles; t0 += blk) {
-        const int nt = std::min(blk, L.tiles - t0);
-        L.input_transform(Vb.data(), Cp, Q.data(), t0, nt);
+    Q.resize(L.S * L.qsz);
+    Vb.assign(NN * L.plane(Cp), T(0));  // (xi, tile, c); rows past a block's tiles: finite, unused
+    Mb.resize(NN * L.plane(OCp));       // (xi, tile, oc)
+    Y.resize(L.S * L.ysz);              // per slot (M TY, M TX, OCp): whole tiles, channels-last
+    for_my_chunks(s.B, L.S, [&](int n0, int n1) {
+      for (int n = n0; n < n1; ++n) L.pad(Q.data() + (n - n0) * L.qsz, in + n * in_sz, s);
+      const int total = (n1 - n0) * L.tiles;
+      for (int g0 = 0; g0 < total; g0 += blk) {
+        const int nt = std::min(blk, total - g0);
+        L.input_transform(Vb.data(), Cp, Q.data(), g0, nt);
         for (int xi = 0; xi < NN; ++xi)  // Mb[xi] = Vb[xi] . U[xi]
           for (int t = 0; t < nt; t += kRows)
-            simd::product_row<T, kRows, simd::Store::set>(Mb.data() + (size_t(xi) * blk + t) * OCp, OCp,
-                                               Vb.data() + (size_t(xi) * blk + t) * Cp, Cp, 1,
-                                               U.data() + size_t(xi) * Cp * OCp, OCp, Cp, OCp);
+            simd::product_row<T, kRows, simd::Store::set>(Mb.data() + xi * L.plane(OCp) + size_t(t) * OCp, OCp,
+                                                          Vb.data() + xi * L.plane(Cp) + size_t(t) * Cp, Cp, 1,
+                                                          U.data() + size_t(xi) * Cp * OCp, OCp, Cp, OCp);
         // output transform: Y tile = A^T m A
         for (int t = 0; t < nt; ++t) {
-          T* yt = Y.data() + (size_t(2 * ((t0 + t) / TX)) * 2 * TX + 2 * ((t0 + t) % TX)) * OCp;
+          T* yt = Y.data() + L.out_at(g0 + t, OCp);
           for (int oc0 = 0; oc0 < OCp; oc0 += kv) {
-            V mv[N][N], e[2][N], r[2];
-            for (int i = 0; i < N; ++i)
-              for (int j = 0; j < N; ++j) mv[i][j] = load(Mb.data() + (size_t(i * N + j) * blk + t) * OCp + oc0);
-            for (int j = 0; j < N; ++j) {  // e = A^T m
-              W::at(r, &mv[0][j], N);
-              e[0][j] = r[0], e[1][j] = r[1];
+            V m[N], e[M][N], r[N];
+            for (int j = 0; j < N; ++j) {  // e = A^T m, column by column
+              for (int i = 0; i < N; ++i) m[i] = load(Mb.data() + (i * N + j) * L.plane(OCp) + size_t(t) * OCp + oc0);
+              W::at(r, m, 1);
+              for (int i = 0; i < M; ++i) e[i][j] = r[i];
             }
-            for (int i = 0; i < 2; ++i) {
+            for (int i = 0; i < M; ++i) {
               W::at(r, &e[i][0], 1);  // A^T m A, row i
-              store(yt + size_t(i) * 2 * TX * OCp + oc0, r[0]);
-              store(yt + (size_t(i) * 2 * TX + 1) * OCp + oc0, r[1]);
+              for (int j = 0; j < M; ++j) store(yt + (size_t(i) * M * L.TX + j) * OCp + oc0, r[j]);
             }
           }
         }
       }
-      // out (OC, OH, OW) = Y + bias, the valid part
-      T* y = out + size_t(n) * s.OC * OHW;
-      for (int oc = 0; oc < s.OC; ++oc)
-        for (int h = 0; h < s.OH; ++h) {
-          const T* src = Y.data() + size_t(h) * 2 * TX * OCp + oc;
-          T* dst = y + size_t(oc) * OHW + size_t(h) * s.OW;
-          for (int x0 = 0; x0 < s.OW; ++x0) dst[x0] = src[size_t(x0) * OCp] + b[oc];
-        }
-    }
+      for (int n = n0; n < n1; ++n)  // out (OC, OH, OW) = Y + bias, the valid part
+        simd::from_channels_last(out + size_t(n) * s.OC * OHW, Y.data() + (n - n0) * L.ysz, b, s.OC, s.OH, s.OW,
+                                 M * L.TX, OCp);
+    });
   }
 }
 
-// Weight (and bias) gradients by F(R, 2): per tile, the N x N transforms of the
-// input window (B^T d B, as forward) and of the 2 x 2 tile of dout (gw g gw^T);
+// Weight (and bias) gradients by F(R, M): per tile, the N x N transforms of the
+// input window (B^T d B, as forward) and of the M x M tile of dout (gw g gw^T);
 // their products summed over every tile of the thread's samples, per (xi, c, oc):
 // M[xi] += Vb[xi]^T . Gb[xi], the same product kernel with rows = channels
 // (Vb's tile stride Cs: the channels padded to whole kRows rows, zeros). Then
 // per thread in thread order, and dw = AW^T M AW per filter.
-template <class T, int R> void weight_grad(T* dw, T* db, const T* dout, const T* in, const ConvShape& s) {
+template <class T, int M, int R> void weight_grad(T* dw, T* db, const T* dout, const T* in, const ConvShape& s) {
   using V = Vec<T>;
-  using W = Wino<R>;
+  using W = Wino<M, R>;
   constexpr int N = W::N, NN = N * N, kv = kV<T>;
-  const Tiling<T, R> L(s);
-  const int OCp = L.OCp, TX = L.TX, blk = L.blk, Cs = int(round_up(L.Cp, kRows));
+  const Tiling<T, M, R> L(s);
+  const int OCp = L.OCp, blk = L.blk, Cs = int(round_up(L.Cp, kRows)), DW = M * L.TX;
   const size_t in_sz = size_t(s.C) * s.H * s.W, OHW = size_t(s.OH) * s.OW, nm = size_t(NN) * Cs * OCp;
   std::vector<T*> parts(size_t(omp_get_max_threads()), nullptr);
 #pragma omp parallel
   {
-    thread_local std::vector<T> Q, D, Vb, Gb, M;
-    Q.resize(size_t(L.Hq) * L.Wq * L.Cp);
-    D.assign(size_t(4) * L.tiles * OCp, T(0));  // dout (2 TY, 2 TX, OCp), zero past OH, OW
-    Vb.assign(size_t(NN) * blk * Cs, T(0));     // (xi, tile, Cs)
-    Gb.resize(size_t(NN) * blk * OCp);          // (xi, tile, oc)
-    M.assign(nm + s.OC, T(0));                  // (xi, Cs, OCp), then the bias sums
-    parts[size_t(omp_get_thread_num())] = M.data();
-#pragma omp for schedule(static)
-    for (int n = 0; n < s.B; ++n) {
-      L.pad(Q.data(), in + n * in_sz, s);
-      const T* dy = dout + size_t(n) * s.OC * OHW;
-      for (int oc = 0; oc < s.OC; ++oc) {
-        const T* g = dy + size_t(oc) * OHW;
-        T sum = 0;
+    thread_local std::vector<T> Q, D, Vb, Gb, Ms;
+    Q.resize(L.S * L.qsz);
+    D.resize(L.S * L.ysz);              // per slot dout (M TY, M TX, OCp), zero past OH, OW
+    Vb.assign(NN * L.plane(Cs), T(0));  // (xi, tile, Cs)
+    Gb.resize(NN * L.plane(OCp));       // (xi, tile, oc)
+    Ms.assign(nm + s.OC, T(0));         // (xi, Cs, OCp), then the bias sums
+    parts[size_t(omp_get_thread_num())] = Ms.data();
+    for_my_chunks(s.B, L.S, [&](int n0, int n1) {
+      for (int n = n0; n < n1; ++n) {
+        L.pad(Q.data() + (n - n0) * L.qsz, in + n * in_sz, s);
+        const T* dy = dout + size_t(n) * s.OC * OHW;
+        T* Dn = D.data() + (n - n0) * L.ysz;
+        simd::to_channels_last(Dn, dy, s.OC, s.OH, s.OW, 0, M * L.TY, DW, OCp);
+        for (int oc = 0; oc < s.OC; ++oc) {
+          const T* g = dy + size_t(oc) * OHW;
+          T sum = 0;
 #pragma omp simd reduction(+ : sum)
-        for (size_t q = 0; q < OHW; ++q) sum += g[q];
-        M[nm + oc] += sum;
-        for (int h = 0; h < s.OH; ++h)
-          for (int x0 = 0; x0 < s.OW; ++x0) D[(size_t(h) * 2 * TX + x0) * OCp + oc] = g[size_t(h) * s.OW + x0];
+          for (size_t q = 0; q < OHW; ++q) sum += g[q];
+          Ms[nm + oc] += sum;
+        }
       }
-      for (int t0 = 0; t0 < L.tiles; t0 += blk) {
-        const int nt = std::min(blk, L.tiles - t0);
-        L.input_transform(Vb.data(), Cs, Q.data(), t0, nt);
+      const int total = (n1 - n0) * L.tiles;
+      for (int g0 = 0; g0 < total; g0 += blk) {
+        const int nt = std::min(blk, total - g0);
+        L.input_transform(Vb.data(), Cs, Q.data(), g0, nt);
         for (int t = 0; t < nt; ++t) {  // Gb[xi][t] = gw g gw^T over vectors of output channels
-          const T* g0 = D.data() + (size_t(2 * ((t0 + t) / TX)) * 2 * TX + 2 * ((t0 + t) % TX)) * OCp;
+          const T* g0p = D.data() + L.out_at(g0 + t, OCp);
           for (int oc0 = 0; oc0 < OCp; oc0 += kv) {
-            V g[2][2], e[N][2], r[N];
-            for (int i = 0; i < 2; ++i)
-              for (int j = 0; j < 2; ++j) g[i][j] = load(g0 + (size_t(i) * 2 * TX + j) * OCp + oc0);
-            for (int j = 0; j < 2; ++j) {
-              W::gw(r, &g[0][j], 2);
+            V g[M], e[N][M], r[N];
+            for (int j = 0; j < M; ++j) {  // e = gw g, column by column
+              for (int i = 0; i < M; ++i) g[i] = load(g0p + (size_t(i) * DW + j) * OCp + oc0);
+              W::gw(r, g, 1);
               for (int i = 0; i < N; ++i) e[i][j] = r[i];
             }
             for (int i = 0; i < N; ++i) {
               W::gw(r, &e[i][0], 1);
-              for (int j = 0; j < N; ++j) store(Gb.data() + (size_t(i * N + j) * blk + t) * OCp + oc0, r[j]);
+              for (int j = 0; j < N; ++j) store(Gb.data() + (i * N + j) * L.plane(OCp) + size_t(t) * OCp + oc0, r[j]);
             }
           }
         }
-        for (int xi = 0; xi < NN; ++xi)  // M[xi] (Cs, OCp) += Vb[xi]^T . Gb[xi]
+        for (int xi = 0; xi < NN; ++xi)  // Ms[xi] (Cs, OCp) += Vb[xi]^T . Gb[xi]
           for (int c = 0; c < Cs; c += kRows)
-            simd::product_row<T, kRows, simd::Store::add>(M.data() + (size_t(xi) * Cs + c) * OCp, OCp,
-                                              Vb.data() + size_t(xi) * blk * Cs + c, 1, Cs,
-                                              Gb.data() + size_t(xi) * blk * OCp, OCp, nt, OCp);
+            simd::product_row<T, kRows, simd::Store::add>(Ms.data() + (size_t(xi) * Cs + c) * OCp, OCp,
+                                                          Vb.data() + xi * L.plane(Cs) + c, 1, Cs,
+                                                          Gb.data() + xi * L.plane(OCp), OCp, nt, OCp);
       }
-    }
+    });
   }
 #pragma omp parallel for schedule(static)
   for (int oc = 0; oc < s.OC; ++oc) {
@@ -327,16 +376,16 @@ bool winograd_applies(const ConvShape& s) { return s.stride == 1 && (s.K == 3 ||
 
 template <class T> void conv2d_winograd_forward_cpu(T* out, const T* in, const T* w, const T* b, const ConvShape& s) {
   if (s.K == 5)
-    forward<T, 5>(out, in, w, b, s);
+    forward<T, 4, 5>(out, in, w, b, s);
   else
-    forward<T, 3>(out, in, w, b, s);
+    forward<T, 2, 3>(out, in, w, b, s);
 }
 
 template <class T> void conv2d_winograd_weight_grad_cpu(T* dw, T* db, const T* dout, const T* in, const ConvShape& s) {
   if (s.K == 5)
-    weight_grad<T, 5>(dw, db, dout, in, s);
+    weight_grad<T, 4, 5>(dw, db, dout, in, s);
   else
-    weight_grad<T, 3>(dw, db, dout, in, s);
+    weight_grad<T, 2, 3>(dw, db, dout, in, s);
 }
 
 template void conv2d_winograd_forward_cpu<float>(float*, const float*, const float*, const float*, const ConvShape&);

@@ -36,12 +36,12 @@ struct PoolShape {
 // backward has the gemm and sparse paths too (dout after ReLU and dropout).
 // `winograd` (stride 1, K = 3 or 5; conv_winograd_cpu.cpp): din by the
 // forward's kernel on dout with the filters flipped and transposed, dw and db
-// by F(KxK, 2x2). `automatic`: sparse when dout is sparse enough (a lower
+// by F(KxK, 4x4) or F(3x3, 2x2). `automatic`: sparse when dout is sparse enough (a lower
 // threshold where Winograd applies, with >= 16 input and output channels),
 // else Winograd where it applies, else the GEMMs.
 enum class GradPath { automatic, gemm, sparse, winograd };
 // Forward paths of conv2d, the same up to rounding: lowering and GEMMs, or
-// Winograd F(2x2, KxK) (stride 1, K = 3 or 5; conv_winograd_cpu.cpp).
+// Winograd F(4x4, 5x5) or F(2x2, 3x3) (stride 1; conv_winograd_cpu.cpp).
 // `automatic` takes Winograd where it applies and the input has >= 16 channels
 // (fewer: the transforms cost more than the products they save).
 enum class FwdPath { automatic, gemm, winograd };

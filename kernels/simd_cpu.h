@@ -36,17 +36,104 @@ template <class T> double density(const T* x, size_t n) {
   return n ? double(nz) / double(n) : 1.0;
 }
 
+#if defined(__AVX512F__)
+// GCC 12's AVX-512 unpack and shuffle intrinsics start from a self-initialised
+// "undefined" vector, which -Wmaybe-uninitialized reports where they inline
+// (GCC bug 105593): silenced for these two functions only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// r[16] = its transpose (rows of 16 floats): pairs of rows interleaved, then
+// quads, then 128-bit lanes across the four groups of four rows.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2)
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]), t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  auto lo = [](__m512 a, __m512 b) {
+    return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+  };
+  auto hi = [](__m512 a, __m512 b) {
+    return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+  };
+  for (int i = 0; i < 16; i += 4)  // r[i + k], lane L: column 4 L + k of rows i .. i + 3
+    r[i] = lo(t[i], t[i + 2]), r[i + 1] = hi(t[i], t[i + 2]), r[i + 2] = lo(t[i + 1], t[i + 3]),
+    r[i + 3] = hi(t[i + 1], t[i + 3]);
+  for (int k = 0; k < 4; ++k) {
+    t[k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88), t[4 + k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xdd);
+    t[8 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88);
+    t[12 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xdd);
+  }
+  for (int k = 0; k < 4; ++k) {
+    r[k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88), r[8 + k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0xdd);
+    r[4 + k] = _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0x88);
+    r[12 + k] = _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0xdd);
+  }
+}
+#endif
+
 // Q (rows, cols, cs) = x (C, H, W) channels-last at (pad, pad), zeros elsewhere
 // (the border, rows and columns past it, channels from C to the stride cs).
+// AVX-512 floats with cs a multiple of 16: 16 x 16 blocks transposed in registers.
 template <class T> void to_channels_last(T* Q, const T* x, int C, int H, int W, int pad, int rows, int cols, int cs) {
   std::fill_n(Q, size_t(rows) * cols * cs, T(0));
-  for (int c = 0; c < C; ++c)
-    for (int h = 0; h < H; ++h) {
-      T* dst = Q + (size_t(h + pad) * cols + pad) * cs + c;
-      const T* src = x + (size_t(c) * H + h) * W;
-      for (int w = 0; w < W; ++w) dst[size_t(w) * cs] = src[w];
+  const size_t HW = size_t(H) * W;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>)
+    if (cs % 16 == 0) {
+      for (int h = 0; h < H; ++h)
+        for (int x0 = 0; x0 < W; x0 += 16) {
+          const int n = std::min(16, W - x0);
+          const __mmask16 keep = __mmask16((1u << n) - 1);
+          for (int c0 = 0; c0 < C; c0 += 16) {
+            __m512 r[16];
+            for (int k = 0; k < 16; ++k)
+              r[k] = c0 + k < C ? _mm512_maskz_loadu_ps(keep, x + (c0 + k) * HW + size_t(h) * W + x0)
+                                : _mm512_setzero_ps();
+            transpose16(r);
+            for (int p = 0; p < n; ++p) _mm512_storeu_ps(Q + (size_t(h + pad) * cols + pad + x0 + p) * cs + c0, r[p]);
+          }
+        }
+      return;
+    }
+#endif
+  for (int h = 0; h < H; ++h)  // each pixel's channels together: Q written in order
+    for (int w = 0; w < W; ++w) {
+      T* dst = Q + (size_t(h + pad) * cols + pad + w) * cs;
+      const T* src = x + size_t(h) * W + w;
+      for (int c = 0; c < C; ++c) dst[c] = src[c * HW];
     }
 }
+
+// y (C, H, W) = Y's first H x W pixels (rows of cols pixels, channel stride cs)
+// + b[c]. AVX-512 floats: 16 x 16 blocks transposed in registers (scalar code
+// reads Y at a stride that maps to a quarter of L1's sets, or gathers).
+template <class T> void from_channels_last(T* y, const T* Y, const T* b, int C, int H, int W, int cols, int cs) {
+  const size_t HW = size_t(H) * W;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    for (int h = 0; h < H; ++h)
+      for (int x0 = 0; x0 < W; x0 += 16) {
+        const int n = std::min(16, W - x0);
+        const __mmask16 keep = __mmask16((1u << n) - 1);
+        for (int c0 = 0; c0 < C; c0 += 16) {
+          __m512 r[16];
+          for (int p = 0; p < 16; ++p)
+            r[p] = p < n ? _mm512_loadu_ps(Y + (size_t(h) * cols + x0 + p) * cs + c0) : _mm512_setzero_ps();
+          transpose16(r);
+          for (int c = c0; c < std::min(C, c0 + 16); ++c)
+            _mm512_mask_storeu_ps(y + size_t(c) * HW + size_t(h) * W + x0, keep,
+                                  _mm512_add_ps(r[c - c0], _mm512_set1_ps(b[c])));
+        }
+      }
+    return;
+  }
+#endif
+  for (int c = 0; c < C; ++c)
+    for (int h = 0; h < H; ++h)
+      for (int w = 0; w < W; ++w) y[size_t(c) * HW + size_t(h) * W + w] = Y[(size_t(h) * cols + w) * cs + c] + b[c];
+}
+#if defined(__AVX512F__)
+#pragma GCC diagnostic pop
+#endif
 
 // How a product's sums reach c: written, added to what is there, or written
 // past the caches (non-temporal stores, AVX-512 floats with c and ldc on

@@ -227,12 +227,14 @@ TEST_CASE("conv2d: batched lowering, Winograd and both backward paths match dire
   // Batches larger than a lowering group (with a partial last group), odd
   // shapes, stride and padding; dy 75% zeros as after ReLU and a 2x2 pool.
   // Winograd (stride 1, 3x3 and 5x5): partial tiles at odd output sizes, more
-  // tiles than a block (28x28), channel counts off the vector width (9, 17, 11)
-  // and past four vectors (40), >= 16 input channels (taken automatically).
+  // tiles than a block (44x40 in 4x4 tiles, 28x28 in 2x2), channel counts off
+  // the vector width (9, 17, 11) and past four vectors (40), >= 16 input
+  // channels (taken automatically), several samples' tiles in one block.
   for (const ConvShape s0 : {ConvShape{11, 3, 9, 7, 5, 3, 1, 1, 0, 0}, ConvShape{5, 4, 10, 11, 3, 5, 2, 2, 0, 0},
-                             ConvShape{9, 6, 8, 8, 4, 3, 1, 0, 0, 0}, ConvShape{3, 1, 28, 28, 2, 5, 1, 2, 0, 0},
-                             ConvShape{4, 2, 7, 6, 3, 2, 3, 1, 0, 0}, ConvShape{2, 9, 7, 9, 40, 5, 1, 2, 0, 0},
-                             ConvShape{3, 17, 6, 5, 11, 3, 1, 0, 0, 0}, ConvShape{2, 16, 14, 14, 32, 5, 1, 2, 0, 0}}) {
+                             ConvShape{9, 6, 8, 8, 4, 3, 1, 0, 0, 0}, ConvShape{3, 1, 44, 40, 2, 5, 1, 2, 0, 0},
+                             ConvShape{2, 1, 28, 28, 2, 3, 1, 1, 0, 0}, ConvShape{4, 2, 7, 6, 3, 2, 3, 1, 0, 0},
+                             ConvShape{2, 9, 7, 9, 40, 5, 1, 2, 0, 0}, ConvShape{3, 17, 6, 5, 11, 3, 1, 0, 0, 0},
+                             ConvShape{2, 16, 14, 14, 32, 5, 1, 2, 0, 0}}) {
     ConvShape s = s0;
     s.OH = (s.H + 2 * s.pad - s.K) / s.stride + 1, s.OW = (s.W + 2 * s.pad - s.K) / s.stride + 1;
     DYNAMIC_SECTION("B" << s.B << " C" << s.C << " " << s.H << "x" << s.W << " OC" << s.OC << " K" << s.K << " s"
@@ -289,28 +291,36 @@ TEST_CASE("conv2d: batched lowering, Winograd and both backward paths match dire
 }
 
 TEST_CASE("conv2d: Winograd in float stays within 2e-5 of the exact result", "[conv]") {
-  // tf-mnist-cnn's conv2 (32 -> 64 channels, 5x5, 14x14, padding 2): the transforms' rounding,
-  // measured at ~7e-6 of the largest value (GEMM path ~3e-7); a wrong coefficient gives ~1e-1.
-  const ConvShape s{4, 32, 14, 14, 64, 5, 1, 2, 14, 14};
-  std::mt19937 g(11);
-  const size_t nx = size_t(s.B) * s.C * 196, ny = size_t(s.B) * s.OC * 196;
-  Vec x = random_vec(nx, g), w = random_vec(size_t(s.OC) * s.C * 25, g), b = random_vec(s.OC, g),
-      dy = random_vec(ny, g);
-  Vec y(ny), dx(nx), dw(w.size()), db(s.OC);
-  conv2d_forward_cpu(y.data(), x.data(), w.data(), b.data(), s, FwdPath::gemm);
-  conv2d_backward_cpu(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), s, GradPath::gemm);
-  auto to_float = [](const Vec& v) { return std::vector<float>(v.begin(), v.end()); };
-  std::vector<float> xf = to_float(x), wf = to_float(w), bf = to_float(b), dyf = to_float(dy);
-  std::vector<float> yf(ny), dxf(nx), dwf(w.size()), dbf(s.OC);
-  conv2d_forward_cpu(yf.data(), xf.data(), wf.data(), bf.data(), s, FwdPath::winograd);
-  conv2d_backward_cpu(dxf.data(), dwf.data(), dbf.data(), dyf.data(), xf.data(), wf.data(), s, GradPath::winograd);
-  auto rel = [](const std::vector<float>& a, const Vec& r) {
-    return worst(a, r) / worst(Vec(r.size(), 0.0), r);  // of the largest |r|
-  };
-  CHECK(rel(yf, y) < 2e-5);
-  CHECK(rel(dxf, dx) < 2e-5);
-  CHECK(rel(dwf, dw) < 2e-5);
-  CHECK(rel(dbf, db) < 1e-6);
+  // tf-mnist-cnn's conv2 (32 -> 64 channels, 5x5, 14x14, padding 2; F(4x4, 5x5)): the transforms'
+  // rounding, measured at ~7e-6 of the largest value (GEMM path ~3e-7); a wrong coefficient gives
+  // ~1e-1. Then odd shapes through the float-only code (AVX-512: 16 x 16 transposes to and from
+  // channels-last): rows wider than 16, channel counts off 16, batches cut into uneven chunks.
+  for (const ConvShape s0 : {ConvShape{13, 32, 14, 14, 64, 5, 1, 2, 0, 0}, ConvShape{3, 17, 28, 21, 11, 5, 1, 2, 0, 0},
+                             ConvShape{7, 9, 7, 9, 40, 3, 1, 1, 0, 0}, ConvShape{13, 16, 6, 5, 18, 5, 1, 0, 0, 0}}) {
+    ConvShape s = s0;
+    s.OH = s.H + 2 * s.pad - s.K + 1, s.OW = s.W + 2 * s.pad - s.K + 1;
+    DYNAMIC_SECTION("B" << s.B << " C" << s.C << " " << s.H << "x" << s.W << " OC" << s.OC << " K" << s.K) {
+      std::mt19937 g(11);
+      const size_t nx = size_t(s.B) * s.C * s.H * s.W, ny = size_t(s.B) * s.OC * s.OH * s.OW;
+      Vec x = random_vec(nx, g), w = random_vec(size_t(s.OC) * s.C * s.K * s.K, g), b = random_vec(s.OC, g),
+          dy = random_vec(ny, g);
+      Vec y(ny), dx(nx), dw(w.size()), db(s.OC);
+      conv2d_forward_cpu(y.data(), x.data(), w.data(), b.data(), s, FwdPath::gemm);
+      conv2d_backward_cpu(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), s, GradPath::gemm);
+      auto to_float = [](const Vec& v) { return std::vector<float>(v.begin(), v.end()); };
+      std::vector<float> xf = to_float(x), wf = to_float(w), bf = to_float(b), dyf = to_float(dy);
+      std::vector<float> yf(ny), dxf(nx), dwf(w.size()), dbf(s.OC);
+      conv2d_forward_cpu(yf.data(), xf.data(), wf.data(), bf.data(), s, FwdPath::winograd);
+      conv2d_backward_cpu(dxf.data(), dwf.data(), dbf.data(), dyf.data(), xf.data(), wf.data(), s, GradPath::winograd);
+      auto rel = [](const std::vector<float>& a, const Vec& r) {
+        return worst(a, r) / worst(Vec(r.size(), 0.0), r);  // of the largest |r|
+      };
+      CHECK(rel(yf, y) < 2e-5);
+      CHECK(rel(dxf, dx) < 2e-5);
+      CHECK(rel(dwf, dw) < 2e-5);
+      CHECK(rel(dbf, db) < 1e-6);
+    }
+  }
 }
 
 TEST_CASE("maxpool: gradient with overlapping windows and padding", "[grad]") {
