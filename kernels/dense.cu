@@ -48,7 +48,8 @@ void dense_backward_gpu(float* din, float* dw, float* db, const float* dout, con
                         int IN, int OUT, const GpuContext& ctx) {
   const float one = 1.f, zero = 0.f;
   // dw (OUT, IN) = dout^T . in   <=>  col-major dw^T (IN, OUT) = in^T . dout
-  CUBLAS_CHECK(cublasSgemm(ctx.cublas, CUBLAS_OP_N, CUBLAS_OP_T, IN, OUT, B, &one, in, IN, dout, OUT, &zero, dw, IN));
+  if (dw)
+    CUBLAS_CHECK(cublasSgemm(ctx.cublas, CUBLAS_OP_N, CUBLAS_OP_T, IN, OUT, B, &one, in, IN, dout, OUT, &zero, dw, IN));
   bias_grad_gpu(db, dout, B, OUT, 1, ctx.stream);
   // din (B, IN) = dout . w   <=>  col-major din^T (IN, B) = w^T . dout^T
   if (din)

@@ -115,63 +115,99 @@ template <class T> struct Sparse {
   std::vector<const T*> src;
 };
 
-// The sparse backward: only dout's non-zero values, by sample (CSR: din) and
-// by output (CSC: dw). dw's row o sums the input rows of the samples with a
+// The sparse backward: only dout's non-zero values, by output (CSC: dw) and
+// by sample (CSR: din). dw's row o sums the input rows of the samples with a
 // non-zero dout[:, o], in 64-column blocks (a block of every sample's input is
 // 16 KB at batch 64: in L1 across the rows); din's row i sums the rows of w of
 // its non-zero outputs, in 64-column blocks and 128-row blocks of w (32 KB).
 // Sums in a fixed order (samples, outputs ascending): the same at any thread count.
-template <class T> void dense_backward_sparse(T* din, T* dw, const T* dout, const T* in, const T* w, int B, int IN,
-                                              int OUT, simd::Store dw_store) {
-  constexpr int kRowBlock = 128;
-  thread_local Sparse<T> by_sample, by_output;
-  Sparse<T>&rows = by_sample, &cols = by_output;
-  rows.start.assign(size_t(B) + 1, 0);
-  cols.start.assign(size_t(OUT) + 1, 0);
+template <class T>
+void weight_grad_sparse(T* dw, const T* dout, const T* in, int B, int IN, int OUT, int o0, int o1, simd::Store st) {
+  thread_local Sparse<T> by_output;
+  Sparse<T>& cols = by_output;  // outputs [o0, o1)
+  const int n = o1 - o0;
+  cols.start.assign(size_t(n) + 1, 0);
   for (int i = 0; i < B; ++i)
-    for (int o = 0; o < OUT; ++o)
-      if (dout[size_t(i) * OUT + o] != T(0)) ++rows.start[size_t(i) + 1], ++cols.start[size_t(o) + 1];
-  for (int i = 0; i < B; ++i) rows.start[size_t(i) + 1] += rows.start[size_t(i)];
-  for (int o = 0; o < OUT; ++o) cols.start[size_t(o) + 1] += cols.start[size_t(o)];
-  const size_t nz = size_t(rows.start[size_t(B)]);
-  for (Sparse<T>* m : {&rows, &cols}) m->index.resize(nz), m->value.resize(nz), m->src.resize(nz);
-  {
-    std::vector<int> next(cols.start.begin(), cols.start.end() - 1);
-    size_t p = 0;
-    for (int i = 0; i < B; ++i)
-      for (int o = 0; o < OUT; ++o)
-        if (const T v = dout[size_t(i) * OUT + o]; v != T(0)) {
-          rows.index[p] = o, rows.value[p] = v, rows.src[p++] = w + size_t(o) * IN;
-          const size_t q = size_t(next[size_t(o)]++);
-          cols.index[q] = i, cols.value[q] = v, cols.src[q] = in + size_t(i) * IN;
-        }
-  }
+    for (int o = o0; o < o1; ++o) cols.start[size_t(o - o0) + 1] += dout[size_t(i) * OUT + o] != T(0);
+  for (int o = 0; o < n; ++o) cols.start[size_t(o) + 1] += cols.start[size_t(o)];
+  const size_t nz = size_t(cols.start[size_t(n)]);
+  cols.value.resize(nz), cols.src.resize(nz);
+  std::vector<int> next(cols.start.begin(), cols.start.end() - 1);
+  for (int i = 0; i < B; ++i)
+    for (int o = o0; o < o1; ++o)
+      if (const T v = dout[size_t(i) * OUT + o]; v != T(0)) {
+        const size_t q = size_t(next[size_t(o - o0)]++);
+        cols.value[q] = v, cols.src[q] = in + size_t(i) * IN;
+      }
 #pragma omp parallel
   {
-    const auto [o0, o1] = share(OUT, 1);
-    for (int c = 0; c < IN && o0 < o1; c += kCols)
-      for (int o = o0; o < o1; ++o) {
-        const int p0 = cols.start[size_t(o)];
-        simd::accumulate(dw + size_t(o) * IN + c, std::min(kCols, IN - c), cols.src.data() + p0, size_t(c),
-                         cols.value.data() + p0, cols.start[size_t(o) + 1] - p0, dw_store);
+    const auto [r0, r1] = share(n, 1);
+    for (int c = 0; c < IN && r0 < r1; c += kCols)
+      for (int r = r0; r < r1; ++r) {
+        const int p0 = cols.start[size_t(r)];
+        simd::accumulate(dw + size_t(o0 + r) * IN + c, std::min(kCols, IN - c), cols.src.data() + p0, size_t(c),
+                         cols.value.data() + p0, cols.start[size_t(r) + 1] - p0, st);
       }
-    if (dw_store == simd::Store::stream) simd::stream_fence();
-    if (din) {
-      const auto [j0, j1] = share(IN, kCols);
-      std::vector<int> at(static_cast<size_t>(B));  // each sample's next non-zero
-      for (int c = j0; c < j1; c += kCols) {
-        for (int i = 0; i < B; ++i) at[size_t(i)] = rows.start[size_t(i)];
-        for (int r0 = 0; r0 < OUT; r0 += kRowBlock)
-          for (int i = 0; i < B; ++i) {
-            const int p0 = at[size_t(i)], end = rows.start[size_t(i) + 1];
-            int p = p0;
-            while (p < end && rows.index[size_t(p)] < r0 + kRowBlock) ++p;
-            simd::accumulate(din + size_t(i) * IN + c, std::min(kCols, j1 - c), rows.src.data() + p0, size_t(c),
-                             rows.value.data() + p0, p - p0, r0 > 0 ? simd::Store::add : simd::Store::set);
-            at[size_t(i)] = p;
-          }
-      }
+    if (st == simd::Store::stream) simd::stream_fence();
+  }
+}
+
+template <class T> void input_grad_sparse(T* din, const T* dout, const T* w, int B, int IN, int OUT) {
+  constexpr int kRowBlock = 128;
+  thread_local Sparse<T> by_sample;
+  Sparse<T>& rows = by_sample;
+  rows.start.assign(size_t(B) + 1, 0);
+  for (int i = 0; i < B; ++i)
+    for (int o = 0; o < OUT; ++o) rows.start[size_t(i) + 1] += dout[size_t(i) * OUT + o] != T(0);
+  for (int i = 0; i < B; ++i) rows.start[size_t(i) + 1] += rows.start[size_t(i)];
+  const size_t nz = size_t(rows.start[size_t(B)]);
+  rows.index.resize(nz), rows.value.resize(nz), rows.src.resize(nz);
+  size_t p = 0;
+  for (int i = 0; i < B; ++i)
+    for (int o = 0; o < OUT; ++o)
+      if (const T v = dout[size_t(i) * OUT + o]; v != T(0))
+        rows.index[p] = o, rows.value[p] = v, rows.src[p++] = w + size_t(o) * IN;
+#pragma omp parallel
+  {
+    const auto [j0, j1] = share(IN, kCols);
+    std::vector<int> at(static_cast<size_t>(B));  // each sample's next non-zero
+    for (int c = j0; c < j1; c += kCols) {
+      for (int i = 0; i < B; ++i) at[size_t(i)] = rows.start[size_t(i)];
+      for (int r0 = 0; r0 < OUT; r0 += kRowBlock)
+        for (int i = 0; i < B; ++i) {
+          const int p0 = at[size_t(i)], end = rows.start[size_t(i) + 1];
+          int q = p0;
+          while (q < end && rows.index[size_t(q)] < r0 + kRowBlock) ++q;
+          simd::accumulate(din + size_t(i) * IN + c, std::min(kCols, j1 - c), rows.src.data() + p0, size_t(c),
+                           rows.value.data() + p0, q - p0, r0 > 0 ? simd::Store::add : simd::Store::set);
+          at[size_t(i)] = q;
+        }
     }
+  }
+}
+
+// `automatic` resolved by dout's density
+template <class T> GradPath resolve(GradPath path, const T* dout, int B, int OUT) {
+  if (path != GradPath::automatic) return path;
+  return simd::density(dout, size_t(B) * OUT) <= kSparseDensity ? GradPath::sparse : GradPath::gemm;
+}
+
+template <class T>
+void weight_grad(T* dw, const T* dout, const T* in, int B, int IN, int OUT, int o0, int o1, GradPath path) {
+  // a result past the caches, read once later: streamed
+  const simd::Store st = size_t(o1 - o0) * IN * sizeof(T) > kStreamBytes ? simd::Store::stream : simd::Store::set;
+  if (path == GradPath::sparse) return weight_grad_sparse(dw, dout, in, B, IN, OUT, o0, o1, st);
+  const int chunk = int(simd::round_up(size_t(std::max(64, 65536 / std::max(B, 1))), size_t(kCols)));
+#pragma omp parallel
+  {
+    // dw[r0, r1)[:, j0, j0 + n) = dout[:, r0, r1)^T . in[:, j0, j0 + n): this thread's rows of dw,
+    // written whole; in's column chunk (~256 KB) stays in L2 across them.
+    auto [r0, r1] = share(o1 - o0, simd::kRows);
+    r0 += o0, r1 += o0;
+    for (int j0 = 0; j0 < IN && r0 < r1; j0 += chunk)
+      simd::gemm(dw + size_t(r0) * IN + j0, IN, dout + r0, 1, OUT, in + j0, IN, r1 - r0, std::min(chunk, IN - j0), B,
+                 st);
+    if (st == simd::Store::stream) simd::stream_fence();
   }
 }
 
@@ -182,28 +218,25 @@ template <class T> void dense_backward_cpu(T* din, T* dw, T* db, const T* dout, 
   std::fill(db, db + OUT, T(0));
   for (int i = 0; i < B; ++i)
     for (int o = 0; o < OUT; ++o) db[o] += dout[size_t(i) * OUT + o];
-  const simd::Store dw_store = size_t(OUT) * IN * sizeof(T) > kStreamBytes ? simd::Store::stream : simd::Store::set;
-  if (path == GradPath::sparse ||
-      (path == GradPath::automatic && simd::density(dout, size_t(B) * OUT) <= kSparseDensity))
-    return dense_backward_sparse(din, dw, dout, in, w, B, IN, OUT, dw_store);
-  const int chunk = int(simd::round_up(size_t(std::max(64, 65536 / std::max(B, 1))), size_t(kCols)));
+  path = resolve(path, dout, B, OUT);
+  if (dw) weight_grad(dw, dout, in, B, IN, OUT, 0, OUT, path);
+  if (!din) return;
+  if (path == GradPath::sparse) return input_grad_sparse(din, dout, w, B, IN, OUT);
 #pragma omp parallel
   {
-    // dw[o0, o1)[:, j0, j0 + n) = dout[:, o0, o1)^T . in[:, j0, j0 + n): this thread's rows of dw,
-    // written whole; in's column chunk (~256 KB) stays in L2 across them.
-    const auto [o0, o1] = share(OUT, simd::kRows);
-    for (int j0 = 0; j0 < IN && o0 < o1; j0 += chunk)
-      simd::gemm(dw + size_t(o0) * IN + j0, IN, dout + o0, 1, OUT, in + j0, IN, o1 - o0, std::min(chunk, IN - j0), B,
-                 dw_store);
-    if (dw_store == simd::Store::stream) simd::stream_fence();
     // din[:, j, j + 64) (+)= dout[:, k0, k0 + 256) . w[k0, k0 + 256)[:, j, j + 64): a 64 KB block of w,
     // in L2 across every row pass, over this thread's column blocks
     const auto [j0, j1] = share(IN, kCols);
-    for (int j = j0; din && j < j1; j += kCols)
+    for (int j = j0; j < j1; j += kCols)
       for (int k0 = 0; k0 < OUT; k0 += 256)
         simd::gemm(din + j, IN, dout + k0, OUT, 1, w + size_t(k0) * IN + j, IN, B, std::min(kCols, j1 - j),
                    std::min(256, OUT - k0), k0 > 0 ? simd::Store::add : simd::Store::set);
   }
+}
+
+template <class T>
+void dense_weight_grad_cpu(T* dw, const T* dout, const T* in, int B, int IN, int OUT, int o0, int o1, GradPath path) {
+  weight_grad(dw, dout, in, B, IN, OUT, o0, o1, resolve(path, dout, B, OUT));
 }
 
 template void dense_forward_cpu<float>(float*, const float*, const float*, const float*, int, int, int);
@@ -212,5 +245,7 @@ template void dense_backward_cpu<float>(float*, float*, float*, const float*, co
                                         GradPath);
 template void dense_backward_cpu<double>(double*, double*, double*, const double*, const double*, const double*, int,
                                          int, int, GradPath);
+template void dense_weight_grad_cpu<float>(float*, const float*, const float*, int, int, int, int, int, GradPath);
+template void dense_weight_grad_cpu<double>(double*, const double*, const double*, int, int, int, int, int, GradPath);
 
 }  // namespace rs

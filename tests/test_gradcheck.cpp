@@ -87,7 +87,8 @@ TEST_CASE("dense: blocked products match direct loops, at any thread count", "[g
   // in^T), a forward batch OpenBLAS takes (B = 200). The backward by both
   // paths: the GEMMs, and the sparse loops over dout's non-zero values (dout
   // three quarters zero, as after ReLU and dropout; rows of w past its
-  // 128-row blocks), which `automatic` takes for that dout.
+  // 128-row blocks), which `automatic` takes for that dout. A range of dw's
+  // rows alone, as the weight-gradient split computes them.
   struct Case {
     int B, IN, OUT;
   };
@@ -127,6 +128,14 @@ TEST_CASE("dense: blocked products match direct loops, at any thread count", "[g
           CHECK(worst(dw, dw_ref) < 1e-11);
           CHECK(worst(db, db_ref) < 1e-11);
           for (Vec* v : {&y, &dx, &dw, &db}) runs.push_back(*v);
+          // rows [o0, o1) alone (the weight-gradient split): those of dw bit for bit, no other row written
+          const int o0 = c.OUT / 3, o1 = c.OUT - c.OUT / 4;
+          Vec rows(w.size(), 7.0);
+          dense_weight_grad_cpu(rows.data(), dy.data(), x.data(), c.B, c.IN, c.OUT, o0, o1, path);
+          for (int o = 0; o < c.OUT; ++o) {
+            const auto row = [&](const Vec& v) { return Vec(v.begin() + o * c.IN, v.begin() + (o + 1) * c.IN); };
+            CHECK(row(rows) == (o >= o0 && o < o1 ? row(dw) : Vec(size_t(c.IN), 7.0)));
+          }
         }
         omp_set_num_threads(threads_before);
         for (size_t i = 0; i < 4; ++i)  // bit-identical at 1 and 2 threads (OpenBLAS's forward: not promised)

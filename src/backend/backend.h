@@ -52,6 +52,7 @@ class Backend {
 
   // ---- layers (argument order as in kernels/kernels_cpu.h)
   virtual void dense_forward(float* out, const float* in, const float* w, const float* b, int B, int IN, int OUT) = 0;
+  // din or dw null: not computed.
   virtual void dense_backward(float* din, float* dw, float* db, const float* dout, const float* in, const float* w,
                               int B, int IN, int OUT) = 0;
   // Scratch (CPU: per-thread lowering buffers; CUDA: one cuDNN workspace) is the backend's own.

@@ -49,7 +49,7 @@ void* map_segment(const std::string& name, size_t bytes) {
 
 }  // namespace
 
-std::unique_ptr<SharedParams> SharedParams::make(const Comm& group, size_t n, int states) {
+std::unique_ptr<SharedParams> SharedParams::make(const Comm& group, size_t n, int states, size_t exchange) {
   if (group.size() == 1 || n == 0) return nullptr;
   int node_size = 0, one_node = 0;
   local_rank(group.raw(), &node_size);
@@ -62,9 +62,9 @@ std::unique_ptr<SharedParams> SharedParams::make(const Comm& group, size_t n, in
   s->m_ranks = group.size();
   s->m_n = n;
   s->m_stride = (n + 15) / 16 * 16;
-  // parameters | state buffers | each rank's gradients
+  // parameters | state buffers | each rank's gradients | exchange
   const size_t buffers = size_t(1 + states + s->m_ranks);
-  s->m_bytes = buffers * s->m_stride * sizeof(float);
+  s->m_bytes = (buffers * s->m_stride + (exchange + 15) / 16 * 16) * sizeof(float);
   std::string name, why;
   if (group.leader()) name = create_segment(s->m_bytes, &why);
   group.bcast_string(name);
@@ -86,6 +86,7 @@ std::unique_ptr<SharedParams> SharedParams::make(const Comm& group, size_t n, in
   s->m_params = base;
   s->m_grads.reset(new float*[size_t(s->m_ranks)]);
   for (int q = 0; q < s->m_ranks; ++q) s->m_grads[size_t(q)] = base + size_t(1 + states + q) * s->m_stride;
+  s->m_exchange = base + buffers * s->m_stride;
   return s;
 }
 
@@ -101,17 +102,36 @@ void SharedParams::sync() const {
 
 void SharedParams::reduce_shard(const std::function<void(const float* g, size_t lo, size_t count)>& update) const {
   const float* const* G = m_grads.get();
-  // this rank's part: R contiguous ranges, cut at 16-value steps
-  const size_t R = size_t(m_ranks);
-  auto cut = [&](size_t q) { return q == R ? m_n : m_n * q / R / 16 * 16; };
-  const size_t first = cut(size_t(m_rank)), last = cut(size_t(m_rank) + 1);
-  const long chunks = long((last - first + kChunk - 1) / kChunk);
+  const auto [first, last] = shard();
+  // the shard in pieces, summed or complete, each in chunks of kChunk
+  struct Piece {
+    size_t lo, hi;
+    bool complete;
+  };
+  std::vector<Piece> pieces;
+  size_t at = first;
+  for (const auto& [a, b] : m_complete) {
+    const size_t lo = std::max(a, first), hi = std::min(b, last);
+    if (lo >= hi) continue;
+    if (at < lo) pieces.push_back({at, lo, false});
+    pieces.push_back({lo, hi, true});
+    at = hi;
+  }
+  if (at < last) pieces.push_back({at, last, false});
+  std::vector<std::pair<size_t, const Piece*>> chunks;  // (first value, piece)
+  for (const Piece& p : pieces)
+    for (size_t lo = p.lo; lo < p.hi; lo += kChunk) chunks.push_back({lo, &p});
 #pragma omp parallel
   {
     alignas(64) float sum[kChunk];
 #pragma omp for schedule(static)
-    for (long c = 0; c < chunks; ++c) {
-      const size_t lo = first + size_t(c) * kChunk, count = std::min(kChunk, last - lo);
+    for (size_t c = 0; c < chunks.size(); ++c) {
+      const auto [lo, p] = chunks[c];
+      const size_t count = std::min(kChunk, p->hi - lo);
+      if (p->complete) {
+        update(G[m_rank] + lo, lo, count);
+        continue;
+      }
       std::copy_n(G[0] + lo, count, sum);
       for (int q = 1; q < m_ranks; ++q) {
         const float* g = G[q] + lo;

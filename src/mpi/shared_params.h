@@ -14,6 +14,8 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include "mpi/comm.h"
 
@@ -27,7 +29,9 @@ class SharedParams {
   // rank 0 says why on stderr. n parameters, `states` optimizer buffers of n;
   // every value starts at zero. POSIX shared memory, mapped by each rank and
   // unmapped on its own: nothing collective when a trainer goes away.
-  static std::unique_ptr<SharedParams> make(const Comm& group, size_t n, int states);
+  // `exchange` more floats, shared by the group as it likes (every rank
+  // reads and writes them; the weight-gradient split's activations).
+  static std::unique_ptr<SharedParams> make(const Comm& group, size_t n, int states, size_t exchange = 0);
   ~SharedParams();
   SharedParams(const SharedParams&) = delete;
   SharedParams& operator=(const SharedParams&) = delete;
@@ -35,12 +39,20 @@ class SharedParams {
   float* params() const { return m_params; }
   float* state(int k) const { return m_params + size_t(k + 1) * m_stride; }
   float* grads() const { return m_grads[size_t(m_rank)]; }  // this rank's
+  float* exchange() const { return m_exchange; }
+  int rank() const { return m_rank; }
+  // [first, last): the values this rank sums and updates, R contiguous ranges cut at 16-value steps
+  std::pair<size_t, size_t> shard() const { return {cut(m_rank), cut(m_rank + 1)}; }
+  // Ranges [lo, hi) (sorted, disjoint) in which each rank's gradients are
+  // already the group's sum over the range's part of its own shard (the
+  // weight-gradient split's rows): reduce_shard takes them as they are.
+  void set_complete(std::vector<std::pair<size_t, size_t>> ranges) { m_complete = std::move(ranges); }
 
   // Waits for every rank of the group; what each wrote before is visible to all after.
   void sync() const;
   // update(g, lo, count) over this rank's shard (1/R of the n values) in
   // chunks of kChunk (the rank's threads share them), g[i] = the sum over
-  // ranks of grads[lo + i].
+  // ranks of grads[lo + i] (in a complete range: this rank's grads[lo + i]).
   void reduce_shard(const std::function<void(const float* g, size_t lo, size_t count)>& update) const;
   static constexpr size_t kChunk = 16384;  // 64 KB of sums: with the chunk of each rank's gradients, in L2
 
@@ -52,6 +64,9 @@ class SharedParams {
   int m_rank = 0, m_ranks = 0;
   size_t m_n = 0, m_stride = 0;  // values, and floats per buffer (a 64-byte multiple)
   float* m_params = nullptr;
+  float* m_exchange = nullptr;
+  std::vector<std::pair<size_t, size_t>> m_complete;
+  size_t cut(int q) const { return q == m_ranks ? m_n : m_n * size_t(q) / size_t(m_ranks) / 16 * 16; }
   std::unique_ptr<float*[]> m_grads;
 };
 

@@ -33,15 +33,31 @@ struct TensorSpec {
   }
 };
 
+struct Pass;
+// Ranks that hold one copy of the parameters (SharedParams) may split a dense
+// layer's weight gradient by rows: each rank computes the rows of its own
+// shard over every rank's samples, where otherwise each computes every row
+// over its own samples and the shard's owner sums them. Collective over the
+// pass's ranks, in layer order.
+class WeightGradSplit {
+ public:
+  virtual ~WeightGradSplit() = default;
+  // dw's rows of this rank's shard from every rank's x (B, IN) and dy (B, OUT)
+  // of this pass (B = 0, null x and dy: a rank without samples); false, and
+  // nothing done, when this dw is not split.
+  virtual bool dense(float* dw, const float* x, const float* dy, const Pass& p, int IN, int OUT) = 0;
+};
+
 // One forward/backward pass over a (slice of a) batch.
 struct Pass {
-  int B = 0;                  // samples in this pass (0: this rank has none this step, but joins collectives)
-  bool train = false;         // dropout active, batch statistics
-  uint64_t seed = 0;          // run seed
-  uint64_t step = 0;          // global optimizer step (keys dropout masks)
-  uint64_t first_sample = 0;  // global index of sample 0 within the step's batch
-  int global_B = 0;           // samples in the step's batch over all ranks (0: B)
-  StatSum* stats = nullptr;   // sums batch statistics over the ranks (null: this rank's batch is the batch)
+  int B = 0;                         // samples in this pass (0: this rank has none this step, but joins collectives)
+  bool train = false;                // dropout active, batch statistics
+  uint64_t seed = 0;                 // run seed
+  uint64_t step = 0;                 // global optimizer step (keys dropout masks)
+  uint64_t first_sample = 0;         // global index of sample 0 within the step's batch
+  int global_B = 0;                  // samples in the step's batch over all ranks (0: B)
+  StatSum* stats = nullptr;          // sums batch statistics over the ranks (null: this rank's batch is the batch)
+  WeightGradSplit* split = nullptr;  // null: every layer computes its whole weight gradient
   int batch() const { return global_B ? global_B : B; }
 };
 

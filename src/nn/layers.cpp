@@ -35,7 +35,12 @@ class Dense final : public Layer {
     be.dense_forward(y, x, params[0], params[1], p.B, int(m_in.size()), m_out.c);
   }
   void do_backward(Backend& be, const float* x, const float*, const float* dy, float* dx, const Pass& p) override {
-    be.dense_backward(dx, grads[0], grads[1], dy, x, params[0], p.B, int(m_in.size()), m_out.c);
+    const int IN = int(m_in.size());
+    const bool split = p.split && p.split->dense(grads[0], x, dy, p, IN, m_out.c);
+    be.dense_backward(dx, split ? nullptr : grads[0], grads[1], dy, x, params[0], p.B, IN, m_out.c);
+  }
+  void idle_backward(Backend&, const Pass& p) override {
+    if (p.split) p.split->dense(grads[0], nullptr, nullptr, p, int(m_in.size()), m_out.c);
   }
 };
 

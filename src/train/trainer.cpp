@@ -89,9 +89,11 @@ void Trainer::share_params() {
   m_share_tried = true;
   if (!m_cfg.train.shard_optimizer || m_be.kind() != BackendKind::cpu) return;
   const int states = int(m_opt.state_names().size());
-  m_shared = SharedParams::make(m_comm, m_model.num_params(), states);
+  const int batch = int(m_cfg.train.batch_size);
+  m_shared = SharedParams::make(m_comm, m_model.num_params(), states, DenseSplit::exchange_floats(m_model, batch));
   if (!m_shared) return;
   m_model.use_storage(m_shared->params(), m_shared->grads());
+  m_split = DenseSplit::make(m_model, *m_shared, batch);
   std::vector<float*> state;
   for (int k = 0; k < states; ++k) state.push_back(m_shared->state(k));
   m_opt.use_storage(state);
@@ -222,7 +224,7 @@ bool Trainer::run_epoch() {
     auto layer_done = [&](size_t layer) {
       if (m_allreduce) m_allreduce->layer_done(layer);
     };
-    const Pass pass{B, true, uint64_t(t.seed), step, uint64_t(lo), int(Bg), R > 1 ? &m_grads : nullptr};
+    const Pass pass{B, true, uint64_t(t.seed), step, uint64_t(lo), int(Bg), R > 1 ? &m_grads : nullptr, m_split.get()};
     if (B > 0) {
       for (int b = 0; b < B; ++b) idx[b] = m_data.train_idx[perm[first + lo + b]];
       m_be.load_batch(m_model.input(), m_labels.data(), m_data.train.view(), idx.data(), B, m_data.mean.data(),

@@ -24,6 +24,7 @@
 #include "nn/model.h"
 #include "nn/optimizer.h"
 #include "train/history.h"
+#include "train/weight_split.h"
 
 namespace rs {
 
@@ -75,6 +76,7 @@ class Trainer {
   // Whether the parameters are the node's one copy (SharedParams), not
   // allreduced: decided by the first init() or resume().
   bool shares_params() const { return m_shared != nullptr; }
+  bool splits_weight_grads() const { return m_split != nullptr; }
   // Time spent broadcasting the data before this trainer existed, to report.
   void note_broadcast(double seconds) { m_broadcast_seconds += seconds; }
   static constexpr size_t kBucketBytes = size_t(4) << 20;
@@ -95,6 +97,7 @@ class Trainer {
   // first init() or resume(), which are collective: the constructor is not
   // (a sweep agrees on its failures, e.g. one rank's allocation).
   std::unique_ptr<SharedParams> m_shared;
+  std::unique_ptr<DenseSplit> m_split;  // with m_shared: large dense layers' weight gradients by rows
   bool m_share_tried = false;
   void share_params();
   History m_history;
