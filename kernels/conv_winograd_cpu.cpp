@@ -340,29 +340,36 @@ template <class T, int M, int R> void weight_grad(T* dw, T* db, const T* dout, c
       }
     });
   }
+  // dw = AW^T M AW per filter, over vectors of output channels (M summed over the threads' parts in thread order)
 #pragma omp parallel for schedule(static)
-  for (int oc = 0; oc < s.OC; ++oc) {
-    for (int c = 0; c < s.C; ++c) {
-      double m[N][N], e[R][N];
+  for (int c = 0; c < s.C; ++c)
+    for (int oc0 = 0; oc0 < s.OC; oc0 += kv) {
+      V m[N][N], e[R][N];
       for (int xi = 0; xi < NN; ++xi) {
-        T sum = 0;
+        V sum{};
         for (T* q : parts)
-          if (q) sum += q[(size_t(xi) * Cs + c) * OCp + oc];
+          if (q) sum += load(q + (size_t(xi) * Cs + c) * OCp + oc0);
         m[xi / N][xi % N] = sum;
       }
       for (int i = 0; i < R; ++i)
         for (int j = 0; j < N; ++j) {
-          double sum = 0;
-          for (int k = 0; k < N; ++k) sum += W::AWT[i][k] * m[k][j];
+          V sum{};
+          for (int k = 0; k < N; ++k)
+            if (W::AWT[i][k] != 0) sum += T(W::AWT[i][k]) * m[k][j];
           e[i][j] = sum;
         }
+      alignas(64) T out[R][R][kv];
       for (int i = 0; i < R; ++i)
         for (int j = 0; j < R; ++j) {
-          double sum = 0;
-          for (int k = 0; k < N; ++k) sum += e[i][k] * W::AWT[j][k];
-          dw[((size_t(oc) * s.C + c) * R + i) * R + j] = T(sum);
+          V sum{};
+          for (int k = 0; k < N; ++k)
+            if (W::AWT[j][k] != 0) sum += T(W::AWT[j][k]) * e[i][k];
+          store(out[i][j], sum);
         }
+      for (int l = 0; l < std::min(kv, s.OC - oc0); ++l)
+        for (int k = 0; k < R * R; ++k) dw[(size_t(oc0 + l) * s.C + c) * R * R + k] = out[k / R][k % R][l];
     }
+  for (int oc = 0; oc < s.OC; ++oc) {
     T sum = 0;
     for (T* q : parts)
       if (q) sum += q[nm + oc];
