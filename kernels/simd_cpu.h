@@ -184,7 +184,7 @@ inline void product(T* c, size_t ldc, const T* a, size_t ars, size_t acs, const 
     for (int j = 0; j < NV; ++j) put(c + t * ldc + j * kv, acc[t][j], kStore);
 }
 
-// product over the vectors of j < n (a multiple of kv): four at a time, then two, then one.
+// product over the vectors of j < n (a multiple of kv): four at a time, then one.
 template <class T, int ROWS, Store kStore>
 inline void product_row(T* c, size_t ldc, const T* a, size_t ars, size_t acs, const T* b, size_t ldb, int K, int n) {
   constexpr int kv = kV<T>;
