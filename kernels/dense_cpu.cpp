@@ -145,7 +145,7 @@ void weight_grad_sparse(T* dw, const T* dout, const T* in, int B, int IN, int OU
     for (int c = 0; c < IN && r0 < r1; c += kCols)
       for (int r = r0; r < r1; ++r) {
         const int p0 = cols.start[size_t(r)];
-        simd::accumulate(dw + size_t(o0 + r) * IN + c, std::min(kCols, IN - c), cols.src.data() + p0, size_t(c),
+        simd::accumulate(dw + size_t(r) * IN + c, std::min(kCols, IN - c), cols.src.data() + p0, size_t(c),
                          cols.value.data() + p0, cols.start[size_t(r) + 1] - p0, st);
       }
     if (st == simd::Store::stream) simd::stream_fence();
@@ -200,13 +200,12 @@ void weight_grad(T* dw, const T* dout, const T* in, int B, int IN, int OUT, int 
   const int chunk = int(simd::round_up(size_t(std::max(64, 65536 / std::max(B, 1))), size_t(kCols)));
 #pragma omp parallel
   {
-    // dw[r0, r1)[:, j0, j0 + n) = dout[:, r0, r1)^T . in[:, j0, j0 + n): this thread's rows of dw,
+    // dw[r0, r1)[:, j0, j0 + n) = dout[:, o0 + (r0, r1))^T . in[:, j0, j0 + n): this thread's rows of dw,
     // written whole; in's column chunk (~256 KB) stays in L2 across them.
-    auto [r0, r1] = share(o1 - o0, simd::kRows);
-    r0 += o0, r1 += o0;
+    const auto [r0, r1] = share(o1 - o0, simd::kRows);
     for (int j0 = 0; j0 < IN && r0 < r1; j0 += chunk)
-      simd::gemm(dw + size_t(r0) * IN + j0, IN, dout + r0, 1, OUT, in + j0, IN, r1 - r0, std::min(chunk, IN - j0), B,
-                 st);
+      simd::gemm(dw + size_t(r0) * IN + j0, IN, dout + o0 + r0, 1, OUT, in + j0, IN, r1 - r0, std::min(chunk, IN - j0),
+                 B, st);
     if (st == simd::Store::stream) simd::stream_fence();
   }
 }
@@ -239,6 +238,10 @@ void dense_weight_grad_cpu(T* dw, const T* dout, const T* in, int B, int IN, int
   weight_grad(dw, dout, in, B, IN, OUT, o0, o1, resolve(path, dout, B, OUT));
 }
 
+template <class T> GradPath dense_grad_path(const T* dout, int B, int OUT) {
+  return resolve(GradPath::automatic, dout, B, OUT);
+}
+
 template void dense_forward_cpu<float>(float*, const float*, const float*, const float*, int, int, int);
 template void dense_forward_cpu<double>(double*, const double*, const double*, const double*, int, int, int);
 template void dense_backward_cpu<float>(float*, float*, float*, const float*, const float*, const float*, int, int, int,
@@ -247,5 +250,7 @@ template void dense_backward_cpu<double>(double*, double*, double*, const double
                                          int, int, GradPath);
 template void dense_weight_grad_cpu<float>(float*, const float*, const float*, int, int, int, int, int, GradPath);
 template void dense_weight_grad_cpu<double>(double*, const double*, const double*, int, int, int, int, int, GradPath);
+template GradPath dense_grad_path<float>(const float*, int, int);
+template GradPath dense_grad_path<double>(const double*, int, int);
 
 }  // namespace rs

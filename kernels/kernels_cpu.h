@@ -51,9 +51,12 @@ template <class T> void dense_forward_cpu(T* out, const T* in, const T* w, const
 // din and dw may be null (not computed).
 template <class T> void dense_backward_cpu(T* din, T* dw, T* db, const T* dout, const T* in, const T* w, int B, int IN,
                                            int OUT, GradPath path = GradPath::automatic);
-// Rows [o0, o1) of dw (OUT, IN) alone, written: what dense_backward_cpu writes there.
+// Rows [o0, o1) of the weight gradient (OUT, IN) alone, written at dw (row o
+// at dw + (o - o0) * IN): what dense_backward_cpu writes there.
 template <class T> void dense_weight_grad_cpu(T* dw, const T* dout, const T* in, int B, int IN, int OUT, int o0, int o1,
                                               GradPath path = GradPath::automatic);
+// The path `automatic` takes for this dout (gemm or sparse, by its density).
+template <class T> GradPath dense_grad_path(const T* dout, int B, int OUT);
 
 // ---- conv2d: w (OC, C, K, K), b (OC); scratch is per thread, inside.
 // Forward and backward: Winograd where it applies (FwdPath, GradPath), else

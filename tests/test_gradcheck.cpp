@@ -131,7 +131,7 @@ TEST_CASE("dense: blocked products match direct loops, at any thread count", "[g
           // rows [o0, o1) alone (the weight-gradient split): those of dw bit for bit, no other row written
           const int o0 = c.OUT / 3, o1 = c.OUT - c.OUT / 4;
           Vec rows(w.size(), 7.0);
-          dense_weight_grad_cpu(rows.data(), dy.data(), x.data(), c.B, c.IN, c.OUT, o0, o1, path);
+          dense_weight_grad_cpu(rows.data() + size_t(o0) * c.IN, dy.data(), x.data(), c.B, c.IN, c.OUT, o0, o1, path);
           for (int o = 0; o < c.OUT; ++o) {
             const auto row = [&](const Vec& v) { return Vec(v.begin() + o * c.IN, v.begin() + (o + 1) * c.IN); };
             CHECK(row(rows) == (o >= o0 && o < o1 ? row(dw) : Vec(size_t(c.IN), 7.0)));

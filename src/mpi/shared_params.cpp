@@ -103,35 +103,25 @@ void SharedParams::sync() const {
 void SharedParams::reduce_shard(const std::function<void(const float* g, size_t lo, size_t count)>& update) const {
   const float* const* G = m_grads.get();
   const auto [first, last] = shard();
-  // the shard in pieces, summed or complete, each in chunks of kChunk
-  struct Piece {
-    size_t lo, hi;
-    bool complete;
+  std::vector<std::pair<size_t, size_t>> chunks;  // [lo, hi): at most kChunk, between the updated ranges
+  auto add = [&](size_t lo, size_t hi) {
+    for (; lo < hi; lo += kChunk) chunks.push_back({lo, std::min(hi, lo + kChunk)});
   };
-  std::vector<Piece> pieces;
   size_t at = first;
-  for (const auto& [a, b] : m_complete) {
+  for (const auto& [a, b] : m_updated) {
     const size_t lo = std::max(a, first), hi = std::min(b, last);
     if (lo >= hi) continue;
-    if (at < lo) pieces.push_back({at, lo, false});
-    pieces.push_back({lo, hi, true});
+    add(at, lo);
     at = hi;
   }
-  if (at < last) pieces.push_back({at, last, false});
-  std::vector<std::pair<size_t, const Piece*>> chunks;  // (first value, piece)
-  for (const Piece& p : pieces)
-    for (size_t lo = p.lo; lo < p.hi; lo += kChunk) chunks.push_back({lo, &p});
+  add(at, last);
 #pragma omp parallel
   {
     alignas(64) float sum[kChunk];
 #pragma omp for schedule(static)
     for (size_t c = 0; c < chunks.size(); ++c) {
-      const auto [lo, p] = chunks[c];
-      const size_t count = std::min(kChunk, p->hi - lo);
-      if (p->complete) {
-        update(G[m_rank] + lo, lo, count);
-        continue;
-      }
+      const auto [lo, hi] = chunks[c];
+      const size_t count = hi - lo;
       std::copy_n(G[0] + lo, count, sum);
       for (int q = 1; q < m_ranks; ++q) {
         const float* g = G[q] + lo;

@@ -43,16 +43,15 @@ class SharedParams {
   int rank() const { return m_rank; }
   // [first, last): the values this rank sums and updates, R contiguous ranges cut at 16-value steps
   std::pair<size_t, size_t> shard() const { return {cut(m_rank), cut(m_rank + 1)}; }
-  // Ranges [lo, hi) (sorted, disjoint) in which each rank's gradients are
-  // already the group's sum over the range's part of its own shard (the
-  // weight-gradient split's rows): reduce_shard takes them as they are.
-  void set_complete(std::vector<std::pair<size_t, size_t>> ranges) { m_complete = std::move(ranges); }
+  // Ranges [lo, hi) (sorted, disjoint) that each rank updates on its own
+  // during backward (the weight-gradient split's rows): reduce_shard skips them.
+  void set_updated(std::vector<std::pair<size_t, size_t>> ranges) { m_updated = std::move(ranges); }
 
   // Waits for every rank of the group; what each wrote before is visible to all after.
   void sync() const;
   // update(g, lo, count) over this rank's shard (1/R of the n values) in
   // chunks of kChunk (the rank's threads share them), g[i] = the sum over
-  // ranks of grads[lo + i] (in a complete range: this rank's grads[lo + i]).
+  // ranks of grads[lo + i]; past the updated ranges.
   void reduce_shard(const std::function<void(const float* g, size_t lo, size_t count)>& update) const;
   static constexpr size_t kChunk = 16384;  // 64 KB of sums: with the chunk of each rank's gradients, in L2
 
@@ -65,7 +64,7 @@ class SharedParams {
   size_t m_n = 0, m_stride = 0;  // values, and floats per buffer (a 64-byte multiple)
   float* m_params = nullptr;
   float* m_exchange = nullptr;
-  std::vector<std::pair<size_t, size_t>> m_complete;
+  std::vector<std::pair<size_t, size_t>> m_updated;
   size_t cut(int q) const { return q == m_ranks ? m_n : m_n * size_t(q) / size_t(m_ranks) / 16 * 16; }
   std::unique_ptr<float*[]> m_grads;
 };

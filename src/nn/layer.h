@@ -36,16 +36,18 @@ struct TensorSpec {
 struct Pass;
 // Ranks that hold one copy of the parameters (SharedParams) may split a dense
 // layer's weight gradient by rows: each rank computes the rows of its own
-// shard over every rank's samples, where otherwise each computes every row
-// over its own samples and the shard's owner sums them. Collective over the
-// pass's ranks, in layer order.
+// shard over every rank's samples and updates those weights with them, where
+// otherwise each computes every row over its own samples and the shard's
+// owner sums them after backward. Collective over the pass's ranks, in layer
+// order.
 class WeightGradSplit {
  public:
   virtual ~WeightGradSplit() = default;
-  // dw's rows of this rank's shard from every rank's x (B, IN) and dy (B, OUT)
-  // of this pass (B = 0, null x and dy: a rank without samples); false, and
-  // nothing done, when this dw is not split.
-  virtual bool dense(float* dw, const float* x, const float* dy, const Pass& p, int IN, int OUT) = 0;
+  virtual bool splits(const float* dw) const = 0;
+  // After the layer's input gradient (the weights may change here): dw's
+  // rows of this rank's shard from every rank's x (B, IN) and dy (B, OUT) of
+  // this pass (B = 0, null x and dy: a rank without samples), applied.
+  virtual void dense(float* dw, const float* x, const float* dy, const Pass& p, int IN, int OUT) = 0;
 };
 
 // One forward/backward pass over a (slice of a) batch.

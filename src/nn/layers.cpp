@@ -36,11 +36,12 @@ class Dense final : public Layer {
   }
   void do_backward(Backend& be, const float* x, const float*, const float* dy, float* dx, const Pass& p) override {
     const int IN = int(m_in.size());
-    const bool split = p.split && p.split->dense(grads[0], x, dy, p, IN, m_out.c);
+    const bool split = p.split && p.split->splits(grads[0]);
     be.dense_backward(dx, split ? nullptr : grads[0], grads[1], dy, x, params[0], p.B, IN, m_out.c);
+    if (split) p.split->dense(grads[0], x, dy, p, IN, m_out.c);
   }
   void idle_backward(Backend&, const Pass& p) override {
-    if (p.split) p.split->dense(grads[0], nullptr, nullptr, p, int(m_in.size()), m_out.c);
+    if (p.split && p.split->splits(grads[0])) p.split->dense(grads[0], nullptr, nullptr, p, int(m_in.size()), m_out.c);
   }
 };
 

@@ -225,6 +225,10 @@ bool Trainer::run_epoch() {
       if (m_allreduce) m_allreduce->layer_done(layer);
     };
     const Pass pass{B, true, uint64_t(t.seed), step, uint64_t(lo), int(Bg), R > 1 ? &m_grads : nullptr, m_split.get()};
+    if (m_shared) m_opt.begin_step();  // the split applies its rows during backward
+    if (m_split)
+      m_split->set_update(
+          [&, lr](const float* g, size_t at, size_t count) { m_opt.update(m_model.params(), g, lr, at, count); });
     if (B > 0) {
       for (int b = 0; b < B; ++b) idx[b] = m_data.train_idx[perm[first + lo + b]];
       m_be.load_batch(m_model.input(), m_labels.data(), m_data.train.view(), idx.data(), B, m_data.mean.data(),
@@ -240,10 +244,9 @@ bool Trainer::run_epoch() {
       m_model.idle_step(pass, layer_done);
     }
     lap(kBackward);
-    if (m_shared) {  // wait for the group's gradients, update this rank's shard, wait for the others'
+    if (m_shared) {  // wait for the group's gradients, update the rest of this rank's shard, wait for the others'
       m_shared->sync();
       lap(kAllreduce);
-      m_opt.begin_step();
       m_shared->reduce_shard(
           [&](const float* g, size_t lo, size_t count) { m_opt.update(m_model.params(), g, lr, lo, count); });
       lap(kOptimizer);

@@ -25,34 +25,46 @@ size_t DenseSplit::exchange_floats(const Model& model, int batch) {
 std::unique_ptr<DenseSplit> DenseSplit::make(const Model& model, SharedParams& shared, int batch) {
   std::unique_ptr<DenseSplit> s(new DenseSplit(shared));
   float* at = shared.exchange();
-  std::vector<std::pair<size_t, size_t>> complete;
+  std::vector<std::pair<size_t, size_t>> updated;
   for_split_layers(model, [&](const rs::Layer& l, int IN, int OUT) {
     const size_t offset = size_t(l.grads[0] - shared.grads());
     s->m_layers.push_back({offset, IN, OUT, at, at + size_t(batch) * IN});
     at += size_t(batch) * size_t(IN + OUT);
-    complete.push_back({offset, offset + size_t(IN) * OUT});
+    updated.push_back({offset, offset + size_t(IN) * OUT});
   });
   if (s->m_layers.empty()) return nullptr;
-  std::sort(complete.begin(), complete.end());
-  shared.set_complete(complete);
+  std::sort(updated.begin(), updated.end());
+  shared.set_updated(updated);
   return s;
 }
 
-bool DenseSplit::dense(float* dw, const float* x, const float* dy, const Pass& p, int IN, int OUT) {
-  const size_t offset = size_t(dw - m_shared.grads());
-  const auto l = std::find_if(m_layers.begin(), m_layers.end(), [&](const Layer& e) { return e.offset == offset; });
-  if (l == m_layers.end()) return false;
+const DenseSplit::Layer* DenseSplit::find(const float* dw) const {
+  const float* g = m_shared.grads();
+  if (dw < g) return nullptr;
+  for (const Layer& l : m_layers)
+    if (l.offset == size_t(dw - g)) return &l;
+  return nullptr;
+}
+
+void DenseSplit::dense(float* dw, const float* x, const float* dy, const Pass& p, int IN, int OUT) {
+  const Layer& l = *find(dw);
   if (p.B > 0) {
-    std::copy_n(x, size_t(p.B) * IN, l->x + p.first_sample * IN);
-    std::copy_n(dy, size_t(p.B) * OUT, l->dy + p.first_sample * OUT);
+    std::copy_n(x, size_t(p.B) * IN, l.x + p.first_sample * IN);
+    std::copy_n(dy, size_t(p.B) * OUT, l.dy + p.first_sample * OUT);
   }
   m_shared.sync();
   const auto [first, last] = m_shared.shard();
-  const size_t lo = std::max(first, offset), hi = std::min(last, offset + size_t(IN) * OUT);
-  if (lo < hi)
-    dense_weight_grad_cpu(dw, l->dy, l->x, p.batch(), IN, OUT, int((lo - offset) / IN),
-                          int((hi - offset + IN - 1) / IN));
-  return true;
+  const size_t lo = std::max(first, l.offset), hi = std::min(last, l.offset + size_t(IN) * OUT);
+  if (lo >= hi) return;
+  const int B = p.batch(), rows = std::max(1, int(kBlockBytes / sizeof(float) / size_t(IN)));
+  const GradPath path = dense_grad_path(l.dy, B, OUT);  // once: every block takes the same
+  m_block.resize(size_t(rows) * IN);
+  for (int o0 = int((lo - l.offset) / IN), end = int((hi - l.offset + IN - 1) / IN); o0 < end; o0 += rows) {
+    const int o1 = std::min(end, o0 + rows);
+    dense_weight_grad_cpu(m_block.data(), l.dy, l.x, B, IN, OUT, o0, o1, path);
+    const size_t b0 = l.offset + size_t(o0) * IN, u0 = std::max(lo, b0), u1 = std::min(hi, l.offset + size_t(o1) * IN);
+    m_update(m_block.data() + (u0 - b0), u0, u1 - u0);
+  }
 }
 
 }  // namespace rs
