@@ -38,10 +38,11 @@ template <class T> double density(const T* x, size_t n) {
 
 #if defined(__AVX512F__)
 // GCC 12's AVX-512 unpack and shuffle intrinsics start from a self-initialised
-// "undefined" vector, which -Wmaybe-uninitialized reports where they inline
-// (GCC bug 105593): silenced for these two functions only.
+// "undefined" vector, which -W(maybe-)uninitialized reports where they inline
+// (GCC bug 105593): silenced for the transposes only.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 // r[16] = its transpose (rows of 16 floats): pairs of rows interleaved, then
 // quads, then 128-bit lanes across the four groups of four rows.
 inline void transpose16(__m512 r[16]) {
@@ -68,6 +69,17 @@ inline void transpose16(__m512 r[16]) {
     r[12 + k] = _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0xdd);
   }
 }
+
+// f(h, x0, n, keep, c0) for each run of 16 pixels from x0 in row h (the
+// first n in the image, `keep` their mask) and each 16 channels from c0.
+template <class F> inline void for_blocks16(int H, int W, int C, F&& f) {
+  for (int h = 0; h < H; ++h)
+    for (int x0 = 0; x0 < W; x0 += 16) {
+      const int n = std::min(16, W - x0);
+      const __mmask16 keep = __mmask16((1u << n) - 1);
+      for (int c0 = 0; c0 < C; c0 += 16) f(h, x0, n, keep, c0);
+    }
+}
 #endif
 
 // Q (rows, cols, cs) = x (C, H, W) channels-last at (pad, pad), zeros elsewhere
@@ -79,19 +91,13 @@ template <class T> void to_channels_last(T* Q, const T* x, int C, int H, int W, 
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>)
     if (cs % 16 == 0) {
-      for (int h = 0; h < H; ++h)
-        for (int x0 = 0; x0 < W; x0 += 16) {
-          const int n = std::min(16, W - x0);
-          const __mmask16 keep = __mmask16((1u << n) - 1);
-          for (int c0 = 0; c0 < C; c0 += 16) {
-            __m512 r[16];
-            for (int k = 0; k < 16; ++k)
-              r[k] = c0 + k < C ? _mm512_maskz_loadu_ps(keep, x + (c0 + k) * HW + size_t(h) * W + x0)
-                                : _mm512_setzero_ps();
-            transpose16(r);
-            for (int p = 0; p < n; ++p) _mm512_storeu_ps(Q + (size_t(h + pad) * cols + pad + x0 + p) * cs + c0, r[p]);
-          }
-        }
+      for_blocks16(H, W, C, [&](int h, int x0, int n, __mmask16 keep, int c0) {
+        __m512 r[16];
+        for (int k = 0; k < 16; ++k)
+          r[k] = c0 + k < C ? _mm512_maskz_loadu_ps(keep, x + (c0 + k) * HW + size_t(h) * W + x0) : _mm512_setzero_ps();
+        transpose16(r);
+        for (int p = 0; p < n; ++p) _mm512_storeu_ps(Q + (size_t(h + pad) * cols + pad + x0 + p) * cs + c0, r[p]);
+      });
       return;
     }
 #endif
@@ -110,20 +116,15 @@ template <class T> void from_channels_last(T* y, const T* Y, const T* b, int C, 
   const size_t HW = size_t(H) * W;
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
-    for (int h = 0; h < H; ++h)
-      for (int x0 = 0; x0 < W; x0 += 16) {
-        const int n = std::min(16, W - x0);
-        const __mmask16 keep = __mmask16((1u << n) - 1);
-        for (int c0 = 0; c0 < C; c0 += 16) {
-          __m512 r[16];
-          for (int p = 0; p < 16; ++p)
-            r[p] = p < n ? _mm512_loadu_ps(Y + (size_t(h) * cols + x0 + p) * cs + c0) : _mm512_setzero_ps();
-          transpose16(r);
-          for (int c = c0; c < std::min(C, c0 + 16); ++c)
-            _mm512_mask_storeu_ps(y + size_t(c) * HW + size_t(h) * W + x0, keep,
-                                  _mm512_add_ps(r[c - c0], _mm512_set1_ps(b[c])));
-        }
-      }
+    for_blocks16(H, W, C, [&](int h, int x0, int n, __mmask16 keep, int c0) {
+      __m512 r[16];
+      for (int p = 0; p < 16; ++p)
+        r[p] = p < n ? _mm512_loadu_ps(Y + (size_t(h) * cols + x0 + p) * cs + c0) : _mm512_setzero_ps();
+      transpose16(r);
+      for (int c = c0; c < std::min(C, c0 + 16); ++c)
+        _mm512_mask_storeu_ps(y + size_t(c) * HW + size_t(h) * W + x0, keep,
+                              _mm512_add_ps(r[c - c0], _mm512_set1_ps(b[c])));
+    });
     return;
   }
 #endif
