@@ -40,7 +40,6 @@ class SharedParams {
   float* state(int k) const { return m_params + size_t(k + 1) * m_stride; }
   float* grads() const { return m_grads[size_t(m_rank)]; }  // this rank's
   float* exchange() const { return m_exchange; }
-  int rank() const { return m_rank; }
   // [first, last): the values this rank sums and updates, R contiguous ranges cut at 16-value steps
   std::pair<size_t, size_t> shard() const { return {cut(m_rank), cut(m_rank + 1)}; }
   // Ranges [lo, hi) (sorted, disjoint) that each rank updates on its own
