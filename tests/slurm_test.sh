@@ -183,10 +183,12 @@ check "sweep.sbatch under a 1-minute limit: it knew the deadline from Slurm" gre
 check "sweep.sbatch under a 1-minute limit: every trial once, results equal to the uninterrupted sweep" \
   compare "$tmp/slowref/study.h5" "$tmp/limit/study.h5"
 
-# ---- 5a. USR1 to the batch script as soon as the job runs (as Slurm's warning may come in a short job): the
-# script holds it until the step has run 5 s, then forwards it; checkpoint, requeue, same results.
+# ---- 5a. USR1 to the batch script as soon as it runs (as Slurm's warning may come in a short job): the
+# script holds it until the step has run 5 s, then forwards it; checkpoint, requeue, same results. "As soon
+# as it runs" is its first log line (its traps come before it): a job Slurm reports RUNNING may not have
+# started bash yet, and a USR1 then kills it before any trap exists (seen once on a loaded machine).
 id=$("${sb[@]}" --time=5 -o "$tmp/early.out" "$src/jobs/slurm/sweep.sbatch" "$tmp/slow.toml" "$tmp/early")
-for i in $(seq 1 100); do [[ $(squeue -h -j "$id" -o %T) == RUNNING ]] && break; sleep 0.1; done
+for i in $(seq 1 300); do grep -q ": restart 0," "$tmp/early.out" 2>/dev/null && break; sleep 0.1; done
 scancel --batch --signal=USR1 "$id"
 r=$(wait_job "$id")
 check "early USR1 to the batch script: COMPLETED 0:0 after 1 restart ($r)" test "$r" == "COMPLETED 0:0 1"
