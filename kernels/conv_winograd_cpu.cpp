@@ -174,18 +174,20 @@ template <class T, int M, int R> struct Tiling {
   void pad(T* Q, const T* x, const ConvShape& s) const {
     simd::to_channels_last(Q, x, s.C, s.H, s.W, s.pad, Hq, Wq, Cp);
   }
-  // tile g's first output in an (M TY, M TX, cs) grid per slot
-  size_t out_at(int g, int cs) const {
+  // Tile g's first value in per-slot grids of `slot` values, rows of `cols`
+  // pixels of cs channels: its input window in Q (Wq, Cp, qsz), its outputs
+  // in an (M TY, M TX, cs) grid (out_at).
+  size_t tile_at(int g, size_t slot, int cols, int cs) const {
     const int t = g % tiles;
-    return (g / tiles) * (size_t(M * M) * tiles * cs) + (size_t(M * (t / TX)) * M * TX + M * (t % TX)) * cs;
+    return (g / tiles) * slot + (size_t(M * (t / TX)) * cols + M * (t % TX)) * cs;
   }
+  size_t out_at(int g, int cs) const { return tile_at(g, size_t(M * M) * tiles * cs, M * TX, cs); }
 
   // Vb[xi][t][c] (tile stride ld) = B^T d B of tiles [g0, g0 + nt), over vectors of channels
   void input_transform(T* Vb, size_t ld, const T* Q, int g0, int nt) const {
     using V = Vec<T>;
     for (int t = 0; t < nt; ++t) {
-      const int g = g0 + t, tile = g % tiles;
-      const T* d0 = Q + (g / tiles) * qsz + (size_t(M * (tile / TX)) * Wq + M * (tile % TX)) * Cp;
+      const T* d0 = Q + tile_at(g0 + t, qsz, Wq, Cp);
       for (int c = 0; c < Cp; c += kV<T>) {
         V d[N], e[N][N], r[N];
         for (int j = 0; j < N; ++j) {  // e = B^T d, column by column

@@ -107,8 +107,8 @@ constexpr double kSparseDensity = 0.3;
 
 // Non-zero values of dout by sample or by output: entry p of group r (p in
 // [start[r], start[r + 1])) is value[p] times the row src[p] (a row of w for
-// a sample's outputs, a sample's input row for an output); index[p] is the
-// other coordinate.
+// a sample's outputs, a sample's input row for an output); by sample,
+// index[p] is the output.
 template <class T> struct Sparse {
   std::vector<int> start, index;
   std::vector<T> value;

@@ -87,6 +87,7 @@ std::unique_ptr<SharedParams> SharedParams::make(const Comm& group, size_t n, in
   s->m_grads.reset(new float*[size_t(s->m_ranks)]);
   for (int q = 0; q < s->m_ranks; ++q) s->m_grads[size_t(q)] = base + size_t(1 + states + q) * s->m_stride;
   s->m_exchange = base + buffers * s->m_stride;
+  s->set_updated({});
   return s;
 }
 
@@ -100,21 +101,25 @@ void SharedParams::sync() const {
   std::atomic_thread_fence(std::memory_order_seq_cst);
 }
 
-void SharedParams::reduce_shard(const std::function<void(const float* g, size_t lo, size_t count)>& update) const {
-  const float* const* G = m_grads.get();
+void SharedParams::set_updated(const std::vector<std::pair<size_t, size_t>>& ranges) {
   const auto [first, last] = shard();
-  std::vector<std::pair<size_t, size_t>> chunks;  // [lo, hi): at most kChunk, between the updated ranges
+  m_chunks.clear();
   auto add = [&](size_t lo, size_t hi) {
-    for (; lo < hi; lo += kChunk) chunks.push_back({lo, std::min(hi, lo + kChunk)});
+    for (; lo < hi; lo += kChunk) m_chunks.push_back({lo, std::min(hi, lo + kChunk)});
   };
   size_t at = first;
-  for (const auto& [a, b] : m_updated) {
+  for (const auto& [a, b] : ranges) {
     const size_t lo = std::max(a, first), hi = std::min(b, last);
     if (lo >= hi) continue;
     add(at, lo);
     at = hi;
   }
   add(at, last);
+}
+
+void SharedParams::reduce_shard(const std::function<void(const float* g, size_t lo, size_t count)>& update) const {
+  const float* const* G = m_grads.get();
+  const auto& chunks = m_chunks;
 #pragma omp parallel
   {
     alignas(64) float sum[kChunk];

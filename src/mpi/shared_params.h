@@ -44,7 +44,7 @@ class SharedParams {
   std::pair<size_t, size_t> shard() const { return {cut(m_rank), cut(m_rank + 1)}; }
   // Ranges [lo, hi) (sorted, disjoint) that each rank updates on its own
   // during backward (the weight-gradient split's rows): reduce_shard skips them.
-  void set_updated(std::vector<std::pair<size_t, size_t>> ranges) { m_updated = std::move(ranges); }
+  void set_updated(const std::vector<std::pair<size_t, size_t>>& ranges);
 
   // Waits for every rank of the group; what each wrote before is visible to all after.
   void sync() const;
@@ -63,7 +63,7 @@ class SharedParams {
   size_t m_n = 0, m_stride = 0;  // values, and floats per buffer (a 64-byte multiple)
   float* m_params = nullptr;
   float* m_exchange = nullptr;
-  std::vector<std::pair<size_t, size_t>> m_updated;
+  std::vector<std::pair<size_t, size_t>> m_chunks;  // reduce_shard's [lo, hi): kChunk at most, past the updated ranges
   size_t cut(int q) const { return q == m_ranks ? m_n : m_n * size_t(q) / size_t(m_ranks) / 16 * 16; }
   std::unique_ptr<float*[]> m_grads;
 };
