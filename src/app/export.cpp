@@ -4,8 +4,10 @@
 // Rank 0 reads and writes; the kind of file comes from its format attribute.
 #include <algorithm>
 #include <cmath>
-#include <fstream>
-#include <iostream>
+#include <filesystem>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <optional>
 #include <sstream>
 
@@ -35,14 +37,23 @@ Table study_table(const std::string& path) {
        {"id", "epochs", "best_val_accuracy", "test_accuracy", "wall_seconds", "start_seconds", "end_seconds", "group"})
     t.column(c, true);
   t.column("status", false);
-  for (const std::string& k : s.keys) t.column(k, false);
+  for (const std::string& k : s.keys) {  // a number (or true/false) in every row: a column of JSON literals
+    bool literal = true;
+    for (const TrialRow& r : s.rows)
+      for (const auto& [key, val] : r.params)
+        if (key == k) {
+          const std::optional<double> x = val.number();
+          literal = literal && ((x && std::isfinite(*x)) || val.node().is_boolean());
+        }
+    t.column(k, literal);
+  }
   t.column("message", false);
   for (const TrialRow& r : s.rows) {
     std::vector<std::string> row{std::to_string(r.id),    std::to_string(r.epochs), number(r.best_val_accuracy),
                                  number(r.test_accuracy), number(r.wall_seconds),   number(r.start_seconds),
                                  number(r.end_seconds),   std::to_string(r.group),  to_string(r.status)};
     for (const std::string& k : s.keys) {
-      std::string v = "default";  // the trial kept the config's value
+      std::string v;  // none recorded: empty (JSON null)
       for (const auto& [key, val] : r.params)
         if (key == k) v = val.text();
       row.push_back(v);
@@ -113,15 +124,39 @@ std::string csv_cell(const std::string& s) {
   return q + "\"";
 }
 
+// The length of the well-formed UTF-8 sequence at s[i] (1-4), 0 if there is none.
+size_t utf8_length(const std::string& s, size_t i) {
+  const auto b = [&](size_t k) { return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0u; };
+  const auto cont = [&](size_t k) { return (b(k) & 0xC0) == 0x80; };
+  const unsigned c = b(0);
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {  // no overlong forms, no surrogates
+    const bool ok = cont(1) && cont(2) && !(c == 0xE0 && b(1) < 0xA0) && !(c == 0xED && b(1) >= 0xA0);
+    return ok ? 3 : 0;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {  // up to U+10FFFF
+    const bool ok = cont(1) && cont(2) && cont(3) && !(c == 0xF0 && b(1) < 0x90) && !(c == 0xF4 && b(1) >= 0x90);
+    return ok ? 4 : 0;
+  }
+  return 0;
+}
+
+// A JSON string; bytes that are not UTF-8 (file names may hold any) become U+FFFD.
 std::string json_string(const std::string& s) {
   std::string q = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\')
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    const size_t n = utf8_length(s, i);
+    if (n == 0)
+      q += "\\ufffd";
+    else if (c == '"' || c == '\\')
       q += '\\', q += char(c);
     else if (c < 0x20)
       q += fmt::format("\\u{:04x}", c);
     else
-      q += char(c);
+      q.append(s, i, n);
+    i += n ? n : 1;
   }
   return q + "\"";
 }
@@ -153,6 +188,9 @@ void write_table(std::ostream& o, const Table& t, const std::string& format) {
 
 int export_command(const ExportOptions& opt, const Comm& comm) {
   comm.root_only([&] {
+    std::error_code ec;
+    if (!opt.out.empty() && std::filesystem::equivalent(opt.out, opt.file, ec))
+      fail("--out {}: is the file being exported; export never writes over its input", opt.out);
     std::string format;
     {
       const H5CrashGuard guard(opt.file);
@@ -169,15 +207,12 @@ int export_command(const ExportOptions& opt, const Comm& comm) {
       t = predictions_table(opt.file);
     else
       fail("{}: format \"{}\" cannot be exported", opt.file, format);
-    if (opt.out.empty()) {
-      write_table(std::cout, t, opt.format);
-      std::cout.flush();
-      return;
-    }
     std::ostringstream text;
     write_table(text, t, opt.format);
     const std::string s = text.str();
-    write_file_atomically(opt.out, s.data(), s.size());
+    if (!opt.out.empty()) return write_file_atomically(opt.out, s.data(), s.size());
+    if (std::fwrite(s.data(), 1, s.size(), stdout) != s.size() || std::fflush(stdout) != 0)
+      throw WriteError(fmt::format("standard output: cannot write: {}", std::strerror(errno)));
   });
   return 0;
 }

@@ -184,6 +184,8 @@ LoadedModel read_model(const InferOptions& opt, const Comm& world, OutputLock& l
     if (same_file(opt.out, opt.model) || same_file(opt.out, opt.data))
       fail("{}: is the {}; infer never writes over its input", opt.out,
            same_file(opt.out, opt.model) ? "--model" : "--data");
+    if (fs::exists(opt.out, ec) && !fs::is_regular_file(opt.out, ec))
+      fail("{}: not a regular file; predictions are written to a file of their own", opt.out);
     lock = OutputLock(opt.out + ".lock", opt.out);
     if (fs::exists(opt.out, ec) && !opt.overwrite)
       fail("{}: already exists; infer never overwrites it (choose another --out, or pass --overwrite)", opt.out);

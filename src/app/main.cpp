@@ -4,13 +4,18 @@
 #include <CLI/CLI.hpp>
 #include <mpi.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <new>
+#include <system_error>
 
 #include "app/commands.h"
 #include "app/launch.h"
 #include "error.h"
+#include "io/progress.h"
+#include "train/stop.h"
 
 namespace {
 
@@ -18,9 +23,12 @@ void add_deadline_options(CLI::App* app, std::string& deadline, double& margin) 
   app->add_option("--deadline", deadline,
                   "when the allocation ends: seconds since the epoch, +SECONDS from now, or YYYY-MM-DDTHH:MM:SS "
                   "(default: Slurm's end time for the job, if any); work checkpoints and exits with status 75 "
-                  "before it");
+                  "before it")
+      ->check(CLI::Validator(
+          [](std::string& v) { return v.empty() ? std::string("an empty deadline (omit the option for none)") : ""; },
+          "", "deadline"));
   app->add_option("--deadline-margin", margin, "stop this many seconds before the deadline (default: 60)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Validator([](std::string& v) { return rs::check_deadline_margin(v); }, "SECONDS", "margin"));
 }
 
 int run(int argc, char** argv, const rs::Comm& comm) {
@@ -111,6 +119,31 @@ int run(int argc, char** argv, const rs::Comm& comm) {
   return 2;
 }
 
+// The stop signals' handlers from the process's first instructions: the
+// executable's preinit functions run once the loader has mapped the shared
+// libraries and before their initialisers (the CUDA libraries' take tens of
+// ms), so a USR1 or TERM sent right after the job starts is a stop request
+// too (exit 75 at the first step), not a kill.
+extern "C" void preinit_stop_signals(int, char**, char**) { rs::install_stop_signals(); }
+[[gnu::section(".preinit_array"), gnu::used]] void (*const preinit_entry)(int, char**, char**) = preinit_stop_signals;
+
+// An error message as one line of bounded length: a value quoted from a
+// config or a file may hold newlines or megabytes.
+std::string error_line(const std::string& what) {
+  std::string s = rs::one_line(what, std::string::npos);
+  constexpr size_t kMax = 1000, kHead = 700, kTail = 250;
+  if (s.size() > kMax) s = fmt::format("{} [... {} bytes ...] {}", s.substr(0, kHead), s.size() - kHead - kTail, s.substr(s.size() - kTail));
+  return s;
+}
+
+// A report, export or log that could not be written to standard output (a
+// full disk, a closed pipe) is a failed command: one line, status 2.
+int stdout_error(int err) {
+  fmt::print(stderr, "ranksweep: error: standard output: cannot write{}{}\n", err ? ": " : "",
+             err ? std::strerror(err) : "");
+  return 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -120,7 +153,6 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::signal(SIGXFSZ, SIG_IGN);  // past a file size limit a write fails (EFBIG) and is reported, not a kill
-  rs::install_stop_signals();     // as early as possible: a warning signal may come at once in a short job
   int provided = 0;               // the sweep runs its coordinator on a thread of its own (it checks the level)
   MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
   rs::install_stop_signals();  // again, over any handler MPI_Init set: SIGUSR1/SIGTERM -> checkpoint, exit 75
@@ -131,18 +163,22 @@ int main(int argc, char** argv) {
     try {
       status = run(argc, argv, world);
     } catch (const rs::UserError& e) {
-      if (world.leader()) fmt::print(stderr, "ranksweep: error: {}\n", e.what());
+      if (world.leader()) fmt::print(stderr, "ranksweep: error: {}\n", error_line(e.what()));
       status = 2;
     } catch (const rs::AgreedError& e) {  // every rank threw it together: end cleanly
-      if (world.leader()) fmt::print(stderr, "ranksweep: error: {}\n", e.what());
+      if (world.leader()) fmt::print(stderr, "ranksweep: error: {}\n", error_line(e.what()));
       status = 1;
+    } catch (const std::system_error& e) {  // fmt::print to a standard output that cannot be written
+      if (!std::ferror(stdout)) rs::abort_job(e.what());
+      status = stdout_error(e.code().value());
     } catch (const std::bad_alloc&) {  // a host allocation no reader or backend checked first
       rs::abort_job("out of memory: a host allocation failed (data, model or buffers larger than this node holds?)");
     } catch (const std::exception& e) {
       rs::abort_job(e.what());
     }
   }
-  std::fflush(stdout);
+  errno = 0;
+  if ((std::fflush(stdout) != 0 || std::ferror(stdout)) && status == 0) status = stdout_error(errno);
   MPI_Finalize();
   return status;
 }

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <filesystem>
 #include <stdexcept>
 
@@ -126,8 +127,13 @@ H5CrashGuard::~H5CrashGuard() {
 void h5_quiet() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 
 H5 h5_open_read(const std::string& path) {
+  h5_quiet();  // a damaged file is one line from the caller, not HDF5's error stack
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) fail("{}: file not found", path);
+  const std::filesystem::file_status st = std::filesystem::status(path, ec);
+  if (std::filesystem::is_directory(st)) fail("{}: is a directory, not an HDF5 file", path);
+  if (std::filesystem::exists(st) && !std::filesystem::is_regular_file(st))
+    fail("{}: not a regular file (an HDF5 file is read from disk)", path);
+  if (!std::filesystem::is_regular_file(st)) fail("{}: file not found", path);
   if (H5Fis_hdf5(path.c_str()) <= 0) fail("{}: not an HDF5 file", path);
   H5 f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
   if (f.id() < 0) fail("{}: cannot open HDF5 file (truncated or corrupt?)", path);
@@ -190,7 +196,8 @@ void* image_realloc(void* p, size_t size, H5FD_file_image_op_t, void* ud) {
 }
 herr_t image_free(void* p, H5FD_file_image_op_t op, void* ud) {
   auto* b = static_cast<H5Image::Buffer*>(ud);
-  if (op == H5FD_FILE_IMAGE_OP_FILE_CLOSE) {
+  if (op == H5FD_FILE_IMAGE_OP_FILE_CLOSE) {  // the last close's buffer is the file; any earlier one is not
+    if (b->kept && b->data != p) std::free(b->data);
     b->data = p, b->kept = true;
   } else {
     std::free(p);
@@ -210,7 +217,10 @@ H5Image::H5Image(std::string path) : m_path(std::move(path)) {
   H5FD_file_image_callbacks_t cb = {image_malloc,     image_memcpy,     image_realloc, image_free,
                                     image_udata_copy, image_udata_free, m_image.get()};
   H5Pset_file_image_callbacks(fapl, &cb);
-  m_file = H5(H5Fcreate(m_path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), H5Fclose);
+  // Named where no file can be: HDF5 first tries to open the name without
+  // creating it, which would read an existing file at `path` into memory.
+  const std::string name = m_path + "/(in memory)";
+  m_file = H5(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), H5Fclose);
   if (m_file.id() < 0) throw std::runtime_error("cannot create an HDF5 file in memory for " + m_path);
 }
 
@@ -225,20 +235,49 @@ void H5Image::commit() {
   write_file_atomically(m_path, m_image->data, m_image->size);
 }
 
-void write_file_atomically(const std::string& path, const void* data, size_t bytes) {
-  const std::string tmp = fmt::format("{}.tmp-{}", path, ::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) throw WriteError(fmt::format("{}: cannot write: {}", tmp, std::strerror(errno)));
+namespace {
+
+// Writes all of `data` to `fd`; 0 or the first errno.
+int write_all(int fd, const void* data, size_t bytes) {
   const char* p = static_cast<const char*>(data);
-  int err = 0;
-  for (size_t done = 0; done < bytes && !err;) {
+  for (size_t done = 0; done < bytes;) {
     const ssize_t w = ::write(fd, p + done, std::min<size_t>(bytes - done, size_t(1) << 30));
-    if (w < 0 && errno != EINTR) err = errno;
+    if (w < 0 && errno != EINTR) return errno;
     if (w > 0) done += size_t(w);
   }
+  return 0;
+}
+
+}  // namespace
+
+void write_file_atomically(const std::string& path, const void* data, size_t bytes) {
+  // Where the bytes go: a symbolic link's target (the link stays), a regular
+  // file replaced whole, or a character device or FIFO (/dev/stdout, a pipe)
+  // written in place; never a device or FIFO replaced by a regular file.
+  std::string target = path;
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+    char* resolved = ::realpath(path.c_str(), nullptr);
+    if (!resolved) throw WriteError(fmt::format("{}: cannot write: a symbolic link to a missing file", path));
+    target = resolved;
+    std::free(resolved);
+  }
+  if (::stat(target.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    if (!S_ISCHR(st.st_mode) && !S_ISFIFO(st.st_mode))
+      throw WriteError(fmt::format("{}: cannot write: not a regular file, character device or FIFO", path));
+    const int fd = ::open(target.c_str(), O_WRONLY | O_CLOEXEC);
+    int err = fd < 0 ? errno : write_all(fd, data, bytes);
+    if (fd >= 0 && ::close(fd) != 0 && !err) err = errno;
+    if (err) throw WriteError(fmt::format("{}: cannot write: {}", path, std::strerror(err)));
+    return;
+  }
+  const std::string tmp = fmt::format("{}.tmp-{}", target, ::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) throw WriteError(fmt::format("{}: cannot write: {}", tmp, std::strerror(errno)));
+  int err = write_all(fd, data, bytes);
   if (!err && ::fsync(fd) != 0) err = errno;
   if (::close(fd) != 0 && !err) err = errno;
-  if (!err && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
+  if (!err && ::rename(tmp.c_str(), target.c_str()) != 0) err = errno;
   if (err) {
     ::unlink(tmp.c_str());
     throw WriteError(fmt::format("{}: cannot write: {}", path, std::strerror(err)));

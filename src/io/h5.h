@@ -101,6 +101,8 @@ class H5Image {
 
 // Writes all of `data` to a new file PATH.tmp-<pid> (created exclusively), syncs
 // it and renames it to `path`; on any failure removes it and throws WriteError.
+// A symbolic link's target is written (the link stays); an existing character
+// device or FIFO is written in place; any other non-regular file is an error.
 void write_file_atomically(const std::string& path, const void* data, size_t bytes);
 
 bool h5_exists(hid_t loc, const std::string& path);  // link path, each part checked

@@ -43,7 +43,10 @@ std::string stop_cause();
 // The local stop condition: a signal, or the deadline reached.
 inline bool stop_requested(const Deadline& d) { return stop_signal() != 0 || d.reached(); }
 
-// Parses a --deadline value at time `now` (Unix seconds); false if malformed.
+// Parses a --deadline value at time `now` (Unix seconds); false if malformed
+// or past the year 9999.
 bool parse_deadline(const std::string& text, double now, double* at);
+// Why a --deadline-margin value is not one ("" if it is): a finite number of seconds >= 0.
+std::string check_deadline_margin(const std::string& text);
 
 }  // namespace rs
