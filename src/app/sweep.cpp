@@ -98,13 +98,23 @@ int sweep_command(const SweepOptions& opt, const Comm& world) {
           previous.curves.erase(r.id);
         }
       std::erase_if(previous.rows, retry_on_resume);
-      if (previous.config_text != base.text)
-        fail("{}: holds a sweep of a different config; resume with the same config and --set, or choose another --out",
-             study_path);
+      if (previous.config_text != base.text) {
+        std::vector<KeyDifference> d;
+        try {
+          d = differences(toml::parse(previous.config_text), toml::parse(base.text));
+        } catch (const toml::parse_error&) {  // a damaged study's config: just "different"
+        }
+        fail("{}: holds a sweep of a different config ({}); resume with the same config and --set, or choose another "
+             "--out",
+             study_path, d.empty() ? std::string("formatted differently") : d[0].text("the study", opt.config));
+      }
     }
     if (!sweep.warm_start.empty()) {
       warm = read_study(sweep.warm_start);
-      Search(sweep, base.text).warm_start(warm, sweep.warm_start);  // its keys: exit 2 before any work
+      // its keys: exit 2 before any work
+      if (const int64_t n = Search(sweep, base.text).warm_start(warm, sweep.warm_start))
+        fmt::print("warm start: {} of the {} trials of {} lie outside this sweep.space in some key (unknown there)\n",
+                   n, warm.rows.size(), sweep.warm_start);
     }
   });
   const Deadline deadline = find_deadline(opt.deadline, opt.deadline_margin, world);

@@ -41,29 +41,41 @@ void print_epoch(const History& h, int64_t epochs, double elapsed, int64_t ran, 
   std::fflush(stdout);
 }
 
-// A resumed run is the same run: --set may change how it runs, and how long,
-// but not what it computes (the split, the seed, the model, the optimizer).
+// A resumed run is the same run: --set (or a CONFIG given with --resume) may
+// change how it runs, and how long, but not what it computes (the split, the
+// seed, the model, the optimizer).
+const std::vector<std::string> kMayChangeOnResume = {
+    "train.epochs",      "train.device",      "train.deterministic", "train.cudnn_workspace_mb",
+    "train.allreduce_overlap", "train.shard_optimizer", "data.train_images", "data.train_labels",
+    "data.test_images",  "data.test_labels",  "data.path",           "data.test_path"};
+
+bool may_change_on_resume(const std::string& key) {
+  return std::find(kMayChangeOnResume.begin(), kMayChangeOnResume.end(), key) != kMayChangeOnResume.end();
+}
+
 void check_resume_sets(const std::vector<std::string>& sets) {
-  static const std::vector<std::string> may = {"train.epochs",
-                                               "train.device",
-                                               "train.deterministic",
-                                               "train.cudnn_workspace_mb",
-                                               "train.allreduce_overlap",
-                                               "train.shard_optimizer",
-                                               "data.train_images",
-                                               "data.train_labels",
-                                               "data.test_images",
-                                               "data.test_labels",
-                                               "data.path",
-                                               "data.test_path"};
-  for (const std::string& s : sets) {
-    const std::string key = s.substr(0, s.find('='));
-    if (std::find(may.begin(), may.end(), key) == may.end())
+  for (const std::string& s : sets)
+    if (!may_change_on_resume(s.substr(0, s.find('='))))
       fail(
           "--set {}: cannot change on --resume (it would not be the same run); these may: {} (files moved: the "
           "data paths)",
-          s, fmt::format("{}", fmt::join(may, ", ")));
+          s, fmt::format("{}", fmt::join(kMayChangeOnResume, ", ")));
+}
+
+// CONFIG given with --resume: the run's own config, with the values of the
+// keys that may change taken from CONFIG; any other difference is exit 2
+// naming the first (a job script resubmitted with an edited CONFIG).
+Overrides resume_changes(const std::string& config, const std::vector<std::string>& sets, const Config& run,
+                         const std::string& run_path) {
+  const Config mine = load_config(config, sets);
+  Overrides changes;
+  for (const KeyDifference& d : differences(mine.values, run.values)) {
+    if (!may_change_on_resume(d.key) || d.a.empty())
+      fail("{}: not the config of the run in {} ({}); resume without CONFIG, or choose another --out", config,
+           run_path, d.text(config, "the run"));
+    changes.emplace_back(d.key, *config_value_at(mine.text, d.key));
   }
+  return changes;
 }
 
 }  // namespace
@@ -78,7 +90,6 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
   std::string dir = opt.out;
   OutputLock lock;  // rank 0 holds the output directory while it trains
   if (!opt.resume.empty()) {
-    if (!opt.config.empty()) fail("train: give CONFIG or --resume DIR, not both (the config is in the run file)");
     if (!dir.empty() && fs::path(dir) != fs::path(opt.resume))
       fail("train: --resume writes to its own directory; drop --out");
     dir = opt.resume;
@@ -91,6 +102,8 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
     comm.bcast(rf.epochs_done);
     check_resume_sets(sets);
     cfg = parse_config_text(rf.config_text, path + " (config)", sets);
+    if (!opt.config.empty())
+      cfg = parse_config_text(rf.config_text, path + " (config)", sets, resume_changes(opt.config, sets, cfg, path));
   } else {
     if (opt.config.empty()) fail("train: missing CONFIG (or --resume DIR)");
     cfg = load_config(opt.config, sets);

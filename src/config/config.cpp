@@ -4,6 +4,7 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <limits>
 #include <map>
@@ -217,7 +218,7 @@ Config from_table(toml::table& root, const std::string& origin, const std::vecto
     t->insert_or_assign(leaf, value.node());
   }
   Config c;
-  Section top(root, "", origin);
+  Section top(root, "", origin, &c.values);
   try {
     c.data = read_data(top.table("data"));
     c.model = read_model(top.table("model"));
@@ -228,6 +229,13 @@ Config from_table(toml::table& root, const std::string& origin, const std::vecto
       if (const size_t at = what.find(" " + b.key + ": "); at != std::string::npos)
         fail("--set {}: {} (as TOML: {})", b.set, what.substr(at + 1), b.why);
     throw;
+  }
+  bool flat = false;  // after a flatten or dense layer a batch norm normalises over the batch alone
+  for (const LayerSpec& l : c.model.layers) {
+    flat = flat || l.type == "flatten" || l.type == "dense";
+    if (flat && l.type == "batchnorm" && c.train.batch_size < 2)
+      fail("{}: train.batch_size: batch norm layer {} needs at least 2 samples a step (the variance of one value)",
+           origin, l.name);
   }
   top.table("sweep");  // read by the sweep command
   top.finish();
@@ -276,6 +284,48 @@ Config parse_config_text(const std::string& text, const std::string& origin, con
     throw UserError(parse_error_text(e, origin));
   }
   return from_table(root, origin, sets, overrides);
+}
+
+namespace {
+
+void flatten(const toml::table& t, const std::string& prefix, std::map<std::string, std::string>& out) {
+  for (auto&& [k, v] : t) {
+    const std::string key = prefix + std::string(k.str());
+    if (v.is_table())
+      flatten(*v.as_table(), key + ".", out);
+    else
+      out[key] = TomlValue(v).text();
+  }
+}
+
+}  // namespace
+
+std::vector<KeyDifference> differences(const toml::table& a, const toml::table& b) {
+  std::map<std::string, std::string> x, y;
+  flatten(a, "", x);
+  flatten(b, "", y);
+  std::vector<KeyDifference> out;
+  for (const auto& [k, v] : x)
+    if (auto it = y.find(k); it == y.end() || it->second != v) out.push_back({k, v, it == y.end() ? "" : it->second});
+  for (const auto& [k, v] : y)
+    if (!x.count(k)) out.push_back({k, "", v});
+  std::sort(out.begin(), out.end(), [](const KeyDifference& p, const KeyDifference& q) { return p.key < q.key; });
+  return out;
+}
+
+std::string KeyDifference::text(const std::string& a_name, const std::string& b_name) const {
+  auto value = [](const std::string& v) { return v.empty() ? std::string("unset") : v.substr(0, 80); };
+  return fmt::format("{} is {} in {}, {} in {}", key, value(a), a_name, value(b), b_name);
+}
+
+std::optional<TomlValue> config_value_at(const std::string& config_text, const std::string& key) {
+  if (std::optional<TomlValue> v = toml_value_at(config_text, key)) return v;
+  try {
+    const Config c = parse_config_text(config_text, "config", {});
+    if (const toml::node* n = c.values.at_path(key).node()) return TomlValue(*n);
+  } catch (const UserError&) {
+  }
+  return std::nullopt;
 }
 
 }  // namespace rs

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -76,7 +77,8 @@ struct Config {
   DataConfig data;
   ModelConfig model;
   TrainConfig train;
-  std::string text;  // the effective TOML (file + --set), stored in run files
+  std::string text;    // the effective TOML (file + --set), stored in run files
+  toml::table values;  // every key of data, model and train with the value used, defaults included
 };
 
 // Reads CONFIG.toml, applies `key=value` overrides (dotted keys; the value is
@@ -86,5 +88,17 @@ Config load_config(const std::string& path, const std::vector<std::string>& sets
 // `overrides` (typed values, e.g. a sweep trial's) are applied after `sets`.
 Config parse_config_text(const std::string& text, const std::string& origin, const std::vector<std::string>& sets,
                          const Overrides& overrides = {});
+
+// A key whose value differs between two tables (dotted, "" where unset).
+struct KeyDifference {
+  std::string key, a, b;
+  std::string text(const std::string& a_name, const std::string& b_name) const;  // "train.lr is 0.1 in A, 0.2 in B"
+};
+// Every differing key of two tables (nested tables as dotted keys), in name order.
+std::vector<KeyDifference> differences(const toml::table& a, const toml::table& b);
+
+// The value a config uses for dotted `key`: its text's, else the default it
+// takes (when the text is a valid config); nothing for a key no config has.
+std::optional<TomlValue> config_value_at(const std::string& config_text, const std::string& key);
 
 }  // namespace rs

@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "error.h"
@@ -15,8 +16,10 @@ namespace rs {
 
 class Section {
  public:
-  Section(const toml::table& t, std::string path, const std::string& origin)
-      : m_t(t), m_path(std::move(path)), m_origin(origin) {}
+  // `values`, if given, receives every key read with the value used (the
+  // default where the table has none): the effective config.
+  Section(const toml::table& t, std::string path, const std::string& origin, toml::table* values = nullptr)
+      : m_t(t), m_path(std::move(path)), m_origin(origin), m_values(values) {}
 
   std::string key_path(std::string_view key) const {
     return m_path.empty() ? std::string(key) : m_path + "." + std::string(key);
@@ -35,14 +38,14 @@ class Section {
 
   int64_t integer(std::string_view key, int64_t def, int64_t lo, int64_t hi) {
     const toml::node* n = get(key);
-    if (!n) return def;
+    if (!n) return record(key, def);
     if (!n->is_integer()) error(n, key, fmt::format("expected an integer, got {}", type_name(*n)));
-    return check_range(n, key, n->as_integer()->get(), lo, hi);
+    return record(key, check_range(n, key, n->as_integer()->get(), lo, hi));
   }
 
   double number(std::string_view key, double def, double lo, double hi, bool lo_open = false) {
     const toml::node* n = get(key);
-    if (!n) return def;
+    if (!n) return record(key, def);
     double v;
     if (n->is_floating_point())
       v = n->as_floating_point()->get();
@@ -52,36 +55,36 @@ class Section {
       error(n, key, fmt::format("expected a number, got {}", type_name(*n)));
     if (!(v >= lo && v <= hi) || (lo_open && v == lo))
       error(n, key, fmt::format("{} is out of range {}{}, {}]", v, lo_open ? "(" : "[", lo, hi));
-    return v;
+    return record(key, v);
   }
 
   bool boolean(std::string_view key, bool def) {
     const toml::node* n = get(key);
-    if (!n) return def;
+    if (!n) return record(key, def);
     if (!n->is_boolean()) error(n, key, fmt::format("expected true or false, got {}", type_name(*n)));
-    return n->as_boolean()->get();
+    return record(key, n->as_boolean()->get());
   }
 
   std::string string(std::string_view key, const std::string& def, std::initializer_list<const char*> allowed = {}) {
     const toml::node* n = get(key);
-    if (!n) return def;
+    if (!n) return record(key, def);
     if (!n->is_string()) error(n, key, fmt::format("expected a string, got {}", type_name(*n)));
     std::string v = n->as_string()->get();
     if (allowed.size()) {
       std::string list;
       for (const char* a : allowed) {
-        if (v == a) return v;
+        if (v == a) return record(key, v);
         list += (list.empty() ? "" : " | ") + std::string(a);
       }
       error(n, key, fmt::format("\"{}\" is not one of {}", v, list));
     }
-    return v;
+    return record(key, v);
   }
 
   std::vector<int64_t> int_list(std::string_view key, const std::vector<int64_t>& def, int64_t lo, int64_t hi,
                                 bool allow_empty) {
     const toml::node* n = get(key);
-    if (!n) return def;
+    if (!n) return record(key, def);
     if (!n->is_array()) error(n, key, fmt::format("expected an array of integers, got {}", type_name(*n)));
     std::vector<int64_t> out;
     const toml::array& a = *n->as_array();
@@ -91,14 +94,16 @@ class Section {
       out.push_back(check_range(&a[i], k, a[i].as_integer()->get(), lo, hi));
     }
     if (out.empty() && !allow_empty) error(n, key, "must not be empty");
-    return out;
+    return record(key, out);
   }
 
   // A sub-table; missing -> empty table.
   Section table(std::string_view key) {
     const toml::node* n = get(key);
     if (n && !n->is_table()) error(n, key, fmt::format("expected a table, got {}", type_name(*n)));
-    return Section(n ? *n->as_table() : empty_table(), key_path(key), m_origin);
+    toml::table* values = nullptr;
+    if (m_values) values = m_values->emplace(key, toml::table{}).first->second.as_table();
+    return Section(n ? *n->as_table() : empty_table(), key_path(key), m_origin, values);
   }
 
   // An array of tables; missing -> empty.
@@ -139,6 +144,17 @@ class Section {
     s << n.type();
     return s.str();
   }
+  template <class T> T record(std::string_view key, T v) {
+    if (!m_values) return v;
+    if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+      toml::array a;
+      for (int64_t x : v) a.push_back(x);
+      m_values->insert_or_assign(key, std::move(a));
+    } else {
+      m_values->insert_or_assign(key, v);
+    }
+    return v;
+  }
   int64_t check_range(const toml::node* n, std::string_view key, int64_t v, int64_t lo, int64_t hi) const {
     if (v < lo || v > hi) error(n, key, fmt::format("{} is out of range [{}, {}]", v, lo, hi));
     return v;
@@ -147,6 +163,7 @@ class Section {
   const toml::table& m_t;
   std::string m_path;
   const std::string& m_origin;
+  toml::table* m_values;
   std::set<std::string> m_used;
 };
 

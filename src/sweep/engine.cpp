@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <queue>
 
+#include "config/config.h"
+
 namespace rs {
 
 SchedulePolicy::Options schedule_options(const SweepConfig& sweep, const std::string& base_text) {
@@ -37,7 +39,7 @@ Simulation simulate_sweep(const SweepConfig& sweep, const std::string& base_text
   replay_study(sim.study, sweep, policy, search);
   Overrides config;
   for (const Dimension& d : sweep.space)
-    if (std::optional<TomlValue> v = toml_value_at(base_text, d.key)) config.emplace_back(d.key, *v);
+    if (std::optional<TomlValue> v = config_value_at(base_text, d.key)) config.emplace_back(d.key, *v);
 
   struct Running {
     double end;

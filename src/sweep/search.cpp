@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "config/config.h"
 #include "error.h"
 #include "kernels/hd_math.h"
 
@@ -26,7 +27,7 @@ TomlValue typed(const Dimension& d, const TomlValue& v) {
 
 Search::Search(const SweepConfig& s, const std::string& base_text) : m_sweep(s) {
   for (const Dimension& d : s.space)
-    if (std::optional<TomlValue> v = toml_value_at(base_text, d.key)) m_config_values.emplace_back(d.key, *v);
+    if (std::optional<TomlValue> v = config_value_at(base_text, d.key)) m_config_values.emplace_back(d.key, *v);
 }
 
 std::vector<std::optional<double>> Search::coordinates(const Overrides& values) const {
@@ -82,17 +83,18 @@ void Search::end(int64_t trial, std::optional<TrialStatus> status, double best_v
 
 size_t Search::observed() const { return m_obs.size(); }
 
-void Search::warm_start(const Study& old, const std::string& path) {
+int64_t Search::warm_start(const Study& old, const std::string& path) {
   for (const std::string& k : old.keys)
     if (std::none_of(m_sweep.space.begin(), m_sweep.space.end(), [&](const Dimension& d) { return d.key == k; }))
       fail("{}: warm start: the study searched \"{}\", which is not a key of this sweep.space", path, k);
   for (const Dimension& d : m_sweep.space)
     if (std::find(old.keys.begin(), old.keys.end(), d.key) == old.keys.end())
       fail("{}: warm start: the study did not search \"{}\" of this sweep.space", path, d.key);
-  int64_t id = -int64_t(old.rows.size());  // older than every trial of this sweep, in the study's order
+  int64_t id = -int64_t(old.rows.size()), outside = 0;  // older than every trial of this sweep, in the study's order
   for (const TrialRow& r : old.rows) {
     Observed o;
     o.x = coordinates(r.params);
+    outside += std::count(o.x.begin(), o.x.end(), std::nullopt) > 0;
     if (auto c = old.curves.find(r.id); c != old.curves.end())
       if (auto v = c->second.find("val_accuracy"); v != c->second.end())
         for (const auto& [e, x] : rung_results(m_sweep, v->second, int64_t(v->second.size()))) o.at.emplace(e, x);
@@ -102,6 +104,7 @@ void Search::warm_start(const Study& old, const std::string& path) {
     if (o.diverged || !o.at.empty()) m_obs.emplace(id, std::move(o));
     ++id;
   }
+  return outside;
 }
 
 Overrides Search::propose(int64_t trial) const {

@@ -45,8 +45,10 @@ class Search {
   // A job of the trial ended (interrupted jobs too: then with no result).
   void end(int64_t trial, std::optional<TrialStatus> status, double best_val_accuracy);
   // The finished trials of an earlier study of the same space seed the model;
-  // its keys must be this space's (exit 2 naming the key otherwise).
-  void warm_start(const Study& old, const std::string& path);
+  // its keys must be this space's (exit 2 naming the key otherwise). A value
+  // outside this space counts as unknown for its key; returns how many of the
+  // old trials have one.
+  int64_t warm_start(const Study& old, const std::string& path);
 
   // Trials with a result (warm-start ones included): TPE's start-up counts these.
   size_t observed() const;

@@ -7,6 +7,7 @@
 #include "config/section.h"
 #include "error.h"
 #include "kernels/hd_math.h"
+#include "sweep/tpe.h"
 
 namespace rs {
 
@@ -126,7 +127,32 @@ void validate_space(const SweepConfig& s, const std::string& base_text, const st
       vs = {TomlValue(d.low), TomlValue(d.high)};
     for (const TomlValue& v : vs) check({{d.key, v}}, fmt::format("sweep.space \"{}\" = {}", d.key, v.text()));
   }
-  for (size_t i = 0; i < s.enqueue.size(); ++i) check(s.enqueue[i], fmt::format("sweep.enqueue[{}]", i));
+  // Enqueued trials: inside the space, each one once, none the default (trial
+  // 0 runs it); compared with the config's values filled in for unset keys.
+  auto full = [&](const Overrides& o) {
+    std::vector<std::string> v;
+    for (const Dimension& d : s.space) {
+      std::optional<TomlValue> x = config_value_at(base_text, d.key);
+      for (const auto& [k, y] : o)
+        if (k == d.key) x = y;
+      v.push_back(x ? x->text() : "");
+    }
+    return v;
+  };
+  const std::vector<std::string> default_values = full({});
+  for (size_t i = 0; i < s.enqueue.size(); ++i) {
+    const std::string what = fmt::format("sweep.enqueue[{}]", i);
+    check(s.enqueue[i], what);
+    for (const auto& [k, v] : s.enqueue[i])
+      for (const Dimension& d : s.space)
+        if (d.key == k && !tpe_coordinate(d, v))
+          fail("{}: {}: \"{}\" = {} is outside sweep.space", origin, what, k, v.text().substr(0, 80));
+    const std::vector<std::string> mine = full(s.enqueue[i]);
+    if (mine == default_values)
+      fail("{}: {} is the default trial (the config's own values): trial 0 runs it already", origin, what);
+    for (size_t j = 0; j < i; ++j)
+      if (full(s.enqueue[j]) == mine) fail("{}: {} repeats sweep.enqueue[{}]", origin, what, j);
+  }
 }
 
 int64_t trial_count(const SweepConfig& s) {
@@ -181,7 +207,7 @@ TrialSpec make_trial(const SweepConfig& s, int64_t id) {
 bool same_as_default(const TrialSpec& t, const std::string& config_text) {
   if (t.id == 0 || t.params.empty()) return false;
   for (const auto& [k, v] : t.params) {
-    const std::optional<TomlValue> mine = toml_value_at(config_text, k);
+    const std::optional<TomlValue> mine = config_value_at(config_text, k);
     if (!mine || !(*mine == v)) return false;
   }
   return true;

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "build_info.h"
+#include "config/config.h"
 #include "error.h"
 #include "io/h5.h"
 #include "io/provenance.h"
@@ -74,7 +75,7 @@ void write_study(const std::string& path, const Study& s, int world_size) {
     h5_write_strings(f, "/trials/message", message);
     // one column per hyperparameter: the default trial holds the config's value
     for (const std::string& key : s.keys) {
-      const std::optional<TomlValue> config_value = toml_value_at(s.config_text, key);
+      const std::optional<TomlValue> config_value = config_value_at(s.config_text, key);
       std::vector<std::string> text;
       std::vector<double> num;
       bool numeric = true;
@@ -173,7 +174,8 @@ Study read_study(const std::string& path) {
     if (h5_type_class(f, p, &tsize) == H5T_STRING) {
       const std::vector<std::string> text = h5_read_strings(f, p, path);
       if (text.size() != n) fail("{}: {} has the wrong length", path, p);
-      for (size_t i = 0; i < n; ++i) s.rows[i].params.emplace_back(key, parse_toml_value(text[i]));
+      for (size_t i = 0; i < n; ++i)  // "default": a config value unknown when it was written (no value to replay)
+        if (text[i] != "default") s.rows[i].params.emplace_back(key, parse_toml_value(text[i]));
     } else {
       std::vector<double> v(n);
       if (h5_dims(f, p, path) != dims) fail("{}: {} has the wrong length", path, p);
