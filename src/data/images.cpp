@@ -21,13 +21,21 @@ namespace {
 constexpr int64_t kMaxPixels = 100'000'000;
 
 // Entries of `dir` in name order: image files, or (dirs) subdirectories.
+// Hidden entries (".name": version control, editors' and macOS's "._" files)
+// are not data; an entry whose type cannot be read (a symbolic link loop, a
+// dangling link) is an error naming it.
 std::vector<std::string> list_dir(const std::string& dir, bool dirs) {
   std::vector<std::string> v;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
-    const std::string x = file_extension(e.path().string());
-    if (dirs ? e.is_directory() : e.is_regular_file() && (x == ".png" || x == ".jpg" || x == ".jpeg"))
-      v.push_back(e.path().filename().string());
+    const std::string name = e.path().filename().string();
+    if (name.starts_with(".")) continue;
+    std::error_code type_ec;
+    const fs::file_status st = e.status(type_ec);
+    if (type_ec) fail("{}: cannot read: {}", e.path().string(), type_ec.message());
+    const std::string x = file_extension(name);
+    if (dirs ? fs::is_directory(st) : fs::is_regular_file(st) && (x == ".png" || x == ".jpg" || x == ".jpeg"))
+      v.push_back(name);
   }
   if (ec) fail("{}: cannot list the directory: {}", dir, ec.message());
   std::sort(v.begin(), v.end());
@@ -148,11 +156,18 @@ Dataset read_image_folders(const std::string& path, int c, int h, int w, int64_t
   }
   std::vector<std::string> names;
   std::vector<int32_t> labels;
-  for (const std::string& d : dirs) {
+  for (size_t i = 0; i < dirs.size(); ++i) {
+    const std::string& d = dirs[i];
     const auto k = std::find(class_names.begin(), class_names.end(), d);
     if (k == class_names.end())
       fail("{}: class directory \"{}\" is not one of the training classes ({})", path, d, fmt::join(class_names, ", "));
-    for (const std::string& f : list_dir((fs::path(path) / d).string(), false)) {
+    for (size_t j = 0; j < i; ++j)  // a link to another class would give its images two labels
+      if (fs::equivalent(fs::path(path) / dirs[j], fs::path(path) / d, ec))
+        fail("{}: class directories \"{}\" and \"{}\" are the same directory (a link?)", path, dirs[j], d);
+    const std::vector<std::string> files = list_dir((fs::path(path) / d).string(), false);
+    if (files.empty() && !test)
+      fail("{}: no .png/.jpg/.jpeg files: a class needs training images", (fs::path(path) / d).string());
+    for (const std::string& f : files) {
       names.push_back((fs::path(d) / f).string());
       labels.push_back(int32_t(k - class_names.begin()));
     }

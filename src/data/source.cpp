@@ -69,7 +69,8 @@ std::unique_ptr<Source> open_source(const SourceOptions& o) {
     if (fs::is_directory(o.path, ec)) {
       files.clear();
       for (const auto& e : fs::directory_iterator(o.path, ec))
-        if (e.is_regular_file() && file_extension(e.path().string()) == ".bin") files.push_back(e.path().string());
+        if (std::error_code t; e.is_regular_file(t) && file_extension(e.path().string()) == ".bin")
+          files.push_back(e.path().string());
       std::sort(files.begin(), files.end());
       if (files.empty()) fail("{}: no CIFAR-10 .bin files in the directory", o.path);
     }
