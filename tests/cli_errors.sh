@@ -69,7 +69,7 @@ idx "$tmp/lb" 08 3; printf '\x00\x01\x0c' >> "$tmp/lb"
 expect 2 "$tmp/lb: label 12 of sample 2" "$bin" train "$tmp/empty.toml" --set "data.train_images=\"$tmp/im\"" \
   --set "data.train_labels=\"$tmp/lb\"" --out "$tmp/r"
 expect 2 "device cuda" "$bin" train "$tmp/empty.toml" --device cuda --out "$tmp/r"
-expect 2 "--resume" "$bin" train "$tmp/empty.toml" --resume "$tmp/r"
+expect 2 "$tmp/r/run.h5: file not found" "$bin" train "$tmp/empty.toml" --resume "$tmp/r"
 
 # A finished run is never overwritten: the second attempt fails and leaves it as it was.
 if "$bin" train "$tmp/empty.toml" $small --out "$tmp/done" >/dev/null 2>&1; then
@@ -269,6 +269,143 @@ if command -v mpirun >/dev/null; then
     --set "data.train_images=\"$tmp/bad-magic\"" --out "$tmp/m"
   expect 2 "train.epocs: unknown key" mpirun --oversubscribe -np 2 "$bin" train "$tmp/typo.toml" --out "$tmp/m"
 fi
+
+# ---- Reliability: hostile inputs found by an adversarial run
+same() {  # same WHAT A B: files (or device numbers) A and B are unchanged
+  if [[ "$2" == "$3" ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: $1"; fi
+}
+# Deadlines: values that overflow or are no date are one line and status 2 (a huge one crashed in strftime).
+for d in 99999999999999999999999 +99999999999999999999 1e400 2026-13-45T99:99:99 nan; do
+  expect 2 "--deadline $d: expected seconds since the epoch" "$bin" train "$tmp/empty.toml" $small --deadline "$d" \
+    --out "$tmp/dl"
+done
+expect 2 "--deadline: an empty deadline" "$bin" sweep "$tmp/one.toml" $small --deadline "" --out "$tmp/dl"
+for m in nan -1 inf; do
+  expect 2 "--deadline-margin: expected seconds, a number >= 0" "$bin" train "$tmp/empty.toml" --deadline-margin "$m"
+done
+out=$("$bin" train "$tmp/empty.toml" --deadline-margin -1 2>&1)
+[[ $out != *1.797* ]] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAILED: margin message prints DBL_MAX"; }
+for e in 99999999999999999999999 1e400; do
+  SLURM_JOB_END_TIME=$e expect 2 "SLURM_JOB_END_TIME=$e: expected seconds since the epoch" "$bin" train \
+    "$tmp/empty.toml" $small --out "$tmp/dl"
+done
+# export: never over its input, a device or a FIFO; a link's target written, the link kept.
+if [[ -f $tmp/blocked/study.h5 ]]; then
+  st=$tmp/blocked/study.h5 sum=$(md5sum < "$tmp/blocked/study.h5")
+  expect 2 "is the file being exported" "$bin" export "$st" --out "$st"
+  ln -sf "$st" "$tmp/study-link.h5"
+  expect 2 "is the file being exported" "$bin" export "$st" --out "$tmp/study-link.h5"
+  same "export --out over its input" "$(md5sum < "$st")" "$sum"
+  if mknod "$tmp/null" c 1 3 2>/dev/null; then
+    "$bin" export "$st" --out "$tmp/null" && same "export to a character device keeps it" "$(stat -c %F "$tmp/null")" \
+      "character special file"
+    ln -sf "$tmp/null" "$tmp/null-link"
+    "$bin" export "$st" --out "$tmp/null-link"
+    same "export through a link to a device keeps both" "$(stat -c %F "$tmp/null-link"):$(stat -c %F "$tmp/null")" \
+      "symbolic link:character special file"
+    if [[ -f $model ]]; then
+      expect 2 "null: not a regular file" "$bin" infer --model "$model" --data "$fm" --out "$tmp/null" --overwrite
+      same "infer --overwrite to a device keeps it" "$(stat -c %F "$tmp/null")" "character special file"
+    fi
+  fi
+  expect 2 "/dev/full: cannot write: No space left on device" "$bin" export "$st" --out /dev/full
+  mkfifo "$tmp/fifo" && { cat "$tmp/fifo" > "$tmp/fifo.out" & } && "$bin" export "$st" --out "$tmp/fifo" && wait &&
+    same "export into a FIFO" "$(stat -c %F "$tmp/fifo"):$(head -c 3 "$tmp/fifo.out")" "fifo:id,"
+  : > "$tmp/target.csv" && ln -sf "$tmp/target.csv" "$tmp/target-link.csv"
+  "$bin" export "$st" --out "$tmp/target-link.csv"
+  same "export through a link to a file" "$(stat -c %F "$tmp/target-link.csv"):$(head -c 3 "$tmp/target.csv")" \
+    "symbolic link:id,"
+  # standard output that cannot be written: status 2, one line; a damaged study: one line, no HDF5 stack
+  for c in "report $st" "export $st" "info"; do
+    out=$("$bin" $c 2>&1 >/dev/full); rc=$?
+    [[ $rc -eq 2 && $out == "ranksweep: error: standard output: cannot write"* && $(wc -l <<< "$out") -eq 1 ]] &&
+      pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAILED: $c > /dev/full: $rc $out"; }
+  done
+  head -c 3000 "$st" > "$tmp/trunc-study.h5"
+  expect 2 "trunc-study.h5" "$bin" export "$tmp/trunc-study.h5"
+  out=$("$bin" export "$tmp/trunc-study.h5" 2>&1 >/dev/null)
+  [[ $(wc -l <<< "$out") -eq 1 ]] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAILED: stack: $out"; }
+fi
+# A warm start that is not a file says what it is.
+printf '[sweep]\nmethod = "tpe"\nwarm_start = "%s"\n[sweep.space]\n"train.lr" = [0.1, 0.2]\n' "$tmp" > "$tmp/warmdir.toml"
+expect 2 "is a directory, not an HDF5 file" "$bin" sweep "$tmp/warmdir.toml" $small --out "$tmp/wd"
+expect 2 "/dev/null: not a regular file" "$bin" sweep "$tmp/warmdir.toml" $small --set 'sweep.warm_start="/dev/null"' \
+  --out "$tmp/wd"
+# Enqueued trials: outside the space, twice, or the default: one line each.
+enq() { printf '[train]\nlr = 0.1\n[sweep]\nmethod = "grid"\n[sweep.space]\n"train.lr" = [0.1, 0.2]\n%s' "$1" > "$tmp/enq.toml"; }
+enq $'[[sweep.enqueue]]\n"train.lr" = 0.5\n'
+expect 2 'sweep.enqueue[0]: "train.lr" = 0.5 is outside sweep.space' "$bin" sweep "$tmp/enq.toml" $small --out "$tmp/e"
+enq $'[[sweep.enqueue]]\n"train.lr" = 0.2\n[[sweep.enqueue]]\n"train.lr" = 0.2\n'
+expect 2 "sweep.enqueue[1] repeats sweep.enqueue[0]" "$bin" sweep "$tmp/enq.toml" $small --out "$tmp/e"
+enq $'[[sweep.enqueue]]\n"train.lr" = 0.1\n'
+expect 2 "sweep.enqueue[0] is the default trial" "$bin" sweep "$tmp/enq.toml" $small --out "$tmp/e"
+# Batch norm over one sample a step.
+expect 2 "train.batch_size: batch norm layer bn1 needs at least 2 samples" "$bin" train "$tmp/empty.toml" \
+  --set model.batch_norm=true --set train.batch_size=1 --out "$tmp/bn"
+# A huge value in a config: the error stays one line of bounded length.
+/usr/bin/python3 - "$tmp" <<'PY'
+import sys, zlib, struct, os
+t = sys.argv[1]
+open(f"{t}/huge-value.toml", "w").write('[train]\noptimizer = "' + "x" * 5000000 + "\\n" + "y" * 100 + '"\n')
+def chunk(k, d): return struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d))
+def png(path, v):
+    raw = b"".join(b"\0" + bytes([v] * 4) for _ in range(4))
+    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 0, 0, 0, 0))
+                           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+for c, v in (("a", 10), ("b", 200)):
+    os.makedirs(f"{t}/cls/{c}", exist_ok=True)
+    for i in range(3): png(f"{t}/cls/{c}/{i}.png", v)
+os.makedirs(f"{t}/cls/.git", exist_ok=True)
+PY
+out=$("$bin" train "$tmp/huge-value.toml" 2>&1); rc=$?
+[[ $rc -eq 2 && $(wc -l <<< "$out") -eq 1 && ${#out} -lt 2000 && $out == *"is not one of"* ]] && pass=$((pass + 1)) ||
+  { fail=$((fail + 1)); echo "FAILED: huge value: status $rc, ${#out} chars"; }
+# Image class folders: a link loop, an empty class, a class linked to another, hidden folders.
+imgcfg=(--set 'data.format="images"' --set "data.path=\"$tmp/cls\"" --set data.classes=2 --set data.channels=1
+        --set 'data.image_size=[4, 4]' --set data.validation=0 --set model.hidden=[4] --set train.epochs=1)
+"$bin" train "$tmp/empty.toml" "${imgcfg[@]}" --out "$tmp/img0" >/dev/null 2>&1 &&
+  pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAILED: a hidden folder counted as a class"; }
+ln -s loop "$tmp/cls/a/loop.png" && ln -s loop.png "$tmp/cls/a/loop"
+expect 2 "cls/a/loop.png: cannot read: Too many levels of symbolic links" "$bin" train "$tmp/empty.toml" \
+  "${imgcfg[@]}" --out "$tmp/img1"
+[[ -f $model ]] && expect 2 "loop.png: cannot read: Too many levels of symbolic links" "$bin" infer --model "$model" \
+  --data "$tmp/cls/a" --out "$tmp/img1.h5"
+rm "$tmp/cls/a/loop.png" "$tmp/cls/a/loop"
+ln -s a "$tmp/cls/c"
+expect 2 'class directories "a" and "c" are the same directory' "$bin" train "$tmp/empty.toml" "${imgcfg[@]}" \
+  --set data.classes=3 --out "$tmp/img2"
+rm "$tmp/cls/c" && mkdir "$tmp/cls/c"
+expect 2 "cls/c: no .png/.jpg/.jpeg files: a class needs training images" "$bin" train "$tmp/empty.toml" \
+  "${imgcfg[@]}" --set data.classes=3 --out "$tmp/img3"
+# JSON export: hyperparameters as numbers, file names that are not UTF-8 as valid JSON.
+if [[ -f $model && -f $tmp/blocked/study.h5 ]]; then
+  mkdir -p "$tmp/odd" && cp "$tmp/cls/a/0.png" "$tmp/odd/"$'\xff\xfe'.png
+  "$bin" infer --model "$model" --data "$tmp/odd" --out "$tmp/odd.h5" >/dev/null 2>&1
+  "$bin" export "$tmp/odd.h5" --format json --out "$tmp/odd.json" &&
+    "$bin" export "$tmp/blocked/study.h5" --format json --out "$tmp/study.json" && /usr/bin/python3 - "$tmp" <<'PY' &&
+import json, sys
+t = sys.argv[1]
+p = json.load(open(f"{t}/odd.json"))
+assert len(p) == 1 and p[0]["name"] == "\ufffd\ufffd.png", p
+s = json.load(open(f"{t}/study.json"))
+assert [r["train.lr"] for r in s] == [0.01, 0.1], s
+PY
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAILED: JSON export of numbers and odd names"; }
+fi
+# A stop signal in the first instants of the process is a stop request (status 75), not a kill.
+early=0
+for i in 1 2 3; do
+  rm -rf "$tmp/early"
+  "$bin" train "$tmp/empty.toml" $small --out "$tmp/early" >/dev/null 2>&1 &
+  p=$!
+  while [[ $(readlink "/proc/$p/exe") != "$(readlink -f "$bin")" ]] && kill -0 $p 2>/dev/null; do :; done
+  sleep 0.05
+  kill -USR1 $p
+  wait $p
+  rc=$?
+  [[ $rc -eq 75 ]] && early=$((early + 1)) || echo "early USR1: status $rc"
+done
+same "a USR1 50 ms after exec: status 75 (3 of 3)" "$early" 3
 
 echo "cli: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

@@ -147,6 +147,23 @@ check "train.sbatch: provenance has the job id and every rank's binding" py "
 import h5py; f = h5py.File('$tmp/train/run.h5')
 assert f.attrs['slurm_job_id'] in ('$id', b'$id'), f.attrs['slurm_job_id']
 assert len(f.attrs['device_binding'].splitlines()) == 2, f.attrs['device_binding']"
+# the same OUT with an edited CONFIG: refused (exit 2 naming the first difference), the run left as it was
+sed 's/lr = 0.02/lr = 0.03/' "$tmp/sweep.toml" > "$tmp/edited.toml"
+sum=$(md5sum < "$tmp/train/run.h5")
+id=$("${sb[@]}" --time=5 -o "$tmp/edited.out" "$src/jobs/slurm/train.sbatch" "$tmp/edited.toml" "$tmp/train" \
+  --set train.epochs=2)
+r=$(wait_job "$id")
+check "train.sbatch with a changed CONFIG on an existing OUT: FAILED 2:0 ($r)" test "${r% *}" == "FAILED 2:0"
+check "train.sbatch with a changed CONFIG: one line naming the difference, run.h5 unchanged" \
+  test "$(grep -c 'not the config of the run.*train.lr is 0.03 in' "$tmp/edited.out")" -eq 1 -a \
+  "$(md5sum < "$tmp/train/run.h5")" == "$sum"
+# a checkout whose path holds a space (the script finds its common.sh from scontrol's Command=)
+mkdir -p "$tmp/a checkout/jobs" && cp -r "$src/jobs/slurm" "$tmp/a checkout/jobs/"
+id=$("${sb[@]}" --time=5 -o "$tmp/space.out" "$tmp/a checkout/jobs/slurm/train.sbatch" "$tmp/sweep.toml" \
+  "$tmp/space run" --set train.epochs=1)
+r=$(wait_job "$id")
+check "train.sbatch from a path with a space: COMPLETED 0:0 ($r)" test "${r% *}" == "COMPLETED 0:0"
+check "train.sbatch from a path with a space: run.h5 written" test -f "$tmp/space run/run.h5"
 id=$("${sb[@]}" --time=5 -o "$tmp/infer.out" "$src/jobs/slurm/infer.sbatch" "$tmp/train/run.h5" \
   /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz "$tmp/preds.h5" --top-k 3)
 r=$(wait_job "$id")

@@ -16,6 +16,11 @@ rs_log() { echo "[$(date '+%F %T')] slurm job ${SLURM_JOB_ID:-?}: $*"; }
 
 rs_setup() {
   local out=$1 checkout
+  if [[ -z "${SLURM_JOB_ID:-}" ]]; then
+    echo "error: $(basename "$0") is a Slurm batch script: submit it with sbatch (outside Slurm, run ranksweep" \
+      "itself, e.g. under mpirun)" >&2
+    exit 2
+  fi
   if [[ -n "${RANKSWEEP:-}" ]]; then
     RS=$RANKSWEEP
   elif command -v ranksweep >/dev/null; then
