@@ -377,6 +377,29 @@ expect 2 'class directories "a" and "c" are the same directory' "$bin" train "$t
 rm "$tmp/cls/c" && mkdir "$tmp/cls/c"
 expect 2 "cls/c: no .png/.jpg/.jpeg files: a class needs training images" "$bin" train "$tmp/empty.toml" \
   "${imgcfg[@]}" --set data.classes=3 --out "$tmp/img3"
+# Files that checksum themselves: a flipped bit anywhere, a cut, a damaged header: one line, before HDF5 reads it.
+if [[ -f $model && -f $tmp/blocked/study.h5 ]]; then
+  /usr/bin/python3 - "$model" "$tmp/blocked/study.h5" "$tmp" <<'PY'
+import sys
+run, study, t = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read(), sys.argv[3]
+def flip(b, at):
+    b = bytearray(b); b[at] ^= 0x10; return bytes(b)
+assert run.startswith(b"ranksweep-crc64 ") and run[512:520] == b"\x89HDF\r\n\x1a\n", run[:40]
+open(f"{t}/flip-run.h5", "wb").write(flip(run, len(run) - 100))       # raw data, no HDF5 checksum there
+open(f"{t}/flip-study.h5", "wb").write(flip(study, len(study) // 2))
+open(f"{t}/cut-study.h5", "wb").write(study[:-1])
+open(f"{t}/head-run.h5", "wb").write(flip(run, 20))                     # the checksum header itself
+open(f"{t}/nohead-run.h5", "wb").write(bytes(512) + run[512:])
+PY
+  expect 2 "flip-run.h5: damaged file: its content does not match its checksum" "$bin" infer --model "$tmp/flip-run.h5" \
+    --data "$fm" --out "$tmp/f1.h5"
+  mkdir -p "$tmp/fr" && cp "$tmp/flip-run.h5" "$tmp/fr/run.h5"
+  expect 2 "fr/run.h5: damaged file: its content does not match its checksum" "$bin" train --resume "$tmp/fr"
+  expect 2 "flip-study.h5: damaged file: its content does not match its checksum" "$bin" report "$tmp/flip-study.h5"
+  expect 2 "cut-study.h5: damaged file: " "$bin" export "$tmp/cut-study.h5"
+  expect 2 "head-run.h5: damaged file: " "$bin" export "$tmp/head-run.h5"
+  expect 2 "nohead-run.h5: damaged file: no ranksweep checksum header" "$bin" export "$tmp/nohead-run.h5"
+fi
 # JSON export: hyperparameters as numbers, file names that are not UTF-8 as valid JSON.
 if [[ -f $model && -f $tmp/blocked/study.h5 ]]; then
   mkdir -p "$tmp/odd" && cp "$tmp/cls/a/0.png" "$tmp/odd/"$'\xff\xfe'.png

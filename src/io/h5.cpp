@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <filesystem>
+#include <lzma.h>
 #include <stdexcept>
 
 #include "error.h"
@@ -126,7 +127,81 @@ H5CrashGuard::~H5CrashGuard() {
 
 void h5_quiet() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 
-H5 h5_open_read(const std::string& path) {
+namespace {
+
+constexpr size_t kUserBlock = 512;  // HDF5's smallest user block: the checksum's place
+constexpr char kSumTag[] = "ranksweep-crc64 ";
+constexpr unsigned char kHdf5Signature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+
+// The CRC-64 (xz's) of the file's bytes from `from` to its end; false on a read error.
+bool file_crc64(int fd, off_t from, uint64_t* crc) {
+  std::vector<uint8_t> buf(size_t(1) << 20);
+  *crc = 0;
+  for (off_t at = from;;) {
+    const ssize_t n = ::pread(fd, buf.data(), buf.size(), at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    if (n == 0) return true;
+    *crc = lzma_crc64(buf.data(), size_t(n), *crc);
+    at += n;
+  }
+}
+
+struct Verified {  // the last file whose checksum matched, as the file system saw it then
+  std::string path;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  off_t size = 0;
+  timespec mtime{};
+};
+
+// A file this program wrote starts with a user block holding the CRC-64 and
+// length of everything after it; both are checked before HDF5 parses a byte.
+// Files without a user block (HDF5's signature at byte 0: users' own files,
+// or ranksweep's before this format) are read as before; for `own` files
+// (run, study, predictions) an HDF5 signature at byte 512 without the
+// header means the header itself is damaged.
+void verify_checksum(const std::string& path, bool own) {
+  static std::mutex m;
+  static Verified last;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;  // HDF5's open reports it
+  struct stat st {};
+  char head[kUserBlock + 1] = {};
+  const bool got = ::fstat(fd, &st) == 0 && ::pread(fd, head, kUserBlock, 0) == ssize_t(kUserBlock);
+  std::string problem;
+  if (got && std::memcmp(head, kSumTag, sizeof kSumTag - 1) == 0) {
+    std::lock_guard<std::mutex> hold(m);
+    if (last.path == path && last.dev == st.st_dev && last.ino == st.st_ino && last.size == st.st_size &&
+        last.mtime.tv_sec == st.st_mtim.tv_sec && last.mtime.tv_nsec == st.st_mtim.tv_nsec) {
+      ::close(fd);
+      return;
+    }
+    unsigned long long want = 0, bytes = 0;
+    uint64_t crc = 0;
+    if (std::sscanf(head + sizeof kSumTag - 1, "%16llx %llu", &want, &bytes) != 2)
+      problem = "its checksum header is damaged";
+    else if (uint64_t(st.st_size) != kUserBlock + bytes)
+      problem = fmt::format("{} bytes where its checksum header says {} (truncated or extended)", st.st_size,
+                            kUserBlock + bytes);
+    else if (!file_crc64(fd, off_t(kUserBlock), &crc))
+      problem = fmt::format("cannot read: {}", std::strerror(errno));
+    else if (crc != want)
+      problem = fmt::format("its content does not match its checksum (CRC-64 {:016x}, computed {:016x})", want, crc);
+    else
+      last = {path, st.st_dev, st.st_ino, st.st_size, st.st_mtim};
+  } else if (own && got && std::memcmp(head, kHdf5Signature, 8) != 0) {
+    unsigned char sig[8] = {};
+    if (::pread(fd, sig, 8, off_t(kUserBlock)) == 8 && std::memcmp(sig, kHdf5Signature, 8) == 0)
+      problem = "no ranksweep checksum header before its HDF5 data";
+  }
+  ::close(fd);
+  if (!problem.empty()) fail("{}: damaged file: {}", path, problem);
+}
+
+}  // namespace
+
+H5 h5_open_read(const std::string& path, bool own) {
   h5_quiet();  // a damaged file is one line from the caller, not HDF5's error stack
   std::error_code ec;
   const std::filesystem::file_status st = std::filesystem::status(path, ec);
@@ -134,6 +209,7 @@ H5 h5_open_read(const std::string& path) {
   if (std::filesystem::exists(st) && !std::filesystem::is_regular_file(st))
     fail("{}: not a regular file (an HDF5 file is read from disk)", path);
   if (!std::filesystem::is_regular_file(st)) fail("{}: file not found", path);
+  verify_checksum(path, own);
   if (H5Fis_hdf5(path.c_str()) <= 0) fail("{}: not an HDF5 file", path);
   H5 f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
   if (f.id() < 0) fail("{}: cannot open HDF5 file (truncated or corrupt?)", path);
@@ -220,7 +296,9 @@ H5Image::H5Image(std::string path) : m_path(std::move(path)) {
   // Named where no file can be: HDF5 first tries to open the name without
   // creating it, which would read an existing file at `path` into memory.
   const std::string name = m_path + "/(in memory)";
-  m_file = H5(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), H5Fclose);
+  H5 fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
+  H5Pset_userblock(fcpl, kUserBlock);  // the checksum header, filled in by commit()
+  m_file = H5(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, fcpl, fapl), H5Fclose);
   if (m_file.id() < 0) throw std::runtime_error("cannot create an HDF5 file in memory for " + m_path);
 }
 
@@ -232,6 +310,13 @@ H5Image::~H5Image() {
 void H5Image::commit() {
   if (H5Fclose(m_file.release()) < 0 || !m_image->kept)
     throw std::runtime_error("cannot close " + m_path + " (in memory)");
+  auto* bytes = static_cast<unsigned char*>(m_image->data);
+  if (m_image->size < kUserBlock || std::memcmp(bytes + kUserBlock, kHdf5Signature, 8) != 0)
+    throw std::runtime_error("cannot close " + m_path + " (in memory): no HDF5 superblock after the user block");
+  const uint64_t crc = lzma_crc64(bytes + kUserBlock, m_image->size - kUserBlock, 0);
+  const std::string head = fmt::format("{}{:016x} {}\n", kSumTag, crc, m_image->size - kUserBlock);
+  std::memset(bytes, 0, kUserBlock);
+  std::memcpy(bytes, head.data(), head.size());
   write_file_atomically(m_path, m_image->data, m_image->size);
 }
 

@@ -62,14 +62,19 @@ class H5 {
   herr_t (*m_close)(hid_t) = nullptr;
 };
 
-// Files. open_read fails with "PATH: not an HDF5 file" and the like.
-H5 h5_open_read(const std::string& path);
+// Files. open_read fails with "PATH: not an HDF5 file" and the like. A file
+// this program wrote carries a CRC-64 of its content in a 512-byte user block
+// (H5Image::commit), checked here before HDF5 reads any of it: a damaged file
+// is "PATH: damaged file: ..." (exit 2). `own`: a ranksweep run, study or
+// prediction file, whose header must be there when a user block is.
+H5 h5_open_read(const std::string& path, bool own = true);
 // Created on disk directly (truncating), HDF5 writing as it goes: for the
 // tests' input files. The program writes through H5Image.
 H5 h5_create(const std::string& path);
 
 // A file built in memory (HDF5's core driver, newest format: checksummed
-// metadata) and put on disk by commit() in one piece: written to a temporary
+// metadata, a user block for the checksum of the whole file) and put on disk
+// by commit() in one piece: written to a temporary
 // file of its own, synced, renamed over `path`. HDF5 never writes to the disk
 // itself, so a full disk or a file size limit is a WriteError with the
 // system's reason and `path` is left as it was: never a file HDF5 failed to
