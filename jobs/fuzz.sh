@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 seconds=60
 parallel=1
 keep_going=()
-targets="idx cifar10 hdf5 runfile study config image"
+targets="idx cifar10 hdf5 runfile study config image deadline enqueue folders"
 while [[ $# -gt 0 ]]; do
   case $1 in
     --seconds) seconds=$2; shift 2 ;;
@@ -39,8 +39,17 @@ import gzip, os, struct, sys
 import h5py, numpy as np
 from PIL import Image
 s = sys.argv[1]
-for t in ("idx", "cifar10", "hdf5", "image", "config", "runfile", "study"):
+for t in ("idx", "cifar10", "hdf5", "image", "config", "runfile", "study", "deadline", "enqueue", "folders"):
     os.makedirs(f"{s}/{t}", exist_ok=True)
+for i, d in enumerate(("1796238314", "+3600", "2026-11-30T06:00:00", "60", "1e400", "2026-02-29T25:00:00")):
+    open(f"{s}/deadline/{i}", "w").write(d)
+open(f"{s}/enqueue/tpe", "w").write(
+    '[sweep]\nmethod = "tpe"\n[sweep.space]\n"train.lr" = { distribution = "log_uniform", low = 1e-3, high = 1.0 }\n'
+    '"model.dropout" = [0.0, 0.3]\n[[sweep.enqueue]]\n"train.lr" = 0.01\n[[sweep.enqueue]]\n"model.dropout" = 0.3\n')
+open(f"{s}/enqueue/grid", "w").write(
+    '[sweep]\nmethod = "grid"\n[sweep.space]\n"train.lr" = [0.1, 0.2]\n[[sweep.enqueue]]\n"train.lr" = 0.2\n')
+open(f"{s}/folders/two", "w").write("d a\nd b\nf a/1.png\nf b/1.png\nf b/2.png\nd .git\n")
+open(f"{s}/folders/links", "w").write("d a\nd b\nf a/1.png\nl b/x.png 1.png\nl c a\nl a/loop.png loop\ne b/e.png\n")
 rng = np.random.default_rng(1)
 img = rng.integers(0, 256, (3, 28, 28), dtype=np.uint8)
 idx = b"\0\0\x08\x03" + struct.pack(">III", 3, 28, 28) + img.tobytes()

@@ -67,7 +67,9 @@ int sweep_command(const SweepOptions& opt, const Comm& world) {
   // ---- config, space, output directory: checked before anything is read
   const Config base = load_config(opt.config, opt.sets);
   SweepConfig sweep = parse_sweep(base.text, opt.config);
-  validate_space(sweep, base.text, opt.config);
+  const std::vector<std::string> notes = validate_space(sweep, base.text, opt.config);
+  if (world.leader())
+    for (const std::string& n : notes) fmt::print("sweep: {}\n", n);
   if (opt.group_size > 0) sweep.group_size = opt.group_size;
   const int G = int(sweep.group_size);
   if (world.size() % G)

@@ -111,7 +111,8 @@ SweepConfig parse_sweep(const std::string& text, const std::string& origin) {
   return c;
 }
 
-void validate_space(const SweepConfig& s, const std::string& base_text, const std::string& origin) {
+std::vector<std::string> validate_space(const SweepConfig& s, const std::string& base_text,
+                                        const std::string& origin) {
   auto check = [&](const Overrides& o, const std::string& what) {
     try {
       parse_config_text(base_text, origin, {}, o);
@@ -140,19 +141,23 @@ void validate_space(const SweepConfig& s, const std::string& base_text, const st
     return v;
   };
   const std::vector<std::string> default_values = full({});
+  std::vector<std::string> notes;
   for (size_t i = 0; i < s.enqueue.size(); ++i) {
     const std::string what = fmt::format("sweep.enqueue[{}]", i);
     check(s.enqueue[i], what);
     for (const auto& [k, v] : s.enqueue[i])
       for (const Dimension& d : s.space)
         if (d.key == k && !tpe_coordinate(d, v))
-          fail("{}: {}: \"{}\" = {} is outside sweep.space", origin, what, k, v.text().substr(0, 80));
+          notes.push_back(fmt::format("{}: \"{}\" = {} is outside sweep.space: it runs as given (recorded; a model-based "
+                                      "search counts it unknown in that key)",
+                                      what, k, v.text().substr(0, 80)));
     const std::vector<std::string> mine = full(s.enqueue[i]);
     if (mine == default_values)
       fail("{}: {} is the default trial (the config's own values): trial 0 runs it already", origin, what);
     for (size_t j = 0; j < i; ++j)
       if (full(s.enqueue[j]) == mine) fail("{}: {} repeats sweep.enqueue[{}]", origin, what, j);
   }
+  return notes;
 }
 
 int64_t trial_count(const SweepConfig& s) {

@@ -76,8 +76,12 @@ SweepConfig parse_sweep(const std::string& text, const std::string& origin);
 // Every value a trial may take (each listed value, each range's ends) and
 // every enqueued trial, applied to the base config: a key that does not
 // exist, a wrong type or an out-of-range value is a UserError here, at the
-// start, naming the key and value (not N failed trials).
-void validate_space(const SweepConfig& s, const std::string& base_text, const std::string& origin);
+// start, naming the key and value (not N failed trials). An enqueued trial
+// repeating another or the default trial is one too; one with a value
+// outside sweep.space runs as given (a grid's off-grid point, say), and the
+// returned notes say so, one line each, for the sweep to print.
+std::vector<std::string> validate_space(const SweepConfig& s, const std::string& base_text,
+                                        const std::string& origin);
 
 // Number of trials including the default trial 0.
 int64_t trial_count(const SweepConfig& s);

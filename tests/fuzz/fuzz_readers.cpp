@@ -11,17 +11,20 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 #include "backend/backend.h"
 #include "config/config.h"
 #include "data/cifar10.h"
+#include "data/images.h"
 #include "data/source.h"
 #include "error.h"
 #include "io/run_file.h"
 #include "nn/model.h"
 #include "sweep/space.h"
 #include "sweep/study.h"
+#include "train/stop.h"
 
 namespace fs = std::filesystem;
 using namespace rs;
@@ -51,6 +54,38 @@ const std::string& write(const char* name, const uint8_t* data, size_t size) {
 void read_all(const SourceOptions& o) {
   std::unique_ptr<Source> s = open_source(o);
   for (int64_t first = 0; first < s->size(); first += 4096) s->read(first, std::min<int64_t>(4096, s->size() - first));
+}
+
+// A 1x1 grey PNG: the content of every image file the folder walk creates.
+constexpr unsigned char kPng[] = {
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00,
+    0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00, 0x00, 0x00, 0x00, 0x3a, 0x7e, 0x9b, 0x55, 0x00,
+    0x00, 0x00, 0x0a, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x68, 0x00, 0x00, 0x00, 0x82, 0x00, 0x81,
+    0x77, 0xcd, 0x72, 0xb6, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82};
+
+// Builds a tree under `root` from lines "d PATH" (directory), "f PATH" (a PNG
+// image), "e PATH" (an empty file) and "l PATH TARGET" (a symbolic link);
+// paths and targets are relative, without "..", so nothing points outside.
+void build_tree(const std::string& root, const std::string& text) {
+  std::error_code ec;
+  fs::remove_all(root, ec);
+  fs::create_directories(root, ec);
+  std::istringstream in(text);
+  std::string line;
+  for (int n = 0; n < 64 && std::getline(in, line); ++n) {
+    std::istringstream f(line);
+    std::string op, path, to;
+    f >> op >> path >> to;
+    auto safe = [](const std::string& x) {
+      return !x.empty() && x.size() < 64 && x[0] != '/' && x.find("..") == std::string::npos;
+    };
+    if (!safe(path)) continue;
+    const fs::path p = fs::path(root) / path;
+    if (op == "d") fs::create_directories(p, ec);
+    if (op == "f") std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(kPng), sizeof kPng);
+    if (op == "e") std::ofstream(p, std::ios::binary).flush();
+    if (op == "l" && safe(to)) fs::create_symlink(to, p, ec);
+  }
 }
 
 void target(const uint8_t* data, size_t size) {
@@ -83,6 +118,25 @@ void target(const uint8_t* data, size_t size) {
   } else if (target == "image") {  // PNG, JPEG, ... through stb, resized to the model's input
     write("images/x.png", data, size);
     read_all({scratch("images"), "images", "", 10, 3, 16, 16});
+  } else if (target == "deadline") {  // --deadline, SLURM_JOB_END_TIME and --deadline-margin values
+    const std::string text(reinterpret_cast<const char*>(data), size);
+    Deadline d;
+    if (parse_deadline(text, 1.8e9, &d.at)) {
+      if (!(d.at > 0 && d.at <= 253402300799.0)) std::abort();  // the parser's promise
+      (void)d.describe();
+    }
+    (void)check_deadline_margin(text);
+  } else if (target == "enqueue") {  // a [sweep] table (space, enqueued trials) over a fixed valid config
+    const std::string base = "[model]\nhidden = [8]\n[train]\nlr = 0.1\nepochs = 2\n";
+    const std::string text = base + std::string(reinterpret_cast<const char*>(data), size);
+    const SweepConfig s = parse_sweep(text, "fuzz.toml");
+    validate_space(s, base, "fuzz.toml");
+  } else if (target == "folders") {  // class folders: walking, links, hidden and empty entries
+    const std::string root = scratch("classes");
+    build_tree(root, std::string(reinterpret_cast<const char*>(data), size));
+    std::vector<std::string> names;
+    read_image_folders(root, 1, 4, 4, 2, names);
+    read_image_folders(root, 1, 4, 4, 2, names);  // again as the test set, with the training classes
   } else {
     std::fprintf(stderr, "unknown fuzz target %s\n", target.c_str());
     std::abort();
