@@ -3,11 +3,11 @@
 // (pandas.read_csv, pandas.read_json(orient="records"), spreadsheets).
 // Rank 0 reads and writes; the kind of file comes from its format attribute.
 #include <algorithm>
-#include <cmath>
-#include <filesystem>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <optional>
 #include <sstream>
 

@@ -132,7 +132,9 @@ extern "C" void preinit_stop_signals(int, char**, char**) { rs::install_stop_sig
 std::string error_line(const std::string& what) {
   std::string s = rs::one_line(what, std::string::npos);
   constexpr size_t kMax = 1000, kHead = 700, kTail = 250;
-  if (s.size() > kMax) s = fmt::format("{} [... {} bytes ...] {}", s.substr(0, kHead), s.size() - kHead - kTail, s.substr(s.size() - kTail));
+  if (s.size() > kMax)
+    s = fmt::format("{} [... {} bytes ...] {}", s.substr(0, kHead), s.size() - kHead - kTail,
+                    s.substr(s.size() - kTail));
   return s;
 }
 

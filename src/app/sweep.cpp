@@ -106,9 +106,10 @@ int sweep_command(const SweepOptions& opt, const Comm& world) {
           d = differences(toml::parse(previous.config_text), toml::parse(base.text));
         } catch (const toml::parse_error&) {  // a damaged study's config: just "different"
         }
-        fail("{}: holds a sweep of a different config ({}); resume with the same config and --set, or choose another "
-             "--out",
-             study_path, d.empty() ? std::string("formatted differently") : d[0].text("the study", opt.config));
+        fail(
+            "{}: holds a sweep of a different config ({}); resume with the same config and --set, or choose another "
+            "--out",
+            study_path, d.empty() ? std::string("formatted differently") : d[0].text("the study", opt.config));
       }
     }
     if (!sweep.warm_start.empty()) {

@@ -44,10 +44,18 @@ void print_epoch(const History& h, int64_t epochs, double elapsed, int64_t ran, 
 // A resumed run is the same run: --set (or a CONFIG given with --resume) may
 // change how it runs, and how long, but not what it computes (the split, the
 // seed, the model, the optimizer).
-const std::vector<std::string> kMayChangeOnResume = {
-    "train.epochs",      "train.device",      "train.deterministic", "train.cudnn_workspace_mb",
-    "train.allreduce_overlap", "train.shard_optimizer", "data.train_images", "data.train_labels",
-    "data.test_images",  "data.test_labels",  "data.path",           "data.test_path"};
+const std::vector<std::string> kMayChangeOnResume = {"train.epochs",
+                                                     "train.device",
+                                                     "train.deterministic",
+                                                     "train.cudnn_workspace_mb",
+                                                     "train.allreduce_overlap",
+                                                     "train.shard_optimizer",
+                                                     "data.train_images",
+                                                     "data.train_labels",
+                                                     "data.test_images",
+                                                     "data.test_labels",
+                                                     "data.path",
+                                                     "data.test_path"};
 
 bool may_change_on_resume(const std::string& key) {
   return std::find(kMayChangeOnResume.begin(), kMayChangeOnResume.end(), key) != kMayChangeOnResume.end();
@@ -71,8 +79,8 @@ Overrides resume_changes(const std::string& config, const std::vector<std::strin
   Overrides changes;
   for (const KeyDifference& d : differences(mine.values, run.values)) {
     if (!may_change_on_resume(d.key) || d.a.empty())
-      fail("{}: not the config of the run in {} ({}); resume without CONFIG, or choose another --out", config,
-           run_path, d.text(config, "the run"));
+      fail("{}: not the config of the run in {} ({}); resume without CONFIG, or choose another --out", config, run_path,
+           d.text(config, "the run"));
     changes.emplace_back(d.key, *config_value_at(mine.text, d.key));
   }
   return changes;

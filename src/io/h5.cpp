@@ -1,7 +1,6 @@
 #include "io/h5.h"
 
 #include <mpi.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,10 +8,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <filesystem>
 #include <lzma.h>
+#include <signal.h>
 #include <stdexcept>
+#include <sys/stat.h>
 
 #include "error.h"
 

@@ -111,8 +111,7 @@ SweepConfig parse_sweep(const std::string& text, const std::string& origin) {
   return c;
 }
 
-std::vector<std::string> validate_space(const SweepConfig& s, const std::string& base_text,
-                                        const std::string& origin) {
+std::vector<std::string> validate_space(const SweepConfig& s, const std::string& base_text, const std::string& origin) {
   auto check = [&](const Overrides& o, const std::string& what) {
     try {
       parse_config_text(base_text, origin, {}, o);
@@ -148,9 +147,10 @@ std::vector<std::string> validate_space(const SweepConfig& s, const std::string&
     for (const auto& [k, v] : s.enqueue[i])
       for (const Dimension& d : s.space)
         if (d.key == k && !tpe_coordinate(d, v))
-          notes.push_back(fmt::format("{}: \"{}\" = {} is outside sweep.space: it runs as given (recorded; a model-based "
-                                      "search counts it unknown in that key)",
-                                      what, k, v.text().substr(0, 80)));
+          notes.push_back(
+              fmt::format("{}: \"{}\" = {} is outside sweep.space: it runs as given (recorded; a model-based "
+                          "search counts it unknown in that key)",
+                          what, k, v.text().substr(0, 80)));
     const std::vector<std::string> mine = full(s.enqueue[i]);
     if (mine == default_values)
       fail("{}: {} is the default trial (the config's own values): trial 0 runs it already", origin, what);

@@ -80,8 +80,7 @@ SweepConfig parse_sweep(const std::string& text, const std::string& origin);
 // repeating another or the default trial is one too; one with a value
 // outside sweep.space runs as given (a grid's off-grid point, say), and the
 // returned notes say so, one line each, for the sweep to print.
-std::vector<std::string> validate_space(const SweepConfig& s, const std::string& base_text,
-                                        const std::string& origin);
+std::vector<std::string> validate_space(const SweepConfig& s, const std::string& base_text, const std::string& origin);
 
 // Number of trials including the default trial 0.
 int64_t trial_count(const SweepConfig& s);

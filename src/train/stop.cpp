@@ -4,8 +4,8 @@
 
 #include <atomic>
 #include <cctype>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -124,9 +124,10 @@ Deadline find_deadline(const std::string& option, double margin, const Comm& wor
     const double now = now_seconds();
     if (!option.empty()) {
       if (!parse_deadline(option, now, &d.at))
-        fail("--deadline {}: expected seconds since the epoch, +SECONDS, or a local YYYY-MM-DDTHH:MM:SS (a real date, "
-             "up to year 9999)",
-             option.substr(0, 80));
+        fail(
+            "--deadline {}: expected seconds since the epoch, +SECONDS, or a local YYYY-MM-DDTHH:MM:SS (a real date, "
+            "up to year 9999)",
+            option.substr(0, 80));
       d.source = "--deadline";
     } else if (const char* e = std::getenv("SLURM_JOB_END_TIME"); e && *e) {
       if (!parse_deadline(e, now, &d.at))
