@@ -284,7 +284,7 @@ for m in nan -1 inf; do
   expect 2 "--deadline-margin: expected seconds, a number >= 0" "$bin" train "$tmp/empty.toml" --deadline-margin "$m"
 done
 out=$("$bin" train "$tmp/empty.toml" --deadline-margin -1 2>&1)
-[[ $out != *1.797* ]] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAILED: margin message prints DBL_MAX"; }
+[[ $out != *17976931348623157* && ${#out} -lt 200 ]] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAILED: margin message prints DBL_MAX"; }
 for e in 99999999999999999999999 1e400; do
   SLURM_JOB_END_TIME=$e expect 2 "SLURM_JOB_END_TIME=$e: expected seconds since the epoch" "$bin" train \
     "$tmp/empty.toml" $small --out "$tmp/dl"

@@ -71,6 +71,12 @@ for t in a['curves']:
 "
 }
 
+# ---- 0. a job script run outside Slurm says it needs sbatch (status 2), before doing anything
+out=$(env -u SLURM_JOB_ID bash "$src/jobs/slurm/train.sbatch" "$tmp/none.toml" "$tmp/none" 2>&1)
+rc=$?
+check "train.sbatch outside Slurm: status 2 (got $rc), one line naming sbatch, nothing created" \
+  test "$rc" -eq 2 -a "$(echo "$out" | grep -c 'submit it with sbatch')" -eq 1 -a ! -e "$tmp/none"
+
 # ---- 1. srun without --mpi=pmix: one clear line, status 2 (not N copies, not a page of PMI errors)
 out=$(srun -N 1 -n 2 "$bin" info 2>&1)
 rc=$?
