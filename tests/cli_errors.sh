@@ -89,6 +89,12 @@ if "$bin" sweep "$tmp/old.toml" $small --out "$tmp/old" >/dev/null 2>&1; then
     mpirun --oversubscribe -np 2 "$bin" sweep "$tmp/warm.toml" $small --out "$tmp/warm"
   [[ ! -e $tmp/warm/study.h5 ]] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAILED: warm/study.h5 written"; }
   expect 2 "nope.h5" "$bin" sweep "$tmp/warm.toml" $small --set "sweep.warm_start=\"$tmp/nope.h5\"" --out "$tmp/warm"
+  # old trials outside the new space: the sweep runs and says how many the model counts unknown there
+  printf '[sweep]\nmethod = "tpe"\ntrials = 1\nwarm_start = "%s"\n[sweep.space]\n"train.lr" = [0.1, 0.2]\n' \
+    "$tmp/old/study.h5" > "$tmp/warm2.toml"
+  out=$("$bin" sweep "$tmp/warm2.toml" $small --out "$tmp/warm2" 2>&1)
+  [[ $out == *"warm start: 2 of the 2 trials of $tmp/old/study.h5 lie outside this sweep.space"* ]] &&
+    pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAILED: no note on warm-start trials outside the space"; }
 else
   fail=$((fail + 1)); echo "FAILED: small sweep"
 fi
