@@ -180,6 +180,18 @@ TEST_CASE("HDF5 datasets: uint8 and float32, NCHW and NHW, and malformed ones", 
     h5_write(f, "/labels", l.data(), {2});
   }
   REQUIRE_THROWS_WITH(read_hdf5(d / "g.h5", 10), Contains("uint8 or float32"));
+  {  // labels of a 16-byte integer type (a damaged file's may claim gigabytes: HDF5 would allocate them to convert)
+    H5 f = h5_create(d / "i.h5");
+    std::vector<uint8_t> v(2 * 7 * 7), l(2 * 16, 0);
+    h5_write(f, "/images", v.data(), {2, 7, 7});
+    H5 t(H5Tcopy(H5T_STD_I64LE), H5Tclose);
+    H5Tset_size(t, 16);
+    const hsize_t n = 2;
+    H5 sp(H5Screate_simple(1, &n, nullptr), H5Sclose);
+    H5 ds(H5Dcreate2(f, "/labels", t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
+    REQUIRE(H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, l.data()) >= 0);
+  }
+  REQUIRE_THROWS_WITH(read_hdf5(d / "i.h5", 10), Contains("/labels must be integers of 1 to 8 bytes"));
   write_bytes(d / "h.h5", seq(100));
   REQUIRE_THROWS_WITH(read_hdf5(d / "h.h5", 10), Contains(d / "h.h5") && Contains("not an HDF5 file"));
 }

@@ -38,7 +38,9 @@ class Hdf5Source final : public Source {
       const auto ld = h5_dims(m_file, "/labels", o.path);
       if (ld.size() != 1) fail("{}: /labels needs 1 dimension, got {}", o.path, ld.size());
       if (int64_t(ld[0]) != m_n) fail("{}: {} labels for {} images", o.path, ld[0], m_n);
-      if (h5_type_class(m_file, "/labels", nullptr) != H5T_INTEGER) fail("{}: /labels must be integers", o.path);
+      size_t lsize = 0;  // a damaged type may claim gigabytes per element, which HDF5 would allocate to convert
+      if (h5_type_class(m_file, "/labels", &lsize) != H5T_INTEGER || lsize < 1 || lsize > 8)
+        fail("{}: /labels must be integers of 1 to 8 bytes", o.path);
       m_labels_path = o.path + ":/labels";
     }
   }
