@@ -116,6 +116,13 @@ template <class T> void bn_backward_cpu(T* dx, T* dgamma, T* dbeta, const T* dy,
 void sgd_update_cpu(float* p, float* v, const float* g, size_t n, const SgdParams& o);
 void adam_update_cpu(float* p, float* m, float* v, const float* g, size_t n, const AdamParams& o);
 
+// Floating-point environment (fpenv_cpu.cpp): denormals flushed to zero (x86
+// FTZ + DAZ) on the calling thread; on it and every OpenMP thread (true when
+// all have it); whether the calling thread has it.
+void flush_denormals() noexcept;
+bool flush_denormals_everywhere();
+bool denormals_flushed() noexcept;
+
 // ---- batch assembly: out (B, C, HW) = normalize(data[idx[b]]) with per-channel
 // mean and inv_std; data is (N, C, HW) uint8 (scale 1/255) or float (scale 1)
 void gather_normalize_cpu(float* out, const uint8_t* data, const int64_t* idx, int B, int C, size_t HW,

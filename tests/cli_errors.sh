@@ -35,6 +35,10 @@ small="--set data.validation=59000 --set train.epochs=1 --set model.hidden=[8]"
 expect 0 "" "$bin" --help
 expect 0 "" "$bin" train --help
 expect 0 "" "$bin" info
+# The main thread flushes denormals from its first instructions; the threads it starts inherit it.
+if "$bin" info | grep -q "denormals flushed to zero (FTZ, DAZ)"; then pass=$((pass + 1)); else
+  fail=$((fail + 1)) && echo "FAILED: ranksweep info does not say denormals are flushed to zero"
+fi
 expect 0 "" "$bin"  # no command: the help
 [[ $("$bin" 2>/dev/null) == *"Subcommands:"*"export"* ]] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAILED: no help without arguments"; }
 expect 2 "command line" "$bin" train --bogus-flag

@@ -1,6 +1,10 @@
 // Optimizer updates and learning-rate schedules against values worked out by hand.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <limits>
+#include <thread>
+
 #include "backend/backend.h"
 #include "nn/optimizer.h"
 
@@ -77,4 +81,42 @@ TEST_CASE("learning-rate schedules, by hand", "[optim]") {
   CHECK(learning_rate(c, 0, 10) == Approx(0.01));
   CHECK(learning_rate(c, 4, 10) == Approx(0.05));
   CHECK(learning_rate(c, 10, 10) == Approx(0.1));
+}
+
+TEST_CASE("denormals are flushed to zero on every CPU thread", "[optim]") {
+  auto be = make_cpu_backend();  // sets FTZ/DAZ on the calling thread and every OpenMP thread
+  auto flushes = [] {
+    volatile float tiny = 1e-30f, denormal = 1e-40f;  // 1e-40 is below FLT_MIN (1.2e-38)
+    const float result = tiny * 1e-10f, operand = denormal * 1e30f;
+    return denormals_flushed() && result == 0.f && operand == 0.f;  // FTZ, then DAZ (else 1e-40, 1e-10)
+  };
+  int threads = 0, ok = 0;
+#pragma omp parallel reduction(+ : threads, ok)
+  {
+    threads += 1;
+    ok += flushes() ? 1 : 0;
+  }
+  CHECK(ok == threads);
+  bool later = false;  // a thread started afterwards (MPI's, the sweep coordinator's) inherits it
+  std::thread([&] { later = flushes(); }).join();
+  CHECK(later);
+
+  // Adam's first moment of a parameter whose gradient became zero decays by
+  // beta1 per step: to exactly 0, never through the denormal range.
+  TrainConfig c;
+  c.optimizer = OptimizerKind::adam, c.beta1 = 0.9, c.beta2 = 0.999, c.eps = 1e-8, c.weight_decay = 0;
+  Optimizer opt(*be, c, 1);
+  Buffer<float> p(*be, 1), g(*be, 1);
+  p.data()[0] = 1.f, g.data()[0] = 1.f;
+  opt.step(p.data(), g.data(), 1e-3f);
+  g.data()[0] = 0.f;
+  int steps = 0, denormal_steps = 0;
+  for (; steps < 2000 && opt.state(0)[0] != 0.f; ++steps) {
+    opt.step(p.data(), g.data(), 1e-3f);
+    const float m = opt.state(0)[0];
+    denormal_steps += (m != 0.f && std::fabs(m) < std::numeric_limits<float>::min()) ? 1 : 0;
+  }
+  CHECK(opt.state(0)[0] == 0.f);
+  CHECK(denormal_steps == 0);
+  CHECK(steps < 900);  // 0.1 * 0.9^k reaches FLT_MIN (1.2e-38) at k ~ 820
 }

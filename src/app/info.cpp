@@ -6,6 +6,7 @@
 #include "backend/device.h"
 #include "build_info.h"
 #include "io/provenance.h"
+#include "kernels/kernels_cpu.h"
 
 namespace rs {
 
@@ -15,7 +16,8 @@ int info_command(const Comm& comm) {
   if (!comm.leader()) return 0;
   fmt::print("ranksweep {} ({}, {} build)\n", RS_VERSION, RS_GIT_SHA, RS_BUILD_TYPE);
   fmt::print("backends: cpu{}\n", RS_HAVE_CUDA ? ", cuda" : " (CUDA backend not built)");
-  fmt::print("cpu: {} threads per rank ({})\n", threads, why);
+  fmt::print("cpu: {} threads per rank ({}); denormals {}\n", threads, why,
+             denormals_flushed() ? "flushed to zero (FTZ, DAZ)" : "kept (this CPU has no FTZ/DAZ)");
   if (RS_HAVE_CUDA) fmt::print("{}", cuda_info());
   fmt::print("world: {} rank(s)\n", comm.size());
   fmt::print("libraries: {}\n", library_versions());

@@ -15,6 +15,7 @@
 #include "app/launch.h"
 #include "error.h"
 #include "io/progress.h"
+#include "kernels/kernels_cpu.h"
 #include "train/stop.h"
 
 namespace {
@@ -124,8 +125,13 @@ int run(int argc, char** argv, const rs::Comm& comm) {
 // libraries and before their initialisers (the CUDA libraries' take tens of
 // ms), so a USR1 or TERM sent right after the job starts is a stop request
 // too (exit 75 at the first step), not a kill.
-extern "C" void preinit_stop_signals(int, char**, char**) { rs::install_stop_signals(); }
-[[gnu::section(".preinit_array"), gnu::used]] void (*const preinit_entry)(int, char**, char**) = preinit_stop_signals;
+// The same place sets the main thread's floating-point environment (denormals
+// flushed to zero), which every thread started afterwards inherits.
+extern "C" void preinit(int, char**, char**) {
+  rs::install_stop_signals();
+  rs::flush_denormals();
+}
+[[gnu::section(".preinit_array"), gnu::used]] void (*const preinit_entry)(int, char**, char**) = preinit;
 
 // An error message as one line of bounded length: a value quoted from a
 // config or a file may hold newlines or megabytes.

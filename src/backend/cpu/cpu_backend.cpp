@@ -13,6 +13,7 @@ namespace {
 
 class CpuBackend final : public Backend {
  public:
+  CpuBackend() { flush_denormals_everywhere(); }
   BackendKind kind() const override { return BackendKind::cpu; }
   std::string name() const override { return "cpu"; }
 
