@@ -4,7 +4,13 @@ optimizer and thread count as a ranksweep config; prints training and
 inference images/s as `torch train_ips=... eval_ips=...`.
 
 usage: bench_torch.py {mlp,cnn} [--train N] --threads T [--batch 64] [--eval-batch 256] [--ddp P]
+                      [--optimizer sgd|adam --lr LR --epochs E]
        bench_torch.py {mlp,cnn} --infer OUT.h5 --threads T [--eval-batch 256]
+With --epochs E > 1: one line per epoch, `torch epoch=K train_ips=... optimizer_s=...`
+(optimizer_s: the time in opt.step() that epoch), before the summary line
+(whose train_ips is the first epoch's).
+Optimizers: SGD with momentum 0.9 (default, lr 0.01) or Adam (lr 1e-4,
+betas 0.9/0.999, eps 1e-8: the TensorFlow tutorial's, ranksweep's defaults).
 With --ddp P: P processes (torch.multiprocessing, gloo backend on localhost),
 DistributedDataParallel, each taking its share of every global batch of
 --batch samples; prints `torch ddp train_ips=...` (global images/s, the
@@ -48,6 +54,9 @@ def main():
     ap.add_argument("--eval-batch", type=int, default=256)
     ap.add_argument("--infer", metavar="OUT.h5")
     ap.add_argument("--ddp", type=int, default=0)
+    ap.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
+    ap.add_argument("--lr", type=float)
+    ap.add_argument("--epochs", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if a.infer:
@@ -66,17 +75,28 @@ def main():
     norm = lambda u: (u.float() / 255 - mean) / std  # the same per-batch conversion ranksweep does
 
     m = model(a.kind)
-    opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+    if a.optimizer == "adam":
+        opt = torch.optim.Adam(m.parameters(), lr=a.lr or 1e-4, betas=(0.9, 0.999), eps=1e-8)
+    else:
+        opt = torch.optim.SGD(m.parameters(), lr=a.lr or 0.01, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
-    perm = torch.randperm(a.train)
     m.train()
-    t0 = time.perf_counter()
-    for s in range(0, a.train, a.batch):
-        i = perm[s:s + a.batch]
-        opt.zero_grad(set_to_none=True)
-        loss_fn(m(norm(x[i])), y[i]).backward()
-        opt.step()
-    train_ips = a.train / (time.perf_counter() - t0)
+    for epoch in range(a.epochs):
+        perm = torch.randperm(a.train)
+        t_opt = 0.0
+        t0 = time.perf_counter()
+        for s in range(0, a.train, a.batch):
+            i = perm[s:s + a.batch]
+            opt.zero_grad(set_to_none=True)
+            loss_fn(m(norm(x[i])), y[i]).backward()
+            t1 = time.perf_counter()
+            opt.step()
+            t_opt += time.perf_counter() - t1
+        ips = a.train / (time.perf_counter() - t0)
+        if epoch == 0:
+            train_ips = ips
+        if a.epochs > 1:
+            print(f"torch epoch={epoch + 1} train_ips={ips:.1f} optimizer_s={t_opt:.2f}", flush=True)
 
     m.eval()
     ev = torch.cat([x[a.train:], xt])
