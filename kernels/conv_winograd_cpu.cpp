@@ -240,9 +240,9 @@ template <class T, int M, int R> void forward(T* out, const T* in, const T* w, c
   {
     thread_local std::vector<T> Q, Vb, Mb, Y;
     Q.resize(L.S * L.qsz);
-    Vb.assign(NN * L.plane(Cp), T(0));  // (xi, tile, c); rows past a block's tiles: finite, unused
-    Mb.resize(NN * L.plane(OCp));       // (xi, tile, oc)
-    Y.resize(L.S * L.ysz);              // per slot (M TY, M TX, OCp): whole tiles, channels-last
+    Vb.resize(NN * L.plane(Cp));   // (xi, tile, c); rows past a block's tiles: stale, their products unused
+    Mb.resize(NN * L.plane(OCp));  // (xi, tile, oc)
+    Y.resize(L.S * L.ysz);         // per slot (M TY, M TX, OCp): whole tiles, channels-last
     for_my_chunks(s.B, L.S, [&](int n0, int n1) {
       for (int n = n0; n < n1; ++n) L.pad(Q.data() + (n - n0) * L.qsz, in + n * in_sz, s);
       const int total = (n1 - n0) * L.tiles;
@@ -282,24 +282,24 @@ template <class T, int M, int R> void forward(T* out, const T* in, const T* w, c
 // input window (B^T d B, as forward) and of the M x M tile of dout (gw g gw^T);
 // their products summed over every tile of the thread's samples, per (xi, c, oc):
 // M[xi] += Vb[xi]^T . Gb[xi], the same product kernel with rows = channels
-// (Vb's tile stride Cs: the channels padded to whole kRows rows, zeros). Then
+// (Vb's tile stride Cs = Cp, the channels padded to whole vectors). Then
 // per thread in thread order, and dw = AW^T M AW per filter.
 template <class T, int M, int R> void weight_grad(T* dw, T* db, const T* dout, const T* in, const ConvShape& s) {
   using V = Vec<T>;
   using W = Wino<M, R>;
   constexpr int N = W::N, NN = N * N, kv = kV<T>;
   const Tiling<T, M, R> L(s);
-  const int OCp = L.OCp, blk = L.blk, Cs = int(round_up(L.Cp, kRows)), DW = M * L.TX;
+  const int OCp = L.OCp, blk = L.blk, Cs = L.Cp, DW = M * L.TX;
   const size_t in_sz = size_t(s.C) * s.H * s.W, OHW = size_t(s.OH) * s.OW, nm = size_t(NN) * Cs * OCp;
   std::vector<T*> parts(size_t(omp_get_max_threads()), nullptr);
 #pragma omp parallel
   {
     thread_local std::vector<T> Q, D, Vb, Gb, Ms;
     Q.resize(L.S * L.qsz);
-    D.resize(L.S * L.ysz);              // per slot dout (M TY, M TX, OCp), zero past OH, OW
-    Vb.assign(NN * L.plane(Cs), T(0));  // (xi, tile, Cs)
-    Gb.resize(NN * L.plane(OCp));       // (xi, tile, oc)
-    Ms.assign(nm + s.OC, T(0));         // (xi, Cs, OCp), then the bias sums
+    D.resize(L.S * L.ysz);         // per slot dout (M TY, M TX, OCp), zero past OH, OW
+    Vb.resize(NN * L.plane(Cs));   // (xi, tile, Cs)
+    Gb.resize(NN * L.plane(OCp));  // (xi, tile, oc)
+    Ms.assign(nm + s.OC, T(0));    // (xi, Cs, OCp), then the bias sums
     parts[size_t(omp_get_thread_num())] = Ms.data();
     for_my_chunks(s.B, L.S, [&](int n0, int n1) {
       for (int n = n0; n < n1; ++n) {
@@ -334,11 +334,9 @@ template <class T, int M, int R> void weight_grad(T* dw, T* db, const T* dout, c
             }
           }
         }
-        for (int xi = 0; xi < NN; ++xi)  // Ms[xi] (Cs, OCp) += Vb[xi]^T . Gb[xi]
-          for (int c = 0; c < Cs; c += kRows)
-            simd::product_row<T, kRows, simd::Store::add>(Ms.data() + (size_t(xi) * Cs + c) * OCp, OCp,
-                                                          Vb.data() + xi * L.plane(Cs) + c, 1, Cs,
-                                                          Gb.data() + xi * L.plane(OCp), OCp, nt, OCp);
+        for (int xi = 0; xi < NN; ++xi)  // Ms[xi] (Cs, OCp) += Vb[xi]^T . Gb[xi], rows in passes of kRows
+          simd::gemm(Ms.data() + size_t(xi) * Cs * OCp, OCp, Vb.data() + xi * L.plane(Cs), 1, Cs,
+                     Gb.data() + xi * L.plane(OCp), OCp, Cs, OCp, nt, simd::Store::add);
       }
     });
   }

@@ -185,12 +185,16 @@ inline void product(T* c, size_t ldc, const T* a, size_t ars, size_t acs, const 
     for (int j = 0; j < NV; ++j) put(c + t * ldc + j * kv, acc[t][j], kStore);
 }
 
-// product over the vectors of j < n (a multiple of kv): four at a time, then one.
+// product over the vectors of j < n (a multiple of kv): four at a time, then
+// two, then one (a pass of 6 x 1 vectors has too few independent sums to keep
+// the FMA units busy: Winograd's input gradient of a 64 -> 32 conv was 1.9x
+// slower than its forward). The same sums in the same order either way.
 template <class T, int ROWS, Store kStore>
 inline void product_row(T* c, size_t ldc, const T* a, size_t ars, size_t acs, const T* b, size_t ldb, int K, int n) {
   constexpr int kv = kV<T>;
   int j = 0;
   for (; j + 4 * kv <= n; j += 4 * kv) product<T, ROWS, 4, kStore>(c + j, ldc, a, ars, acs, b + j, ldb, K);
+  if (j + 2 * kv <= n) product<T, ROWS, 2, kStore>(c + j, ldc, a, ars, acs, b + j, ldb, K), j += 2 * kv;
   for (; j < n; j += kv) product<T, ROWS, 1, kStore>(c + j, ldc, a, ars, acs, b + j, ldb, K);
 }
 

@@ -10,7 +10,10 @@
 //     without (the x86 default), to show what the flush is for.
 // Each figure is the median of R steps after one warm-up step.
 //
-// usage: bench_kernels [--params N] [--reps R]
+// With `paths` last: the conv2 and dense1 layer paths (forward, and each
+// backward path; sparse ones by the density of the output gradient) instead.
+//
+// usage: bench_kernels [--params N] [--reps R] [paths]
 #include <fmt/format.h>
 #include <omp.h>
 
@@ -69,6 +72,59 @@ struct Arrays {
 
 }  // namespace
 
+// tf-mnist-cnn's conv2 and dense1 at batch 64: each backward path, the sparse
+// ones at several densities of dout (random positions), in us per image.
+int paths(int reps) {
+  const int B = 64;
+  ConvShape s{B, 32, 14, 14, 64, 5, 1, 2, 14, 14};
+  std::vector<float> in(size_t(B) * 32 * 196), w(64 * 32 * 25), b(64), out(size_t(B) * 64 * 196), din(in.size()),
+      dw(w.size()), db(64), dout(out.size());
+  for (size_t i = 0; i < in.size(); ++i) in[i] = float(i % 13) * 0.1f;
+  for (size_t i = 0; i < w.size(); ++i) w[i] = float(i % 7) * 0.01f - 0.03f;
+  auto fill = [](std::vector<float>& x, double density) {
+    uint64_t r = 12345;
+    for (float& v : x) {
+      r = r * 6364136223846793005ull + 1442695040888963407ull;
+      v = double(r >> 11) / 9007199254740992.0 < density ? 0.5f : 0.f;
+    }
+  };
+  auto us = [&](const std::function<void()>& f) { return median_ms(reps, f) * 1000 / B; };
+  fmt::print("conv2 (32->64, 5x5, 14x14), batch {}, us per image\n", B);
+  fmt::print("  forward: winograd {:.1f}, gemm {:.1f}\n",
+             us([&] { conv2d_forward_cpu(out.data(), in.data(), w.data(), b.data(), s, FwdPath::winograd); }),
+             us([&] { conv2d_forward_cpu(out.data(), in.data(), w.data(), b.data(), s, FwdPath::gemm); }));
+  fill(dout, 0.2);
+  auto back = [&](GradPath p) {
+    return us([&] { conv2d_backward_cpu(din.data(), dw.data(), db.data(), dout.data(), in.data(), w.data(), s, p); });
+  };
+  const double wgrad = us([&] { conv2d_winograd_weight_grad_cpu(dw.data(), db.data(), dout.data(), in.data(), s); });
+  fmt::print("  backward: winograd {:.1f} (weight gradient {:.1f}), gemm {:.1f}; sparse at density",
+             back(GradPath::winograd), wgrad, back(GradPath::gemm));
+  for (double d : {0.05, 0.08, 0.11, 0.15, 0.2, 0.25}) {
+    fill(dout, d);
+    fmt::print(" {:.0f}%: {:.1f}", d * 100, back(GradPath::sparse));
+  }
+  const int IN = 3136, OUT = 1024;
+  std::vector<float> x(size_t(B) * IN), wd(size_t(OUT) * IN), bd(OUT), y(size_t(B) * OUT), dx(x.size()), dwd(wd.size()),
+      dbd(OUT), dy(y.size());
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(i % 11) * 0.1f;
+  for (size_t i = 0; i < wd.size(); ++i) wd[i] = float(i % 5) * 0.01f;
+  auto dback = [&](GradPath p) {
+    return us(
+        [&] { dense_backward_cpu(dx.data(), dwd.data(), dbd.data(), dy.data(), x.data(), wd.data(), B, IN, OUT, p); });
+  };
+  fmt::print("\ndense1 (3136->1024), batch {}, us per image\n  forward {:.1f}\n", B,
+             us([&] { dense_forward_cpu(y.data(), x.data(), wd.data(), bd.data(), B, IN, OUT); }));
+  fill(dy, 0.5);
+  fmt::print("  backward: gemm {:.1f}; sparse at density", dback(GradPath::gemm));
+  for (double d : {0.1, 0.2, 0.3, 0.4, 0.5}) {
+    fill(dy, d);
+    fmt::print(" {:.0f}%: {:.1f}", d * 100, dback(GradPath::sparse));
+  }
+  fmt::print("\n");
+  return 0;
+}
+
 int main(int argc, char** argv) {
   size_t n = 3274634;  // tf-mnist-cnn: conv 832 + 51264, dense 3212288 + 10250
   int reps = 50;
@@ -76,6 +132,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--params")) n = std::stoul(argv[i + 1]);
     if (!std::strcmp(argv[i], "--reps")) reps = std::stoi(argv[i + 1]);
   }
+  if (argc > 1 && !std::strcmp(argv[argc - 1], "paths")) return paths(std::min(reps, 20));
   const int max_threads = omp_get_max_threads();
   fmt::print("{} parameters ({:.1f} MB per array), median of {} steps\n", n, double(n) * 4 / 1e6, reps);
   fmt::print("{:>7} {:>22} {:>9} {:>9} {:>7} {:>9} {:>7} {:>9} {:>7} {:>14} {:>14}\n", "threads", "bound adam/sgd GB/s",
