@@ -189,6 +189,10 @@ expect 2 "hdf5-lib-crash.h5: damaged HDF5 file" "$bin" train "$tmp/empty.toml" -
   --set "data.path=\"$src\"" --out "$tmp/crash1"
 expect 2 "hdf5-lib-crash.h5: damaged HDF5 file" mpirun --oversubscribe -np 2 "$bin" train "$tmp/empty.toml" \
   --set 'data.format="hdf5"' --set "data.path=\"$src\"" --out "$tmp/crash2"
+# A 4 KB file (found by fuzzing) whose contiguous /images claims 9.3 TB of samples stored in 33 TB:
+# refused before anything is allocated for it.
+expect 2 "hdf5-claims-terabytes.h5: /images declares 7890025 samples" "$bin" train "$tmp/empty.toml" \
+  --set 'data.format="hdf5"' --set "data.path=\"$(dirname "$0")/data/hdf5-claims-terabytes.h5\"" --out "$tmp/tb"
 src=$(dirname "$0")/data/hdf5-lib-crash-read.h5  # the crash is in H5Dread of the samples
 expect 2 "hdf5-lib-crash-read.h5: damaged HDF5 file" "$bin" train "$tmp/empty.toml" --set 'data.format="hdf5"' \
   --set "data.path=\"$src\"" --out "$tmp/crash3"

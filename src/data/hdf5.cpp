@@ -1,5 +1,6 @@
 #include "data/hdf5.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "error.h"
@@ -26,13 +27,16 @@ class Hdf5Source final : public Source {
     const H5T_class_t cls = h5_type_class(m_file, "/images", &tsize);
     m_u8 = cls == H5T_INTEGER && tsize == 1;
     if (!m_u8 && !(cls == H5T_FLOAT && tsize == 4)) fail("{}: /images must be uint8 or float32", o.path);
-    {  // unfiltered data must be stored whole: a small file declaring millions of samples is refused here
+    {  // unfiltered data must be stored whole, in the file: a small file declaring millions of samples is
+       // refused here (a damaged header may also claim more storage than the file has)
       H5 ds(H5Dopen2(m_file, "/images", H5P_DEFAULT), H5Dclose);
       H5 dcpl(H5Dget_create_plist(ds), H5Pclose);
-      const double declared = double(m_n) * double(m_c) * m_h * m_w * double(tsize);
-      if (dcpl.id() >= 0 && H5Pget_nfilters(dcpl) == 0 && double(H5Dget_storage_size(ds)) < declared)
+      std::error_code ec;
+      const double declared = double(m_n) * double(m_c) * m_h * m_w * double(tsize),
+                   stored = double(H5Dget_storage_size(ds)), file = double(fs::file_size(o.path, ec));
+      if (dcpl.id() >= 0 && H5Pget_nfilters(dcpl) == 0 && (stored < declared || (!ec && declared > file)))
         fail("{}: /images declares {} samples ({:.3g} MB) but the file stores {:.3g} MB of them", o.path, m_n,
-             declared / 1e6, double(H5Dget_storage_size(ds)) / 1e6);
+             declared / 1e6, std::min(stored, ec ? stored : file) / 1e6);
     }
     if (h5_exists(m_file, "/labels")) {
       const auto ld = h5_dims(m_file, "/labels", o.path);
