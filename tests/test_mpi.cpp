@@ -33,8 +33,9 @@ std::vector<float> train_params(const Config& cfg, const Comm& comm, int epochs,
   const Data data = load_and_bcast_data(comm, cfg.data, uint64_t(cfg.train.seed));
   Trainer tr(cfg, data, *be, comm);
   tr.init();
-  // every test here runs its ranks on one node: they share the parameters unless told not to
-  CHECK(tr.shares_params() == (cfg.train.shard_optimizer && comm.size() > 1));
+  // every test here runs its ranks on one node: they share the parameters unless told not to (one rank: the
+  // same layout in private memory)
+  CHECK(tr.shares_params() == cfg.train.shard_optimizer);
   // ... and split the weight gradients of their large dense layers
   CHECK(tr.splits_weight_grads() == (tr.shares_params() && DenseSplit::exchange_floats(tr.model(), 1) > 0));
   int polls = 0;

@@ -50,7 +50,7 @@ void* map_segment(const std::string& name, size_t bytes) {
 }  // namespace
 
 std::unique_ptr<SharedParams> SharedParams::make(const Comm& group, size_t n, int states, size_t exchange) {
-  if (group.size() == 1 || n == 0) return nullptr;
+  if (n == 0) return nullptr;
   int node_size = 0, one_node = 0;
   local_rank(group.raw(), &node_size);
   const int mine = node_size == group.size();
@@ -65,6 +65,15 @@ std::unique_ptr<SharedParams> SharedParams::make(const Comm& group, size_t n, in
   // parameters | state buffers | each rank's gradients | exchange
   const size_t buffers = size_t(1 + states + s->m_ranks);
   s->m_bytes = (buffers * s->m_stride + (exchange + 15) / 16 * 16) * sizeof(float);
+  if (s->m_ranks == 1) {  // one rank: the same layout in private memory, for the split's update in backward
+    s->m_map = mmap(nullptr, s->m_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (s->m_map == MAP_FAILED) {
+      s->m_map = nullptr;
+      return nullptr;
+    }
+    s->carve(states);
+    return s;
+  }
   std::string name, why;
   if (group.leader()) name = create_segment(s->m_bytes, &why);
   group.bcast_string(name);
@@ -82,13 +91,17 @@ std::unique_ptr<SharedParams> SharedParams::make(const Comm& group, size_t n, in
                    why.empty() ? "a rank could not map it" : why.c_str());
     return nullptr;  // the destructor unmaps
   }
-  float* base = static_cast<float*>(s->m_map);
-  s->m_params = base;
-  s->m_grads.reset(new float*[size_t(s->m_ranks)]);
-  for (int q = 0; q < s->m_ranks; ++q) s->m_grads[size_t(q)] = base + size_t(1 + states + q) * s->m_stride;
-  s->m_exchange = base + buffers * s->m_stride;
-  s->set_updated({});
+  s->carve(states);
   return s;
+}
+
+void SharedParams::carve(int states) {
+  float* base = static_cast<float*>(m_map);
+  m_params = base;
+  m_grads.reset(new float*[size_t(m_ranks)]);
+  for (int q = 0; q < m_ranks; ++q) m_grads[size_t(q)] = base + size_t(1 + states + q) * m_stride;
+  m_exchange = base + size_t(1 + states + m_ranks) * m_stride;
+  set_updated({});
 }
 
 SharedParams::~SharedParams() {
@@ -127,6 +140,10 @@ void SharedParams::reduce_shard(const std::function<void(const float* g, size_t 
     for (size_t c = 0; c < chunks.size(); ++c) {
       const auto [lo, hi] = chunks[c];
       const size_t count = hi - lo;
+      if (m_ranks == 1) {  // nothing to sum
+        update(G[0] + lo, lo, count);
+        continue;
+      }
       std::copy_n(G[0] + lo, count, sum);
       for (int q = 1; q < m_ranks; ++q) {
         const float* g = G[q] + lo;

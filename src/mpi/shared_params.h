@@ -24,11 +24,15 @@ namespace rs {
 class SharedParams {
  public:
   // Collective over `group` (which must outlive it). Null (nothing
-  // allocated) unless the group has more than one rank, all of them on one
-  // node, and the node's shared memory (/dev/shm) holds the window: then
-  // rank 0 says why on stderr. n parameters, `states` optimizer buffers of n;
-  // every value starts at zero. POSIX shared memory, mapped by each rank and
-  // unmapped on its own: nothing collective when a trainer goes away.
+  // allocated) unless all of the group's ranks are on one node and the
+  // node's shared memory (/dev/shm) holds the window: else rank 0 says why
+  // on stderr. n parameters, `states` optimizer buffers of n; every value
+  // starts at zero. POSIX shared memory, mapped by each rank and unmapped on
+  // its own: nothing collective when a trainer goes away. A group of one
+  // rank gets the same layout in private memory (no /dev/shm): its
+  // weight-gradient split then applies the optimizer to dense layers' rows
+  // in backward, while they are in cache, and the gradient of those rows
+  // never goes to memory.
   // `exchange` more floats, shared by the group as it likes (every rank
   // reads and writes them; the weight-gradient split's activations).
   static std::unique_ptr<SharedParams> make(const Comm& group, size_t n, int states, size_t exchange = 0);
@@ -56,6 +60,7 @@ class SharedParams {
 
  private:
   explicit SharedParams(const Comm& group) : m_comm(group) {}
+  void carve(int states);  // the buffers' places in the mapping
   const Comm& m_comm;
   void* m_map = nullptr;
   size_t m_bytes = 0;
