@@ -27,7 +27,13 @@ if [[ $PWD == /tmp || $PWD == /tmp/* ]]; then
   exit 2
 fi
 
-state=$(mktemp -d /var/tmp/ranksweep-cluster.XXXXXX)
+# RS_CLUSTER_DIR: the state directory to use (made here; a test reads nK.pid there to act on a node).
+if [[ -n ${RS_CLUSTER_DIR:-} ]]; then
+  state=$RS_CLUSTER_DIR
+  mkdir "$state"
+else
+  state=$(mktemp -d /var/tmp/ranksweep-cluster.XXXXXX)
+fi
 pids=()
 stop() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -69,10 +75,12 @@ chmod +x "$state/rsh"
 # Each node's daemon believes it owns the machine and would bind its first
 # rank to core 0: no binding (the OS spreads the ranks).
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+env=()
+for v in OMP_NUM_THREADS RS_TEST_GROUP; do [[ -n ${!v:-} ]] && env+=(-x "$v"); done
 set +e
 mpirun --mca plm_rsh_agent "$state/rsh" --mca plm_rsh_no_tree_spawn 1 --mca btl tcp,self,vader \
   --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo --host "$hosts" --bind-to none --oversubscribe \
-  -np "$np" -x OMP_NUM_THREADS -x RS_TEST_GROUP "$@"
+  -np "$np" "${env[@]}" "$@"
 rc=$?
 set -e
 exit $rc

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# A node lost mid-sweep on an emulated 2-node cluster (tests/cluster.sh): a
+# 13-trial grid sweep runs one single-rank group on each node; once two trials
+# are recorded, every process of node n2 (its namespace holder, its MPI
+# daemon, its rank) is killed with SIGKILL. The job must end within 20 s
+# (no hang), study.h5 must open, and the sweep resumed on the full cluster
+# must equal an uninterrupted one (grid, one thread per rank: deterministic).
+# Usage: cluster_kill.sh path/to/ranksweep
+set -u
+bin=$(readlink -f "$1")
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d /var/tmp/ranksweep-cluster-kill.XXXXXX)  # outside /tmp: every node sees it
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+cat >sweep.toml <<'TOML'
+[data]
+validation = 57000
+[model]
+hidden = [32]
+[train]
+epochs = 3
+lr = 0.02
+[sweep]
+method = "grid"
+[sweep.space]
+"train.lr" = [0.2, 0.05, 0.01, 0.003]
+"model.hidden" = [[16], [48], [96]]
+TOML
+export OMP_NUM_THREADS=1
+sweep() {  # sweep OUT [cluster dir]
+  RS_CLUSTER_DIR=${2:-} timeout 300 bash "$here/cluster.sh" --hosts n1:1,n2:1 "$bin" sweep sweep.toml --out "$1" \
+    >"$1.log" 2>&1
+}
+sweep ref
+rc=$?
+[[ $rc -eq 77 ]] && { echo "cluster_kill: no namespaces on this machine"; exit 77; }
+[[ $rc -eq 0 ]] || { echo "FAILED: the uninterrupted sweep (status $rc)"; cat ref.log; exit 1; }
+
+sweep killed "$work/cl" &
+job=$!
+recorded() {
+  /usr/bin/python3 -c "import h5py, sys; sys.exit(len(h5py.File('killed/study.h5', 'r')['trials/id']) < 2)" 2>/dev/null
+}
+for _ in $(seq 600); do recorded && break; sleep 0.1; done
+ns=$(readlink "/proc/$(cat "$work/cl/n2.pid")/ns/uts")
+victims=()
+for p in /proc/[0-9]*; do [[ $(readlink "$p/ns/uts" 2>/dev/null) == "$ns" ]] && victims+=("${p#/proc/}"); done
+names=$(for v in "${victims[@]}"; do cat "/proc/$v/comm" 2>/dev/null; done | sort -u | tr '\n' ' ')
+t0=$(date +%s.%N)
+kill -9 "${victims[@]}" 2>/dev/null
+ended=0
+for _ in $(seq 200); do kill -0 $job 2>/dev/null || { ended=1; break; }; sleep 0.1; done
+wait $job
+rc=$?
+took=$(/usr/bin/python3 -c "print(round($(date +%s.%N) - $t0, 1))")
+fail=0
+if [[ $ended -eq 1 && $rc -ne 0 ]]; then
+  echo "killed ${#victims[@]} processes of n2 (${names% }): the job ended in ${took}s, status $rc"
+else
+  fail=1
+  echo "FAILED: after n2 was killed the job ${ended/0/did not end within 20 s}${ended/1/ended with status $rc}"
+  pkill -9 -f "$bin sweep sweep.toml --out killed"
+fi
+sweep killed || { fail=1; echo "FAILED: resume on the full cluster"; cat killed.log; }
+/usr/bin/python3 - ref/study.h5 killed/study.h5 <<'PY' || fail=1
+import sys, h5py
+a, b = (h5py.File(p, "r")["trials"] for p in sys.argv[1:3])
+def rows(t):
+    ids = list(t["id"][()])
+    assert len(ids) == len(set(ids)), f"a trial appears twice: {sorted(ids)}"
+    return {i: (t["status"][k], t["best_val_accuracy"][k], t["test_accuracy"][k], t["epochs"][k]) for k, i in enumerate(ids)}
+ra, rb = rows(a), rows(b)
+assert ra.keys() == rb.keys(), f"FAILED: trials differ: {sorted(ra)} vs {sorted(rb)}"
+bad = [i for i in ra if ra[i] != rb[i]]
+assert not bad, f"FAILED: results differ for trials {bad}"
+print(f"resumed on both nodes: the same {len(ra)} trials and results as the uninterrupted sweep")
+PY
+exit $fail
