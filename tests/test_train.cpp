@@ -189,3 +189,24 @@ TEST_CASE("outputs: default directories started in the same second never collide
   CHECK(dirs.size() == 5);
   for (const std::string& s : dirs) CHECK(fs::is_directory(d.path / s));
 }
+
+TEST_CASE("a last batch of one sample is left out where batch norm normalises over the batch", "[train]") {
+  TempDir d("bn_last");
+  const Comm self(MPI_COMM_SELF);
+  auto steps = [&](const std::string& body, int64_t validation) {
+    const std::string path = d / "cfg.toml";
+    std::ofstream(path) << toy_idx(d, 600, 200, 8, 8, 3) << "validation = " << validation << "\n" << body;
+    const Config cfg = load_config(path, {"train.batch_size=6", "train.epochs=1"});
+    auto be = make_cpu_backend();
+    const Data data = load_and_bcast_data(self, cfg.data, uint64_t(cfg.train.seed));
+    Trainer tr(cfg, data, *be, self);
+    tr.init();
+    tr.run_epoch();
+    const double loss = tr.history().cols.at("train_loss").back();
+    CHECK(std::isfinite(loss));
+    return tr.steps_per_epoch();
+  };
+  CHECK(steps(kCnnBn, 101) == 83);  // 499 = 83 x 6 + 1: the 1-sample batch left out (bn after dense)
+  CHECK(steps(kCnnBn, 100) == 84);  // 500 = 83 x 6 + 2: kept
+  CHECK(steps(kMlp, 101) == 84);    // no batch norm: every sample
+}

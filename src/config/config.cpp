@@ -230,13 +230,9 @@ Config from_table(toml::table& root, const std::string& origin, const std::vecto
         fail("--set {}: {} (as TOML: {})", b.set, what.substr(at + 1), b.why);
     throw;
   }
-  bool flat = false;  // after a flatten or dense layer a batch norm normalises over the batch alone
-  for (const LayerSpec& l : c.model.layers) {
-    flat = flat || l.type == "flatten" || l.type == "dense";
-    if (flat && l.type == "batchnorm" && c.train.batch_size < 2)
-      fail("{}: train.batch_size: batch norm layer {} needs at least 2 samples a step (the variance of one value)",
-           origin, l.name);
-  }
+  if (const std::string bn = batch_only_norm_layer(c.model); !bn.empty() && c.train.batch_size < 2)
+    fail("{}: train.batch_size: batch norm layer {} needs at least 2 samples a step (the variance of one value)",
+         origin, bn);
   top.table("sweep");  // read by the sweep command
   top.finish();
   std::ostringstream text;
@@ -273,6 +269,15 @@ Config load_config(const std::string& path, const std::vector<std::string>& sets
     throw UserError(parse_error_text(e, path));
   }
   return from_table(root, path, sets, {});
+}
+
+std::string batch_only_norm_layer(const ModelConfig& m) {
+  bool flat = false;
+  for (const LayerSpec& l : m.layers) {
+    flat = flat || l.type == "flatten" || l.type == "dense";
+    if (flat && l.type == "batchnorm") return l.name;
+  }
+  return "";
 }
 
 Config parse_config_text(const std::string& text, const std::string& origin, const std::vector<std::string>& sets,

@@ -14,11 +14,11 @@ namespace rs {
 struct DataConfig {
   std::string format = "idx";                                        // idx | cifar10 | hdf5 | images
   std::string train_images, train_labels, test_images, test_labels;  // idx
-  std::string path;           // cifar10: directory of *.bin batches; hdf5: training file; images: class folders
-  std::string test_path;      // hdf5: test file; images: test class folders (optional)
-  int64_t channels = 3;                    // images: decoded to 1 (grey) or 3 (RGB) channels
+  std::string path;       // cifar10: directory of *.bin batches; hdf5: training file; images: class folders
+  std::string test_path;  // hdf5: test file; images: test class folders (optional)
+  int64_t channels = 3;   // images: decoded to 1 (grey) or 3 (RGB) channels
   std::vector<int64_t> image_size{32, 32};  // images: resized to H x W
-  int64_t validation = 5000;  // samples held out of train (seeded)
+  int64_t validation = 5000;                // samples held out of train (seeded)
   int64_t classes = 10;
   bool normalize = true;     // per-channel mean/std of the training split
   int64_t crop_padding = 0;  // augmentation of training batches: random crop with this much zero padding
@@ -86,6 +86,11 @@ struct Config {
 Config load_config(const std::string& path, const std::vector<std::string>& sets);
 // Parses TOML text (a run file's stored config); `origin` names it in errors.
 // `overrides` (typed values, e.g. a sweep trial's) are applied after `sets`.
+// The first batch norm layer after a flatten or dense layer (it normalises
+// each value over the batch alone, so it cannot take a batch of one sample),
+// or "" if none.
+std::string batch_only_norm_layer(const ModelConfig& m);
+
 Config parse_config_text(const std::string& text, const std::string& origin, const std::vector<std::string>& sets,
                          const Overrides& overrides = {});
 

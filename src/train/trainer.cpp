@@ -81,6 +81,9 @@ std::array<double, 2> Trainer::read_metrics(bool reset) {
 
 int64_t Trainer::steps_per_epoch() const {
   const int64_t n = int64_t(m_data.train_idx.size()), b = m_cfg.train.batch_size;
+  // A last batch of one sample is left out where a batch norm layer normalises over the batch alone
+  // (the variance of one value; PyTorch refuses it): a different sample each epoch (the order is shuffled).
+  if (n > 1 && n % b == 1 && !batch_only_norm_layer(m_cfg.model).empty()) return n / b;
   return (n + b - 1) / b;
 }
 
@@ -192,6 +195,7 @@ bool Trainer::run_epoch() {
   const TrainConfig& t = m_cfg.train;
   const int64_t epoch = epochs_done();
   const int64_t n = int64_t(m_data.train_idx.size()), spe = steps_per_epoch();
+  const int64_t trained = std::min(n, spe * t.batch_size);  // the samples an epoch trains on
   const int K = m_model.classes(), R = m_comm.size(), r = m_comm.rank();
   const std::vector<int64_t> perm = permutation(n, rng_key(uint64_t(t.seed), 0x53485546u /* "SHUF" */, epoch));
 
@@ -285,8 +289,8 @@ bool Trainer::run_epoch() {
   }
   const double nan = std::nan("");
   m_history.add("epoch", double(epoch + 1));
-  m_history.add("train_loss", sums[0] / double(n));
-  m_history.add("train_accuracy", sums[1] / double(n));
+  m_history.add("train_loss", sums[0] / double(trained));
+  m_history.add("train_accuracy", sums[1] / double(trained));
   m_history.add("val_loss", val.samples ? val.loss : nan);
   m_history.add("val_accuracy", val.samples ? val.accuracy : nan);
   m_history.add("test_loss", test.samples ? test.loss : nan);
@@ -295,7 +299,7 @@ bool Trainer::run_epoch() {
   m_history.add("train_seconds", train_seconds);
   m_history.add("eval_seconds", val.seconds + test.seconds);
   m_history.add("seconds", train_seconds + val.seconds + test.seconds);
-  m_history.add("images_per_second", double(n) / train_seconds);
+  m_history.add("images_per_second", double(trained) / train_seconds);
   const double ev = double(val.samples + test.samples), es = val.seconds + test.seconds;
   m_history.add("eval_images_per_second", es > 0 ? ev / es : nan);
   const char* names[kPhases] = {"time_data", "time_forward", "time_backward", "time_allreduce", "time_optimizer"};
