@@ -119,9 +119,21 @@ fuzz_one() {
   else
     echo "fuzz $t: FINDING (log $log, input in $findings):"
     grep -m3 -E "ERROR|SUMMARY|uncaught|terminate" "$log" | sed 's/^/  /'
-    [[ ${#keep_going[@]} -gt 0 ]] && echo "  $(ls "$findings" | wc -l) inputs saved in $findings"
+    [[ ${#keep_going[@]} -gt 0 ]] && echo "  $(ls "$findings" | wc -l) inputs saved in $findings" && replay "$t"
     touch "$build/failed-$t"
   fi
+}
+
+# Fork mode saves every finding; each is replayed alone and said to be inside libhdf5 (known), elsewhere
+# (its first frame's library), or not reproduced.
+replay() {
+  local t=$1 f out
+  for f in "$build/findings/$t"/*; do
+    out=$build/replay-$t.log
+    ASAN_OPTIONS=allocator_may_return_null=1 timeout 120 "$build/fuzz_$t" -rss_limit_mb=2048 -malloc_limit_mb=2048 \
+      "$f" >"$out" 2>&1 && { echo "  $(basename "$f"): not reproduced alone"; continue; }
+    echo "  $(basename "$f"): $(grep -m1 -o -E 'ERROR: [^(]*' "$out" | head -1), first frame in $(first_library "$out")"
+  done
 }
 rm -f "$build"/failed-*
 for t in $targets; do
