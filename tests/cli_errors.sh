@@ -189,6 +189,14 @@ expect 2 "hdf5-lib-crash.h5: damaged HDF5 file" "$bin" train "$tmp/empty.toml" -
   --set "data.path=\"$src\"" --out "$tmp/crash1"
 expect 2 "hdf5-lib-crash.h5: damaged HDF5 file" mpirun --oversubscribe -np 2 "$bin" train "$tmp/empty.toml" \
   --set 'data.format="hdf5"' --set "data.path=\"$src\"" --out "$tmp/crash2"
+# A 4 KB damaged HDF5 file (found by fuzzing) on which HDF5 1.10.8 walks a cyclic symbol table, allocating
+# until the machine is out of memory (23 GB, then the OOM killer): one line and status 2 once it has taken
+# 2 GB, with 1 rank and with 2.
+src=$(dirname "$0")/data/hdf5-lib-loop.h5
+expect 2 "hdf5-lib-loop.h5: damaged HDF5 file (the HDF5 library took" "$bin" train "$tmp/empty.toml" \
+  --set 'data.format="hdf5"' --set "data.path=\"$src\"" --out "$tmp/loop1"
+expect 2 "hdf5-lib-loop.h5: damaged HDF5 file (the HDF5 library took" mpirun --oversubscribe -np 2 "$bin" train \
+  "$tmp/empty.toml" --set 'data.format="hdf5"' --set "data.path=\"$src\"" --out "$tmp/loop2"
 # A 4 KB file (found by fuzzing) whose contiguous /images claims 9.3 TB of samples stored in 33 TB:
 # refused before anything is allocated for it.
 expect 2 "hdf5-claims-terabytes.h5: /images declares 7890025 samples" "$bin" train "$tmp/empty.toml" \

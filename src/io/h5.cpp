@@ -5,14 +5,19 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
 #include <lzma.h>
+#include <mutex>
 #include <signal.h>
 #include <stdexcept>
 #include <sys/stat.h>
+#include <thread>
 
 #include "error.h"
 
@@ -82,7 +87,8 @@ int g_guards = 0;
 struct sigaction g_old_segv, g_old_bus;
 
 extern "C" void h5_crash_handler(int) {
-  if (::write(2, g_crash_msg, g_crash_len) < 0) {}
+  if (::write(2, g_crash_msg, g_crash_len) < 0) {
+  }
   int init = 0, fin = 0, size = 1;
   MPI_Initialized(&init);
   MPI_Finalized(&fin);
@@ -95,14 +101,51 @@ void set_crash_message(const std::string& m) {
   g_crash_len = std::min(m.size(), sizeof g_crash_msg);
   std::memcpy(g_crash_msg, m.data(), g_crash_len);
 }
+
+size_t resident_bytes() {
+  size_t pages = 0, resident = 0;
+  if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%zu %zu", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return resident * size_t(sysconf(_SC_PAGESIZE));
+}
 }  // namespace
 #endif
 
-H5CrashGuard::H5CrashGuard(const std::string& path) {
+struct H5CrashGuard::Watch {
+  std::mutex m;
+  std::condition_variable cv;
+  bool done = false;
+  std::thread thread;
+  ~Watch() {
+    {
+      std::lock_guard<std::mutex> g(m);
+      done = true;
+    }
+    cv.notify_one();
+    thread.join();
+  }
+};
+
+H5CrashGuard::H5CrashGuard(const std::string& path, size_t expected) {
 #ifndef RANKSWEEP_FUZZ_BUILD
   m_outer.assign(g_crash_msg, g_crash_len);
-  set_crash_message(fmt::format(
-      "ranksweep: error: {}: damaged HDF5 file (the HDF5 library crashed reading it)\n", path));
+  set_crash_message(
+      fmt::format("ranksweep: error: {}: damaged HDF5 file (the HDF5 library crashed reading it)\n", path));
+  const size_t base = resident_bytes(), limit = expected + kSlack;
+  m_watch = std::make_unique<Watch>();
+  m_watch->thread = std::thread([w = m_watch.get(), base, limit, path] {
+    std::unique_lock<std::mutex> lock(w->m);
+    while (!w->cv.wait_for(lock, std::chrono::milliseconds(20), [w] { return w->done; })) {
+      const size_t now = resident_bytes();
+      if (now <= base + limit) continue;
+      set_crash_message(fmt::format(
+          "ranksweep: error: {}: damaged HDF5 file (the HDF5 library took {:.1f} GB of memory reading it)\n", path,
+          double(now - base) / 1e9));
+      h5_crash_handler(0);
+    }
+  });
   if (g_guards++ == 0) {
     struct sigaction sa = {};
     sa.sa_handler = h5_crash_handler;
@@ -117,6 +160,7 @@ H5CrashGuard::H5CrashGuard(const std::string& path) {
 
 H5CrashGuard::~H5CrashGuard() {
 #ifndef RANKSWEEP_FUZZ_BUILD
+  m_watch.reset();
   set_crash_message(m_outer);
   if (--g_guards == 0) {
     sigaction(SIGSEGV, &g_old_segv, nullptr);
