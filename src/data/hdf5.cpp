@@ -49,9 +49,9 @@ class Hdf5Source final : public Source {
     }
   }
   Dataset read(int64_t first, int64_t count) override {
-    const H5CrashGuard guard(m_path);
     Dataset d = empty_chunk(count);
     const size_t ss = d.sample_size();
+    const H5CrashGuard guard(m_path, size_t(count) * ss * (m_u8 ? 1 : 4 + sizeof(float)));  // + a float copy
     std::vector<int32_t> lab(size_t(count), 0);
     if (m_u8) {
       std::vector<uint8_t> v(size_t(count) * ss);

@@ -133,7 +133,9 @@ H5CrashGuard::H5CrashGuard(const std::string& path, size_t expected) {
   m_outer.assign(g_crash_msg, g_crash_len);
   set_crash_message(
       fmt::format("ranksweep: error: {}: damaged HDF5 file (the HDF5 library crashed reading it)\n", path));
-  const size_t base = resident_bytes(), limit = expected + kSlack;
+  std::error_code ec;  // by default a read may take 4x the file (compressed data), plus the slack
+  const size_t file = std::filesystem::file_size(path, ec);
+  const size_t base = resident_bytes(), limit = (expected ? expected : ec ? 0 : 4 * file) + kSlack;
   m_watch = std::make_unique<Watch>();
   m_watch->thread = std::thread([w = m_watch.get(), base, limit, path] {
     std::unique_lock<std::mutex> lock(w->m);

@@ -27,7 +27,7 @@ std::unique_lock<std::recursive_mutex> h5_lock();
 // memory (23 GB in a minute from a 4 KB file); fuzzing found both. While a
 // guard is alive, SIGSEGV or SIGBUS, or the process's resident memory
 // growing by more than `expected` bytes (what the caller reads, e.g. a
-// dataset) plus kSlack, ends the process with one line naming the file
+// dataset; by default 4x the file's size) plus kSlack, ends the process with one line naming the file
 // ("damaged HDF5 file") and status 2, through MPI_Abort when the job has more
 // ranks. Guards nest (the innermost file is named). Fuzz builds keep ASan's
 // report and libFuzzer's memory limit instead.
