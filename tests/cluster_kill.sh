@@ -12,20 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d /var/tmp/ranksweep-cluster-kill.XXXXXX)  # outside /tmp: every node sees it
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-cat >sweep.toml <<'TOML'
-[data]
-validation = 57000
-[model]
-hidden = [32]
-[train]
-epochs = 3
-lr = 0.02
-[sweep]
-method = "grid"
-[sweep.space]
-"train.lr" = [0.2, 0.05, 0.01, 0.003]
-"model.hidden" = [[16], [48], [96]]
-TOML
+cp "$here/data/grid-sweep.toml" sweep.toml
 export OMP_NUM_THREADS=1
 sweep() {  # sweep OUT [cluster dir]
   RS_CLUSTER_DIR=${2:-} timeout 300 bash "$here/cluster.sh" --hosts n1:1,n2:1 "$bin" sweep sweep.toml --out "$1" \
@@ -62,17 +49,9 @@ else
   pkill -9 -f "$bin sweep sweep.toml --out killed"
 fi
 sweep killed || { fail=1; echo "FAILED: resume on the full cluster"; cat killed.log; }
-/usr/bin/python3 - ref/study.h5 killed/study.h5 <<'PY' || fail=1
-import sys, h5py
-a, b = (h5py.File(p, "r")["trials"] for p in sys.argv[1:3])
-def rows(t):
-    ids = list(t["id"][()])
-    assert len(ids) == len(set(ids)), f"a trial appears twice: {sorted(ids)}"
-    return {i: (t["status"][k], t["best_val_accuracy"][k], t["test_accuracy"][k], t["epochs"][k]) for k, i in enumerate(ids)}
-ra, rb = rows(a), rows(b)
-assert ra.keys() == rb.keys(), f"FAILED: trials differ: {sorted(ra)} vs {sorted(rb)}"
-bad = [i for i in ra if ra[i] != rb[i]]
-assert not bad, f"FAILED: results differ for trials {bad}"
-print(f"resumed on both nodes: the same {len(ra)} trials and results as the uninterrupted sweep")
-PY
+if /usr/bin/python3 "$here/compare_studies.py" ref/study.h5 killed/study.h5; then
+  echo "resumed on both nodes: the same trials and results as the uninterrupted sweep"
+else
+  fail=1
+fi
 exit $fail

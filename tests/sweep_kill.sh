@@ -10,20 +10,7 @@ bin=$1
 rounds=${2:-2}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-cat > "$tmp/sweep.toml" <<'TOML'
-[data]
-validation = 57000
-[model]
-hidden = [32]
-[train]
-epochs = 3
-lr = 0.02
-[sweep]
-method = "grid"
-[sweep.space]
-"train.lr" = [0.2, 0.05, 0.01, 0.003]
-"model.hidden" = [[16], [48], [96]]
-TOML
+cp "$(dirname "$0")/data/grid-sweep.toml" "$tmp/sweep.toml"
 run() {  # run OUT [CONFIG]
   OMP_NUM_THREADS=1 timeout 300 mpirun --oversubscribe -np 2 "$bin" sweep "${2:-$tmp/sweep.toml}" --out "$1" >/dev/null 2>&1
 }
@@ -53,18 +40,7 @@ for ((k = 0; k < rounds; k++)); do
   out=$tmp/killed-$k
   kill_at_random "$out" "$tmp/sweep.toml" "$lo" "$hi" || { fail=$((fail + 1)); echo "FAILED: study.h5 does not open after the kill: $before"; continue; }
   run "$out" || { fail=$((fail + 1)); echo "FAILED: resume"; continue; }
-  if /usr/bin/python3 - "$tmp/ref/study.h5" "$out/study.h5" <<'PY'
-import sys, h5py
-a, b = (h5py.File(p, "r")["trials"] for p in sys.argv[1:3])
-def rows(t):
-    ids = list(t["id"][()])
-    assert len(ids) == len(set(ids)), f"a trial appears twice: {sorted(ids)}"
-    return {i: (t["status"][k], t["best_val_accuracy"][k], t["test_accuracy"][k], t["epochs"][k]) for k, i in enumerate(ids)}
-ra, rb = rows(a), rows(b)
-assert ra.keys() == rb.keys(), f"trials differ: {sorted(ra)} vs {sorted(rb)}"
-bad = [i for i in ra if ra[i] != rb[i]]
-assert not bad, f"results differ for trials {bad}: {[(ra[i], rb[i]) for i in bad]}"
-PY
+  if /usr/bin/python3 "$(dirname "$0")/compare_studies.py" "$tmp/ref/study.h5" "$out/study.h5"
   then
     pass=$((pass + 1))
     echo "round $k: killed after ${delay}s with $before trial(s) recorded; resumed: same $(/usr/bin/python3 -c "import h5py;print(len(h5py.File('$out/study.h5')['trials/id']))") trials, same results"
