@@ -33,11 +33,14 @@ std::vector<float> train_params(const Config& cfg, const Comm& comm, int epochs,
   const Data data = load_and_bcast_data(comm, cfg.data, uint64_t(cfg.train.seed));
   Trainer tr(cfg, data, *be, comm);
   tr.init();
-  // ranks on one node share the parameters unless told not to (one rank: the same layout in private
-  // memory); ranks on several nodes (tests/cluster.sh) sum their gradients by allreduce
-  int node_size = 0;
-  local_rank(comm.raw(), &node_size);
-  CHECK(tr.shares_params() == (cfg.train.shard_optimizer && node_size == comm.size()));
+  // the ranks of a node share one copy of the parameters unless told not to (one rank: the same layout
+  // in private memory), on every node (tests/cluster.sh) when the nodes have as many ranks each; on
+  // nodes of different sizes they sum their gradients by allreduce
+  int sizes[2] = {0, 0};
+  local_rank(comm.raw(), &sizes[0]);
+  sizes[1] = -sizes[0];
+  MPI_Allreduce(MPI_IN_PLACE, sizes, 2, MPI_INT, MPI_MIN, comm.raw());
+  CHECK(tr.shares_params() == (cfg.train.shard_optimizer && sizes[0] == -sizes[1]));
   // ... and split the weight gradients of their large dense layers
   CHECK(tr.splits_weight_grads() == (tr.shares_params() && DenseSplit::exchange_floats(tr.model(), 1) > 0));
   int polls = 0;

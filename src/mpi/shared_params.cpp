@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <span>
 #include <string>
 #include <sys/mman.h>
 
@@ -51,42 +52,50 @@ void* map_segment(const std::string& name, size_t bytes) {
 
 std::unique_ptr<SharedParams> SharedParams::make(const Comm& group, size_t n, int states, size_t exchange) {
   if (n == 0) return nullptr;
-  int node_size = 0, one_node = 0;
-  local_rank(group.raw(), &node_size);
-  const int mine = node_size == group.size();
-  MPI_Allreduce(&mine, &one_node, 1, MPI_INT, MPI_MIN, group.raw());
-  if (!one_node) return nullptr;
-
   std::unique_ptr<SharedParams> s(new SharedParams(group));
-  s->m_rank = group.rank();
-  s->m_ranks = group.size();
+  MPI_Comm_split_type(group.raw(), MPI_COMM_TYPE_SHARED, group.rank(), MPI_INFO_NULL, &s->m_node);
+  MPI_Comm_rank(s->m_node, &s->m_rank);
+  MPI_Comm_size(s->m_node, &s->m_ranks);
+  int sizes[2] = {s->m_ranks, -s->m_ranks};  // min and -max over the group
+  MPI_Allreduce(MPI_IN_PLACE, sizes, 2, MPI_INT, MPI_MIN, group.raw());
+  if (sizes[0] != -sizes[1]) return nullptr;  // uneven nodes: shards would not line up
+  MPI_Comm_split(group.raw(), s->m_rank, group.rank(), &s->m_cross);
+  MPI_Comm_size(s->m_cross, &s->m_nodes);
+  if (s->m_nodes > 1) {
+    s->m_cross_group_ranks.resize(size_t(s->m_nodes));
+    const int me = group.rank();
+    MPI_Allgather(&me, 1, MPI_INT, s->m_cross_group_ranks.data(), 1, MPI_INT, s->m_cross);
+  }
   s->m_n = n;
   s->m_stride = (n + 15) / 16 * 16;
   // parameters | state buffers | each rank's gradients | exchange
   const size_t buffers = size_t(1 + states + s->m_ranks);
   s->m_bytes = (buffers * s->m_stride + (exchange + 15) / 16 * 16) * sizeof(float);
-  if (s->m_ranks == 1) {  // one rank: the same layout in private memory, for the split's update in backward
+  const Comm node(s->m_node);
+  std::string name, why;
+  int mapped = 0;
+  if (s->m_ranks == 1) {  // one rank on the node: the same layout in private memory, for the split's update in backward
     s->m_map = mmap(nullptr, s->m_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (s->m_map == MAP_FAILED) {
       s->m_map = nullptr;
-      return nullptr;
+      why = fmt::format("{} MB: {}", s->m_bytes >> 20, std::strerror(errno));
     }
-    s->carve(states);
-    return s;
+  } else {
+    if (node.leader()) name = create_segment(s->m_bytes, &why);
+    node.bcast_string(name);
+    if (!name.empty()) {
+      s->m_map = map_segment(name, s->m_bytes);
+      if (!s->m_map) why = fmt::format("mmap: {}", std::strerror(errno));
+    }
   }
-  std::string name, why;
-  if (group.leader()) name = create_segment(s->m_bytes, &why);
-  group.bcast_string(name);
-  int mapped = 0, all_mapped = 0;
-  if (!name.empty()) {
-    s->m_map = map_segment(name, s->m_bytes);
-    if (!s->m_map) why = fmt::format("mmap: {}", std::strerror(errno));
-    mapped = s->m_map != nullptr;
-  }
+  mapped = s->m_map != nullptr;
+  int all_mapped = 0;
   MPI_Allreduce(&mapped, &all_mapped, 1, MPI_INT, MPI_MIN, group.raw());
-  if (group.leader() && !name.empty()) shm_unlink(name.c_str());  // every rank has it mapped (or gave up)
+  if (node.leader() && !name.empty()) shm_unlink(name.c_str());  // every rank has it mapped (or gave up)
   if (!all_mapped) {
-    if (group.leader())
+    int node_mapped = 0;
+    MPI_Allreduce(&mapped, &node_mapped, 1, MPI_INT, MPI_MIN, s->m_node);
+    if (node.leader() && !node_mapped && group.size() > 1)
       std::fprintf(stderr, "ranksweep: no shared memory for the group's parameters (%s): gradients by allreduce\n",
                    why.empty() ? "a rank could not map it" : why.c_str());
     return nullptr;  // the destructor unmaps
@@ -106,12 +115,37 @@ void SharedParams::carve(int states) {
 
 SharedParams::~SharedParams() {
   if (m_map) munmap(m_map, m_bytes);
+  if (m_cross != MPI_COMM_NULL) MPI_Comm_free(&m_cross);
+  if (m_node != MPI_COMM_NULL) MPI_Comm_free(&m_node);
 }
 
 void SharedParams::sync() const {
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  MPI_Barrier(m_comm.raw());
+  if (m_ranks > 1) MPI_Barrier(m_node);
   std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+void SharedParams::copy_from_first_node(int states) const {
+  if (m_nodes > 1 && node_leader()) {  // the leaders' m_cross holds the group's rank 0 as its rank 0
+    const Comm leaders(m_cross);
+    leaders.bcast(std::span<float>(m_params, size_t(1 + states) * m_stride));
+  }
+  sync();
+}
+
+void SharedParams::gather_samples(float* rows, size_t width, int Bg) const {
+  if (m_nodes == 1) return;
+  // The slices of the ranks with this rank's node index (one a node), each at its place in the batch.
+  const int64_t R = m_group.size();
+  std::vector<int> counts(static_cast<size_t>(m_nodes)), at(counts.size());
+  for (size_t j = 0; j < counts.size(); ++j) {
+    const int64_t r = m_cross_group_ranks[j], lo = Bg * r / R, hi = Bg * (r + 1) / R;
+    counts[j] = int((hi - lo) * int64_t(width));
+    at[j] = int(lo * int64_t(width));
+  }
+  const double t0 = MPI_Wtime();
+  MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, rows, counts.data(), at.data(), MPI_FLOAT, m_cross);
+  m_gather_s += MPI_Wtime() - t0;
 }
 
 void SharedParams::set_updated(const std::vector<std::pair<size_t, size_t>>& ranges) {
@@ -128,11 +162,26 @@ void SharedParams::set_updated(const std::vector<std::pair<size_t, size_t>>& ran
     at = hi;
   }
   add(at, last);
+  m_chunk_at.clear();
+  if (m_nodes > 1) {
+    size_t total = 0;
+    for (const auto& [lo, hi] : m_chunks) m_chunk_at.push_back(total), total += hi - lo;
+    m_sums.assign(total, 0.f);
+  }
 }
 
 void SharedParams::reduce_shard(const std::function<void(const float* g, size_t lo, size_t count)>& update) const {
   const float* const* G = m_grads.get();
   const auto& chunks = m_chunks;
+  const bool nodes = m_nodes > 1;  // sum into m_sums, allreduce across nodes, then update
+  auto node_sum = [&](float* sum, size_t lo, size_t count) {
+    std::copy_n(G[0] + lo, count, sum);
+    for (int q = 1; q < m_ranks; ++q) {
+      const float* g = G[q] + lo;
+#pragma omp simd
+      for (size_t i = 0; i < count; ++i) sum[i] += g[i];
+    }
+  };
 #pragma omp parallel
   {
     alignas(64) float sum[kChunk];
@@ -140,19 +189,26 @@ void SharedParams::reduce_shard(const std::function<void(const float* g, size_t 
     for (size_t c = 0; c < chunks.size(); ++c) {
       const auto [lo, hi] = chunks[c];
       const size_t count = hi - lo;
-      if (m_ranks == 1) {  // nothing to sum
+      if (nodes) {
+        node_sum(m_sums.data() + m_chunk_at[c], lo, count);
+      } else if (m_ranks == 1) {  // nothing to sum
         update(G[0] + lo, lo, count);
-        continue;
+      } else {
+        node_sum(sum, lo, count);
+        update(sum, lo, count);
       }
-      std::copy_n(G[0] + lo, count, sum);
-      for (int q = 1; q < m_ranks; ++q) {
-        const float* g = G[q] + lo;
-#pragma omp simd
-        for (size_t i = 0; i < count; ++i) sum[i] += g[i];
-      }
-      update(sum, lo, count);
     }
   }
+  if (!nodes) return;
+  const double t0 = MPI_Wtime();
+  for (size_t at = 0; at < m_sums.size(); at += size_t(1) << 30) {
+    const int count = int(std::min(m_sums.size() - at, size_t(1) << 30));
+    MPI_Allreduce(MPI_IN_PLACE, m_sums.data() + at, count, MPI_FLOAT, MPI_SUM, m_cross);
+  }
+  m_reduce_s += MPI_Wtime() - t0;
+#pragma omp parallel for schedule(static)
+  for (size_t c = 0; c < chunks.size(); ++c)
+    update(m_sums.data() + m_chunk_at[c], chunks[c].first, chunks[c].second - chunks[c].first);
 }
 
 }  // namespace rs

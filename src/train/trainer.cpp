@@ -106,9 +106,10 @@ void Trainer::share_params() {
 void Trainer::init() {
   const auto t0 = Clock::now();
   share_params();
-  if (m_shared) {  // one copy on the node: rank 0's
+  if (m_shared) {  // one copy a node: rank 0's, broadcast to the other nodes' copies
     if (m_comm.leader()) m_model.init_params(uint64_t(m_cfg.train.seed));
-    m_shared->sync();
+    m_shared->copy_from_first_node(0);
+    m_broadcast_seconds += since(t0);
     return;
   }
   std::vector<float> p(m_model.num_params());
@@ -128,7 +129,8 @@ void Trainer::resume(const RunFile& rf) {
   m_comm.bcast(std::span<float>(st));
   m_model.set_state_host(st);
   if (m_shared) {
-    m_shared->sync();  // rank 0 put the parameters and the optimizer state in the node's one copy
+    // rank 0 put the parameters and the optimizer state in its node's copy
+    m_shared->copy_from_first_node(int(m_opt.state_names().size()));
   } else {
     std::vector<float> p = m_model.params_host();
     m_comm.bcast(std::span<float>(p));
@@ -248,7 +250,7 @@ bool Trainer::run_epoch() {
       m_model.idle_step(pass, layer_done);
     }
     lap(kBackward);
-    if (m_shared) {  // wait for the group's gradients, update the rest of this rank's shard, wait for the others'
+    if (m_shared) {  // wait for the node's gradients, update the rest of this rank's shard, wait for the others'
       m_shared->sync();
       lap(kAllreduce);
       m_shared->reduce_shard(
@@ -256,6 +258,10 @@ bool Trainer::run_epoch() {
       lap(kOptimizer);
       m_shared->sync();
       lap(kAllreduce);
+      const auto [gather, reduce] = m_shared->take_exchange_seconds();  // across nodes: exchange, not compute
+      phase[kBackward] -= gather;
+      phase[kOptimizer] -= reduce;
+      phase[kAllreduce] += gather + reduce;
     } else {
       m_allreduce->finish();
       lap(kAllreduce);

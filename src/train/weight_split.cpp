@@ -52,6 +52,8 @@ void DenseSplit::dense(float* dw, const float* x, const float* dy, const Pass& p
     std::copy_n(x, size_t(p.B) * IN, l.x + p.first_sample * IN);
     std::copy_n(dy, size_t(p.B) * OUT, l.dy + p.first_sample * OUT);
   }
+  m_shared.gather_samples(l.x, size_t(IN), p.batch());  // other nodes' samples (several nodes)
+  m_shared.gather_samples(l.dy, size_t(OUT), p.batch());
   m_shared.sync();
   const auto [first, last] = m_shared.shard();
   const size_t lo = std::max(first, l.offset), hi = std::min(last, l.offset + size_t(IN) * OUT);
