@@ -3,7 +3,7 @@
 optimizer and thread count as a ranksweep config; prints training and
 inference images/s as `torch train_ips=... eval_ips=...`.
 
-usage: bench_torch.py {mlp,cnn} [--train N] --threads T [--batch 64] [--eval-batch 256] [--ddp P]
+usage: bench_torch.py {mlp,cnn} [--train N] --threads T [--batch 64] [--eval-batch 256] [--ddp P | --ddp-mpi]
                       [--optimizer sgd|adam --lr LR --epochs E]
        bench_torch.py {mlp,cnn} --infer OUT.h5 --threads T [--eval-batch 256]
 With --epochs E > 1: one line per epoch, `torch epoch=K train_ips=... optimizer_s=...`
@@ -15,6 +15,9 @@ With --ddp P: P processes (torch.multiprocessing, gloo backend on localhost),
 DistributedDataParallel, each taking its share of every global batch of
 --batch samples; prints `torch ddp train_ips=...` (global images/s, the
 slowest process's time).
+With --ddp-mpi: the same, one process of P started by mpirun (rank and size
+from Open MPI's environment; tests/cluster.sh places them on emulated nodes),
+gloo over loopback; rank 0 prints the line.
 With --infer: the job `ranksweep infer --top-k 5` does on the 10k test set,
 timed the same way (read the gzip IDX file, normalise, forward, softmax,
 top-5, write labels/probabilities/index with h5py); prints `torch infer_ips=...`.
@@ -54,6 +57,7 @@ def main():
     ap.add_argument("--eval-batch", type=int, default=256)
     ap.add_argument("--infer", metavar="OUT.h5")
     ap.add_argument("--ddp", type=int, default=0)
+    ap.add_argument("--ddp-mpi", action="store_true")
     ap.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
     ap.add_argument("--lr", type=float)
     ap.add_argument("--epochs", type=int, default=1)
@@ -61,6 +65,11 @@ def main():
     torch.set_num_threads(a.threads)
     if a.infer:
         return infer(a)
+    if a.ddp_mpi:
+        import os
+        a.ddp = int(os.environ["OMPI_COMM_WORLD_SIZE"])
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # emulated nodes' host names do not resolve
+        return ddp_worker(int(os.environ["OMPI_COMM_WORLD_RANK"]), a, None)
     if a.ddp:
         import torch.multiprocessing as mp
         times = mp.get_context("spawn").Queue()
@@ -133,7 +142,14 @@ def ddp_worker(rank, a, times):
         loss_fn(m((x[i].float() / 255 - mean) / std), y[i]).backward()
         opt.step()
     dist.barrier()
-    times.put(time.perf_counter() - t0)
+    t = time.perf_counter() - t0
+    if times is not None:
+        times.put(t)
+    else:  # --ddp-mpi: the slowest process's time, printed by rank 0
+        t = torch.tensor([t], dtype=torch.float64)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        if rank == 0:
+            print(f"torch ddp train_ips={a.train / t.item():.1f}", flush=True)
     dist.destroy_process_group()
 
 

@@ -41,8 +41,11 @@ std::vector<float> train_params(const Config& cfg, const Comm& comm, int epochs,
   sizes[1] = -sizes[0];
   MPI_Allreduce(MPI_IN_PLACE, sizes, 2, MPI_INT, MPI_MIN, comm.raw());
   CHECK(tr.shares_params() == (cfg.train.shard_optimizer && sizes[0] == -sizes[1]));
-  // ... and split the weight gradients of their large dense layers
-  CHECK(tr.splits_weight_grads() == (tr.shares_params() && DenseSplit::exchange_floats(tr.model(), 1) > 0));
+  // ... and split the weight gradients of their large dense layers (on several nodes: of those whose
+  // gradient outweighs the batch's activations)
+  int nodes = local_rank(comm.raw(), nullptr) == 0, batch = int(cfg.train.batch_size);
+  MPI_Allreduce(MPI_IN_PLACE, &nodes, 1, MPI_INT, MPI_SUM, comm.raw());
+  CHECK(tr.splits_weight_grads() == (tr.shares_params() && DenseSplit::exchange_floats(tr.model(), batch, nodes) > 0));
   int polls = 0;
   if (steps) tr.set_stop_check([&] { return ++polls > steps; });
   for (int e = 0; e < epochs; ++e) tr.run_epoch();

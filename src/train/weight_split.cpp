@@ -7,18 +7,22 @@
 namespace rs {
 namespace {
 
-// Each split layer's (IN, OUT), in layer order.
-template <class F> void for_split_layers(const Model& model, F&& f) {
-  for (const auto& l : model.layers())
-    if (l->spec().type == "dense" && l->in_shape().size() * size_t(l->out_shape().c) >= DenseSplit::kMinWeights)
-      f(*l, int(l->in_shape().size()), l->out_shape().c);
+// Each split layer's (IN, OUT), in layer order, for a group on `nodes` nodes.
+template <class F> void for_split_layers(const Model& model, int batch, int nodes, F&& f) {
+  for (const auto& l : model.layers()) {
+    if (l->spec().type != "dense") continue;
+    const size_t IN = l->in_shape().size(), OUT = size_t(l->out_shape().c);
+    if (IN * OUT >= DenseSplit::kMinWeights || (nodes > 1 && IN * OUT >= DenseSplit::kNodesMinWeights &&
+                                             IN * OUT >= DenseSplit::kNodesRatio * size_t(batch) * (IN + OUT)))
+      f(*l, int(IN), int(OUT));
+  }
 }
 
 }  // namespace
 
-size_t DenseSplit::exchange_floats(const Model& model, int batch) {
+size_t DenseSplit::exchange_floats(const Model& model, int batch, int nodes) {
   size_t n = 0;
-  for_split_layers(model, [&](const rs::Layer&, int IN, int OUT) { n += size_t(batch) * size_t(IN + OUT); });
+  for_split_layers(model, batch, nodes, [&](const rs::Layer&, int IN, int OUT) { n += size_t(batch) * size_t(IN + OUT); });
   return n;
 }
 
@@ -26,7 +30,7 @@ std::unique_ptr<DenseSplit> DenseSplit::make(const Model& model, SharedParams& s
   std::unique_ptr<DenseSplit> s(new DenseSplit(shared));
   float* at = shared.exchange();
   std::vector<std::pair<size_t, size_t>> updated;
-  for_split_layers(model, [&](const rs::Layer& l, int IN, int OUT) {
+  for_split_layers(model, batch, shared.nodes(), [&](const rs::Layer& l, int IN, int OUT) {
     const size_t offset = size_t(l.grads[0] - shared.grads());
     s->m_layers.push_back({offset, IN, OUT, at, at + size_t(batch) * IN});
     at += size_t(batch) * size_t(IN + OUT);
