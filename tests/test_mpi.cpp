@@ -4,8 +4,13 @@
 // ends every rank with the same error (no rank left in a collective).
 #include <catch2/catch.hpp>
 
-#include <fstream>
+#include <unistd.h>
 
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "app/launch.h"
 #include "error.h"
 #include "helpers.h"
 #include "io/run_file.h"
@@ -358,4 +363,58 @@ TEST_CASE("broadcast of more than 2^31 bytes, in chunks", "[bcast-large]") {
   for (size_t i = 1; i < bytes - 1; i += 65537) wrong += (i % 65536 != 0) && buf[i] != 0;
   CHECK(buf[bytes - 1] == 0xAB);
   CHECK(wrong == 0);
+}
+
+// Device binding with the GPUs injected: every node shows as many devices as
+// it has ranks (PCI ids named after the host), so on any layout (1-3 ranks on
+// one node, tests/cluster.sh's 2 x 1, 2 x 2, 2 + 1) each rank takes the GPU
+// at its local rank and every rank knows every rank's binding. A node with one
+// GPU fewer than ranks fails on every rank with the counts.
+TEST_CASE("device binding across nodes: local rank picks the GPU", "[mpi]") {
+  const Comm world(MPI_COMM_WORLD);
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  int node_size = 0, nodes = 0;
+  const int local = local_rank(world.raw(), &node_size), leader = local == 0;
+  MPI_Allreduce(&leader, &nodes, 1, MPI_INT, MPI_SUM, world.raw());
+  auto gpus = [&](int count) {
+    std::vector<std::string> v;
+    for (int i = 0; i < count; ++i) v.push_back(fmt::format("{}:0000:{}:00.0", host, 10 + i));
+    return v;
+  };
+  Placement where;
+  const DeviceChoice d = place_rank("auto", true, gpus(node_size), world, &where);
+  CHECK(d.cuda);
+  CHECK(d.device == local);
+  CHECK(where.nodes == nodes);
+  CHECK(where.device == fmt::format("cuda:{}", local));
+  // every rank's line: "host rank R local L cuda:L (host:0000:1L:00.0)", local ranks 0..n-1 on each host
+  std::map<std::string, std::set<int>> locals;
+  int lines = 0;
+  for (size_t a = 0, b; a < where.bindings.size(); a = b + 1, ++lines) {
+    b = std::min(where.bindings.find('\n', a), where.bindings.size());
+    char h[256] = {0};
+    int r = -1, l = -1, dev = -1, pci = -1;
+    REQUIRE(std::sscanf(where.bindings.substr(a, b - a).c_str(), "%255s rank %d local %d cuda:%d (%*[^:]:0000:%d", h, &r,
+                        &l, &dev, &pci) == 5);
+    CHECK(r == lines);
+    CHECK(dev == l);
+    CHECK(pci == 10 + l);
+    locals[h].insert(l);
+  }
+  CHECK(lines == world.size());
+  CHECK(int(locals.size()) == nodes);
+  for (const auto& [h, ls] : locals) CHECK(int(ls.size()) == *ls.rbegin() + 1);
+
+  // The node of the last rank shows one GPU fewer than it has ranks.
+  if (world.size() > 1) {
+    int last_node = world.rank() == world.size() - 1, mine = 0;
+    MPI_Comm node;
+    MPI_Comm_split_type(world.raw(), MPI_COMM_TYPE_SHARED, world.rank(), MPI_INFO_NULL, &node);
+    MPI_Allreduce(&last_node, &mine, 1, MPI_INT, MPI_MAX, node);
+    MPI_Comm_free(&node);
+    Placement w;
+    // 2+ ranks there: "N ranks on this node but N-1 visible GPUs"; 1 rank: it sees none while others do
+    REQUIRE_THROWS_AS(place_rank("auto", true, gpus(node_size - mine), world, &w), UserError);
+  }
 }

@@ -59,14 +59,15 @@ std::string launch_problem() {
       tasks);
 }
 
-std::unique_ptr<Backend> make_backend(const TrainConfig& t, const Comm& placement, Placement* where) {
+DeviceChoice place_rank(const std::string& requested, bool compiled, const std::vector<std::string>& visible,
+                        const Comm& placement, Placement* where) {
   MPI_Comm node;
   MPI_Comm_split_type(placement.raw(), MPI_COMM_TYPE_SHARED, placement.rank(), MPI_INFO_NULL, &node);
   int local = 0, local_size = 1;
   MPI_Comm_rank(node, &local);
   MPI_Comm_size(node, &local_size);
   std::vector<std::vector<std::string>> node_devices;
-  for (const std::string& s : allgather(fmt::format("{}", fmt::join(visible_cuda_devices(), ",")), node))
+  for (const std::string& s : allgather(fmt::format("{}", fmt::join(visible, ",")), node))
     node_devices.push_back(split(s, ','));
   int leaders = local == 0 ? 1 : 0;
   MPI_Allreduce(MPI_IN_PLACE, &leaders, 1, MPI_INT, MPI_SUM, placement.raw());
@@ -74,17 +75,22 @@ std::unique_ptr<Backend> make_backend(const TrainConfig& t, const Comm& placemen
   where->nodes = leaders;
 
   DeviceChoice d;
-  placement.agree([&] { d = choose_device(t.device, RS_HAVE_CUDA, node_devices, local); });
+  placement.agree([&] { d = choose_device(requested, compiled, node_devices, local); });
   int kinds[2] = {d.cuda ? 1 : 0, d.cuda ? 1 : 0};  // every rank must compute on the same kind of backend
   kinds[1] = -kinds[1];
   MPI_Allreduce(MPI_IN_PLACE, kinds, 2, MPI_INT, MPI_MAX, placement.raw());
   if (kinds[0] != -kinds[1])
-    fail("device {}: some ranks see a GPU and some do not; give --device cpu, or run on nodes alike", t.device);
+    fail("device {}: some ranks see a GPU and some do not; give --device cpu, or run on nodes alike", requested);
   where->why = d.why;
   where->device = d.cuda ? fmt::format("cuda:{}", d.device) : "cpu";
   const std::string line = fmt::format("{} rank {} local {} {}{}", hostname(), placement.rank(), local, where->device,
                                        d.cuda ? " (" + d.pci + ")" : "");
   where->bindings = fmt::format("{}", fmt::join(allgather(line, placement.raw()), "\n"));
+  return d;
+}
+
+std::unique_ptr<Backend> make_backend(const TrainConfig& t, const Comm& placement, Placement* where) {
+  const DeviceChoice d = place_rank(t.device, RS_HAVE_CUDA, visible_cuda_devices(), placement, where);
   if (!d.cuda) return make_cpu_backend();
 #if RS_HAVE_CUDA
   return make_cuda_backend(d.device, t.deterministic, size_t(t.cudnn_workspace_mb) << 20);

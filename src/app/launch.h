@@ -4,8 +4,10 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "backend/backend.h"
+#include "backend/device.h"
 #include "config/config.h"
 #include "mpi/comm.h"
 #include "train/stop.h"
@@ -29,6 +31,12 @@ struct Placement {
   int nodes = 1;
   std::string device;  // this rank's backend, "cpu" or "cuda:I"
 };
+
+// This rank's device among the ranks of `placement` (see make_backend), from
+// what each rank sees: `visible`, the PCI ids of its CUDA devices (injected by
+// tests). Fills `where`; collective, a bad binding is a UserError on every rank.
+DeviceChoice place_rank(const std::string& requested, bool compiled, const std::vector<std::string>& visible,
+                        const Comm& placement, Placement* where);
 
 // The backend this rank computes on. The device is chosen by the rank's
 // place on its node among the ranks of `placement` (the whole job, also in a
