@@ -23,24 +23,6 @@ slurm_start "$tmp/cluster" || { echo "FAILED: private Slurm did not start"; echo
 # No GPUs here: every submission says so on the command line (the scripts' header asks for one per task).
 sb=(sbatch --parsable --gpus-per-task=0 --ntasks-per-node=2 --nodes=1)
 
-# wait_job ID [SECONDS]: until the job has left the queue; a requeued job's
-# BeginTime hold (Slurm waits ~2 minutes before restarting it) is lifted after
-# 5 s (sooner, slurmd still refuses the old run's revoked credential).
-# Prints "STATE EXITCODE RESTARTS".
-wait_job() {
-  local id=$1 limit=${2:-300} t0=$SECONDS s held=
-  while ((SECONDS - t0 < limit)); do
-    s=$(squeue -h -j "$id" -o "%T %r" 2>/dev/null)
-    [[ -z "$s" ]] && break
-    if [[ "$s" == "PENDING BeginTime" ]]; then
-      held=${held:-$SECONDS}
-      ((SECONDS - held >= 5)) && scontrol update jobid="$id" starttime=now >/dev/null 2>&1 && held=
-    fi
-    sleep 1
-  done
-  scontrol show job "$id" -o | sed -E 's/.*JobState=([A-Z_]+).* Restarts=([0-9]+).* ExitCode=([0-9:]+).*/\1 \3 \2/'
-}
-
 # Data: Fashion-MNIST, an MLP sweep of 9 trials x 2 epochs (about 15 s on 2 ranks here).
 cat > "$tmp/sweep.toml" <<'TOML'
 [data]
@@ -144,7 +126,7 @@ assert all(np.array_equal(a['model'][l][t][:], b['model'][l][t][:]) for l in a['
 # ---- 3. train.sbatch, then infer.sbatch on its run
 id=$("${sb[@]}" --time=5 -o "$tmp/train.out" "$src/jobs/slurm/train.sbatch" "$tmp/sweep.toml" "$tmp/train" \
   --set train.epochs=2)
-r=$(wait_job "$id")
+r=$(slurm_wait_job "$id")
 check "train.sbatch: COMPLETED 0:0 ($r)" test "${r% *}" == "COMPLETED 0:0"
 check "train.sbatch: run.h5 with 2 epochs" py "import h5py; assert h5py.File('$tmp/train/run.h5').attrs['epochs_done'] == 2"
 check "train.sbatch: the log's first program line names the Slurm job" \
@@ -158,7 +140,7 @@ sed 's/lr = 0.02/lr = 0.03/' "$tmp/sweep.toml" > "$tmp/edited.toml"
 sum=$(md5sum < "$tmp/train/run.h5")
 id=$("${sb[@]}" --time=5 -o "$tmp/edited.out" "$src/jobs/slurm/train.sbatch" "$tmp/edited.toml" "$tmp/train" \
   --set train.epochs=2)
-r=$(wait_job "$id")
+r=$(slurm_wait_job "$id")
 check "train.sbatch with a changed CONFIG on an existing OUT: FAILED 2:0 ($r)" test "${r% *}" == "FAILED 2:0"
 check "train.sbatch with a changed CONFIG: one line naming the difference, run.h5 unchanged" \
   test "$(grep -c 'not the config of the run.*train.lr is 0.03 in' "$tmp/edited.out")" -eq 1 -a \
@@ -167,12 +149,12 @@ check "train.sbatch with a changed CONFIG: one line naming the difference, run.h
 mkdir -p "$tmp/a checkout/jobs" && cp -r "$src/jobs/slurm" "$tmp/a checkout/jobs/"
 id=$("${sb[@]}" --time=5 -o "$tmp/space.out" "$tmp/a checkout/jobs/slurm/train.sbatch" "$tmp/sweep.toml" \
   "$tmp/space run" --set train.epochs=1)
-r=$(wait_job "$id")
+r=$(slurm_wait_job "$id")
 check "train.sbatch from a path with a space: COMPLETED 0:0 ($r)" test "${r% *}" == "COMPLETED 0:0"
 check "train.sbatch from a path with a space: run.h5 written" test -f "$tmp/space run/run.h5"
 id=$("${sb[@]}" --time=5 -o "$tmp/infer.out" "$src/jobs/slurm/infer.sbatch" "$tmp/train/run.h5" \
   /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz "$tmp/preds.h5" --top-k 3)
-r=$(wait_job "$id")
+r=$(slurm_wait_job "$id")
 check "infer.sbatch: COMPLETED 0:0 ($r)" test "${r% *}" == "COMPLETED 0:0"
 check "infer.sbatch: 10000 predictions, top-1 accuracy = the run's test accuracy" py "
 import h5py; p = h5py.File('$tmp/preds.h5'); h = h5py.File('$tmp/train/run.h5')['history/test_accuracy'][-1]
@@ -186,7 +168,7 @@ for i in $(seq 1 120); do  # until two trials are in the study (the signal then 
   sleep 0.5
 done
 scancel --signal=USR1 "$id"
-r=$(wait_job "$id")
+r=$(slurm_wait_job "$id")
 check "sweep.sbatch after USR1: COMPLETED 0:0 after 1 restart ($r)" test "$r" == "COMPLETED 0:0 1"
 check "sweep.sbatch: the program checkpointed and asked to be requeued" \
   grep -q "stopped early with a checkpoint: requeueing $id" "$tmp/sweep.out"
@@ -199,7 +181,7 @@ check "sweep.sbatch: every trial once, results and curves equal to the uninterru
 # deadline, starts no trial that cannot reach a checkpoint in time, and the restarts finish the sweep.
 id=$("${sb[@]}" --time=1 --signal=B:USR1@50 -o "$tmp/limit.out" "$src/jobs/slurm/sweep.sbatch" "$tmp/slow.toml" \
   "$tmp/limit" --deadline-margin 50)
-r=$(wait_job "$id" 600)
+r=$(slurm_wait_job "$id" 600)
 check "sweep.sbatch under a 1-minute limit: COMPLETED 0:0 after restarts ($r)" \
   test "${r% *}" == "COMPLETED 0:0" -a "${r##* }" -ge 1
 check "sweep.sbatch under a 1-minute limit: it knew the deadline from Slurm" grep -q "(squeue), work stops 50 s before it" "$tmp/limit.out"
@@ -213,7 +195,7 @@ check "sweep.sbatch under a 1-minute limit: every trial once, results equal to t
 id=$("${sb[@]}" --time=5 -o "$tmp/early.out" "$src/jobs/slurm/sweep.sbatch" "$tmp/slow.toml" "$tmp/early")
 for i in $(seq 1 300); do grep -q ": restart 0," "$tmp/early.out" 2>/dev/null && break; sleep 0.1; done
 scancel --batch --signal=USR1 "$id"
-r=$(wait_job "$id")
+r=$(slurm_wait_job "$id")
 check "early USR1 to the batch script: COMPLETED 0:0 after 1 restart ($r)" test "$r" == "COMPLETED 0:0 1"
 check "early USR1 to the batch script: held, then forwarded to the step" grep -q "USR1: forwarding to the job step" \
   "$tmp/early.out"
@@ -226,7 +208,7 @@ printf '#!/bin/sh\necho "fake ranksweep: stopping early"\nexit 75\n' >"$tmp/fake
 chmod +x "$tmp/fake"
 id=$(RANKSWEEP=$tmp/fake RANKSWEEP_MAX_IDLE_RESTARTS=1 "${sb[@]}" --time=5 -o "$tmp/idle.out" \
   "$src/jobs/slurm/train.sbatch" "$tmp/sweep.toml" "$tmp/idle")
-r=$(wait_job "$id")
+r=$(slurm_wait_job "$id")
 check "idle restarts: the job gives up after 1 requeue, status 75 ($r)" test "$r" == "FAILED 75:0 1"
 check "idle restarts: it says why" grep -q "stopped early 2 times in a row without writing anything under $tmp/idle" \
   "$tmp/idle.out"
@@ -246,7 +228,7 @@ method = "grid"
 TOML
 id=$(RANKSWEEP_INFER_ARGS="--top-k 2" "${sb[@]}" --time=5 -o "$tmp/pipe.out" "$src/jobs/slurm/pipeline.sbatch" \
   "$tmp/small.toml" "$tmp/pipe" /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz)
-r=$(wait_job "$id")
+r=$(slurm_wait_job "$id")
 check "pipeline.sbatch: COMPLETED 0:0 ($r)" test "${r% *}" == "COMPLETED 0:0"
 check "pipeline.sbatch: predictions of the study's best trial" py "
 import h5py; s = h5py.File('$tmp/pipe/study.h5'); p = h5py.File('$tmp/pipe/predictions.h5')
