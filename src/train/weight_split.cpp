@@ -7,14 +7,18 @@
 namespace rs {
 namespace {
 
-// Each split layer's (IN, OUT), in layer order, for a group on `nodes` nodes.
-template <class F> void for_split_layers(const Model& model, int batch, int nodes, F&& f) {
+// Whether a dense layer's weight gradient is split for a group on `nodes` nodes.
+bool split(size_t IN, size_t OUT, int batch, int nodes) {
+  if (nodes == 1) return IN * OUT >= DenseSplit::kMinWeights;
+  return IN * OUT >= DenseSplit::kNodesMinWeights && IN * OUT >= DenseSplit::kNodesRatio * size_t(batch) * (IN + OUT);
+}
+
+// Each dense layer's (IN, OUT) for which pick(IN, OUT) holds, in layer order.
+template <class P, class F> void for_dense_layers(const Model& model, P&& pick, F&& f) {
   for (const auto& l : model.layers()) {
     if (l->spec().type != "dense") continue;
     const size_t IN = l->in_shape().size(), OUT = size_t(l->out_shape().c);
-    if (IN * OUT >= DenseSplit::kMinWeights || (nodes > 1 && IN * OUT >= DenseSplit::kNodesMinWeights &&
-                                             IN * OUT >= DenseSplit::kNodesRatio * size_t(batch) * (IN + OUT)))
-      f(*l, int(IN), int(OUT));
+    if (pick(IN, OUT)) f(*l, int(IN), int(OUT));
   }
 }
 
@@ -22,7 +26,10 @@ template <class F> void for_split_layers(const Model& model, int batch, int node
 
 size_t DenseSplit::exchange_floats(const Model& model, int batch, int nodes) {
   size_t n = 0;
-  for_split_layers(model, batch, nodes, [&](const rs::Layer&, int IN, int OUT) { n += size_t(batch) * size_t(IN + OUT); });
+  auto pick = [&](size_t IN, size_t OUT) {
+    return nodes ? split(IN, OUT, batch, nodes) : split(IN, OUT, batch, 1) || split(IN, OUT, batch, 2);
+  };
+  for_dense_layers(model, pick, [&](const rs::Layer&, int IN, int OUT) { n += size_t(batch) * size_t(IN + OUT); });
   return n;
 }
 
@@ -30,7 +37,8 @@ std::unique_ptr<DenseSplit> DenseSplit::make(const Model& model, SharedParams& s
   std::unique_ptr<DenseSplit> s(new DenseSplit(shared));
   float* at = shared.exchange();
   std::vector<std::pair<size_t, size_t>> updated;
-  for_split_layers(model, batch, shared.nodes(), [&](const rs::Layer& l, int IN, int OUT) {
+  auto pick = [&](size_t IN, size_t OUT) { return split(IN, OUT, batch, shared.nodes()); };
+  for_dense_layers(model, pick, [&](const rs::Layer& l, int IN, int OUT) {
     const size_t offset = size_t(l.grads[0] - shared.grads());
     s->m_layers.push_back({offset, IN, OUT, at, at + size_t(batch) * IN});
     at += size_t(batch) * size_t(IN + OUT);

@@ -28,19 +28,24 @@ namespace rs {
 
 class DenseSplit final : public WeightGradSplit {
  public:
-  static constexpr size_t kMinWeights = size_t(1) << 20;    // 4 MB: smaller ones are summed (a barrier costs more)
-  // On several nodes also those of at least kNodesMinWeights (smaller ones
-  // cost the network its latency, not its bandwidth) whose gradient is at
-  // least kNodesRatio times the batch's x and dy (the MLP's 784 x 512 at batch
-  // 64: 4.8 times): every node then computes their rows over the whole batch,
-  // where bytes on the network cost more than the multiply-adds.
+  // On one node: dense layers of at least kMinWeights weights (4 MB: smaller
+  // ones are summed, a barrier costs more).
+  static constexpr size_t kMinWeights = size_t(1) << 20;
+  // On several nodes: those of at least kNodesMinWeights (smaller ones cost
+  // the network its latency, not its bandwidth) whose gradient is at least
+  // kNodesRatio times the step's x and dy (the MLP's 784 x 512 at batch 64:
+  // 4.8 times; tf-mnist-cnn's dense1 up to a global batch of 386): every node
+  // then computes their rows over the whole batch, where bytes on the network
+  // cost more than the multiply-adds. At larger batches (more nodes at a
+  // fixed batch per rank) the gradient is smaller than the activations and
+  // is exchanged instead.
   static constexpr size_t kNodesMinWeights = size_t(1) << 16, kNodesRatio = 2;
   static constexpr size_t kBlockBytes = size_t(256) << 10;  // rows of dw per block: in L2 for the update
   using Update = std::function<void(const float* g, size_t lo, size_t count)>;
 
   // Floats of exchange memory for `model`'s split layers at `batch` samples a
-  // step on `nodes` nodes (2: any number of nodes, a bound for one node too).
-  static size_t exchange_floats(const Model& model, int batch, int nodes = 2);
+  // step on `nodes` nodes (0: the most any number of nodes needs).
+  static size_t exchange_floats(const Model& model, int batch, int nodes = 0);
   // Null when no layer of `model` (its storage already in `shared`, with
   // exchange_floats(model, batch) of exchange) is split; else the split,
   // with the layers' weights marked updated in `shared`.
