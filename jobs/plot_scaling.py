@@ -20,7 +20,7 @@ def main():
     ap.add_argument("-o", "--out", default="scaling.png")
     a = ap.parse_args()
     f = h5py.File(a.file, "r")
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(14, 4))
+    fig, (ax1, ax2, ax3, ax4) = plt.subplots(1, 4, figsize=(18, 4))
     top = 1
     for mode, style in (("strong", "o-"), ("weak", "s--")):
         if mode not in f:
@@ -42,12 +42,26 @@ def main():
         ax3.errorbar(n, med, yerr=[med - g["min"][()], g["max"][()] - med], fmt="^-", capsize=3, color="tab:green")
         ax3.set(xlabel="single-rank groups", ylabel="trials per hour", title="Sweep throughput",
                 ylim=(0, 1.15 * g["max"][()].max()))
+    if "strong" in f:  # where a strong-scaling step's time goes (median shares of the training time)
+        g = f["strong"]
+        n = g["ranks"][()]
+        bottom = 0 * n.astype(float)
+        for k, color in (("compute", "tab:blue"), ("allreduce", "tab:red"), ("data", "tab:grey")):
+            share = 100 * g[k][()]
+            ax4.bar(n, share, bottom=bottom, color=color, width=0.5, label="exchange" if k == "allreduce" else k)
+            bottom += share
+        ax4.set(xlabel="ranks", ylabel="% of training time", title="Strong scaling: phases", ylim=(0, 105))
+        ax4.legend(fontsize=8, loc="lower right")
     ax1.plot([1, top], [1, top], ":", color="grey", label="ideal")
     ax1.set(xlabel="ranks", ylabel="speedup vs 1 rank (median, min..max)", title="Speedup")
     ax2.axhline(100, ls=":", color="grey")
     ax2.set(xlabel="ranks", ylabel="efficiency (%)", title="Parallel efficiency", ylim=(0, 115))
-    for ax in (ax1, ax2, ax3):
-        ax.set_xticks(range(1, top + 1))
+    # ranks, and the nodes they ran on where several
+    any_mode = next(iter(f.values()))
+    where = dict(zip(any_mode["ranks"][()], any_mode["nodes"][()])) if "nodes" in any_mode else {}
+    labels = [f"{r}\n({where[r]} nodes)" if where.get(r, 1) > 1 else str(r) for r in range(1, top + 1)]
+    for ax in (ax1, ax2, ax3, ax4):
+        ax.set_xticks(range(1, top + 1), labels)
         ax.grid(alpha=0.3)
     ax1.legend(fontsize=8)
     ax2.legend(fontsize=8)

@@ -165,6 +165,7 @@ TrainConfig read_train(Section s) {
   t.cudnn_workspace_mb = s.integer("cudnn_workspace_mb", t.cudnn_workspace_mb, 0, 1 << 20);
   t.allreduce_overlap = s.boolean("allreduce_overlap", t.allreduce_overlap);
   t.shard_optimizer = s.boolean("shard_optimizer", t.shard_optimizer);
+  t.exchange_activations = s.boolean("exchange_activations", t.exchange_activations);
   s.finish();
   return t;
 }

@@ -71,6 +71,7 @@ struct TrainConfig {
   int64_t cudnn_workspace_mb = 1024;  // cuda: the most workspace a convolution algorithm may use
   bool allreduce_overlap = false;     // cpu ranks: nonblocking bucketed MPI allreduce during backward
   bool shard_optimizer = true;        // cpu ranks of one node: shared parameters, each rank updates 1/R
+  bool exchange_activations = true;   // ... on several nodes: large dense layers send x and dy, not their gradient
 };
 
 struct Config {

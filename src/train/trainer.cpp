@@ -96,7 +96,7 @@ void Trainer::share_params() {
   m_shared = SharedParams::make(m_comm, m_model.num_params(), states, DenseSplit::exchange_floats(m_model, batch));
   if (!m_shared) return;
   m_model.use_storage(m_shared->params(), m_shared->grads());
-  m_split = DenseSplit::make(m_model, *m_shared, batch);
+  m_split = DenseSplit::make(m_model, *m_shared, batch, m_cfg.train.exchange_activations);
   std::vector<float*> state;
   for (int k = 0; k < states; ++k) state.push_back(m_shared->state(k));
   m_opt.use_storage(state);

@@ -8,8 +8,9 @@ namespace rs {
 namespace {
 
 // Whether a dense layer's weight gradient is split for a group on `nodes` nodes.
-bool split(size_t IN, size_t OUT, int batch, int nodes) {
+bool split(size_t IN, size_t OUT, int batch, int nodes, bool across = true) {
   if (nodes == 1) return IN * OUT >= DenseSplit::kMinWeights;
+  if (!across) return false;
   return IN * OUT >= DenseSplit::kNodesMinWeights && IN * OUT >= DenseSplit::kNodesRatio * size_t(batch) * (IN + OUT);
 }
 
@@ -33,11 +34,11 @@ size_t DenseSplit::exchange_floats(const Model& model, int batch, int nodes) {
   return n;
 }
 
-std::unique_ptr<DenseSplit> DenseSplit::make(const Model& model, SharedParams& shared, int batch) {
+std::unique_ptr<DenseSplit> DenseSplit::make(const Model& model, SharedParams& shared, int batch, bool across) {
   std::unique_ptr<DenseSplit> s(new DenseSplit(shared));
   float* at = shared.exchange();
   std::vector<std::pair<size_t, size_t>> updated;
-  auto pick = [&](size_t IN, size_t OUT) { return split(IN, OUT, batch, shared.nodes()); };
+  auto pick = [&](size_t IN, size_t OUT) { return split(IN, OUT, batch, shared.nodes(), across); };
   for_dense_layers(model, pick, [&](const rs::Layer& l, int IN, int OUT) {
     const size_t offset = size_t(l.grads[0] - shared.grads());
     s->m_layers.push_back({offset, IN, OUT, at, at + size_t(batch) * IN});

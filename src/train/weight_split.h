@@ -48,8 +48,9 @@ class DenseSplit final : public WeightGradSplit {
   static size_t exchange_floats(const Model& model, int batch, int nodes = 0);
   // Null when no layer of `model` (its storage already in `shared`, with
   // exchange_floats(model, batch) of exchange) is split; else the split,
-  // with the layers' weights marked updated in `shared`.
-  static std::unique_ptr<DenseSplit> make(const Model& model, SharedParams& shared, int batch);
+  // with the layers' weights marked updated in `shared`. across: split on
+  // several nodes too (train.exchange_activations).
+  static std::unique_ptr<DenseSplit> make(const Model& model, SharedParams& shared, int batch, bool across);
 
   // How this step applies a gradient to the values [lo, lo + count) of the flat buffers.
   void set_update(Update u) { m_update = std::move(u); }
