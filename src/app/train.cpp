@@ -169,6 +169,7 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
                cfg.data.classes);
     fmt::print("model: {}, {} parameters; {} lr {} batch {}; out {}\n", cfg.model.preset, tr.model().num_params(),
                to_string(cfg.train.optimizer), cfg.train.lr, cfg.train.batch_size, run_path);
+    if (comm.size() > 1 || opt.verbose) fmt::print("{}\n", tr.exchange_description());
     if (opt.verbose) fmt::print("{}\n", tr.model().summary());
     if (tr.position().step > 0)
       fmt::print("resuming in epoch {} after step {}\n", tr.epochs_done() + 1, tr.position().step);

@@ -4,7 +4,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <map>
 #include <numeric>
 #include <utility>
 
@@ -17,25 +16,6 @@ using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 Shape input_shape(const Data& d) { return Shape{d.train.c, d.train.h, d.train.w}; }
-
-// Buckets of at least `bytes` (whole tensors), from the end of the buffer.
-std::vector<Bucket> make_buckets(const Model& model, size_t bytes) {
-  std::map<std::string, size_t> layer_index;
-  for (size_t i = 0; i < model.layers().size(); ++i) layer_index[model.layers()[i]->name()] = i;
-  std::vector<Bucket> out;
-  const auto& info = model.param_info();
-  for (size_t t = info.size(); t-- > 0;) {
-    const ParamInfo& pi = info[t];
-    if (out.empty() || out.back().count * sizeof(float) >= bytes)
-      out.push_back(Bucket{pi.offset + pi.count, 0, 0});  // a new bucket ends where this tensor ends
-    Bucket& b = out.back();
-    const size_t end = b.offset + b.count;
-    b.offset = pi.offset;
-    b.count = end - pi.offset;
-    b.first_layer = layer_index.at(pi.layer);
-  }
-  return out;
-}
 
 // Samples a rank's buffers hold: its slice of a training batch, or of an
 // evaluation batch (never more than its slice of the largest evaluated set).
@@ -66,8 +46,7 @@ Trainer::Trainer(const Config& cfg, const Data& data, Backend& be, GradComm& gra
       m_dlogits(be, size_t(m_model.max_batch()) * cfg.data.classes),
       m_labels(be, size_t(m_model.max_batch())),
       m_metrics(be, 2),
-      m_test_idx(size_t(data.test.n)),
-      m_allreduce(grads.make(m_model.grads(), make_buckets(m_model, kBucketBytes), cfg.train.allreduce_overlap)) {
+      m_test_idx(size_t(data.test.n)) {
   std::iota(m_test_idx.begin(), m_test_idx.end(), 0);
   m_be.zero(m_metrics.data(), 2 * sizeof(double));
 }
@@ -87,28 +66,16 @@ int64_t Trainer::steps_per_epoch() const {
   return (n + b - 1) / b;
 }
 
-void Trainer::share_params() {
-  if (m_share_tried) return;
-  m_share_tried = true;
-  if (!m_cfg.train.shard_optimizer || m_be.kind() != BackendKind::cpu) return;
-  const int states = int(m_opt.state_names().size());
-  const int batch = int(m_cfg.train.batch_size);
-  m_shared = SharedParams::make(m_comm, m_model.num_params(), states, DenseSplit::exchange_floats(m_model, batch));
-  if (!m_shared) return;
-  m_model.use_storage(m_shared->params(), m_shared->grads());
-  m_split = DenseSplit::make(m_model, *m_shared, batch, m_cfg.train.exchange_activations);
-  std::vector<float*> state;
-  for (int k = 0; k < states; ++k) state.push_back(m_shared->state(k));
-  m_opt.use_storage(state);
-  m_allreduce.reset();
+void Trainer::choose_sync() {
+  if (!m_sync) m_sync = make_grad_sync(m_cfg.train, m_be, m_grads, m_comm, m_model, m_opt);
 }
 
 void Trainer::init() {
   const auto t0 = Clock::now();
-  share_params();
-  if (m_shared) {  // one copy a node: rank 0's, broadcast to the other nodes' copies
+  choose_sync();
+  if (const SharedParams* shared = m_sync->shared()) {  // one copy a node: rank 0's, broadcast to the other nodes' copies
     if (m_comm.leader()) m_model.init_params(uint64_t(m_cfg.train.seed));
-    m_shared->copy_from_first_node(0);
+    shared->copy_from_first_node(0);
     m_broadcast_seconds += since(t0);
     return;
   }
@@ -123,14 +90,14 @@ void Trainer::init() {
 }
 
 void Trainer::resume(const RunFile& rf) {
-  share_params();
+  choose_sync();
   m_comm.root_only([&] { load_into(rf, m_model, &m_opt); });
   std::vector<float> st = m_model.state_host();
   m_comm.bcast(std::span<float>(st));
   m_model.set_state_host(st);
-  if (m_shared) {
+  if (const SharedParams* shared = m_sync->shared()) {
     // rank 0 put the parameters and the optimizer state in its node's copy
-    m_shared->copy_from_first_node(int(m_opt.state_names().size()));
+    shared->copy_from_first_node(int(m_opt.state_names().size()));
   } else {
     std::vector<float> p = m_model.params_host();
     m_comm.bcast(std::span<float>(p));
@@ -213,7 +180,7 @@ bool Trainer::run_epoch() {
   // Phase timers, host clock: exact on the CPU backend; on the CUDA backend
   // they time the host's side (work is queued asynchronously, not waited for).
   enum { kData, kForward, kBackward, kAllreduce, kOptimizer, kPhases };
-  double phase[kPhases] = {0, 0, 0, 0, 0};
+  double phase[kPhases + 1] = {0, 0, 0, 0, 0, 0};  // [kPhases]: time accounted for otherwise
   auto lap = [&, t = Clock::now()](int which) mutable {
     const auto now = Clock::now();
     phase[which] += std::chrono::duration<double>(now - t).count();
@@ -225,16 +192,10 @@ bool Trainer::run_epoch() {
     const int64_t lo = Bg * r / R, hi = Bg * (r + 1) / R;
     const int B = int(hi - lo);
     const uint64_t step = uint64_t(m_opt.steps());
-    if (m_allreduce) m_allreduce->begin();
     const float lr = float(learning_rate(t, int64_t(step), spe));
-    auto layer_done = [&](size_t layer) {
-      if (m_allreduce) m_allreduce->layer_done(layer);
-    };
-    const Pass pass{B, true, uint64_t(t.seed), step, uint64_t(lo), int(Bg), R > 1 ? &m_grads : nullptr, m_split.get()};
-    if (m_shared) m_opt.begin_step();  // the split applies its rows during backward
-    if (m_split)
-      m_split->set_update(
-          [&, lr](const float* g, size_t at, size_t count) { m_opt.update(m_model.params(), g, lr, at, count); });
+    m_sync->begin(lr);
+    auto layer_done = [&](size_t layer) { m_sync->layer_done(layer); };
+    const Pass pass{B, true, uint64_t(t.seed), step, uint64_t(lo), int(Bg), R > 1 ? &m_grads : nullptr, m_sync->split()};
     if (B > 0) {
       for (int b = 0; b < B; ++b) idx[b] = m_data.train_idx[perm[first + lo + b]];
       m_be.load_batch(m_model.input(), m_labels.data(), m_data.train.view(), idx.data(), B, m_data.mean.data(),
@@ -250,24 +211,11 @@ bool Trainer::run_epoch() {
       m_model.idle_step(pass, layer_done);
     }
     lap(kBackward);
-    if (m_shared) {  // wait for the node's gradients, update the rest of this rank's shard, wait for the others'
-      m_shared->sync();
-      lap(kAllreduce);
-      m_shared->reduce_shard(
-          [&](const float* g, size_t lo, size_t count) { m_opt.update(m_model.params(), g, lr, lo, count); });
-      lap(kOptimizer);
-      m_shared->sync();
-      lap(kAllreduce);
-      const auto [gather, reduce] = m_shared->take_exchange_seconds();  // across nodes: exchange, not compute
-      phase[kBackward] -= gather;
-      phase[kOptimizer] -= reduce;
-      phase[kAllreduce] += gather + reduce;
-    } else {
-      m_allreduce->finish();
-      lap(kAllreduce);
-      m_opt.step(m_model.params(), m_model.grads(), lr);
-      lap(kOptimizer);
-    }
+    const SyncTimes st = m_sync->finish(lr);
+    lap(kPhases);
+    phase[kAllreduce] += st.exchange;
+    phase[kOptimizer] += st.optimizer;
+    phase[kBackward] -= st.exchanged_in_backward;
     // One rank: stop early on a non-finite loss (a cheap read every 50 steps).
     // More ranks: the poisoned gradients reach every rank; checked below.
     if (R == 1 && (s + 1) % 50 == 0) {

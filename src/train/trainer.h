@@ -1,9 +1,9 @@
 // Synchronous data-parallel training of one model over a communicator.
 // Every rank holds the whole dataset and the same shuffled order; each global
-// batch is cut into contiguous per-rank slices, gradients are summed with one
-// allreduce (the loss is scaled by 1/global batch, so the sum is the mean),
-// or, for CPU ranks on one node, in shared memory by each rank for its shard
-// of the parameters, which it updates (SharedParams).
+// batch is cut into contiguous per-rank slices; the loss is scaled by 1/global
+// batch, so the sum of the ranks' gradients is the mean. How they are summed
+// and applied is the GradSync strategy chosen from the layout (allreduce, or
+// for CPU ranks one parameter copy a node, each rank updating its shard).
 // With one rank this is plain training. A sweep's rank group makes one
 // backend and one GradComm and gives them to every Trainer it runs.
 #pragma once
@@ -20,11 +20,10 @@
 #include "io/run_file.h"
 #include "mpi/allreduce.h"
 #include "mpi/comm.h"
-#include "mpi/shared_params.h"
 #include "nn/model.h"
 #include "nn/optimizer.h"
+#include "train/grad_sync.h"
 #include "train/history.h"
-#include "train/weight_split.h"
 
 namespace rs {
 
@@ -75,11 +74,12 @@ class Trainer {
   const Data& data() const { return m_data; }
   // Whether the parameters are the node's one copy (SharedParams), not
   // allreduced: decided by the first init() or resume().
-  bool shares_params() const { return m_shared != nullptr; }
-  bool splits_weight_grads() const { return m_split != nullptr; }
+  bool shares_params() const { return m_sync && m_sync->shared(); }
+  bool splits_weight_grads() const { return m_sync && m_sync->split(); }
+  // The gradient strategy in one line (after init() or resume()).
+  std::string exchange_description() const { return m_sync ? m_sync->describe() : ""; }
   // Time spent broadcasting the data before this trainer existed, to report.
   void note_broadcast(double seconds) { m_broadcast_seconds += seconds; }
-  static constexpr size_t kBucketBytes = size_t(4) << 20;
 
  private:
   Trainer(const Config& cfg, const Data& data, Backend& be, std::unique_ptr<GradComm> own, const Comm& comm);
@@ -91,21 +91,16 @@ class Trainer {
   std::unique_ptr<GradComm> m_own_grads;  // when no GradComm was given
   Model m_model;
   Optimizer m_opt;
-  // CPU ranks of one node: the model's parameters and gradients and the
-  // optimizer's state in the node's shared memory, updated shard by shard
-  // (cfg.train.shard_optimizer); then there is no m_allreduce. Made by the
+  // How gradients are summed and applied, chosen from the layout by the
   // first init() or resume(), which are collective: the constructor is not
   // (a sweep agrees on its failures, e.g. one rank's allocation).
-  std::unique_ptr<SharedParams> m_shared;
-  std::unique_ptr<DenseSplit> m_split;  // with m_shared: large dense layers' weight gradients by rows
-  bool m_share_tried = false;
-  void share_params();
+  std::unique_ptr<GradSync> m_sync;
+  void choose_sync();
   History m_history;
   Buffer<float> m_dlogits;
   Buffer<int32_t> m_labels;  // (max_batch) in backend memory
   Buffer<double> m_metrics;  // loss sum, correct count; read back once per epoch/pass
   std::vector<int64_t> m_test_idx;
-  std::unique_ptr<GradAllreduce> m_allreduce;
   std::function<bool()> m_stop_check;
   EpochPosition m_position;               // where the last run_epoch stopped, or where resume() starts
   std::array<double, 2> m_resume_sums{};  // this rank's partial sums at m_position (resume)

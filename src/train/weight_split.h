@@ -56,6 +56,7 @@ class DenseSplit final : public WeightGradSplit {
   void set_update(Update u) { m_update = std::move(u); }
 
   bool splits(const float* dw) const override { return find(dw) != nullptr; }
+  size_t layers() const { return m_layers.size(); }
   void dense(float* dw, const float* x, const float* dy, const Pass& p, int IN, int OUT) override;
 
  private:
