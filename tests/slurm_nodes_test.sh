@@ -35,12 +35,7 @@ check "reference sweeps under mpirun" test -f ref/study.h5 -a -f ref2/study.h5
 
 # ---- sweep.sbatch on 2 nodes, USR1 mid-trial: checkpoint, status 75, requeue, finish
 id=$("${sb[@]}" --time=10 -o sweep.out "$src/jobs/slurm/sweep.sbatch" sweep.toml sweep)
-for i in $(seq 1 240); do  # until two trials are in the study (the signal then lands mid-sweep)
-  n=$(py "import h5py; print(len(h5py.File('sweep/study.h5')['trials/id']))" 2>/dev/null || echo 0)
-  [[ "$n" -ge 2 ]] && break
-  sleep 0.5
-done
-scancel --signal=USR1 "$id"
+slurm_signal_mid_sweep "$id" "sweep/study.h5"
 r=$(slurm_wait_job "$id")
 check "sweep.sbatch on 2 nodes after USR1: COMPLETED 0:0 after 1 restart ($r)" test "$r" == "COMPLETED 0:0 1"
 check "sweep.sbatch: the program ran on 2 nodes" grep -q "ranksweep sweep: Slurm job $id, 2 node(s), 2 rank(s)" sweep.out

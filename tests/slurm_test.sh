@@ -162,12 +162,7 @@ assert p['labels'].shape == (10000, 3) and abs(p.attrs['top1_accuracy'] - h) < 1
 
 # ---- 4. sweep.sbatch, USR1 mid-trial (scancel --signal): checkpoint, status 75, requeue, finish
 id=$("${sb[@]}" --time=10 -o "$tmp/sweep.out" "$src/jobs/slurm/sweep.sbatch" "$tmp/sweep.toml" "$tmp/sweep")
-for i in $(seq 1 120); do  # until two trials are in the study (the signal then lands mid-sweep)
-  n=$(py "import h5py; print(len(h5py.File('$tmp/sweep/study.h5')['trials/id']))" 2>/dev/null || echo 0)
-  [[ "$n" -ge 2 ]] && break
-  sleep 0.5
-done
-scancel --signal=USR1 "$id"
+slurm_signal_mid_sweep "$id" "$tmp/sweep/study.h5"
 r=$(slurm_wait_job "$id")
 check "sweep.sbatch after USR1: COMPLETED 0:0 after 1 restart ($r)" test "$r" == "COMPLETED 0:0 1"
 check "sweep.sbatch: the program checkpointed and asked to be requeued" \

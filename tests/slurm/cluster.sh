@@ -4,6 +4,7 @@
 # free. Source it, then:
 #   slurm_start DIR [NODES]  # starts the daemons, waits until every node is idle; exports SLURM_CONF
 #   slurm_wait_job ID [SECS] # waits for a job to leave the queue (see below)
+#   slurm_signal_mid_sweep ID STUDY.h5  # USR1 to a sweep job once two trials are done
 #   slurm_stop               # stops exactly the daemons it started (by pid)
 # With NODES (1-3), the nodes are emulated as tests/cluster.sh makes them:
 # n1..nNODES, one slurmd each in its own UTS, mount and IPC namespaces (own
@@ -118,6 +119,18 @@ slurm_wait_job() {
     sleep 1
   done
   scontrol show job "$id" -o | sed -E 's/.*JobState=([A-Z_]+).* Restarts=([0-9]+).* ExitCode=([0-9:]+).*/\1 \3 \2/'
+}
+
+# slurm_signal_mid_sweep ID STUDY.h5: once the study has two trials (a signal then lands mid-sweep, within
+# 2 minutes), USR1 to the job's steps, as Slurm's warning before a time limit.
+slurm_signal_mid_sweep() {
+  local i n
+  for i in $(seq 1 240); do
+    n=$(/usr/bin/python3 -c "import h5py; print(len(h5py.File('$2')['trials/id']))" 2>/dev/null || echo 0)
+    [[ "$n" -ge 2 ]] && break
+    sleep 0.5
+  done
+  scancel --signal=USR1 "$1"
 }
 
 slurm_stop() {
