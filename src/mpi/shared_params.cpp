@@ -73,7 +73,6 @@ std::unique_ptr<SharedParams> SharedParams::make(const Comm& group, size_t n, in
   s->m_bytes = (buffers * s->m_stride + (exchange + 15) / 16 * 16) * sizeof(float);
   const Comm node(s->m_node);
   std::string name, why;
-  int mapped = 0;
   if (s->m_ranks == 1) {  // one rank on the node: the same layout in private memory, for the split's update in backward
     s->m_map = mmap(nullptr, s->m_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (s->m_map == MAP_FAILED) {
@@ -88,7 +87,7 @@ std::unique_ptr<SharedParams> SharedParams::make(const Comm& group, size_t n, in
       if (!s->m_map) why = fmt::format("mmap: {}", std::strerror(errno));
     }
   }
-  mapped = s->m_map != nullptr;
+  const int mapped = s->m_map != nullptr;
   int all_mapped = 0;
   MPI_Allreduce(&mapped, &all_mapped, 1, MPI_INT, MPI_MIN, group.raw());
   if (node.leader() && !name.empty()) shm_unlink(name.c_str());  // every rank has it mapped (or gave up)

@@ -9,8 +9,12 @@
 namespace rs {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+// Seconds fn takes.
+template <class F> double timed(F&& fn) {
+  const auto t0 = std::chrono::steady_clock::now();
+  fn();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
 
 constexpr size_t kBucketBytes = size_t(4) << 20;
 
@@ -46,12 +50,8 @@ class AllreduceSync final : public GradSync {
   void layer_done(size_t layer) override { m_allreduce->layer_done(layer); }
   SyncTimes finish(float lr) override {
     SyncTimes s;
-    auto t = Clock::now();
-    m_allreduce->finish();
-    s.exchange = since(t);
-    t = Clock::now();
-    m_opt.step(m_model.params(), m_model.grads(), lr);
-    s.optimizer = since(t);
+    s.exchange = timed([&] { m_allreduce->finish(); });
+    s.optimizer = timed([&] { m_opt.step(m_model.params(), m_model.grads(), lr); });
     return s;
   }
   std::string describe() const override {
@@ -85,15 +85,12 @@ class SharedSync final : public GradSync {
   SyncTimes finish(float lr) override {
     // wait for the node's gradients, update the rest of this rank's shard, wait for the others'
     SyncTimes s;
-    auto t = Clock::now();
-    m_shared->sync();
-    s.exchange = since(t);
-    t = Clock::now();
-    m_shared->reduce_shard([&](const float* g, size_t lo, size_t count) { m_opt.update(m_model.params(), g, lr, lo, count); });
-    s.optimizer = since(t);
-    t = Clock::now();
-    m_shared->sync();
-    s.exchange += since(t);
+    s.exchange = timed([&] { m_shared->sync(); });
+    s.optimizer = timed([&] {
+      m_shared->reduce_shard(
+          [&](const float* g, size_t lo, size_t count) { m_opt.update(m_model.params(), g, lr, lo, count); });
+    });
+    s.exchange += timed([&] { m_shared->sync(); });
     const auto [gather, reduce] = m_shared->take_exchange_seconds();  // across nodes: exchange, not compute
     s.optimizer -= reduce;
     s.exchange += gather + reduce;
