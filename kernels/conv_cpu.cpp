@@ -198,10 +198,14 @@ void conv2d_backward_sparse(T* din, T* dw, T* db, const T* dout, const T* in, co
     std::vector<T>& acc = scratch<T>(3);
     thread_local std::vector<const T*> ptr;
     thread_local std::vector<T> gs;
+    thread_local std::vector<const T*> wins;  // each output position's window in Q
     Q.resize(size_t(C) * p.plane());
     acc.assign(nw + s.OC, T(0));
-    ptr.resize(size_t(std::max(OHW, s.OC)));
+    ptr.resize(size_t(std::max(OHW, s.OC)) + 1);  // + 1: the branch-free lists write one past their count
     gs.resize(ptr.size());
+    wins.resize(size_t(OHW));
+    for (int q = 0; q < OHW; ++q)
+      wins[q] = Q.data() + size_t(q / s.OW) * s.stride * row + size_t(q % s.OW) * s.stride * C;
     parts[size_t(omp_get_thread_num())] = acc.data();
 #pragma omp for schedule(static)
     for (int n = 0; n < s.B; ++n) {
@@ -211,13 +215,12 @@ void conv2d_backward_sparse(T* din, T* dw, T* db, const T* dout, const T* in, co
       for (int oc = 0; oc < s.OC; ++oc) {
         int count = 0;
         T bsum = 0;
-        for (int q = 0; q < OHW; ++q) {
+        for (int q = 0; q < OHW; ++q) {  // branch-free: the zeros fall at random
           const T g = dy[size_t(oc) * OHW + q];
-          if (g == T(0)) continue;
           bsum += g;
-          const int oh = q / s.OW, ow = q % s.OW;
-          ptr[count] = Q.data() + size_t(oh) * s.stride * row + size_t(ow) * s.stride * C;
-          gs[count++] = g;
+          ptr[count] = wins[q];
+          gs[count] = g;
+          count += g != T(0);
         }
         acc[nw + oc] += bsum;
         for (int kh = 0; kh < K; ++kh)
@@ -230,9 +233,9 @@ void conv2d_backward_sparse(T* din, T* dw, T* db, const T* dout, const T* in, co
         int count = 0;
         for (int oc = 0; oc < s.OC; ++oc) {
           const T g = dy[size_t(oc) * OHW + q];
-          if (g == T(0)) continue;
           ptr[count] = wt.data() + size_t(oc) * KK * C;
-          gs[count++] = g;
+          gs[count] = g;
+          count += g != T(0);
         }
         if (!count) continue;
         const int oh = q / s.OW, ow = q % s.OW;

@@ -19,7 +19,7 @@
 // extended to whole tiles, so a tile's window is N x N vectors of channels and
 // the transforms are vector adds; channel counts are padded with zeros to the
 // vector width. A thread takes a contiguous run of samples, in chunks of up
-// to kBlock tiles (several small samples: tf-mnist-cnn's conv2 has 16 tiles
+// to a block of tiles sized for L2 (several small samples: tf-mnist-cnn's conv2 has 16 tiles
 // of 4x4); per block it transforms, then runs the N*N products with the
 // register-blocked kernel of simd_cpu.h (6 rows x up to 4 vectors per pass).
 // Forward: tiles are independent, so the output never depends on the thread
@@ -143,15 +143,35 @@ template <class F> void for_my_chunks(int B, int S, F&& f) {
   for (int k = 0; k < chunks; ++k) f(lo + n * k / chunks, lo + n * (k + 1) / chunks);
 }
 
-constexpr int kBlock = 96;  // tiles per block, at most (a multiple of kRows)
+constexpr int kMaxBlock = 96;  // tiles per block, at most (a multiple of kRows)
+
+// Tiles per block, from the core's L2 (cpu_caches()): a block's transformed
+// inputs and products (per_tile bytes each, with its share of the samples'
+// channels-last copies) are written by the transforms and read back by the
+// products, so the block, with the layer's transformed filters or weight-gradient
+// sums (fixed bytes, read by every block), should fit 3/4 of L2. Where the
+// fixed part alone leaves too little (a 512 KB L2 and conv2's 512 KB of
+// filters), it is read from L3 for every block whatever the block size, and
+// the block fills half of L2. Measured on tf-mnist-cnn's conv2 (Intel Xeon,
+// 2 MB L2, 2026-12-03, 1 thread): 16-48 tiles a block 49-60 us/img forward and
+// 60-65 weight gradient, 96 tiles 80-87 and 110-115 (2.4 MB: past L2).
+// The weight gradient sums a block's tiles before adding them to the running
+// sums, so its rounding depends on the block, i.e. on the L2 size: a run
+// resumed on a machine with another L2 differs by rounding, as it would with
+// another thread count.
+int block_tiles(size_t per_tile, size_t fixed) {
+  const size_t l2 = cpu_caches().l2, room = l2 * 3 / 4 > fixed + 2 * kRows * per_tile ? l2 * 3 / 4 - fixed : l2 / 2;
+  return std::clamp(int(room / per_tile), kRows, kMaxBlock);
+}
 // The tiling of one layer: T = (TY, TX) tiles of M x M outputs per sample,
 // Q = a sample's input channels-last (Hq, Wq, Cp) with its zero border, whole
 // tiles. A chunk of S samples is transformed and multiplied together, in
 // blocks of at most blk of its tiles (g = slot * tiles + tile).
 template <class T, int M, int R> struct Tiling {
   static constexpr int N = M + R - 1, NN = N * N;
-  int Cp, OCp, TY, TX, tiles, Hq, Wq, S, blk;
+  int Cp, OCp, TY, TX, tiles, Hq, Wq;
   size_t qsz, ysz;  // per sample: Q, and an output-sized (M TY, M TX, OCp) tile grid
+  int S, blk;       // samples per chunk, tiles per block
   explicit Tiling(const ConvShape& s)
       : Cp(int(round_up(s.C, kV<T>))),
         OCp(int(round_up(s.OC, kV<T>))),
@@ -160,10 +180,15 @@ template <class T, int M, int R> struct Tiling {
         tiles(TY * TX),
         Hq(M * TY + R - 1),
         Wq(M * TX + R - 1),
-        S(std::max(1, kBlock / tiles)),
-        blk(int(round_up(std::min(S * tiles, kBlock), kRows))),
         qsz(size_t(Hq) * Wq * Cp),
-        ysz(size_t(M * M) * tiles * OCp) {}
+        ysz(size_t(M * M) * tiles * OCp),
+        S(std::max(1, max_tiles() / tiles)),
+        blk(int(round_up(std::min(S * tiles, max_tiles()), kRows))) {}
+
+  int max_tiles() const {
+    const size_t per_tile = sizeof(T) * (NN * size_t(Cp + OCp) + (qsz + ysz) / size_t(tiles));
+    return block_tiles(per_tile, sizeof(T) * NN * size_t(Cp) * OCp);
+  }
 
   // The stride of a block buffer's N * N planes (xi) at tile stride ld: one vector
   // past whole rows, so the planes a tile's transform touches fall in different

@@ -123,6 +123,16 @@ void flush_denormals() noexcept;
 bool flush_denormals_everywhere();
 bool denormals_flushed() noexcept;
 
+// The data caches of one core (caches_cpu.cpp): L1d and L2 in bytes, and the
+// last-level cache divided by the logical CPUs sharing it (0 if none; a
+// virtual machine may report its host's whole L3 here). From sysfs, else
+// sysconf, else assumed (32 KB, 512 KB): `source` says which.
+struct CacheSizes {
+  size_t l1d, l2, l3_share;
+  const char* source;
+};
+const CacheSizes& cpu_caches();
+
 // ---- batch assembly: out (B, C, HW) = normalize(data[idx[b]]) with per-channel
 // mean and inv_std; data is (N, C, HW) uint8 (scale 1/255) or float (scale 1)
 void gather_normalize_cpu(float* out, const uint8_t* data, const int64_t* idx, int B, int C, size_t HW,

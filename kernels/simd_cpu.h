@@ -198,33 +198,65 @@ inline void product_row(T* c, size_t ldc, const T* a, size_t ars, size_t acs, co
   for (; j < n; j += kv) product<T, ROWS, 1, kStore>(c + j, ldc, a, ars, acs, b + j, ldb, K);
 }
 
+// Vectors of sums an accumulation pass keeps in registers: every sum is its
+// own dependency chain, and an FMA's latency (4 cycles) times its throughput
+// (2 a cycle) needs 8 or more chains to keep both units busy. 12 vectors + one
+// loaded + the broadcast fit AVX-512's 32 registers; a 64-byte vector is two
+// registers elsewhere (16 in all), so 6 there.
+#if defined(__AVX512F__)
+constexpr int kAccVectors = 12;
+#else
+constexpr int kAccVectors = 6;
+#endif
+
+// dst[0, NV vectors) (=, +=, streamed: st) sum_j g[j] * src[j][off, ...), j < count, in order.
+template <class T, int NV>
+inline void accumulate_pass(T* dst, const T* const* src, size_t off, const T* g, int count, Store st) {
+  using V = Vec<T>;
+  constexpr int kv = kV<T>;
+  V r[NV] = {};
+  const bool add = st == Store::add;
+  if (add)
+#pragma GCC unroll 12
+    for (int i = 0; i < NV; ++i) r[i] = load(dst + i * kv);
+  for (int j = 0; j < count; ++j) {
+    const T* x = src[j] + off;
+    const T gj = g[j];
+#pragma GCC unroll 12
+    for (int i = 0; i < NV; ++i) r[i] += gj * load(x + i * kv);
+  }
+  const Store to = add ? Store::set : st;  // the sums already hold dst
+#pragma GCC unroll 12
+  for (int i = 0; i < NV; ++i) put(dst + i * kv, r[i], to);
+}
+
 // dst[0, len) (=, +=, streamed: st) sum_j g[j] * src[j][off, off + len), j < count, in
-// order: blocks of four vectors kept in registers across the whole list (one
-// load and store of dst per block, not per term), then single vectors, then
-// scalars. The sparse backward paths' accumulation (conv2d, dense).
+// order: the whole vectors in passes of at most kAccVectors, as even as they
+// can be (a run of 10 vectors is one pass, not 8 + 2 with too few chains),
+// each kept in registers across the whole list (one load and store of dst per
+// pass, not per term); then scalars. Each value's sum runs over j in order,
+// whatever the passes. The sparse backward paths' accumulation (conv2d, dense).
 template <class T>
 void accumulate(T* dst, int len, const T* const* src, size_t off, const T* g, int count, Store st = Store::add) {
-  using V = Vec<T>;
-  constexpr int kv = kV<T>, kB = 4 * kv;
-  const bool add = st == Store::add;
-  int b = 0;
-  for (; b + kB <= len; b += kB) {
-    V r0{}, r1{}, r2{}, r3{};
-    if (add) r0 = load(dst + b), r1 = load(dst + b + kv), r2 = load(dst + b + 2 * kv), r3 = load(dst + b + 3 * kv);
-    for (int j = 0; j < count; ++j) {
-      const T* x = src[j] + off + b;
-      const T gj = g[j];
-      r0 += gj * load(x), r1 += gj * load(x + kv), r2 += gj * load(x + 2 * kv), r3 += gj * load(x + 3 * kv);
+  constexpr int kv = kV<T>;
+  const int nvec = len / kv;
+  for (int done = 0, passes = (nvec + kAccVectors - 1) / kAccVectors; done < nvec; --passes) {
+    const int nv = (nvec - done + passes - 1) / passes;
+    T* d = dst + done * kv;
+    const size_t o = off + size_t(done) * kv;
+    switch (nv) {
+#define RS_ACC_PASS(n) \
+  case n: accumulate_pass<T, n>(d, src, o, g, count, st); break;
+      RS_ACC_PASS(1) RS_ACC_PASS(2) RS_ACC_PASS(3) RS_ACC_PASS(4) RS_ACC_PASS(5) RS_ACC_PASS(6)
+#if defined(__AVX512F__)
+      RS_ACC_PASS(7) RS_ACC_PASS(8) RS_ACC_PASS(9) RS_ACC_PASS(10) RS_ACC_PASS(11) RS_ACC_PASS(12)
+#endif
+#undef RS_ACC_PASS
     }
-    const Store to = add ? Store::set : st;  // the sums already hold dst
-    put(dst + b, r0, to), put(dst + b + kv, r1, to), put(dst + b + 2 * kv, r2, to), put(dst + b + 3 * kv, r3, to);
+    done += nv;
   }
-  for (; b + kv <= len; b += kv) {
-    V r = add ? load(dst + b) : V{};
-    for (int j = 0; j < count; ++j) r += g[j] * load(src[j] + off + b);
-    put(dst + b, r, add ? Store::set : st);
-  }
-  if (!add) std::fill(dst + b, dst + len, T(0));
+  const int b = nvec * kv;
+  if (st != Store::add) std::fill(dst + b, dst + len, T(0));
   for (int j = 0; j < count && b < len; ++j) {
     const T* x = src[j] + off;
     for (int i = b; i < len; ++i) dst[i] += g[j] * x[i];

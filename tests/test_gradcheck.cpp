@@ -232,6 +232,18 @@ TEST_CASE("conv2d: forward matches a direct convolution", "[conv]") {
   CHECK(worst < 1e-12);
 }
 
+TEST_CASE("cpu caches: the sizes the kernels block for", "[conv]") {
+  // Read once from sysfs (else sysconf, else assumed): an L1d and an L2 of
+  // plausible sizes, in order, and the same object on every call.
+  const CacheSizes& c = cpu_caches();
+  INFO("source " << c.source << ", L1d " << c.l1d << ", L2 " << c.l2 << ", L3 share " << c.l3_share);
+  CHECK(std::string(c.source).size() > 0);
+  CHECK(c.l1d >= (size_t(4) << 10));
+  CHECK(c.l2 >= c.l1d);
+  CHECK(c.l2 <= (size_t(1) << 30));
+  CHECK(&cpu_caches() == &c);
+}
+
 TEST_CASE("conv2d: batched lowering, Winograd and both backward paths match direct loops", "[conv]") {
   // Batches larger than a lowering group (with a partial last group), odd
   // shapes, stride and padding; dy 75% zeros as after ReLU and a 2x2 pool.
