@@ -14,6 +14,11 @@
 // The default trial (0) is the baseline: it runs its full budget in one job,
 // and its results at each rung count.
 //
+// Cost: a rung keeps its results ordered (best first, ties by arrival) in a
+// tree that knows each entry's rank, and the trials paused there in the same
+// order; a promotion is the first paused trial whose rank is within the top
+// floor(n / reduction): O(log n) per decision, whatever the study's size.
+//
 // Walltime: the caller may pass `fits`, which says whether a job can reach
 // its first checkpoint (the end of its first epoch) before the deadline; a
 // promotion that does not fit is passed over, and no new trial starts once
@@ -21,9 +26,12 @@
 #pragma once
 
 #include <cstdint>
+#include <ext/pb_ds/assoc_container.hpp>
+#include <ext/pb_ds/tree_policy.hpp>
 #include <functional>
 #include <map>
 #include <set>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -67,16 +75,34 @@ class SchedulePolicy {
 
  private:
   Decision start(Job j);
+  // Puts the trial's rung entries in or out of their rungs' paused sets.
+  void refresh(int64_t trial);
 
   struct State {
     TrialStatus status;
     int64_t epochs;
   };
+  // A result at a rung: better first (-val), then the earlier arrival.
+  struct Key {
+    double neg_val;
+    int64_t arrival;
+    int64_t trial;
+    bool operator<(const Key& o) const {
+      return neg_val != o.neg_val ? neg_val < o.neg_val : arrival < o.arrival;
+    }
+  };
+  using Ranked = __gnu_pbds::tree<Key, __gnu_pbds::null_type, std::less<Key>, __gnu_pbds::rb_tree_tag,
+                                  __gnu_pbds::tree_order_statistics_node_update>;
+  struct Rung {
+    Ranked results;        // every result at this rung
+    std::set<Key> paused;  // those of trials paused here (pruned at or a little past it, not running)
+  };
   Options m_opt;
-  int64_t m_next = 0;
+  int64_t m_next = 0, m_arrivals = 0;
   std::set<int64_t> m_started, m_running;  // started: handed out at least once (or skipped, or restored)
-  std::map<int64_t, State> m_state;        // trials that have ended a job
-  std::map<int64_t, std::vector<std::pair<int64_t, double>>> m_rungs;  // epoch -> (trial, val) in arrival order
+  std::unordered_map<int64_t, State> m_state;  // trials that have ended a job
+  std::map<int64_t, Rung> m_rungs;             // epoch -> its results
+  std::unordered_map<int64_t, std::vector<std::pair<int64_t, Key>>> m_entries;  // trial -> (epoch, its key there)
 };
 
 }  // namespace rs
