@@ -6,7 +6,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config git
       libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
-      libopenblas-openmp-dev libtomlplusplus-dev libcli11-dev libfmt-dev
+      libopenblas-openmp-dev libtomlplusplus-dev libcli11-dev libfmt-dev nlohmann-json3-dev
       zlib1g-dev liblzma-dev libstb-dev catch2 dataset-fashion-mnist
       python3 python3-h5py python3-matplotlib python3-numpy
       time util-linux  # /usr/bin/time (peak memory in tests), flock

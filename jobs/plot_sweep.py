@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""PNG figures of a ranksweep study (h5py + matplotlib, no ranksweep needed):
+"""PNG figures of a ranksweep study (h5py + matplotlib, no ranksweep needed; a
+running or killed sweep's journal is read too, by ranksweep_study.py):
   heatmap.png   test error over two hyperparameters (default: the learning rate
                 and the other key that explains most of the validation accuracy,
                 eta^2 as in `ranksweep report`)
@@ -13,13 +14,13 @@ usage: plot_sweep.py STUDY.h5 [-o DIR] [--x KEY] [--y KEY]
 import argparse
 import os
 
-import h5py
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
+import ranksweep_study
 
 
 def column(t, key):
@@ -77,7 +78,7 @@ def main():
     ap.add_argument("--y", help="hyperparameter on the y axis (default: another searched key)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
-    f = h5py.File(a.study, "r")
+    f = ranksweep_study.load(a.study)
     t = f["trials"]
     hp = f.attrs["hyperparameters"]
     keys = [k for k in (hp.decode() if isinstance(hp, bytes) else hp).split(",") if k]

@@ -239,6 +239,16 @@ else
   fail=$((fail + 1)); echo "FAILED: sweep with every trial failing should end with status 0"
 fi
 
+# a sweep killed before its first rewrite of study.h5 leaves its journal alone: a damaged first line is
+# one line and exit 2 for report, export and a resumed sweep, and nothing is written
+mkdir -p "$tmp/journal" && printf '00000000 {"seq": 0}\n' > "$tmp/journal/study.journal"
+expect 2 "study.journal: line 1 is not a ranksweep study journal header" "$bin" report "$tmp/journal/study.h5"
+expect 2 "study.journal: line 1 is not a ranksweep study journal header" "$bin" export "$tmp/journal/study.h5"
+expect 2 "study.journal: line 1 is not a ranksweep study journal header" \
+  "$bin" sweep "$tmp/one.toml" $small --out "$tmp/journal"
+[[ ! -e $tmp/journal/study.h5 && $(cat "$tmp/journal/study.journal") == '00000000 {"seq": 0}' ]] &&
+  pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAILED: a damaged journal was changed or a study written"; }
+
 # export: a run's history, a study's trials, predictions as CSV and JSON records
 if [[ -f $tmp/done/run.h5 && -f $tmp/blocked/study.h5 ]]; then
   "$bin" export "$tmp/done/run.h5" > "$tmp/run.csv" && "$bin" export "$tmp/done/run.h5" --format json --out "$tmp/run.json" &&

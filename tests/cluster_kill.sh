@@ -26,7 +26,7 @@ rc=$?
 sweep killed "$work/cl" &
 job=$!
 recorded() {
-  /usr/bin/python3 -c "import h5py, sys; sys.exit(len(h5py.File('killed/study.h5', 'r')['trials/id']) < 2)" 2>/dev/null
+  [[ $(/usr/bin/python3 "$here/../jobs/ranksweep_study.py" killed/study.h5 2>/dev/null) -ge 2 ]]
 }
 for _ in $(seq 600); do recorded && break; sleep 0.1; done
 ns=$(readlink "/proc/$(cat "$work/cl/n2.pid")/ns/uts")

@@ -41,15 +41,19 @@ TOML
 compare() {  # compare REF.h5 STUDY.h5: same trials once each, same results, same curves
   py "
 import h5py, numpy as np, sys
+sys.path.insert(0, '$src/jobs')
+import ranksweep_study
 a, b = h5py.File('$1'), h5py.File('$2')
+ca, cb = ranksweep_study.load('$1')['curves'], ranksweep_study.load('$2')['curves']
 ia, ib = list(a['trials/id'][:]), list(b['trials/id'][:])
 assert sorted(ia) == sorted(ib) and len(set(ib)) == len(ib), (ia, ib)
 for c in ('status', 'epochs', 'best_val_accuracy', 'test_accuracy'):
     va, vb = dict(zip(ia, a['trials/' + c][:])), dict(zip(ib, b['trials/' + c][:]))
     assert all(va[i] == vb[i] for i in ia), (c, va, vb)
-for t in a['curves']:
+assert ca.keys() == cb.keys(), (sorted(ca), sorted(cb))
+for t in ca:
     for m in ('train_loss', 'val_accuracy', 'test_loss'):
-        assert np.array_equal(a['curves'][t][m][:], b['curves'][t][m][:]), (t, m)
+        assert np.array_equal(ca[t][m], cb[t][m]), (t, m)
 "
 }
 

@@ -15,8 +15,8 @@ run() {  # run OUT [CONFIG]
   OMP_NUM_THREADS=1 timeout 300 mpirun --oversubscribe -np 2 "$bin" sweep "${2:-$tmp/sweep.toml}" --out "$1" >/dev/null 2>&1
 }
 # kill_at_random OUT CONFIG LOW HIGH: start the sweep, SIGKILL every rank after
-# a random delay in [LOW, HIGH] s; sets $delay and $before (trials recorded,
-# or an error text with status 1 when study.h5 does not open).
+# a random delay in [LOW, HIGH] s; sets $delay and $before (trials recorded in
+# study.h5 and its journal, or an error text with status 1 when they do not read).
 kill_at_random() {
   local out=$1 cfg=$2 pid
   setsid bash -c "OMP_NUM_THREADS=1 exec mpirun --oversubscribe -np 2 '$bin' sweep '$cfg' --out '$out'" >/dev/null 2>&1 &
@@ -26,10 +26,7 @@ kill_at_random() {
   kill -9 -- -"$pid" 2>/dev/null
   pkill -9 -f "ranksweep sweep $cfg --out $out" 2>/dev/null
   wait "$pid" 2>/dev/null
-  before=$(/usr/bin/python3 -c "
-import h5py, os
-p = '$out/study.h5'
-print(len(h5py.File(p, 'r')['trials/id']) if os.path.exists(p) else 0)" 2>&1)
+  before=$(/usr/bin/python3 "$(dirname "$0")/../jobs/ranksweep_study.py" "$out/study.h5" 2>&1)
 }
 fail=0 pass=0
 t0=$(date +%s.%N)

@@ -9,6 +9,7 @@
 # Usage: sweep_long.sh path/to/ranksweep
 set -u
 bin=$1
+jobs=$(cd "$(dirname "$0")/../jobs" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 pass=0 fail=0
@@ -70,10 +71,13 @@ wait $p
 rc=$?
 check "USR1 after ${delay} s: status 75 (got $rc)" test $rc -eq 75
 sweep --out "$tmp/stop" >/dev/null 2>&1
-check "resumed sweep: every column and curve as the uninterrupted sweep's" /usr/bin/python3 - "$tmp" <<'PY'
-import sys, h5py, numpy as np
+check "resumed sweep: every column and curve as the uninterrupted sweep's" env JOBS="$jobs" /usr/bin/python3 - "$tmp" <<'PY'
+import os, sys, h5py, numpy as np
+sys.path.insert(0, os.environ["JOBS"])
+import ranksweep_study
 t = sys.argv[1]
 a, b = h5py.File(f"{t}/ref/study.h5"), h5py.File(f"{t}/stop/study.h5")
+ca, cb = ranksweep_study.load(f"{t}/ref/study.h5")["curves"], ranksweep_study.load(f"{t}/stop/study.h5")["curves"]
 ia, ib = list(a["trials/id"][:]), list(b["trials/id"][:])
 assert sorted(ia) == sorted(ib) == list(range(31)), (ia, ib)
 for c in a["trials"]:
@@ -83,11 +87,12 @@ for c in a["trials"]:
     va, vb = dict(zip(ia, a["trials"][c][:])), dict(zip(ib, b["trials"][c][:]))
     assert va == vb, (c, va, vb)
 assert a["trials/model.dropout"].dtype.kind == "f" and a["trials/model.dropout"][list(ia).index(0)] == 0.0
-for i in a["curves"]:
-    for m in a["curves"][i]:
+assert ca.keys() == cb.keys() and len(ca) == 31, (sorted(ca), sorted(cb))
+for i in ca:
+    for m in ca[i]:
         if "second" in m or m.startswith("time_"):  # timings
             continue
-        assert np.array_equal(a["curves"][i][m][:], b["curves"][i][m][:]), (i, m)
+        assert np.array_equal(ca[i][m], cb[i][m]), (i, m)
 PY
 
 echo "sweep_long: $pass passed, $fail failed"

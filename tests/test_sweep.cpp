@@ -19,6 +19,7 @@
 #include "kernels/hd_math.h"
 #include "nn/model.h"
 #include "sweep/space.h"
+#include "sweep/journal.h"
 #include "sweep/study.h"
 
 using namespace rs;
@@ -485,4 +486,81 @@ method = "grid"
       Contains("s.toml") && Contains("sweep.enqueue[2].train.momentum") && Contains("not a key of sweep.space"));
   REQUIRE_THROWS_WITH(parse_sweep(base + "[[sweep.enqueue]]\n", "s.toml"),
                       Contains("sweep.enqueue[2]: an enqueued trial needs at least one key"));
+}
+
+// The study journal alone (no MPI): appended rows replace or add in arrival
+// order, values and curves exactly (NaN, text with newlines), a torn or
+// damaged record ends the reading with what came before it, records already
+// in study.h5 count once, and a damaged header is one line naming the file.
+TEST_CASE("study journal: appends, replays, survives a torn tail", "[sweep-asha]") {
+  const TempDir d("study_journal");
+  const std::string study = d / "study.h5", journal = d / "study.journal";
+  Study s;
+  s.config_text = "[train]\nlr = 0.1\n";
+  s.keys = {"train.lr"};
+  auto add = [&](int64_t id, double lr, double val, TrialStatus st) {
+    TrialRow r;
+    r.id = id, r.params = {{"train.lr", TomlValue(lr)}}, r.status = st, r.epochs = id + 1;
+    r.best_val_accuracy = val, r.test_accuracy = val / 2, r.group = id % 2, r.message = "line one\n\"two\"";
+    s.curves[id]["val_accuracy"] = {val / 3, std::nan(""), val};
+    s.rows.push_back(r);
+    return &s.rows.back();
+  };
+  s.rows.reserve(8);
+  Journal j(journal, s);
+  const TrialRow* r0 = add(0, 0.1, 0.5, TrialStatus::completed);
+  const TrialRow* r1 = add(1, 0.1 + 1e-17 * 3, 0.25, TrialStatus::pruned);
+  j.append(s, {r0, r1});
+  s.rows[1].status = TrialStatus::completed, s.rows[1].best_val_accuracy = 0.75;  // promoted
+  s.curves[1]["val_accuracy"][2] = 0.75;
+  const TrialRow* r2 = add(2, 1.0 / 3, 0.125, TrialStatus::diverged);
+  s.sweep_seconds = 42.5;
+  j.append(s, {&s.rows[1], r2});
+  CHECK(j.seq() == 4);
+
+  auto same = [&](const Study& a, size_t rows) {
+    REQUIRE(a.rows.size() == rows);
+    CHECK(a.config_text == s.config_text);
+    CHECK(a.keys == s.keys);
+    for (size_t i = 0; i < rows; ++i) {
+      const TrialRow &x = a.rows[i], &y = s.rows[i];
+      CHECK(x.id == y.id);
+      CHECK(x.status == y.status);
+      CHECK(x.best_val_accuracy == y.best_val_accuracy);
+      CHECK(x.message == y.message);
+      REQUIRE(x.params.size() == 1);
+      CHECK(x.params[0].second.number() == y.params[0].second.number());  // to the bit
+      const std::vector<double>& c = a.curves.at(x.id).at("val_accuracy");
+      REQUIRE(c.size() == 3);
+      CHECK(std::isnan(c[1]));
+      CHECK(c[2] == y.best_val_accuracy);
+    }
+  };
+  REQUIRE(study_exists(study));
+  const Study a = read_study(study);  // no study.h5: the journal alone
+  same(a, 3);
+  CHECK(a.sweep_seconds == 42.5);
+  CHECK(a.journal_seq == 4);
+
+  std::ofstream(journal, std::ios::app) << "0123abcd {\"seq\": 5, \"row\": {\"id\"";  // an append torn by a kill
+  same(read_study(study), 3);
+
+  write_study(study, a, 1);  // study.h5 holds every record; the journal still has them (killed before its reset)
+  const Study b = read_study(study);
+  same(b, 3);
+
+  {  // a bit flipped inside the third record: the first two stand
+    std::fstream f(journal, std::ios::in | std::ios::out | std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(f)), {});
+    const size_t third = text.find('\n', text.find('\n', text.find('\n') + 1) + 1) + 20;
+    f.seekp(std::streamoff(third));
+    f.put(text[third] == 'x' ? 'y' : 'x');
+  }
+  fs::remove(study);
+  Study c = read_study(study);
+  REQUIRE(c.rows.size() == 2);
+  CHECK(c.rows[1].status == TrialStatus::pruned);  // before its promotion's record
+
+  std::ofstream(journal, std::ios::trunc) << "00000000 {\"seq\": 0}\n";
+  REQUIRE_THROWS_WITH(read_study(study), Contains("study.journal") && Contains("line 1"));
 }

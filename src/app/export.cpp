@@ -191,8 +191,8 @@ int export_command(const ExportOptions& opt, const Comm& comm) {
     std::error_code ec;
     if (!opt.out.empty() && std::filesystem::equivalent(opt.out, opt.file, ec))
       fail("--out {}: is the file being exported; export never writes over its input", opt.out);
-    std::string format;
-    {
+    std::string format = "ranksweep-study";  // a study's journal alone (killed before study.h5 was first written)
+    if (!study_exists(opt.file) || std::filesystem::exists(opt.file)) {
       const H5CrashGuard guard(opt.file);
       H5 f = h5_open_read(opt.file);
       if (!h5_has_attr(f, "/", "format")) fail("{}: not a ranksweep study, run or prediction file", opt.file);

@@ -92,7 +92,7 @@ int sweep_command(const SweepOptions& opt, const Comm& world) {
     fs::create_directories(fs::path(dir) / "trials", ec);
     if (ec) fail("{}: cannot create output directory: {}", dir, ec.message());
     lock = OutputLock((fs::path(dir) / ".lock").string(), dir);
-    if (fs::exists(study_path)) {
+    if (study_exists(study_path)) {
       previous = read_study(study_path);
       for (const TrialRow& r : previous.rows)
         if (retry_on_resume(r)) {
@@ -141,9 +141,10 @@ int sweep_command(const SweepOptions& opt, const Comm& world) {
 
   // ---- the coordinator: rank 0, its own thread
   std::unique_ptr<Coordinator> coord;
+  msg::MpiLink link(ch);
   std::thread coord_thread;
   if (world.leader()) {
-    coord = std::make_unique<Coordinator>(sweep, std::move(previous), warm, dir, base.text, groups, world.size(), ch,
+    coord = std::make_unique<Coordinator>(sweep, std::move(previous), warm, dir, base.text, groups, world.size(), link,
                                           deadline);
     print_start(*coord, sweep, data, groups, G, threads, be->name(), study_path);
     coord_thread = std::thread([&coord] {

@@ -16,13 +16,15 @@ namespace fs = std::filesystem;
 
 namespace rs {
 Coordinator::Coordinator(const SweepConfig& sweep, Study previous, const Study& warm, std::string dir,
-                         std::string base_text, int groups, int world_size, Channels ch, const Deadline& deadline)
+                         std::string base_text, int groups, int world_size, msg::Link& link, const Deadline& deadline,
+                         ReadCurves read_curves)
     : m_sweep(sweep),
       m_study(std::move(previous)),
       m_dir(std::move(dir)),
       m_groups(groups),
       m_world(world_size),
-      m_ch(ch),
+      m_link(link),
+      m_read_curves(std::move(read_curves)),
       m_policy(schedule_options(sweep, base_text)),
       m_search(sweep, base_text),
       m_deadline(deadline),
@@ -39,7 +41,36 @@ Coordinator::Coordinator(const SweepConfig& sweep, Study previous, const Study& 
     note_epoch_seconds(r.id);
   }
   m_resumed = m_study.rows.size();
+  for (size_t i = 0; i < m_study.rows.size(); ++i) m_row_of[m_study.rows[i].id] = i;
+  m_best = best_row(m_study);
   restore_checkpointed();
+  const std::string study = (fs::path(m_dir) / "study.h5").string();
+  m_journal = Journal(journal_path(study), m_study);  // (a resumed study's own records now: compacted below)
+  if (!m_study.rows.empty()) compact();
+}
+
+void Coordinator::compact() {
+  const auto t = Clock::now();
+  m_study.sweep_seconds = elapsed();  // the sweep's time over all its runs
+  m_study.journal_seq = m_journal.seq();
+  write_study((fs::path(m_dir) / "study.h5").string(), m_study, m_world);
+  m_journal.reset(m_study);
+  m_compacted_at = since_start();
+  m_compact_seconds = std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+void Coordinator::note_best(size_t i) {
+  const TrialRow& r = m_study.rows[i];
+  const bool counts = r.status == TrialStatus::completed || r.status == TrialStatus::pruned;
+  // best_row's choice: the highest accuracy, the earlier row on a tie
+  const auto better = [&](int b) {
+    const double x = m_study.rows[size_t(b)].best_val_accuracy;
+    return r.best_val_accuracy > x || (r.best_val_accuracy == x && int(i) < b);
+  };
+  if (m_best == int(i))
+    m_best = best_row(m_study);  // the best row itself changed (a promotion of the best: rare): look again
+  else if (counts && (m_best < 0 || better(m_best)))
+    m_best = int(i);
 }
 
 void Coordinator::restore_checkpointed() {
@@ -68,35 +99,35 @@ void Coordinator::restore_checkpointed() {
 void Coordinator::run() {
   while (m_groups_done < m_groups || !m_unwritten.empty()) {
     if (!m_stopping && stop_signal()) begin_stop(fmt::format("signal {} on rank 0", stop_signal()));
-    int flag = 0;
-    MPI_Status st;
-    MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, m_ch.up, &flag, &st);
-    if (flag)
-      serve(st);
+    // results are written when no message waits, or when the oldest has waited 0.2 s (a busy coordinator)
+    const bool due = !m_unwritten.empty() && Clock::now() - m_unwritten_since > std::chrono::milliseconds(200);
+    msg::FromLeader m;
+    if (!due && m_link.poll(&m))
+      serve(m);
     else if (!m_unwritten.empty())
       write_finished();
     else
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
+  if (m_journal.records()) compact();
+  m_journal.remove();  // study.h5 holds everything
 }
 
-void Coordinator::serve(const MPI_Status& st) {
-  switch (st.MPI_TAG) {
+void Coordinator::serve(const msg::FromLeader& m) {
+  switch (m.tag) {
     case msg::kRequest:
-      msg::recv<msg::Request>(st.MPI_SOURCE, msg::kRequest, m_ch.up);
-      reply(st.MPI_SOURCE);
+      reply(m.leader);
       break;
-    case msg::kRung: {
-      const auto m = msg::recv<msg::Rung>(st.MPI_SOURCE, msg::kRung, m_ch.up);
-      m_policy.rung(m.trial, m.epoch, m.val_accuracy);
-      m_search.rung(m.trial, m.epoch, m.val_accuracy);
+    case msg::kRung:
+      m_policy.rung(m.rung.trial, m.rung.epoch, m.rung.val_accuracy);
+      m_search.rung(m.rung.trial, m.rung.epoch, m.rung.val_accuracy);
       break;
-    }
     case msg::kResult:
-      result(msg::recv_result(st.MPI_SOURCE, m_ch.up));
+      result(m.result);
       break;
-    default:
-      throw std::logic_error(fmt::format("sweep coordinator: unexpected message tag {}", st.MPI_TAG));
+    case msg::kReply:
+    case msg::kStop:
+      throw std::logic_error(fmt::format("sweep coordinator: unexpected message tag {}", int(m.tag)));
   }
 }
 
@@ -131,7 +162,7 @@ void Coordinator::begin_stop(const std::string& why) {
   m_stopping = m_incomplete = true;
   m_stop_reason = why;
   for (const auto& [trial, leader] : m_leader_of) {
-    msg::send(msg::Stop{}, leader, msg::kStop, m_ch.down);
+    m_link.stop(leader);
     ++m_stops_sent[leader];
   }
   reply_waiting();
@@ -165,13 +196,12 @@ void Coordinator::reply(int leader) {
     m_started_at[d.job.trial] = elapsed();
     m_leader_of[d.job.trial] = leader;
   }
-  msg::send_reply(r, leader, m_ch.down);
+  m_link.reply(leader, r);
 }
 
 TrialRow* Coordinator::row(int64_t trial) {
-  for (TrialRow& r : m_study.rows)
-    if (r.id == trial) return &r;
-  return nullptr;
+  const auto it = m_row_of.find(trial);
+  return it == m_row_of.end() ? nullptr : &m_study.rows[it->second];
 }
 
 void Coordinator::record_rungs(int64_t trial, int64_t epochs) {
@@ -205,9 +235,12 @@ void Coordinator::result(const msg::Result& m) {
     r.wall_seconds += old->wall_seconds;
     *old = std::move(r);
   } else {
+    m_row_of[m.trial] = m_study.rows.size();
     m_study.rows.push_back(std::move(r));
   }
+  note_best(m_row_of[m.trial]);
   m_policy.finished(m.trial, m.status, m.epochs);  // its rungs came as Rung messages
+  if (m_unwritten.empty()) m_unwritten_since = Clock::now();
   m_unwritten.emplace_back(m.trial, m.wall_seconds);
   reply_waiting();  // groups told to wait may have work now (or be done)
 }
@@ -216,7 +249,9 @@ void Coordinator::write_finished() {
   for (const auto& [trial, wall] : m_unwritten) {
     TrialRow& r = *row(trial);
     r.run_path = (fs::path(m_dir) / "trials" / std::to_string(trial) / "run.h5").string();
-    if (fs::exists(r.run_path)) {
+    if (m_read_curves) {
+      m_study.curves[trial] = m_read_curves(trial, r.run_path);
+    } else if (fs::exists(r.run_path)) {
       try {
         m_study.curves[trial] = read_run_file(r.run_path).history.cols;
       } catch (const UserError&) {
@@ -228,13 +263,16 @@ void Coordinator::write_finished() {
     note_epoch_seconds(trial);
   }
   m_study.sweep_seconds = elapsed();  // the sweep's time over all its runs
-  write_study((fs::path(m_dir) / "study.h5").string(), m_study, m_world);
+  std::vector<const TrialRow*> rows;
+  for (const auto& [trial, wall] : m_unwritten) rows.push_back(row(trial));
+  m_journal.append(m_study, rows);
+  if (since_start() - m_compacted_at >= std::max(1.0, 20 * m_compact_seconds)) compact();
   for (const auto& [trial, wall] : m_unwritten) print_progress(*row(trial), wall);
   m_unwritten.clear();
 }
 
 void Coordinator::print_progress(const TrialRow& r, double wall_seconds) const {
-  const int b = best_row(m_study);
+  const int b = m_best;
   const std::string best = b < 0 ? std::string("none yet")
                                  : fmt::format("#{} {}", m_study.rows[size_t(b)].id,
                                                format_percent(m_study.rows[size_t(b)].best_val_accuracy));

@@ -3,16 +3,23 @@
 // answers the group leaders (rank 0's own group included, by the same
 // messages), keeps the sweep's one clock (every job's start and end are
 // stamped here) and asks the SchedulePolicy what runs next. Finished jobs are
-// written to study.h5 (and get their progress line) as soon as no message is
-// waiting, so a group's next job is never held up by the file.
+// appended to the study's journal (and get their progress line) as soon as
+// no message is waiting, so a group's next job is never held up by the file;
+// study.h5 is rewritten from memory at most every max(1 s, 20 x its last
+// write's time) (at most 5% of the coordinator's time, whatever the study's
+// size) and at the end. Rows are found by id through an index, and the best
+// row is kept as results arrive: a result costs the same at trial 10 and
+// trial 100000.
 #pragma once
 
-#include <mpi.h>
-
 #include <chrono>
+#include <functional>
+#include <map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
+#include "sweep/journal.h"
 #include "sweep/policy.h"
 #include "sweep/search.h"
 #include "sweep/space.h"
@@ -27,8 +34,12 @@ class Coordinator {
   // its sweep_seconds start the clock (the time budget counts every run).
   // `warm`: the study named by sweep.warm_start (checked), or empty.
   // `deadline`: no job starts that cannot reach its first checkpoint before it.
+  // `link`: how it hears and answers the leaders (msg::MpiLink in a sweep).
+  // `read_curves`: a finished trial's curves from its run file (the default
+  // reads DIR/trials/<id>/run.h5; the benchmark makes them up).
+  using ReadCurves = std::function<std::map<std::string, std::vector<double>>(int64_t trial, const std::string& run)>;
   Coordinator(const SweepConfig& sweep, Study previous, const Study& warm, std::string dir, std::string base_text,
-              int groups, int world_size, Channels ch, const Deadline& deadline);
+              int groups, int world_size, msg::Link& link, const Deadline& deadline, ReadCurves read_curves = {});
 
   // Serves requests, rungs and results until every group has been told the
   // sweep is done. Sleeps between polls: a waiting coordinator takes no core.
@@ -46,13 +57,15 @@ class Coordinator {
 
  private:
   using Clock = std::chrono::steady_clock;
-  void serve(const MPI_Status& st);
+  void serve(const msg::FromLeader& m);
   void reply(int leader);  // the next job for the group of `leader`, or remember it as waiting
   void result(const msg::Result& m);
   void write_finished();  // curves of the jobs finished since the last write, study.h5, progress lines
   void record_rungs(int64_t trial, int64_t epochs);  // from the trial's curves, to the policy and the search
   void restore_checkpointed();                       // values of trials interrupted before their first result
   TrialRow* row(int64_t trial);
+  void note_best(size_t i);  // row i changed: keep m_best
+  void compact();            // study.h5 from memory; the journal starts afresh
   void print_progress(const TrialRow& r, double wall_seconds) const;
   void begin_stop(const std::string& why);  // Stop to every running job's leader; no new work
   bool fits(const Job& j) const;            // the job's first epoch ends before the deadline
@@ -63,9 +76,15 @@ class Coordinator {
 
   SweepConfig m_sweep;
   Study m_study;
+  std::unordered_map<int64_t, size_t> m_row_of;  // trial -> its row in m_study
+  int m_best = -1;                               // best_row(m_study), kept as rows change
+  Journal m_journal;
+  double m_compacted_at = 0, m_compact_seconds = 0;  // since_start() of the last compaction, its duration
   std::string m_dir;
   int m_groups, m_world;
-  Channels m_ch;
+  msg::Link& m_link;
+  ReadCurves m_read_curves;
+  Clock::time_point m_unwritten_since;  // the oldest unwritten result's arrival
   SchedulePolicy m_policy;
   Search m_search;
   size_t m_resumed = 0;

@@ -1,7 +1,10 @@
 #include "sweep/protocol.h"
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cstring>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -97,6 +100,29 @@ Reply recv_reply(int source, MPI_Comm c) {
   std::string text;
   const auto h = recv_with_text<ReplyHead>(source, kReply, c, &text, true);
   return Reply{h.done, h.job, h.stops_sent, std::move(text)};
+}
+
+bool MpiLink::poll(FromLeader* m) {
+  int flag = 0;
+  MPI_Status st;
+  MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, m_ch.up, &flag, &st);
+  if (!flag) return false;
+  m->leader = st.MPI_SOURCE;
+  m->tag = Tag(st.MPI_TAG);
+  switch (st.MPI_TAG) {
+    case kRequest:
+      recv<Request>(st.MPI_SOURCE, kRequest, m_ch.up);
+      break;
+    case kRung:
+      m->rung = recv<Rung>(st.MPI_SOURCE, kRung, m_ch.up);
+      break;
+    case kResult:
+      m->result = recv_result(st.MPI_SOURCE, m_ch.up);
+      break;
+    default:
+      throw std::logic_error(fmt::format("sweep coordinator: unexpected message tag {}", st.MPI_TAG));
+  }
+  return true;
 }
 
 std::string params_text(const Overrides& p) {

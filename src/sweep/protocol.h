@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "config/value.h"
 
@@ -77,10 +78,13 @@ struct Result {
   std::string message;       // why it diverged or failed
 };
 
+// Fixed-size messages go as their bytes: only for plain structs.
 template <class T> void send(const T& m, int dest, Tag tag, MPI_Comm c) {
+  static_assert(std::is_trivially_copyable_v<T>, "msg::send copies the message's bytes");
   MPI_Send(&m, int(sizeof m), MPI_BYTE, dest, tag, c);
 }
 template <class T> T recv(int source, Tag tag, MPI_Comm c) {
+  static_assert(std::is_trivially_copyable_v<T>, "msg::recv fills the message's bytes");
   T m;
   MPI_Recv(&m, int(sizeof m), MPI_BYTE, source, tag, c, MPI_STATUS_IGNORE);
   return m;
@@ -89,6 +93,37 @@ void send_result(const Result& r, int dest, MPI_Comm c);
 Result recv_result(int source, MPI_Comm c);
 void send_reply(const Reply& r, int dest, MPI_Comm c);
 Reply recv_reply(int source, MPI_Comm c);  // sleeps while it waits: a waiting group takes no core
+
+// A message from a leader to the coordinator: the tag says which part holds it.
+struct FromLeader {
+  Tag tag = kRequest;
+  int leader = 0;
+  Rung rung;      // kRung
+  Result result;  // kResult
+};
+
+// How the coordinator hears the leaders and answers them: MPI in a sweep
+// (MpiLink), in-process queues in the coordinator's benchmark.
+class Link {
+ public:
+  virtual ~Link() = default;
+  // The next waiting message, if there is one; never waits.
+  virtual bool poll(FromLeader* m) = 0;
+  virtual void reply(int leader, const Reply& r) = 0;
+  virtual void stop(int leader) = 0;
+};
+
+// The sweep's two communicators.
+class MpiLink : public Link {
+ public:
+  explicit MpiLink(Channels ch) : m_ch(ch) {}
+  bool poll(FromLeader* m) override;
+  void reply(int leader, const Reply& r) override { send_reply(r, leader, m_ch.down); }
+  void stop(int leader) override { send(Stop{}, leader, kStop, m_ch.down); }
+
+ private:
+  Channels m_ch;
+};
 
 // Hyperparameters as text, one "key=value" a line (values as TomlValue::text(),
 // which round-trips floats to the bit), and back.

@@ -1,6 +1,7 @@
 #include "sweep/study.h"
 
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <set>
@@ -11,6 +12,7 @@
 #include "io/h5.h"
 #include "io/provenance.h"
 #include "io/run_file.h"
+#include "sweep/journal.h"
 
 namespace rs {
 namespace {
@@ -21,6 +23,8 @@ std::vector<std::string> members(hid_t f, const std::string& group, const char* 
 }
 
 }  // namespace
+
+Study read_study_file(const std::string& path);  // study.h5 alone
 
 int best_row(const Study& s) {
   int best = -1;
@@ -44,6 +48,7 @@ void write_study(const std::string& path, const Study& s, int world_size) {
     h5_attr(f, "/", "world_size", int64_t(world_size));
     h5_attr(f, "/", "libraries", library_versions());
     h5_attr(f, "/", "sweep_seconds", s.sweep_seconds);
+    h5_attr(f, "/", "journal_seq", s.journal_seq);
     const char* job = std::getenv("SLURM_JOB_ID");
     h5_attr(f, "/", "slurm_job_id", std::string(job ? job : ""));
     h5_attr(f, "/", "hyperparameters", [&] {
@@ -93,17 +98,29 @@ void write_study(const std::string& path, const Study& s, int world_size) {
       else
         h5_write_strings(f, "/trials/" + key, text);
     }
-    std::vector<std::string> curve_ids;
+    // curves as one table, a row per (trial, epoch), /curves/trial the trial's id (the run
+    // history's own `epoch` column numbers the epochs): a few datasets whatever the study's size
+    std::set<std::string> names;
+    for (const auto& [id, c] : s.curves)
+      for (const auto& [metric, v] : c)
+        if (metric != "trial") names.insert(metric);
+    std::vector<int64_t> trial;
+    std::map<std::string, std::vector<double>> cols;
     for (const auto& [id, c] : s.curves) {
-      std::vector<std::string> metrics;
-      for (const auto& [metric, v] : c) {
-        h5_write(f, fmt::format("/curves/{}/{}", id, metric), v.data(), {v.size()});
-        metrics.push_back(metric);
+      size_t len = 0;
+      for (const auto& [metric, v] : c) len = std::max(len, v.size());
+      trial.insert(trial.end(), len, id);
+      for (const std::string& m : names) {
+        const auto v = c.find(m);
+        for (size_t e = 0; e < len; ++e)
+          cols[m].push_back(v != c.end() && e < v->second.size() ? v->second[e] : std::nan(""));
       }
-      h5_attr_names(f, fmt::format("/curves/{}", id), "metrics", metrics);
-      curve_ids.push_back(std::to_string(id));
     }
-    if (!curve_ids.empty()) h5_attr_names(f, "/curves", "trials", curve_ids);
+    H5 cg(H5Gcreate2(f, "/curves", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+    const hsize_t m = trial.size();
+    h5_write(f, "/curves/trial", trial.data(), {m});
+    for (const auto& [name, v] : cols) h5_write(f, "/curves/" + name, v.data(), {m});
+    h5_attr_names(f, "/curves", "metrics", std::vector<std::string>(names.begin(), names.end()));
     const int b = best_row(s);
     h5_attr(f, "/", "best_trial", int64_t(b < 0 ? -1 : s.rows[b].id));
     if (b >= 0 && !s.rows[b].run_path.empty() && std::filesystem::exists(s.rows[b].run_path)) {
@@ -125,7 +142,20 @@ void write_study(const std::string& path, const Study& s, int world_size) {
   }
 }
 
+bool study_exists(const std::string& path) {
+  const std::string j = journal_path(path);
+  return std::filesystem::exists(path) || (!j.empty() && std::filesystem::exists(j));
+}
+
 Study read_study(const std::string& path) {
+  Study s;
+  const std::string j = journal_path(path);
+  if (j.empty() || std::filesystem::exists(path) || !std::filesystem::exists(j)) s = read_study_file(path);
+  if (!apply_journal(j, s) && s.config_text.empty()) s = read_study_file(path);  // its error: no file
+  return s;
+}
+
+Study read_study_file(const std::string& path) {
   const auto lock = h5_lock();
   h5_quiet();
   const H5CrashGuard guard(path);
@@ -135,6 +165,7 @@ Study read_study(const std::string& path) {
   Study s;
   s.config_text = h5_attr_string(f, "/", "config", path);
   if (h5_has_attr(f, "/", "sweep_seconds")) s.sweep_seconds = h5_attr_doubles(f, "/", "sweep_seconds", path).at(0);
+  if (h5_has_attr(f, "/", "journal_seq")) s.journal_seq = h5_attr_int(f, "/", "journal_seq", path);
   const std::string keys = h5_attr_string(f, "/", "hyperparameters", path);
   for (size_t a = 0; a < keys.size();) {
     const size_t b = std::min(keys.find(',', a), keys.size());
@@ -183,7 +214,20 @@ Study read_study(const std::string& path) {
       for (size_t i = 0; i < n; ++i) s.rows[i].params.emplace_back(key, TomlValue(v[i]));
     }
   }
-  for (const std::string& c : members(f, "/curves", "trials", path))
+  if (h5_exists(f, "/curves") && h5_has_attr(f, "/curves", "metrics")) {  // a row per (trial, epoch)
+    const auto d = h5_dims(f, "/curves/trial", path);
+    if (d.size() != 1 || d[0] > (hsize_t(1) << 32)) fail("{}: /curves/trial must be a list", path);
+    std::vector<int64_t> trial(d[0]);
+    if (!trial.empty()) h5_read(f, "/curves/trial", trial.data(), path);
+    for (const std::string& m : h5_attr_names(f, "/curves", "metrics", path)) {
+      if (h5_dims(f, "/curves/" + m, path) != d) fail("{}: /curves/{} differs in length from /curves/trial", path, m);
+      std::vector<double> v(d[0]);
+      if (!v.empty()) h5_read(f, "/curves/" + m, v.data(), path);
+      for (size_t i = 0; i < v.size(); ++i) s.curves[trial[i]][m].push_back(v[i]);
+    }
+    return s;
+  }
+  for (const std::string& c : members(f, "/curves", "trials", path))  // written before: a group per trial
     for (const std::string& m : members(f, "/curves/" + c, "metrics", path)) {
       const std::string p = "/curves/" + c + "/" + m;
       const auto d = h5_dims(f, p, path);

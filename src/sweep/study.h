@@ -5,10 +5,16 @@
 //                         every value is a number, else strings), status, epochs,
 //                         best_val_accuracy, test_accuracy, wall_seconds, group,
 //                         start_seconds, end_seconds, message
-//   /curves/<id>/<metric> the trial's per-epoch history
+//   /curves/trial, /curves/<metric>  every trial's per-epoch history as one table, a row per
+//                         (trial, epoch): trial id, then each history column (epoch, losses,
+//                         accuracies, times); NaN where a trial lacks a column; @metrics lists them.
+//                         (Files written before this layout, /curves/<id>/<metric>, are read too.)
 //   /best/...             the best trial's run file layout (model, history, config attribute)
-// Rewritten to study.h5.tmp and renamed after every trial: a killed sweep
-// leaves a complete file holding every trial that finished.
+// Results are appended to DIR/study.journal as they arrive (sweep/journal.h)
+// and study.h5 is rewritten from them now and then (to study.h5.tmp, then
+// renamed) and at the end; read_study() combines the two, so a killed sweep
+// leaves every trial that finished readable. /journal_seq: the last journal
+// record the file holds.
 #pragma once
 
 #include <map>
@@ -44,6 +50,7 @@ inline bool retry_on_resume(const TrialRow& r) {
 struct Study {
   std::string config_text;
   double sweep_seconds = 0;       // the sweep's running time, summed over its runs (resumes)
+  int64_t journal_seq = 0;        // the last journal record applied
   std::vector<std::string> keys;  // hyperparameter keys, in space order
   std::vector<TrialRow> rows;
   std::map<int64_t, std::map<std::string, std::vector<double>>> curves;
@@ -52,7 +59,10 @@ struct Study {
 // Both take the HDF5 lock (io/h5.h): the sweep's coordinator thread writes
 // while rank 0's training thread checkpoints.
 void write_study(const std::string& path, const Study& s, int world_size);
+// DIR/study.h5 with what DIR/study.journal adds to it (either may be missing, not both).
 Study read_study(const std::string& path);
+// A study at `path`: the file, or its journal alone (a sweep killed before its first compaction).
+bool study_exists(const std::string& path);
 
 // Index of the best row (highest best_val_accuracy among completed/pruned), -1 if none.
 int best_row(const Study& s);

@@ -126,7 +126,7 @@ slurm_wait_job() {
 slurm_signal_mid_sweep() {
   local i n
   for i in $(seq 1 240); do
-    n=$(/usr/bin/python3 -c "import h5py; print(len(h5py.File('$2')['trials/id']))" 2>/dev/null || echo 0)
+    n=$(/usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/../../jobs/ranksweep_study.py" "$2" 2>/dev/null || echo 0)
     [[ "$n" -ge 2 ]] && break
     sleep 0.5
   done
