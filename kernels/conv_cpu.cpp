@@ -133,12 +133,6 @@ constexpr double kSparseOverWinograd = 0.25;
 // output channels (backward); conv1's single channel stays on the GEMM.
 constexpr int kWinogradMinC = 16;
 
-// Per-thread scratch, kept across calls (OpenMP threads are persistent).
-template <class T> std::vector<T>& scratch(int which) {
-  thread_local std::vector<T> buf[4];
-  return buf[which];
-}
-
 }  // namespace
 
 template <class T>
@@ -151,9 +145,7 @@ void conv2d_forward_cpu(T* out, const T* in, const T* w, const T* b, const ConvS
   const int groups = (s.B + G - 1) / G;
 #pragma omp parallel
   {
-    std::vector<T>& P = scratch<T>(0);
-    std::vector<T>& col = scratch<T>(1);
-    std::vector<T>& tmp = scratch<T>(2);
+    thread_local std::vector<T> P, col, tmp;  // per-thread scratch, kept across calls (OpenMP threads persist)
     P.resize(size_t(s.C) * p.plane() + kChunk);
     col.resize(size_t(CKK) * ld);
     tmp.resize(size_t(s.OC) * ld);
@@ -191,13 +183,11 @@ void conv2d_backward_sparse(T* din, T* dw, T* db, const T* dout, const T* in, co
     for (int oc = 0; oc < s.OC; ++oc)
       for (int c = 0; c < C; ++c)
         for (int k = 0; k < KK; ++k) wt[(size_t(oc) * KK + k) * C + c] = w[(size_t(oc) * C + c) * KK + k];
-  std::vector<T*> parts(size_t(omp_get_max_threads()), nullptr);
+  simd::ThreadSums<T> parts;
 #pragma omp parallel
   {
-    std::vector<T>& Q = scratch<T>(0);
-    std::vector<T>& acc = scratch<T>(3);
+    thread_local std::vector<T> Q, acc, gs;   // per-thread scratch, kept across calls
     thread_local std::vector<const T*> ptr;
-    thread_local std::vector<T> gs;
     thread_local std::vector<const T*> wins;  // each output position's window in Q
     Q.resize(size_t(C) * p.plane());
     acc.assign(nw + s.OC, T(0));
@@ -206,7 +196,7 @@ void conv2d_backward_sparse(T* din, T* dw, T* db, const T* dout, const T* in, co
     wins.resize(size_t(OHW));
     for (int q = 0; q < OHW; ++q)
       wins[q] = Q.data() + size_t(q / s.OW) * s.stride * row + size_t(q % s.OW) * s.stride * C;
-    parts[size_t(omp_get_thread_num())] = acc.data();
+    parts.mine(acc.data());
 #pragma omp for schedule(static)
     for (int n = 0; n < s.B; ++n) {
       const T* dy = dout + n * out_sz;
@@ -254,17 +244,8 @@ void conv2d_backward_sparse(T* din, T* dw, T* db, const T* dout, const T* in, co
 #pragma omp parallel for schedule(static)
   for (int oc = 0; oc < s.OC; ++oc) {  // acc (oc, k, c) -> dw (oc, c, k), summed in thread order
     for (int c = 0; c < C; ++c)
-      for (int k = 0; k < KK; ++k) {
-        const size_t j = (size_t(oc) * KK + k) * C + c;
-        T sum = 0;
-        for (T* q : parts)
-          if (q) sum += q[j];
-        dw[(size_t(oc) * C + c) * KK + k] = sum;
-      }
-    T sum = 0;
-    for (T* q : parts)
-      if (q) sum += q[nw + oc];
-    db[oc] = sum;
+      for (int k = 0; k < KK; ++k) dw[(size_t(oc) * C + c) * KK + k] = parts.at((size_t(oc) * KK + k) * C + c);
+    db[oc] = parts.at(nw + oc);
   }
 }
 
@@ -305,18 +286,16 @@ template <class T> void conv2d_backward_cpu(T* din, T* dw, T* db, const T* dout,
   const size_t ld = row_length(s, G);
   const Padded p(s);
   const int groups = (s.B + G - 1) / G;
-  std::vector<T*> parts(size_t(omp_get_max_threads()), nullptr);
+  simd::ThreadSums<T> parts;
 #pragma omp parallel
   {
-    std::vector<T>& P = scratch<T>(0);
-    std::vector<T>& col = scratch<T>(1);
-    std::vector<T>& dy = scratch<T>(2);   // (OC, G*OHW)
-    std::vector<T>& acc = scratch<T>(3);  // (OC, CKK) weight grads, then (OC) bias grads
+    // per-thread scratch, kept across calls: dy (OC, G*OHW); acc (OC, CKK) weight grads, then (OC) bias grads
+    thread_local std::vector<T> P, col, dy, acc;
     P.resize(size_t(s.C) * p.plane() + kChunk);
     col.resize(size_t(CKK) * ld);
     dy.resize(size_t(s.OC) * ld);
     acc.assign(nw + s.OC, T(0));
-    parts[size_t(omp_get_thread_num())] = acc.data();
+    parts.mine(acc.data());
 #pragma omp for schedule(static)
     for (int gi = 0; gi < groups; ++gi) {
       const int n0 = gi * G, ng = std::min(G, s.B - n0), cols = ng * OHW;
@@ -342,12 +321,7 @@ template <class T> void conv2d_backward_cpu(T* din, T* dw, T* db, const T* dout,
     }
   }
 #pragma omp parallel for schedule(static)
-  for (size_t i = 0; i < nw + s.OC; ++i) {
-    T sum = 0;
-    for (T* q : parts)
-      if (q) sum += q[i];
-    (i < nw ? dw[i] : db[i - nw]) = sum;
-  }
+  for (size_t i = 0; i < nw + s.OC; ++i) (i < nw ? dw[i] : db[i - nw]) = parts.at(i);
 }
 
 template void conv2d_forward_cpu<float>(float*, const float*, const float*, const float*, const ConvShape&, FwdPath);

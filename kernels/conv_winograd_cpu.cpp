@@ -316,7 +316,7 @@ template <class T, int M, int R> void weight_grad(T* dw, T* db, const T* dout, c
   const Tiling<T, M, R> L(s);
   const int OCp = L.OCp, blk = L.blk, Cs = L.Cp, DW = M * L.TX;
   const size_t in_sz = size_t(s.C) * s.H * s.W, OHW = size_t(s.OH) * s.OW, nm = size_t(NN) * Cs * OCp;
-  std::vector<T*> parts(size_t(omp_get_max_threads()), nullptr);
+  simd::ThreadSums<T> parts;
 #pragma omp parallel
   {
     thread_local std::vector<T> Q, D, Vb, Gb, Ms;
@@ -325,7 +325,7 @@ template <class T, int M, int R> void weight_grad(T* dw, T* db, const T* dout, c
     Vb.resize(NN * L.plane(Cs));   // (xi, tile, Cs)
     Gb.resize(NN * L.plane(OCp));  // (xi, tile, oc)
     Ms.assign(nm + s.OC, T(0));    // (xi, Cs, OCp), then the bias sums
-    parts[size_t(omp_get_thread_num())] = Ms.data();
+    parts.mine(Ms.data());
     for_my_chunks(s.B, L.S, [&](int n0, int n1) {
       for (int n = n0; n < n1; ++n) {
         L.pad(Q.data() + (n - n0) * L.qsz, in + n * in_sz, s);
@@ -370,12 +370,7 @@ template <class T, int M, int R> void weight_grad(T* dw, T* db, const T* dout, c
   for (int c = 0; c < s.C; ++c)
     for (int oc0 = 0; oc0 < s.OC; oc0 += kv) {
       V m[N][N], e[R][N];
-      for (int xi = 0; xi < NN; ++xi) {
-        V sum{};
-        for (T* q : parts)
-          if (q) sum += load(q + (size_t(xi) * Cs + c) * OCp + oc0);
-        m[xi / N][xi % N] = sum;
-      }
+      for (int xi = 0; xi < NN; ++xi) m[xi / N][xi % N] = parts.vec((size_t(xi) * Cs + c) * OCp + oc0);
       for (int i = 0; i < R; ++i)
         for (int j = 0; j < N; ++j) {
           V sum{};
@@ -394,12 +389,7 @@ template <class T, int M, int R> void weight_grad(T* dw, T* db, const T* dout, c
       for (int l = 0; l < std::min(kv, s.OC - oc0); ++l)
         for (int k = 0; k < R * R; ++k) dw[(size_t(oc0 + l) * s.C + c) * R * R + k] = out[k / R][k % R][l];
     }
-  for (int oc = 0; oc < s.OC; ++oc) {
-    T sum = 0;
-    for (T* q : parts)
-      if (q) sum += q[nm + oc];
-    db[oc] = sum;
-  }
+  for (int oc = 0; oc < s.OC; ++oc) db[oc] = parts.at(nm + oc);
 }
 
 }  // namespace

@@ -6,10 +6,13 @@
 // keep the sums in registers, where memcpy into an array spilled them.
 #pragma once
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -197,6 +200,31 @@ inline void product_row(T* c, size_t ldc, const T* a, size_t ars, size_t acs, co
   if (j + 2 * kv <= n) product<T, ROWS, 2, kStore>(c + j, ldc, a, ars, acs, b + j, ldb, K), j += 2 * kv;
   for (; j < n; j += kv) product<T, ROWS, 1, kStore>(c + j, ldc, a, ars, acs, b + j, ldb, K);
 }
+
+// Per-thread partial sums, reduced in thread order, so results depend on the
+// thread count, never on timing: inside a parallel region each thread
+// registers its buffer (mine); after it, at(i) sums value i over the threads
+// in thread order, vec(i) a vector of them.
+template <class T> class ThreadSums {
+ public:
+  ThreadSums() : m_parts(size_t(omp_get_max_threads()), nullptr) {}
+  void mine(T* p) { m_parts[size_t(omp_get_thread_num())] = p; }
+  T at(size_t i) const {
+    T sum = 0;
+    for (const T* q : m_parts)
+      if (q) sum += q[i];
+    return sum;
+  }
+  Vec<T> vec(size_t i) const {
+    Vec<T> sum{};
+    for (const T* q : m_parts)
+      if (q) sum += load(q + i);
+    return sum;
+  }
+
+ private:
+  std::vector<T*> m_parts;
+};
 
 // Vectors of sums an accumulation pass keeps in registers: every sum is its
 // own dependency chain, and an FMA's latency (4 cycles) times its throughput

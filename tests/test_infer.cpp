@@ -16,7 +16,7 @@
 #include "error.h"
 #include "helpers.h"
 #include "io/h5.h"
-#include "io/run_file.h"
+#include "train/run_file.h"
 
 using namespace rs;
 using namespace rs::test;

@@ -79,7 +79,7 @@ layers = [ { type = "conv2d", out = 3, kernel = 3, padding = 1, stride = 2 }, { 
   std::uniform_real_distribution<float> u(-1, 1);
   for (size_t i = 0; i < size_t(B) * 60; ++i) m.input()[i] = u(g);
   const std::vector<int32_t> labels{1, 3, 0};
-  const Pass pass{B, true, 5, 11, 0};
+  const Pass pass{.B = B, .train = true, .seed = 5, .step = 11};
   std::vector<float> dlogits(size_t(B) * 4);
   auto total = [&] {
     double metrics[2] = {0, 0};
@@ -153,7 +153,7 @@ TEST_CASE("batch norm: running statistics move in training, inference uses them"
   for (float& v : in) v = u(g);
   // training pass: the dense layer's outputs' batch statistics move the running estimates by momentum 0.1
   be->upload(m.input(), in.data(), in.size() * sizeof(float));
-  m.forward(Pass{8, true, 1, 0, 0});
+  m.forward(Pass{.B = 8, .train = true, .seed = 1});
   std::vector<float> h(8 * 6);  // the dense layer's outputs, the batch norm's input
   const std::vector<float> all = m.params_host();
   const ParamInfo& w = m.param_info()[0];  // dense1 weight (6, 4), bias (6)
@@ -173,11 +173,11 @@ TEST_CASE("batch norm: running statistics move in training, inference uses them"
     CHECK(st[6 + size_t(o)] == Approx(0.9 + 0.1 * var).margin(1e-6));
   }
   // inference: a sample's logits do not depend on the other samples of its batch
-  const float* logits = m.forward(Pass{8, false, 0, 0, 0});
+  const float* logits = m.forward(Pass{.B = 8});
   std::vector<float> batch8(3);
   be->download(batch8.data(), logits + 3 * 5, 3 * sizeof(float));
   be->upload(m.input(), in.data() + 4 * 5, 4 * sizeof(float));
-  logits = m.forward(Pass{1, false, 0, 0, 0});
+  logits = m.forward(Pass{.B = 1});
   std::vector<float> alone(3);
   be->download(alone.data(), logits, 3 * sizeof(float));
   CHECK(alone == batch8);

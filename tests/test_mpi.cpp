@@ -13,7 +13,7 @@
 #include "app/launch.h"
 #include "error.h"
 #include "helpers.h"
-#include "io/run_file.h"
+#include "train/run_file.h"
 #include "mpi/bcast_data.h"
 #include "train/trainer.h"
 

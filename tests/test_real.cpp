@@ -7,7 +7,7 @@
 
 #include "app/commands.h"
 #include "helpers.h"
-#include "io/run_file.h"
+#include "train/run_file.h"
 
 using namespace rs;
 using namespace rs::test;

@@ -15,7 +15,7 @@
 #include "app/commands.h"
 #include "error.h"
 #include "helpers.h"
-#include "io/run_file.h"
+#include "train/run_file.h"
 #include "kernels/hd_math.h"
 #include "nn/model.h"
 #include "sweep/space.h"

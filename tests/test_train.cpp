@@ -12,7 +12,7 @@
 #include "helpers.h"
 #include "io/h5.h"
 #include "io/output_dir.h"
-#include "io/run_file.h"
+#include "train/run_file.h"
 #include "mpi/bcast_data.h"
 #include "train/trainer.h"
 

@@ -14,7 +14,7 @@
 #include "app/commands.h"
 #include "error.h"
 #include "io/h5.h"
-#include "io/run_file.h"
+#include "train/run_file.h"
 #include "sweep/study.h"
 
 namespace rs {

@@ -32,7 +32,7 @@
 #include "io/h5.h"
 #include "io/output_dir.h"
 #include "io/progress.h"
-#include "io/run_file.h"
+#include "train/run_file.h"
 #include "nn/model.h"
 
 namespace fs = std::filesystem;
@@ -260,7 +260,7 @@ ChunkPredictions predict_chunk(const Dataset& ds, Model& model, Backend& be, int
   if (cnt > 0) load(0);
   for (int64_t b0 = 0; b0 < cnt; b0 += B) {
     const int nb = int(std::min<int64_t>(B, cnt - b0));
-    const float* dev_logits = model.forward(Pass{nb, false, 0, 0, 0});
+    const float* dev_logits = model.forward(Pass{.B = nb});
     if (b0 + B < cnt) load(b0 + B);
     be.download(logits.data(), dev_logits, size_t(nb) * K * sizeof(float));
     for (int i = 0; i < nb; ++i) {

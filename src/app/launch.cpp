@@ -12,6 +12,10 @@
 #include "backend/device.h"
 #include "build_info.h"
 #include "error.h"
+#include "mpi/comm.h"
+#if RS_HAVE_CUDA
+#include "kernels/cuda_check.h"
+#endif
 
 namespace rs {
 namespace {
@@ -93,6 +97,7 @@ std::unique_ptr<Backend> make_backend(const TrainConfig& t, const Comm& placemen
   const DeviceChoice d = place_rank(t.device, RS_HAVE_CUDA, visible_cuda_devices(), placement, where);
   if (!d.cuda) return make_cpu_backend();
 #if RS_HAVE_CUDA
+  gpu_fatal_handler() = abort_job;  // a lost context: this rank cannot compute, its partners would wait forever
   return make_cuda_backend(d.device, t.deterministic, size_t(t.cudnn_workspace_mb) << 20);
 #else
   throw std::logic_error("choose_device picked CUDA in a build without the CUDA backend");

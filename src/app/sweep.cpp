@@ -155,9 +155,15 @@ int sweep_command(const SweepOptions& opt, const Comm& world) {
       }
     });
   }
-  const GroupSetup setup{sweep,   base.text,      opt.config,
-                         dir,     data,           world.rank() / G,
-                         threads, place.bindings, [&deadline] { return stop_requested(deadline); }};
+  const GroupSetup setup{.sweep = sweep,
+                         .base_text = base.text,
+                         .origin = opt.config,
+                         .dir = dir,
+                         .data = data,
+                         .group = world.rank() / G,
+                         .threads = threads,
+                         .device_binding = place.bindings,
+                         .local_stop = [&deadline] { return stop_requested(deadline); }};
   run_group(setup, gc, *be, *grads, ch);
   world.barrier_idle();  // every group is done, so the coordinator has finished
   int status = 0;

@@ -12,7 +12,7 @@
 #include "error.h"
 #include "io/output_dir.h"
 #include "io/progress.h"
-#include "io/run_file.h"
+#include "train/run_file.h"
 #include "mpi/bcast_data.h"
 #include "train/stop.h"
 #include "train/trainer.h"

@@ -9,7 +9,7 @@
 
 #include "error.h"
 #include "io/progress.h"
-#include "io/run_file.h"
+#include "train/run_file.h"
 #include "sweep/engine.h"
 
 namespace fs = std::filesystem;

@@ -6,7 +6,7 @@
 #include <optional>
 
 #include "error.h"
-#include "io/run_file.h"
+#include "train/run_file.h"
 #include "sweep/protocol.h"
 #include "sweep/study.h"
 #include "train/trainer.h"

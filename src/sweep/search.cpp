@@ -5,7 +5,7 @@
 
 #include "config/config.h"
 #include "error.h"
-#include "kernels/hd_math.h"
+#include "kernels/philox.h"
 
 namespace rs {
 namespace {

@@ -6,7 +6,7 @@
 #include "config/config.h"
 #include "config/section.h"
 #include "error.h"
-#include "kernels/hd_math.h"
+#include "kernels/philox.h"
 #include "sweep/tpe.h"
 
 namespace rs {

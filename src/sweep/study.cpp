@@ -11,7 +11,7 @@
 #include "error.h"
 #include "io/h5.h"
 #include "io/provenance.h"
-#include "io/run_file.h"
+#include "train/run_file.h"
 #include "sweep/journal.h"
 
 namespace rs {

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "kernels/hd_math.h"
+#include "kernels/philox.h"
 
 namespace rs {
 namespace {

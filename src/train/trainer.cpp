@@ -195,7 +195,14 @@ bool Trainer::run_epoch() {
     const float lr = float(learning_rate(t, int64_t(step), spe));
     m_sync->begin(lr);
     auto layer_done = [&](size_t layer) { m_sync->layer_done(layer); };
-    const Pass pass{B, true, uint64_t(t.seed), step, uint64_t(lo), int(Bg), R > 1 ? &m_grads : nullptr, m_sync->split()};
+    const Pass pass{.B = B,
+                    .train = true,
+                    .seed = uint64_t(t.seed),
+                    .step = step,
+                    .first_sample = uint64_t(lo),
+                    .global_B = int(Bg),
+                    .stats = R > 1 ? &m_grads : nullptr,
+                    .split = m_sync->split()};
     if (B > 0) {
       for (int b = 0; b < B; ++b) idx[b] = m_data.train_idx[perm[first + lo + b]];
       m_be.load_batch(m_model.input(), m_labels.data(), m_data.train.view(), idx.data(), B, m_data.mean.data(),
@@ -279,7 +286,7 @@ bool Trainer::evaluate(const Dataset& d, const std::vector<int64_t>& all, EvalRe
     if (B > 0) {
       m_be.load_batch(m_model.input(), m_labels.data(), d.view(), all.data() + first, B, m_data.mean.data(),
                       m_data.inv_std.data(), Augment{});
-      const float* logits = m_model.forward(Pass{B, false, 0, 0, 0});
+      const float* logits = m_model.forward(Pass{.B = B});
       m_be.softmax_xent(nullptr, logits, m_labels.data(), B, K, 1.f, 0.f, m_metrics.data());  // plain cross-entropy
     }
     if (stop_agreed()) return false;

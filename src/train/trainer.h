@@ -17,7 +17,7 @@
 #include "backend/backend.h"
 #include "config/config.h"
 #include "data/dataset.h"
-#include "io/run_file.h"
+#include "train/run_file.h"
 #include "mpi/allreduce.h"
 #include "mpi/comm.h"
 #include "nn/model.h"

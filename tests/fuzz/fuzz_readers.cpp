@@ -20,7 +20,7 @@
 #include "data/images.h"
 #include "data/source.h"
 #include "error.h"
-#include "io/run_file.h"
+#include "train/run_file.h"
 #include "nn/model.h"
 #include "sweep/space.h"
 #include "sweep/study.h"

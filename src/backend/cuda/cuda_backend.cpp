@@ -21,7 +21,6 @@
 #include "error.h"
 #include "kernels/cuda_check.h"
 #include "kernels/kernels_gpu.h"
-#include "mpi/comm.h"
 
 namespace rs {
 
@@ -114,7 +113,6 @@ class CudaBackend final : public Backend {
   CudaBackend(int device, bool deterministic, size_t workspace_cap)
       : m_device(device), m_deterministic(deterministic), m_workspace_cap(workspace_cap) {
     gpu_rank() = process_rank();
-    gpu_fatal_handler() = abort_job;  // a lost context: this rank cannot compute, its partners would wait forever
     CUDA_CHECK(cudaSetDevice(device));
     CUDA_CHECK(cudaStreamCreateWithFlags(&m_ctx.stream, cudaStreamNonBlocking));
     CUDA_CHECK(cudaStreamCreateWithFlags(&m_copy, cudaStreamNonBlocking));

@@ -1,4 +1,4 @@
-#include "io/run_file.h"
+#include "train/run_file.h"
 
 #include <fmt/ranges.h>
 
