@@ -186,7 +186,7 @@ void conv2d_backward_sparse(T* din, T* dw, T* db, const T* dout, const T* in, co
   simd::ThreadSums<T> parts;
 #pragma omp parallel
   {
-    thread_local std::vector<T> Q, acc, gs;   // per-thread scratch, kept across calls
+    thread_local std::vector<T> Q, acc, gs;  // per-thread scratch, kept across calls
     thread_local std::vector<const T*> ptr;
     thread_local std::vector<const T*> wins;  // each output position's window in Q
     Q.resize(size_t(C) * p.plane());

@@ -7,8 +7,9 @@ namespace rs {
 template <Act A> __global__ void act_forward_kernel(float* y, const float* x, size_t n) {
   RS_GRID_STRIDE(i, n) y[i] = act_forward(A, x[i]);
 }
-template <Act A> __global__ void act_backward_kernel(float* dx, const float* dy, const float* y, size_t n) {
-  RS_GRID_STRIDE(i, n) dx[i] = act_backward(A, y[i], dy[i]);
+template <Act A>
+__global__ void act_backward_kernel(float* dx, const float* dy, const float* x, const float* y, size_t n) {
+  RS_GRID_STRIDE(i, n) dx[i] = act_backward(A, x[i], y[i], dy[i]);
 }
 
 // y = x * mask(key, global sample, element): forward and backward alike.
@@ -18,29 +19,14 @@ __global__ void dropout_kernel(float* y, const float* x, float p, uint64_t key, 
 }
 
 void activation_forward_gpu(Act a, float* y, const float* x, size_t n, cudaStream_t st) {
-  switch (a) {
-    case Act::relu:
-      RS_LAUNCH(act_forward_kernel<Act::relu>, grid_for(n), kThreads, st, y, x, n);
-      break;
-    case Act::tanh:
-      RS_LAUNCH(act_forward_kernel<Act::tanh>, grid_for(n), kThreads, st, y, x, n);
-      break;
-    default:
-      RS_LAUNCH(act_forward_kernel<Act::sigmoid>, grid_for(n), kThreads, st, y, x, n);
-  }
+  with_act(a, [&](auto A) { RS_LAUNCH(act_forward_kernel<decltype(A)::value>, grid_for(n), kThreads, st, y, x, n); });
 }
 
-void activation_backward_gpu(Act a, float* dx, const float* dy, const float* y, size_t n, cudaStream_t st) {
-  switch (a) {
-    case Act::relu:
-      RS_LAUNCH(act_backward_kernel<Act::relu>, grid_for(n), kThreads, st, dx, dy, y, n);
-      break;
-    case Act::tanh:
-      RS_LAUNCH(act_backward_kernel<Act::tanh>, grid_for(n), kThreads, st, dx, dy, y, n);
-      break;
-    default:
-      RS_LAUNCH(act_backward_kernel<Act::sigmoid>, grid_for(n), kThreads, st, dx, dy, y, n);
-  }
+void activation_backward_gpu(Act a, float* dx, const float* dy, const float* x, const float* y, size_t n,
+                             cudaStream_t st) {
+  with_act(a, [&](auto A) {
+    RS_LAUNCH(act_backward_kernel<decltype(A)::value>, grid_for(n), kThreads, st, dx, dy, x, y, n);
+  });
 }
 
 void dropout_forward_gpu(float* y, const float* x, float p, uint64_t key, int B, size_t per_sample,

@@ -3,37 +3,22 @@
 
 namespace rs {
 
-// The switch is hoisted out of the loop (A is a template argument) so each
-// loop vectorises.
+// The activation is a template argument (with_act), so each loop vectorises.
 template <Act A, class T> static void act_fwd(T* y, const T* x, size_t n) {
 #pragma omp parallel for simd schedule(static)
   for (size_t i = 0; i < n; ++i) y[i] = act_forward(A, x[i]);
 }
-template <Act A, class T> static void act_bwd(T* dx, const T* dy, const T* y, size_t n) {
+template <Act A, class T> static void act_bwd(T* dx, const T* dy, const T* x, const T* y, size_t n) {
 #pragma omp parallel for simd schedule(static)
-  for (size_t i = 0; i < n; ++i) dx[i] = act_backward(A, y[i], dy[i]);
+  for (size_t i = 0; i < n; ++i) dx[i] = act_backward(A, x[i], y[i], dy[i]);
 }
 
 template <class T> void activation_forward_cpu(Act a, T* y, const T* x, size_t n) {
-  switch (a) {
-    case Act::relu:
-      return act_fwd<Act::relu>(y, x, n);
-    case Act::tanh:
-      return act_fwd<Act::tanh>(y, x, n);
-    default:
-      return act_fwd<Act::sigmoid>(y, x, n);
-  }
+  with_act(a, [&](auto A) { act_fwd<decltype(A)::value>(y, x, n); });
 }
 
-template <class T> void activation_backward_cpu(Act a, T* dx, const T* dy, const T* y, size_t n) {
-  switch (a) {
-    case Act::relu:
-      return act_bwd<Act::relu>(dx, dy, y, n);
-    case Act::tanh:
-      return act_bwd<Act::tanh>(dx, dy, y, n);
-    default:
-      return act_bwd<Act::sigmoid>(dx, dy, y, n);
-  }
+template <class T> void activation_backward_cpu(Act a, T* dx, const T* dy, const T* x, const T* y, size_t n) {
+  with_act(a, [&](auto A) { act_bwd<decltype(A)::value>(dx, dy, x, y, n); });
 }
 
 // y = x * mask; dx = dy * mask: the same function both ways. One Philox block
@@ -54,8 +39,7 @@ static void apply_dropout(T* y, const T* x, float p, uint64_t key, int B, size_t
         y[e] = x[e] * (u32_to_unit(r.v[j]) >= p ? keep : T(0));
       }
     }
-    for (size_t e = 4 * blocks; e < per_sample; ++e)
-      y[off + e] = x[off + e] * dropout_scale<T>(key, sample, e, p);
+    for (size_t e = 4 * blocks; e < per_sample; ++e) y[off + e] = x[off + e] * dropout_scale<T>(key, sample, e, p);
   }
 }
 
@@ -70,7 +54,7 @@ void dropout_backward_cpu(T* dx, const T* dy, float p, uint64_t key, int B, size
 
 #define RS_INSTANTIATE(T)                                                                     \
   template void activation_forward_cpu<T>(Act, T*, const T*, size_t);                         \
-  template void activation_backward_cpu<T>(Act, T*, const T*, const T*, size_t);              \
+  template void activation_backward_cpu<T>(Act, T*, const T*, const T*, const T*, size_t);    \
   template void dropout_forward_cpu<T>(T*, const T*, float, uint64_t, int, size_t, uint64_t); \
   template void dropout_backward_cpu<T>(T*, const T*, float, uint64_t, int, size_t, uint64_t);
 RS_INSTANTIATE(float)

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "philox.h"  // HD, and the counter-based RNG of dropout and augmentation
 
@@ -12,13 +13,21 @@ namespace rs {
 
 // Scalar helpers are templates on T (float in both backends; double in the
 // gradient-check tests). std:: overloads are usable in host and device code.
+using std::erf;
 using std::exp;
 using std::log;
 using std::sqrt;
 using std::tanh;
 
-// ---- activations: forward takes x, backward takes the forward output y ----
-enum class Act : int { relu = 0, tanh = 1, sigmoid = 2 };
+// ---- activations ----
+// Forward takes x; backward takes x, the forward's output y and dy. Most read
+// only y; one that reads x says so in kActivations (reads_input): its layer
+// then never writes its output over its input. Adding one: its enum value,
+// its math, its case in act_forward, act_backward and with_act (no default:
+// the compiler names a missed case) and its row in kActivations, all here;
+// the CPU and CUDA loops, the config's layer types, the in-place planning
+// and the activation tests take it from these.
+enum class Act : int { relu = 0, tanh = 1, sigmoid = 2, gelu = 3 };
 
 template <class T> HD inline T relu(T x) { return x > T(0) ? x : T(0); }
 template <class T> HD inline T relu_grad(T y, T dy) { return y > T(0) ? dy : T(0); }
@@ -26,6 +35,14 @@ template <class T> HD inline T tanh_act(T x) { return tanh(x); }
 template <class T> HD inline T tanh_grad(T y, T dy) { return dy * (T(1) - y * y); }
 template <class T> HD inline T sigmoid(T x) { return T(1) / (T(1) + exp(-x)); }
 template <class T> HD inline T sigmoid_grad(T y, T dy) { return dy * y * (T(1) - y); }
+// GELU, exact (PyTorch's nn.GELU() default, approximate="none"): x Phi(x),
+// Phi the standard normal CDF; d/dx = Phi(x) + x phi(x).
+template <class T> HD inline T gelu(T x) { return T(0.5) * x * (T(1) + erf(x * T(0.70710678118654752440))); }
+template <class T> HD inline T gelu_grad(T x, T dy) {
+  const T cdf = T(0.5) * (T(1) + erf(x * T(0.70710678118654752440)));
+  const T pdf = T(0.39894228040143267794) * exp(T(-0.5) * x * x);
+  return dy * (cdf + x * pdf);
+}
 
 template <class T> HD inline T act_forward(Act a, T x) {
   switch (a) {
@@ -33,21 +50,55 @@ template <class T> HD inline T act_forward(Act a, T x) {
       return relu(x);
     case Act::tanh:
       return tanh_act(x);
-    default:
+    case Act::sigmoid:
       return sigmoid(x);
+    case Act::gelu:
+      return gelu(x);
   }
+  return x;  // not reached
 }
-template <class T> HD inline T act_backward(Act a, T y, T dy) {
+template <class T> HD inline T act_backward(Act a, T x, T y, T dy) {
   switch (a) {
     case Act::relu:
       return relu_grad(y, dy);
     case Act::tanh:
       return tanh_grad(y, dy);
-    default:
+    case Act::sigmoid:
       return sigmoid_grad(y, dy);
+    case Act::gelu:
+      return gelu_grad(x, dy);
+  }
+  return dy;  // not reached
+}
+
+// f(std::integral_constant<Act, A>{}) for a's value A: the CPU and CUDA loops
+// take the activation as a template argument, so the switch is out of the loop.
+template <class F> inline void with_act(Act a, F&& f) {
+  switch (a) {
+    case Act::relu:
+      return f(std::integral_constant<Act, Act::relu>{});
+    case Act::tanh:
+      return f(std::integral_constant<Act, Act::tanh>{});
+    case Act::sigmoid:
+      return f(std::integral_constant<Act, Act::sigmoid>{});
+    case Act::gelu:
+      return f(std::integral_constant<Act, Act::gelu>{});
   }
 }
 
+// The activation layers: config name, whether backward reads the input, one line for people.
+struct ActInfo {
+  Act act;
+  const char* name;
+  bool reads_input;
+  const char* doc;
+};
+inline constexpr ActInfo kActivations[] = {
+    {Act::relu, "relu", false, "max(x, 0)"},
+    {Act::tanh, "tanh", false, "tanh(x)"},
+    {Act::sigmoid, "sigmoid", false, "1 / (1 + exp(-x))"},
+    {Act::gelu, "gelu", true, "x Phi(x), Phi the standard normal CDF (exact, as PyTorch's nn.GELU())"},
+};
 
 // ---- dropout: keep with probability 1-p, scale kept values by 1/(1-p) ----
 // The mask of element e of the sample with global index s at step t is a pure

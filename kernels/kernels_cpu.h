@@ -75,9 +75,10 @@ template <class T> void conv2d_backward_cpu(T* din, T* dw, T* db, const T* dout,
 template <class T> void maxpool_forward_cpu(T* out, int32_t* argmax, const T* in, const PoolShape& s);
 template <class T> void maxpool_backward_cpu(T* din, const T* dout, const int32_t* argmax, const PoolShape& s);
 
-// ---- activations over n elements; backward uses the forward output y
+// ---- activations over n elements; backward reads the forward output y, and the input x where the
+// activation says so (hd_math.h, kActivations)
 template <class T> void activation_forward_cpu(Act a, T* y, const T* x, size_t n);
-template <class T> void activation_backward_cpu(Act a, T* dx, const T* dy, const T* y, size_t n);
+template <class T> void activation_backward_cpu(Act a, T* dx, const T* dy, const T* x, const T* y, size_t n);
 
 // ---- dropout over B samples of `per_sample` elements; sample b of the batch
 // has global index first_sample + b (see dropout_scale in math.h)

@@ -79,7 +79,8 @@ void bias_grad_gpu(float* db, const float* dout, int N, int C, size_t HW, cudaSt
 void maxpool_forward_gpu(float* out, int32_t* argmax, const float* in, const PoolShape& s, cudaStream_t st);
 void maxpool_backward_gpu(float* din, const float* dout, const int32_t* argmax, const PoolShape& s, cudaStream_t st);
 void activation_forward_gpu(Act a, float* y, const float* x, size_t n, cudaStream_t st);
-void activation_backward_gpu(Act a, float* dx, const float* dy, const float* y, size_t n, cudaStream_t st);
+void activation_backward_gpu(Act a, float* dx, const float* dy, const float* x, const float* y, size_t n,
+                             cudaStream_t st);
 void dropout_forward_gpu(float* y, const float* x, float p, uint64_t key, int B, size_t per_sample,
                          uint64_t first_sample, cudaStream_t st);
 void dropout_backward_gpu(float* dx, const float* dy, float p, uint64_t key, int B, size_t per_sample,

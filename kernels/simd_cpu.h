@@ -9,9 +9,11 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 #include <vector>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -258,6 +260,11 @@ inline void accumulate_pass(T* dst, const T* const* src, size_t off, const T* g,
   for (int i = 0; i < NV; ++i) put(dst + i * kv, r[i], to);
 }
 
+// accumulate_pass<T, 1> .. <T, kAccVectors>, by number of vectors - 1.
+template <class T, int... N> constexpr auto pass_table(std::integer_sequence<int, N...>) {
+  return std::array{&accumulate_pass<T, N + 1>...};
+}
+
 // dst[0, len) (=, +=, streamed: st) sum_j g[j] * src[j][off, off + len), j < count, in
 // order: the whole vectors in passes of at most kAccVectors, as even as they
 // can be (a run of 10 vectors is one pass, not 8 + 2 with too few chains),
@@ -267,20 +274,13 @@ inline void accumulate_pass(T* dst, const T* const* src, size_t off, const T* g,
 template <class T>
 void accumulate(T* dst, int len, const T* const* src, size_t off, const T* g, int count, Store st = Store::add) {
   constexpr int kv = kV<T>;
+  static constexpr auto pass = pass_table<T>(std::make_integer_sequence<int, kAccVectors>{});
   const int nvec = len / kv;
   for (int done = 0, passes = (nvec + kAccVectors - 1) / kAccVectors; done < nvec; --passes) {
     const int nv = (nvec - done + passes - 1) / passes;
     T* d = dst + done * kv;
     const size_t o = off + size_t(done) * kv;
-    switch (nv) {
-#define RS_ACC_PASS(n) \
-  case n: accumulate_pass<T, n>(d, src, o, g, count, st); break;
-      RS_ACC_PASS(1) RS_ACC_PASS(2) RS_ACC_PASS(3) RS_ACC_PASS(4) RS_ACC_PASS(5) RS_ACC_PASS(6)
-#if defined(__AVX512F__)
-      RS_ACC_PASS(7) RS_ACC_PASS(8) RS_ACC_PASS(9) RS_ACC_PASS(10) RS_ACC_PASS(11) RS_ACC_PASS(12)
-#endif
-#undef RS_ACC_PASS
-    }
+    pass[size_t(nv) - 1](d, src, o, g, count, st);
     done += nv;
   }
   const int b = nvec * kv;

@@ -110,8 +110,8 @@ int main(int argc, char** argv) {
   const int64_t epochs = asha ? 9 : 3;
   fmt::print(stderr, "random search{}, {} epochs a trial (19 curves of that length); results/s over the whole sweep\n",
              asha ? ", ASHA (min 1 epoch, reduction 3)" : "", epochs);
-  fmt::print(stderr, "{:>8} {:>7} {:>10} {:>10} {:>12} {:>10} {:>10} {:>10}\n", "trials", "groups", "seconds", "results/s",
-             "last/first", "study MB", "resume s", "report s");
+  fmt::print(stderr, "{:>8} {:>7} {:>10} {:>10} {:>12} {:>10} {:>10} {:>10}\n", "trials", "groups", "seconds",
+             "results/s", "last/first", "study MB", "resume s", "report s");
   for (int64_t n : trials)
     for (int64_t g : groups) {
       fs::remove_all(dir);

@@ -144,15 +144,16 @@ TEST_CASE("activations and dropout", "[emu]") {
   for (const size_t n : {size_t(1), size_t(1001), size_t(5000)}) {
     INFO("n " << n);
     const auto x = random_vec(n, 11, -3, 3), dy = random_vec(n, 12);
-    for (const Act a : {Act::relu, Act::tanh, Act::sigmoid}) {
-      INFO("activation " << int(a));
+    for (const ActInfo& info : kActivations) {
+      const Act a = info.act;
+      INFO("activation " << info.name);
       std::vector<float> y(n), dx(n);
       activation_forward_cpu(a, y.data(), x.data(), n);
-      activation_backward_cpu(a, dx.data(), dy.data(), y.data(), n);
+      activation_backward_cpu(a, dx.data(), dy.data(), x.data(), y.data(), n);
       for_grid_limits([&] {
         Dev<float> gx(x), gdy(dy), gy(n), gdx(n);
         activation_forward_gpu(a, gy, gx, n, nullptr);
-        activation_backward_gpu(a, gdx, gdy, gy, n, nullptr);
+        activation_backward_gpu(a, gdx, gdy, gx, gy, n, nullptr);
         check_close("activation y", y, gy), check_close("activation dx", dx, gdx);
       });
     }

@@ -143,12 +143,13 @@ TEST_CASE("max-pool, activations, dropout", "[gpu]") {
     compare("maxpool y", y, 0, 0), compare("maxpool argmax", am, 0, 0), compare("maxpool dx", dx, 0, 0);
   }
   Twin<float> a(random_vec(1001, 11, -3, 3)), ay(1001), ady(random_vec(1001, 12)), adx(1001);
-  for (Act act : {Act::relu, Act::tanh, Act::sigmoid}) {
+  for (const ActInfo& info : kActivations) {
+    const Act act = info.act;
     for (auto* k : {be().cpu.get(), be().gpu.get()}) {
       const bool g = k == be().gpu.get();
       auto p = [&](auto& t) { return g ? t.g.data() : t.c.data(); };
       k->activation_forward(act, p(ay), p(a), 1001);
-      k->activation_backward(act, p(adx), p(ady), p(ay), 1001);
+      k->activation_backward(act, p(adx), p(ady), p(a), p(ay), 1001);
     }
     compare("activation y", ay, 1e-6), compare("activation dx", adx, 1e-6);
   }

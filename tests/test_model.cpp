@@ -66,45 +66,54 @@ TEST_CASE("init is seeded and bounded by 1/sqrt(fan_in)", "[model]") {
 }
 
 TEST_CASE("model backward matches finite differences of the loss", "[model][grad]") {
-  auto be = make_cpu_backend();
-  const ModelConfig mc = model_cfg(R"([model]
+  // The second model: a GELU (its backward reads its input) after dropout,
+  // which must not run in place over that input, and one before dropout.
+  const char* models[] = {R"([model]
 layers = [ { type = "conv2d", out = 3, kernel = 3, padding = 1, stride = 2 }, { type = "tanh" },
            { type = "flatten" }, { type = "dense", out = 6 }, { type = "sigmoid" },
            { type = "dropout", p = 0.25 }, { type = "dense", out = 4 } ]
-)");
-  const int B = 3;
-  Model m(*be, mc, Shape{2, 5, 6}, 4, B);
-  m.init_params(3);
-  std::mt19937 g(9);
-  std::uniform_real_distribution<float> u(-1, 1);
-  for (size_t i = 0; i < size_t(B) * 60; ++i) m.input()[i] = u(g);
-  const std::vector<int32_t> labels{1, 3, 0};
-  const Pass pass{.B = B, .train = true, .seed = 5, .step = 11};
-  std::vector<float> dlogits(size_t(B) * 4);
-  auto total = [&] {
-    double metrics[2] = {0, 0};
-    be->softmax_xent(nullptr, m.forward(pass), labels.data(), B, 4, 1.f, 0.f, metrics);
-    return metrics[0] / B;
-  };
-  double metrics[2] = {0, 0};
-  be->softmax_xent(dlogits.data(), m.forward(pass), labels.data(), B, 4, 1.f / B, 0.f, metrics);
-  m.backward(dlogits.data(), pass);
-  const std::vector<float> grad(m.grads(), m.grads() + m.num_params());
-  // Float central differences: loose but meaningful tolerance.
-  double worst = 0;
-  for (size_t i = 0; i < m.num_params(); ++i) {
-    float* p = m.params() + i;
-    const float keep = *p, eps = 1e-2f;
-    *p = keep + eps;
-    const double fp = total();
-    *p = keep - eps;
-    const double fm = total();
-    *p = keep;
-    const double num = (fp - fm) / (2 * double(eps));
-    worst = std::max(worst, std::abs(num - grad[i]) / std::max({std::abs(num), double(std::abs(grad[i])), 1e-2}));
-  }
-  INFO("worst relative error " << worst << " over " << m.num_params() << " parameters");
-  CHECK(worst < 2e-2);
+)",
+                          R"([model]
+layers = [ { type = "flatten" }, { type = "dense", out = 6 }, { type = "gelu" }, { type = "dropout", p = 0.25 },
+           { type = "gelu" }, { type = "dense", out = 4 } ]
+)"};
+  for (const char* text : models) DYNAMIC_SECTION(text) {
+      auto be = make_cpu_backend();
+      const ModelConfig mc = model_cfg(text);
+      const int B = 3;
+      Model m(*be, mc, Shape{2, 5, 6}, 4, B);
+      m.init_params(3);
+      std::mt19937 g(9);
+      std::uniform_real_distribution<float> u(-1, 1);
+      for (size_t i = 0; i < size_t(B) * 60; ++i) m.input()[i] = u(g);
+      const std::vector<int32_t> labels{1, 3, 0};
+      const Pass pass{.B = B, .train = true, .seed = 5, .step = 11};
+      std::vector<float> dlogits(size_t(B) * 4);
+      auto total = [&] {
+        double metrics[2] = {0, 0};
+        be->softmax_xent(nullptr, m.forward(pass), labels.data(), B, 4, 1.f, 0.f, metrics);
+        return metrics[0] / B;
+      };
+      double metrics[2] = {0, 0};
+      be->softmax_xent(dlogits.data(), m.forward(pass), labels.data(), B, 4, 1.f / B, 0.f, metrics);
+      m.backward(dlogits.data(), pass);
+      const std::vector<float> grad(m.grads(), m.grads() + m.num_params());
+      // Float central differences: loose but meaningful tolerance.
+      double worst = 0;
+      for (size_t i = 0; i < m.num_params(); ++i) {
+        float* p = m.params() + i;
+        const float keep = *p, eps = 1e-2f;
+        *p = keep + eps;
+        const double fp = total();
+        *p = keep - eps;
+        const double fm = total();
+        *p = keep;
+        const double num = (fp - fm) / (2 * double(eps));
+        worst = std::max(worst, std::abs(num - grad[i]) / std::max({std::abs(num), double(std::abs(grad[i])), 1e-2}));
+      }
+      INFO("worst relative error " << worst << " over " << m.num_params() << " parameters");
+      CHECK(worst < 2e-2);
+    }
 }
 
 TEST_CASE("dropout masks depend on the global sample index, not the slice", "[model]") {

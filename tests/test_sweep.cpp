@@ -15,12 +15,12 @@
 #include "app/commands.h"
 #include "error.h"
 #include "helpers.h"
-#include "train/run_file.h"
 #include "kernels/hd_math.h"
 #include "nn/model.h"
-#include "sweep/space.h"
 #include "sweep/journal.h"
+#include "sweep/space.h"
 #include "sweep/study.h"
+#include "train/run_file.h"
 
 using namespace rs;
 using namespace rs::test;

@@ -14,8 +14,8 @@
 #include "app/commands.h"
 #include "error.h"
 #include "io/h5.h"
-#include "train/run_file.h"
 #include "sweep/study.h"
+#include "train/run_file.h"
 
 namespace rs {
 namespace {

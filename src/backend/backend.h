@@ -62,7 +62,8 @@ class Backend {
   virtual void maxpool_forward(float* out, int32_t* argmax, const float* in, const PoolShape& s) = 0;
   virtual void maxpool_backward(float* din, const float* dout, const int32_t* argmax, const PoolShape& s) = 0;
   virtual void activation_forward(Act a, float* y, const float* x, size_t n) = 0;
-  virtual void activation_backward(Act a, float* dx, const float* dy, const float* y, size_t n) = 0;
+  // x: the forward's input (read only by activations that say so: kActivations), y its output
+  virtual void activation_backward(Act a, float* dx, const float* dy, const float* x, const float* y, size_t n) = 0;
   virtual void dropout_forward(float* y, const float* x, float p, uint64_t key, int B, size_t per_sample,
                                uint64_t first_sample) = 0;
   virtual void dropout_backward(float* dx, const float* dy, float p, uint64_t key, int B, size_t per_sample,

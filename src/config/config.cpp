@@ -14,6 +14,7 @@
 
 #include "config/section.h"
 #include "error.h"
+#include "kernels/hd_math.h"
 
 namespace rs {
 namespace {
@@ -52,10 +53,22 @@ DataConfig read_data(Section s) {
   return d;
 }
 
+std::vector<std::string> activation_names() {
+  std::vector<std::string> v;
+  for (const ActInfo& a : kActivations) v.push_back(a.name);
+  return v;
+}
+
+std::vector<std::string> layer_types() {
+  std::vector<std::string> v = {"dense", "conv2d", "maxpool"};
+  for (const std::string& a : activation_names()) v.push_back(a);
+  for (const char* t : {"dropout", "flatten", "batchnorm"}) v.push_back(t);
+  return v;
+}
+
 LayerSpec read_layer(Section s, size_t i) {
   LayerSpec l;
-  l.type = s.string("type", "",
-                    {"dense", "conv2d", "maxpool", "relu", "tanh", "sigmoid", "dropout", "flatten", "batchnorm"});
+  l.type = s.string("type", "", layer_types());
   if (l.type.empty()) s.error(nullptr, "type", fmt::format("layer {} needs a type", i));
   l.name = s.string("name", "");
   if (l.type == "dense" || l.type == "conv2d") l.out = s.integer("out", 0, 1, 1 << 24);
@@ -88,7 +101,7 @@ ModelConfig read_model(Section s) {
       const int64_t width = s.integer("width", 512, 1, 1 << 24), depth = s.integer("depth", 2, 0, 1024);
       m.hidden.assign(size_t(depth), width);
     }
-    m.activation = s.string("activation", m.activation, {"relu", "tanh", "sigmoid"});
+    m.activation = s.string("activation", m.activation, activation_names());
     m.dropout = s.number("dropout", 0.0, 0.0, 0.99);
     m.batch_norm = s.boolean("batch_norm", m.batch_norm);
     m.layers.push_back(make("flatten"));

@@ -65,16 +65,16 @@ class Section {
     return record(key, n->as_boolean()->get());
   }
 
-  std::string string(std::string_view key, const std::string& def, std::initializer_list<const char*> allowed = {}) {
+  std::string string(std::string_view key, const std::string& def, const std::vector<std::string>& allowed = {}) {
     const toml::node* n = get(key);
     if (!n) return record(key, def);
     if (!n->is_string()) error(n, key, fmt::format("expected a string, got {}", type_name(*n)));
     std::string v = n->as_string()->get();
     if (allowed.size()) {
       std::string list;
-      for (const char* a : allowed) {
+      for (const std::string& a : allowed) {
         if (v == a) return record(key, v);
-        list += (list.empty() ? "" : " | ") + std::string(a);
+        list += (list.empty() ? "" : " | ") + a;
       }
       error(n, key, fmt::format("\"{}\" is not one of {}", v, list));
     }

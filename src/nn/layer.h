@@ -80,8 +80,11 @@ class Layer {
   virtual void allocate(Backend&, int /*max_batch*/) {}
   // Output is the input, reinterpreted (flatten): no buffer, no work.
   virtual bool aliases_input() const { return false; }
-  // Elementwise: may write its output over its input (activations, dropout).
+  // Elementwise: may write its output over its input (activations, dropout),
+  // unless its backward reads that input.
   virtual bool can_run_in_place() const { return false; }
+  // Backward reads the layer's input (GELU): it must not run in place.
+  virtual bool backward_needs_input() const { return false; }
   // Backward reads the layer's own output (activations): then the next
   // layer must not overwrite it.
   virtual bool backward_needs_output() const { return false; }

@@ -104,18 +104,19 @@ class MaxPool final : public Layer {
 
 class Activation final : public Layer {
  public:
-  Activation(const LayerSpec& s, int i, Shape in, Act a) : Layer(s, i, in), m_act(a) {}
+  Activation(const LayerSpec& s, int i, Shape in, const ActInfo& a) : Layer(s, i, in), m_act(a) {}
   bool can_run_in_place() const override { return true; }
-  bool backward_needs_output() const override { return true; }
+  bool backward_needs_input() const override { return m_act.reads_input; }
+  bool backward_needs_output() const override { return !m_act.reads_input; }
 
  protected:
   void do_forward(Backend& be, const float* x, float* y, const Pass& p) override {
-    be.activation_forward(m_act, y, x, size_t(p.B) * m_in.size());
+    be.activation_forward(m_act.act, y, x, size_t(p.B) * m_in.size());
   }
-  void do_backward(Backend& be, const float*, const float* y, const float* dy, float* dx, const Pass& p) override {
-    if (dx) be.activation_backward(m_act, dx, dy, y, size_t(p.B) * m_in.size());
+  void do_backward(Backend& be, const float* x, const float* y, const float* dy, float* dx, const Pass& p) override {
+    if (dx) be.activation_backward(m_act.act, dx, dy, x, y, size_t(p.B) * m_in.size());
   }
-  Act m_act;
+  ActInfo m_act;
 };
 
 class Dropout final : public Layer {
@@ -217,9 +218,8 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& s, int index, Shape in, int c
   if (t == "dense") return std::make_unique<Dense>(s, index, in, classes);
   if (t == "conv2d") return std::make_unique<Conv2d>(s, index, in);
   if (t == "maxpool") return std::make_unique<MaxPool>(s, index, in);
-  if (t == "relu") return std::make_unique<Activation>(s, index, in, Act::relu);
-  if (t == "tanh") return std::make_unique<Activation>(s, index, in, Act::tanh);
-  if (t == "sigmoid") return std::make_unique<Activation>(s, index, in, Act::sigmoid);
+  for (const ActInfo& a : kActivations)
+    if (t == a.name) return std::make_unique<Activation>(s, index, in, a);
   if (t == "dropout") return std::make_unique<Dropout>(s, index, in);
   if (t == "flatten") return std::make_unique<Flatten>(s, index, in);
   if (t == "batchnorm") return std::make_unique<BatchNorm>(s, index, in);

@@ -55,15 +55,17 @@ Model::Model(Backend& be, const ModelConfig& cfg, Shape input, int classes, int 
     for (size_t k = 0; k < l->state_tensors().size(); ++k, ++si)
       l->state.push_back(m_state.data() + m_state_info[si].offset);
     l->max_batch = max_batch;
-    // In place when elementwise and the producer of the input (the last
-    // computing layer before it) does not read its own output in backward.
+    // In place when elementwise, its backward does not read its input, and
+    // the producer of the input (the last computing layer before it) does
+    // not read its own output in backward.
     const Layer* producer = nullptr;
     for (size_t j = &l - m_layers.data(); j-- > 0;)
       if (!m_layers[j]->aliases_input()) {
         producer = m_layers[j].get();
         break;
       }
-    const bool in_place = l->can_run_in_place() && !(producer && producer->backward_needs_output());
+    const bool in_place =
+        l->can_run_in_place() && !l->backward_needs_input() && !(producer && producer->backward_needs_output());
     if (l->aliases_input() || in_place) {
       m_acts.push_back(m_acts.back());
     } else {

@@ -9,8 +9,8 @@
 
 #include "error.h"
 #include "io/progress.h"
-#include "train/run_file.h"
 #include "sweep/engine.h"
+#include "train/run_file.h"
 
 namespace fs = std::filesystem;
 

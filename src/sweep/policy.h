@@ -87,9 +87,7 @@ class SchedulePolicy {
     double neg_val;
     int64_t arrival;
     int64_t trial;
-    bool operator<(const Key& o) const {
-      return neg_val != o.neg_val ? neg_val < o.neg_val : arrival < o.arrival;
-    }
+    bool operator<(const Key& o) const { return neg_val != o.neg_val ? neg_val < o.neg_val : arrival < o.arrival; }
   };
   using Ranked = __gnu_pbds::tree<Key, __gnu_pbds::null_type, std::less<Key>, __gnu_pbds::rb_tree_tag,
                                   __gnu_pbds::tree_order_statistics_node_update>;
@@ -99,7 +97,7 @@ class SchedulePolicy {
   };
   Options m_opt;
   int64_t m_next = 0, m_arrivals = 0;
-  std::set<int64_t> m_started, m_running;  // started: handed out at least once (or skipped, or restored)
+  std::set<int64_t> m_started, m_running;      // started: handed out at least once (or skipped, or restored)
   std::unordered_map<int64_t, State> m_state;  // trials that have ended a job
   std::map<int64_t, Rung> m_rungs;             // epoch -> its results
   std::unordered_map<int64_t, std::vector<std::pair<int64_t, Key>>> m_entries;  // trial -> (epoch, its key there)

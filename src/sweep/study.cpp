@@ -11,8 +11,8 @@
 #include "error.h"
 #include "io/h5.h"
 #include "io/provenance.h"
-#include "train/run_file.h"
 #include "sweep/journal.h"
+#include "train/run_file.h"
 
 namespace rs {
 namespace {

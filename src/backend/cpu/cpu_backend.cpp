@@ -61,8 +61,8 @@ class CpuBackend final : public Backend {
     maxpool_backward_cpu(din, dout, argmax, s);
   }
   void activation_forward(Act a, float* y, const float* x, size_t n) override { activation_forward_cpu(a, y, x, n); }
-  void activation_backward(Act a, float* dx, const float* dy, const float* y, size_t n) override {
-    activation_backward_cpu(a, dx, dy, y, n);
+  void activation_backward(Act a, float* dx, const float* dy, const float* x, const float* y, size_t n) override {
+    activation_backward_cpu(a, dx, dy, x, y, n);
   }
   void dropout_forward(float* y, const float* x, float p, uint64_t key, int B, size_t per_sample,
                        uint64_t first) override {

@@ -187,8 +187,8 @@ class CudaBackend final : public Backend {
   void activation_forward(Act a, float* y, const float* x, size_t n) override {
     activation_forward_gpu(a, y, x, n, m_ctx.stream);
   }
-  void activation_backward(Act a, float* dx, const float* dy, const float* y, size_t n) override {
-    activation_backward_gpu(a, dx, dy, y, n, m_ctx.stream);
+  void activation_backward(Act a, float* dx, const float* dy, const float* x, const float* y, size_t n) override {
+    activation_backward_gpu(a, dx, dy, x, y, n, m_ctx.stream);
   }
   void dropout_forward(float* y, const float* x, float p, uint64_t key, int B, size_t per_sample,
                        uint64_t first) override {
