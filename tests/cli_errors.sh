@@ -184,7 +184,7 @@ rss "forged-images-idx3-ubyte.gz: the IDX header declares 210453397504 bytes of 
   --out "$tmp/h2"
 # A damaged HDF5 file (found by fuzzing) on which HDF5 1.10.8 itself crashes (SIGSEGV in H5F__accum_read):
 # one line and status 2, with 1 rank and with 2 (MPI_Abort(2) ends the partner waiting for the data).
-src=$(dirname "$0")/data/hdf5-lib-crash.h5
+src=$(dirname "$0")/fixtures/hdf5-lib-crash.h5
 expect 2 "hdf5-lib-crash.h5: damaged HDF5 file" "$bin" train "$tmp/empty.toml" --set 'data.format="hdf5"' \
   --set "data.path=\"$src\"" --out "$tmp/crash1"
 expect 2 "hdf5-lib-crash.h5: damaged HDF5 file" mpirun --oversubscribe -np 2 "$bin" train "$tmp/empty.toml" \
@@ -192,7 +192,7 @@ expect 2 "hdf5-lib-crash.h5: damaged HDF5 file" mpirun --oversubscribe -np 2 "$b
 # A 4 KB damaged HDF5 file (found by fuzzing) on which HDF5 1.10.8 walks a cyclic symbol table, allocating
 # until the machine is out of memory (23 GB, then the OOM killer): one line and status 2 once it has taken
 # 2 GB, with 1 rank and with 2.
-src=$(dirname "$0")/data/hdf5-lib-loop.h5
+src=$(dirname "$0")/fixtures/hdf5-lib-loop.h5
 expect 2 "hdf5-lib-loop.h5: damaged HDF5 file (the HDF5 library took" "$bin" train "$tmp/empty.toml" \
   --set 'data.format="hdf5"' --set "data.path=\"$src\"" --out "$tmp/loop1"
 expect 2 "hdf5-lib-loop.h5: damaged HDF5 file (the HDF5 library took" mpirun --oversubscribe -np 2 "$bin" train \
@@ -200,8 +200,8 @@ expect 2 "hdf5-lib-loop.h5: damaged HDF5 file (the HDF5 library took" mpirun --o
 # A 4 KB file (found by fuzzing) whose contiguous /images claims 9.3 TB of samples stored in 33 TB:
 # refused before anything is allocated for it.
 expect 2 "hdf5-claims-terabytes.h5: /images declares 7890025 samples" "$bin" train "$tmp/empty.toml" \
-  --set 'data.format="hdf5"' --set "data.path=\"$(dirname "$0")/data/hdf5-claims-terabytes.h5\"" --out "$tmp/tb"
-src=$(dirname "$0")/data/hdf5-lib-crash-read.h5  # the crash is in H5Dread of the samples
+  --set 'data.format="hdf5"' --set "data.path=\"$(dirname "$0")/fixtures/hdf5-claims-terabytes.h5\"" --out "$tmp/tb"
+src=$(dirname "$0")/fixtures/hdf5-lib-crash-read.h5  # the crash is in H5Dread of the samples
 expect 2 "hdf5-lib-crash-read.h5: damaged HDF5 file" "$bin" train "$tmp/empty.toml" --set 'data.format="hdf5"' \
   --set "data.path=\"$src\"" --out "$tmp/crash3"
 # A file system too small for one checkpoint: found before the first epoch (a 1 MB tmpfs; needs root).

@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d /var/tmp/ranksweep-cluster-kill.XXXXXX)  # outside /tmp: every node sees it
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-cp "$here/data/grid-sweep.toml" sweep.toml
+cp "$here/fixtures/grid-sweep.toml" sweep.toml
 export OMP_NUM_THREADS=1
 sweep() {  # sweep OUT [cluster dir]
   RS_CLUSTER_DIR=${2:-} timeout 300 bash "$here/cluster.sh" --hosts n1:1,n2:1 "$bin" sweep sweep.toml --out "$1" \

@@ -25,7 +25,7 @@ same() { /usr/bin/python3 "$src/tests/compare_studies.py" "$@"; }
 slurm_start "$tmp/cluster" 2 || { echo "FAILED: private 2-node Slurm did not start"; fail=1; exit 1; }
 check "2 nodes registered idle" test "$(sinfo -h -N -o '%N %T' | tr '\n' ' ')" == "n1 idle n2 idle "
 cd "$tmp"
-cp "$src/tests/data/grid-sweep.toml" sweep.toml
+cp "$src/tests/fixtures/grid-sweep.toml" sweep.toml
 sb=(sbatch --parsable --gpus-per-task=0 --nodes=2 --ntasks-per-node=1)
 
 # References on this machine without Slurm: single-rank groups, and one group of 2 ranks.

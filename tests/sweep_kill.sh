@@ -10,7 +10,7 @@ bin=$1
 rounds=${2:-2}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-cp "$(dirname "$0")/data/grid-sweep.toml" "$tmp/sweep.toml"
+cp "$(dirname "$0")/fixtures/grid-sweep.toml" "$tmp/sweep.toml"
 run() {  # run OUT [CONFIG]
   OMP_NUM_THREADS=1 timeout 300 mpirun --oversubscribe -np 2 "$bin" sweep "${2:-$tmp/sweep.toml}" --out "$1" >/dev/null 2>&1
 }
