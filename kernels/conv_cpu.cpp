@@ -145,7 +145,7 @@ void conv2d_forward_cpu(T* out, const T* in, const T* w, const T* b, const ConvS
   const int groups = (s.B + G - 1) / G;
 #pragma omp parallel
   {
-    thread_local std::vector<T> P, col, tmp;  // per-thread scratch, kept across calls (OpenMP threads persist)
+    thread_local simd::Buffer<T> P, col, tmp;  // per-thread scratch, kept across calls (OpenMP threads persist)
     P.resize(size_t(s.C) * p.plane() + kChunk);
     col.resize(size_t(CKK) * ld);
     tmp.resize(size_t(s.OC) * ld);
@@ -177,7 +177,7 @@ void conv2d_backward_sparse(T* din, T* dw, T* db, const T* dout, const T* in, co
   const Padded p(s);
   const size_t row = size_t(p.Wp) * C;  // one padded input row, channels-last
   // w channels-last: wt (OC, K, K, C)
-  std::vector<T> wt(din ? nw : 0);
+  simd::Buffer<T> wt(din ? nw : 0);
   if (din)
 #pragma omp parallel for schedule(static)
     for (int oc = 0; oc < s.OC; ++oc)
@@ -186,7 +186,7 @@ void conv2d_backward_sparse(T* din, T* dw, T* db, const T* dout, const T* in, co
   simd::ThreadSums<T> parts;
 #pragma omp parallel
   {
-    thread_local std::vector<T> Q, acc, gs;  // per-thread scratch, kept across calls
+    thread_local simd::Buffer<T> Q, acc, gs;  // per-thread scratch, kept across calls
     thread_local std::vector<const T*> ptr;
     thread_local std::vector<const T*> wins;  // each output position's window in Q
     Q.resize(size_t(C) * p.plane());
@@ -256,7 +256,7 @@ namespace {
 // K - 1 - pad (stride 1), no bias.
 template <class T> void winograd_input_grad(T* din, const T* dout, const T* w, const ConvShape& s) {
   const int KK = s.K * s.K;
-  std::vector<T> wf(size_t(s.OC) * s.C * KK), zero(size_t(s.C), T(0));
+  simd::Buffer<T> wf(size_t(s.OC) * s.C * KK), zero(size_t(s.C), T(0));
   for (int oc = 0; oc < s.OC; ++oc)
     for (int c = 0; c < s.C; ++c)
       for (int k = 0; k < KK; ++k) wf[(size_t(c) * s.OC + oc) * KK + KK - 1 - k] = w[(size_t(oc) * s.C + c) * KK + k];
@@ -290,7 +290,7 @@ template <class T> void conv2d_backward_cpu(T* din, T* dw, T* db, const T* dout,
 #pragma omp parallel
   {
     // per-thread scratch, kept across calls: dy (OC, G*OHW); acc (OC, CKK) weight grads, then (OC) bias grads
-    thread_local std::vector<T> P, col, dy, acc;
+    thread_local simd::Buffer<T> P, col, dy, acc;
     P.resize(size_t(s.C) * p.plane() + kChunk);
     col.resize(size_t(CKK) * ld);
     dy.resize(size_t(s.OC) * ld);

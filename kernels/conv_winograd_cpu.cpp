@@ -239,7 +239,7 @@ template <class T, int M, int R> void forward(T* out, const T* in, const T* w, c
 
   // U[xi][c][oc] = (G g G^T)[xi] of filter (oc, c), over vectors of output
   // channels; zero where c or oc is padding
-  std::vector<T> U(size_t(NN) * Cp * OCp, T(0));
+  simd::Buffer<T> U(size_t(NN) * Cp * OCp, T(0));
 #pragma omp parallel for schedule(static)
   for (int c = 0; c < s.C; ++c)
     for (int oc0 = 0; oc0 < s.OC; oc0 += kv) {
@@ -263,7 +263,7 @@ template <class T, int M, int R> void forward(T* out, const T* in, const T* w, c
 
 #pragma omp parallel
   {
-    thread_local std::vector<T> Q, Vb, Mb, Y;
+    thread_local simd::Buffer<T> Q, Vb, Mb, Y;
     Q.resize(L.S * L.qsz);
     Vb.resize(NN * L.plane(Cp));   // (xi, tile, c); rows past a block's tiles: stale, their products unused
     Mb.resize(NN * L.plane(OCp));  // (xi, tile, oc)
@@ -319,7 +319,7 @@ template <class T, int M, int R> void weight_grad(T* dw, T* db, const T* dout, c
   simd::ThreadSums<T> parts;
 #pragma omp parallel
   {
-    thread_local std::vector<T> Q, D, Vb, Gb, Ms;
+    thread_local simd::Buffer<T> Q, D, Vb, Gb, Ms;
     Q.resize(L.S * L.qsz);
     D.resize(L.S * L.ysz);         // per slot dout (M TY, M TX, OCp), zero past OH, OW
     Vb.resize(NN * L.plane(Cs));   // (xi, tile, Cs)

@@ -71,7 +71,7 @@ template <class T> void dense_forward_cpu(T* out, const T* in, const T* w, const
   const T* a = narrow ? in : w;                  // rows of the product: samples, or rows of w
   const T* bt = narrow ? w : in;                 // transposed into the packed (IN, Np)
   const int kb = std::max(64, int(32768 / Np));  // rows of the packed operand per block: ~128 KB, stays in L2
-  thread_local std::vector<T> pack, prod;
+  thread_local simd::Buffer<T> pack, prod;
   pack.resize(size_t(IN) * Np);
   prod.resize(size_t(M) * Np);
   T *P = pack.data(), *C = prod.data();  // the calling thread's buffers, shared with the team
@@ -111,7 +111,7 @@ constexpr double kSparseDensity = 0.3;
 // index[p] is the output.
 template <class T> struct Sparse {
   std::vector<int> start, index;
-  std::vector<T> value;
+  simd::Buffer<T> value;
   std::vector<const T*> src;
 };
 

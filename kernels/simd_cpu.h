@@ -12,6 +12,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -32,6 +33,21 @@ template <class T> constexpr int kV = int(sizeof(Vec<T>) / sizeof(T));  // value
 constexpr int kRows = 6;  // rows per pass: 6 x 4 vectors of sums, + 4 loaded, + 1 broadcast <= 32 registers
 
 inline size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
+// Scratch memory that starts on a cache line, so a whole-vector load or store
+// at a multiple of 16 floats touches one line, not two: malloc's 16-byte
+// alignment made the sparse convolution backward 35% slower on an Intel Xeon.
+// The kernels' per-thread scratch is a Buffer, kept across calls.
+template <class T> struct LineAllocator {
+  using value_type = T;
+  static constexpr std::align_val_t kLine{64};
+  LineAllocator() = default;
+  template <class U> LineAllocator(const LineAllocator<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kLine)); }
+  void deallocate(T* p, size_t) { ::operator delete(p, kLine); }
+  template <class U> bool operator==(const LineAllocator<U>&) const { return true; }
+};
+template <class T> using Buffer = std::vector<T, LineAllocator<T>>;
 
 // The share of non-zero values in x[0, n): which backward path a gradient takes.
 template <class T> double density(const T* x, size_t n) {

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "kernels/kernels_cpu.h"
+#include "kernels/simd_cpu.h"
 
 using namespace rs;
 
@@ -75,13 +76,14 @@ struct Arrays {
 // tf-mnist-cnn's conv2 and dense1 at batch 64: each backward path, the sparse
 // ones at several densities of dout (random positions), in us per image.
 int paths(int reps) {
+  using Buf = simd::Buffer<float>;  // on cache lines, as the CPU backend's tensors
   const int B = 64;
   ConvShape s{B, 32, 14, 14, 64, 5, 1, 2, 14, 14};
-  std::vector<float> in(size_t(B) * 32 * 196), w(64 * 32 * 25), b(64), out(size_t(B) * 64 * 196), din(in.size()),
+  Buf in(size_t(B) * 32 * 196), w(64 * 32 * 25), b(64), out(size_t(B) * 64 * 196), din(in.size()),
       dw(w.size()), db(64), dout(out.size());
   for (size_t i = 0; i < in.size(); ++i) in[i] = float(i % 13) * 0.1f;
   for (size_t i = 0; i < w.size(); ++i) w[i] = float(i % 7) * 0.01f - 0.03f;
-  auto fill = [](std::vector<float>& x, double density) {
+  auto fill = [](Buf& x, double density) {
     uint64_t r = 12345;
     for (float& v : x) {
       r = r * 6364136223846793005ull + 1442695040888963407ull;
@@ -105,7 +107,7 @@ int paths(int reps) {
     fmt::print(" {:.0f}%: {:.1f}", d * 100, back(GradPath::sparse));
   }
   const int IN = 3136, OUT = 1024;
-  std::vector<float> x(size_t(B) * IN), wd(size_t(OUT) * IN), bd(OUT), y(size_t(B) * OUT), dx(x.size()), dwd(wd.size()),
+  Buf x(size_t(B) * IN), wd(size_t(OUT) * IN), bd(OUT), y(size_t(B) * OUT), dx(x.size()), dwd(wd.size()),
       dbd(OUT), dy(y.size());
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(i % 11) * 0.1f;
   for (size_t i = 0; i < wd.size(); ++i) wd[i] = float(i % 5) * 0.01f;
