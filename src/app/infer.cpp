@@ -298,12 +298,148 @@ void write_attributes(hid_t f, const InferOptions& opt, const LoadedModel& m, co
   }
 }
 
+// How the input is split: rank q reads [n q / R, n (q + 1) / R), a chunk at
+// a time; every rank runs the same number of rounds (the largest slice's).
+struct Shards {
+  int64_t n, R, chunk;
+  int64_t first(int64_t q) const { return n * q / R; }
+  int64_t end(int64_t q) const { return n * (q + 1) / R; }
+  int64_t rounds() const { return ((n + R - 1) / R + chunk - 1) / chunk; }
+  // Rank q's first row and count in a round.
+  std::pair<int64_t, int64_t> rows(int64_t q, int64_t round) const {
+    const int64_t at = first(q) + round * chunk;
+    return {at, std::clamp<int64_t>(end(q) - at, 0, chunk)};
+  }
+  // Rows every rank has done after `round` (all are at the same round: the gathers are collective).
+  int64_t done_after(int64_t round) const {
+    int64_t done = 0;
+    for (int64_t q = 0; q < R; ++q) done += std::min(end(q) - first(q), (round + 1) * chunk);
+    return done;
+  }
+};
+
+// The file the input implies must fit where it goes, and in rank 0's memory, which builds it.
+void check_room(const InferOptions& opt, int64_t n, int k, size_t name_len, bool labels, const Comm& world) {
+  world.root_only([&] {
+    const double bytes = double(n) * (double(k) * 8 + 8 + (labels ? 4 : 0) + double(name_len));
+    const fs::space_info sp = fs::space(fs::absolute(opt.out).parent_path());
+    if (bytes > double(sp.available))
+      fail("{}: the predictions of {} samples need {:.3g} GB, the file system has {:.3g} GB free", opt.out, n,
+           bytes / 1e9, double(sp.available) / 1e9);
+    const double memory = available_memory_bytes();
+    if (bytes > memory)
+      fail("{}: the predictions of {} samples need {:.3g} GB of memory on rank 0, which has {:.3g} GB available",
+           opt.out, n, bytes / 1e9, memory / 1e9);
+  });
+}
+
+void print_start(const InferOptions& opt, const LoadedModel& m, const Source& src, const Backend& be,
+                 const Placement& place, int threads, const Comm& world) {
+  if (!world.leader()) return;
+  const RunFile& rf = m.rf;
+  fmt::print(
+      "infer: model {}{} ({}x{}x{} -> {} classes{}); input {} ({}, {} samples{}); device {} ({}); {} rank(s) x "
+      "{} thread(s)\n",
+      opt.model, rf.root.empty() ? "" : ":" + rf.root, rf.c, rf.h, rf.w, rf.classes,
+      std::isnan(m.recorded_test) ? "" : fmt::format(", recorded test accuracy {:.2f}%", 100 * m.recorded_test),
+      opt.data, src.format(), src.size(), src.has_labels() ? ", labels " + src.labels_path() : "", be.name(),
+      place.why, world.size(), threads);
+  std::fflush(stdout);
+}
+
+// One round's predictions (and names, true labels) to rank 0, which writes them into `out`.
+void gather_and_write(const Shards& sh, int64_t round, const ChunkPredictions& p, const Dataset& ds,
+                      const std::vector<char>& names, int k, size_t name_len, bool labels, std::optional<PredFile>& out,
+                      const Comm& world) {
+  std::vector<int64_t> counts;
+  for (int64_t q = 0; q < sh.R; ++q) counts.push_back(sh.rows(q, round).second);
+  GatheredRows g;
+  gatherv(p.labels.data(), g.labels, counts, k, MPI_INT32_T, world);
+  gatherv(p.probs.data(), g.probs, counts, k, MPI_FLOAT, world);
+  if (labels) gatherv(ds.labels.data(), g.truth, counts, 1, MPI_INT32_T, world);
+  if (name_len) gatherv(names.data(), g.names, counts, int64_t(name_len), MPI_CHAR, world);
+  world.root_only([&] {
+    for (int64_t q = 0, row = 0; q < sh.R; row += counts[size_t(q)], ++q) {
+      const auto [at, c] = sh.rows(q, round);
+      std::vector<int64_t> index(static_cast<size_t>(c));
+      std::iota(index.begin(), index.end(), at);
+      out->write(at, c, g.labels.data() + row * k, g.probs.data() + row * k, index.data(),
+                 g.truth.empty() ? nullptr : g.truth.data() + row, g.names.data() + row * int64_t(name_len));
+    }
+  });
+}
+
+// Every round of every rank's slice, predicted and written to OUT (committed
+// whole at the end); returns this rank's seconds reading and computing.
+double predict_all(const InferOptions& opt, const LoadedModel& m, Source& src, Model& model, Backend& be,
+                   const Shards& sh, int k, size_t name_len, Clock::time_point t_input, int64_t correct[2],
+                   const Comm& world) {
+  const int64_t r = world.rank();
+  const int B = opt.batch_size;
+  double busy = 0;
+  std::optional<PredFile> out;  // rank 0's; every output error is agreed through root_only
+  world.root_only([&] { out.emplace(opt.out, sh.n, k, name_len, src.has_labels()); });
+  Buffer<int32_t> labels_dev(be, size_t(B));  // the batch's labels in backend memory, for every chunk
+  auto last_print = Clock::now();
+  for (int64_t round = 0; round < sh.rounds(); ++round) {
+    const auto [first, cnt] = sh.rows(r, round);
+    const auto t0 = Clock::now();
+    Dataset ds;
+    world.agree([&, first = first, cnt = cnt] { ds = src.read(first, cnt); });
+    const ChunkPredictions p =
+        predict_chunk(ds, model, be, labels_dev.data(), m.rf, B, k, src.has_labels(), correct);
+    busy += since(t0);
+    std::vector<char> names(size_t(cnt) * name_len, 0);
+    for (int64_t i = 0; i < cnt && name_len; ++i) {
+      const std::string& s = src.names()[size_t(first + i)];
+      std::copy(s.begin(), s.end(), names.begin() + i * int64_t(name_len));
+    }
+    gather_and_write(sh, round, p, ds, names, k, name_len, src.has_labels(), out, world);
+    if (world.leader() && (since(last_print) > 5 || round + 1 == sh.rounds())) {
+      const int64_t done = sh.done_after(round);
+      const double el = since(t_input);
+      fmt::print("infer: {}/{} ({:.0f}%) {:.0f} images/s total, {:.0f} images/s on rank 0, left ~{}\n", done, sh.n,
+                 100.0 * double(done) / double(sh.n), double(done) / el,
+                 double(std::min(sh.end(r), first + cnt) - sh.first(r)) / busy,
+                 format_seconds(el * double(sh.n - done) / double(std::max<int64_t>(done, 1))));
+      std::fflush(stdout);
+      last_print = Clock::now();
+    }
+  }
+  MPI_Allreduce(MPI_IN_PLACE, correct, 2, MPI_INT64_T, MPI_SUM, world.raw());
+  const double secs = since(t_input);  // input opened .. last rows written
+  world.root_only([&] {
+    write_attributes(out->id(), opt, m, src, k, world.size(), secs, correct);
+    out->commit();
+  });
+  return busy;
+}
+
+// Throughput per rank and in total, and the accuracy when the input has labels.
+void print_summary(const InferOptions& opt, const Source& src, const Shards& sh, int k, double busy, double wall,
+                   double loading, const int64_t correct[2], const Comm& world) {
+  const int64_t r = world.rank(), n = sh.n;
+  const double mine = busy > 0 ? double(sh.end(r) - sh.first(r)) / busy : 0;
+  std::vector<double> rates(size_t(world.size()));
+  MPI_Gather(&mine, 1, MPI_DOUBLE, rates.data(), 1, MPI_DOUBLE, 0, world.raw());
+  if (!world.leader()) return;
+  const auto [mn, mx] = std::minmax_element(rates.begin(), rates.end());
+  fmt::print(
+      "infer: {} samples in {} after {} loading the model ({:.0f} images/s total; per rank {:.0f}..{:.0f} "
+      "images/s reading + computing)",
+      n, format_seconds(wall), format_seconds(loading), double(n) / wall, *mn, *mx);
+  if (src.has_labels())
+    fmt::print("; top-1 accuracy {:.2f}%, top-{} accuracy {:.2f}%", 100.0 * double(correct[0]) / double(n), k,
+               100.0 * double(correct[1]) / double(n));
+  fmt::print("\n-> {}\n", opt.out);
+}
+
 }  // namespace
 
 int infer_command(const InferOptions& opt, const Comm& world) {
   const auto t_start = Clock::now();
   OutputLock lock;
-  // ---- the model (rank 0 reads, every rank receives) and the backend
+  // the model (rank 0 reads, every rank receives) and the backend
   const LoadedModel m = read_model(opt, world, lock);
   const RunFile& rf = m.rf;
   std::string why;
@@ -316,113 +452,19 @@ int infer_command(const InferOptions& opt, const Comm& world) {
   Model& model = *modelp;
   load_weights(m, model, world);
 
-  // ---- the input: every rank opens it and reads its own contiguous slice
+  // the input: every rank opens it and reads its own contiguous slice
   const auto t_input = Clock::now();
   const std::unique_ptr<Source> src = open_input(opt, rf, world);
-  const int64_t n = src->size(), R = world.size(), r = world.rank();
-  const int64_t chunk = std::max<int64_t>(B, (16384 / B) * B);
-  // Rank q reads [n q / R, n (q + 1) / R), chunk by chunk: its first row and count in a round.
-  auto rows_of = [&](int64_t q, int64_t round) {
-    const int64_t first = n * q / R + round * chunk;
-    return std::pair{first, std::clamp<int64_t>(n * (q + 1) / R - first, 0, chunk)};
-  };
-  const int64_t lo = n * r / R, hi = n * (r + 1) / R;
-  const int64_t rounds = ((n + R - 1) / R + chunk - 1) / chunk;  // the largest slice, in chunks
+  const Shards sh{src->size(), world.size(), std::max<int64_t>(B, (16384 / B) * B)};
   size_t name_len = 0;
   for (const std::string& s : src->names()) name_len = std::max(name_len, s.size());
-  world.root_only([&] {  // the file the input implies must fit where it goes
-    const double bytes = double(n) * (double(k) * 8 + 8 + (src->has_labels() ? 4 : 0) + double(name_len));
-    const fs::space_info sp = fs::space(fs::absolute(opt.out).parent_path());
-    if (bytes > double(sp.available))
-      fail("{}: the predictions of {} samples need {:.3g} GB, the file system has {:.3g} GB free", opt.out, n,
-           bytes / 1e9, double(sp.available) / 1e9);
-    const double memory = available_memory_bytes();  // rank 0 builds the file in memory
-    if (bytes > memory)
-      fail("{}: the predictions of {} samples need {:.3g} GB of memory on rank 0, which has {:.3g} GB available",
-           opt.out, n, bytes / 1e9, memory / 1e9);
-  });
-  if (world.leader()) {
-    fmt::print(
-        "infer: model {}{} ({}x{}x{} -> {} classes{}); input {} ({}, {} samples{}); device {} ({}); {} rank(s) x "
-        "{} thread(s)\n",
-        opt.model, rf.root.empty() ? "" : ":" + rf.root, rf.c, rf.h, rf.w, K,
-        std::isnan(m.recorded_test) ? "" : fmt::format(", recorded test accuracy {:.2f}%", 100 * m.recorded_test),
-        opt.data, src->format(), n, src->has_labels() ? ", labels " + src->labels_path() : "", be->name(), place.why,
-        world.size(), threads);
-    std::fflush(stdout);
-  }
+  check_room(opt, sh.n, k, name_len, src->has_labels(), world);
+  print_start(opt, m, *src, *be, place, threads, world);
 
-  // ---- predictions, chunk by chunk, written collectively to OUT.partial
   int64_t correct[2] = {0, 0};  // top-1, top-k
-  double busy = 0;
-  {
-    std::optional<PredFile> out;  // rank 0's; every output error is agreed through root_only
-    world.root_only([&] { out.emplace(opt.out, n, k, name_len, src->has_labels()); });
-    Buffer<int32_t> labels_dev(*be, size_t(B));  // the batch's labels in backend memory, for every chunk
-    auto last_print = Clock::now();
-    for (int64_t round = 0; round < rounds; ++round) {
-      const int64_t first = rows_of(r, round).first,
-                    cnt = rows_of(r, round).second;  // (clang 14: no captured bindings)
-      const auto t0 = Clock::now();
-      Dataset ds;
-      world.agree([&] { ds = src->read(first, cnt); });
-      const ChunkPredictions p = predict_chunk(ds, model, *be, labels_dev.data(), rf, B, k, src->has_labels(), correct);
-      busy += since(t0);
-      std::vector<char> names(size_t(cnt) * name_len, 0);
-      for (int64_t i = 0; i < cnt && name_len; ++i) {
-        const std::string& s = src->names()[size_t(first + i)];
-        std::copy(s.begin(), s.end(), names.begin() + i * int64_t(name_len));
-      }
-      // ---- to rank 0, which writes them
-      std::vector<int64_t> counts;
-      for (int64_t q = 0; q < R; ++q) counts.push_back(rows_of(q, round).second);
-      GatheredRows g;
-      gatherv(p.labels.data(), g.labels, counts, k, MPI_INT32_T, world);
-      gatherv(p.probs.data(), g.probs, counts, k, MPI_FLOAT, world);
-      if (src->has_labels()) gatherv(ds.labels.data(), g.truth, counts, 1, MPI_INT32_T, world);
-      if (name_len) gatherv(names.data(), g.names, counts, int64_t(name_len), MPI_CHAR, world);
-      world.root_only([&] {
-        for (int64_t q = 0, row = 0; q < R; row += counts[size_t(q)], ++q) {
-          const auto [at, c] = rows_of(q, round);
-          std::vector<int64_t> index(static_cast<size_t>(c));
-          std::iota(index.begin(), index.end(), at);
-          out->write(at, c, g.labels.data() + row * k, g.probs.data() + row * k, index.data(),
-                     g.truth.empty() ? nullptr : g.truth.data() + row, g.names.data() + row * int64_t(name_len));
-        }
-      });
-      if (world.leader() && (since(last_print) > 5 || round + 1 == rounds)) {
-        int64_t done = 0;  // every rank is at the same round (the gathers are collective)
-        for (int64_t q = 0; q < R; ++q) done += std::min(n * (q + 1) / R - n * q / R, (round + 1) * chunk);
-        const double el = since(t_input);
-        fmt::print("infer: {}/{} ({:.0f}%) {:.0f} images/s total, {:.0f} images/s on rank 0, left ~{}\n", done, n,
-                   100.0 * double(done) / double(n), double(done) / el, double(std::min(hi, first + cnt) - lo) / busy,
-                   format_seconds(el * double(n - done) / double(std::max<int64_t>(done, 1))));
-        std::fflush(stdout);
-        last_print = Clock::now();
-      }
-    }
-    MPI_Allreduce(MPI_IN_PLACE, correct, 2, MPI_INT64_T, MPI_SUM, world.raw());
-    double secs = since(t_input);  // input opened .. last rows written
-    world.root_only([&] {
-      write_attributes(out->id(), opt, m, *src, k, world.size(), secs, correct);
-      out->commit();
-    });
-  }
-  // ---- throughput per rank and in total
-  const double wall = since(t_input), mine = busy > 0 ? double(hi - lo) / busy : 0;
-  std::vector<double> rates(size_t(world.size()));
-  MPI_Gather(&mine, 1, MPI_DOUBLE, rates.data(), 1, MPI_DOUBLE, 0, world.raw());
-  if (world.leader()) {
-    const auto [mn, mx] = std::minmax_element(rates.begin(), rates.end());
-    fmt::print(
-        "infer: {} samples in {} after {} loading the model ({:.0f} images/s total; per rank {:.0f}..{:.0f} "
-        "images/s reading + computing)",
-        n, format_seconds(wall), format_seconds(since(t_start) - wall), double(n) / wall, *mn, *mx);
-    if (src->has_labels())
-      fmt::print("; top-1 accuracy {:.2f}%, top-{} accuracy {:.2f}%", 100.0 * double(correct[0]) / double(n), k,
-                 100.0 * double(correct[1]) / double(n));
-    fmt::print("\n-> {}\n", opt.out);
-  }
+  const double busy = predict_all(opt, m, *src, model, *be, sh, k, name_len, t_input, correct, world);
+  const double wall = since(t_input);
+  print_summary(opt, *src, sh, k, busy, wall, since(t_start) - wall, correct, world);
   return 0;
 }
 

@@ -61,92 +61,118 @@ void print_end(const Coordinator& c, const std::string& study_path) {
   fmt::print("\n");
 }
 
-}  // namespace
+// The config and its search space, checked before anything is read; the
+// group size must divide the ranks.
+struct Plan {
+  Config base;
+  SweepConfig sweep;
+  int G = 1, groups = 1;
+};
 
-int sweep_command(const SweepOptions& opt, const Comm& world) {
-  // ---- config, space, output directory: checked before anything is read
-  const Config base = load_config(opt.config, opt.sets);
-  SweepConfig sweep = parse_sweep(base.text, opt.config);
-  const std::vector<std::string> notes = validate_space(sweep, base.text, opt.config);
+Plan plan_sweep(const SweepOptions& opt, const Comm& world) {
+  Plan p{load_config(opt.config, opt.sets), {}};
+  p.sweep = parse_sweep(p.base.text, opt.config);
+  const std::vector<std::string> notes = validate_space(p.sweep, p.base.text, opt.config);
   if (world.leader())
     for (const std::string& n : notes) fmt::print("sweep: {}\n", n);
-  if (opt.group_size > 0) sweep.group_size = opt.group_size;
-  const int G = int(sweep.group_size);
-  if (world.size() % G)
-    fail("--group-size {}: does not divide the {} ranks (every group must have the same size)", G, world.size());
-  const int groups = world.size() / G;
+  if (opt.group_size > 0) p.sweep.group_size = opt.group_size;
+  p.G = int(p.sweep.group_size);
+  if (world.size() % p.G)
+    fail("--group-size {}: does not divide the {} ranks (every group must have the same size)", p.G, world.size());
+  p.groups = world.size() / p.G;
   int level = 0;
   MPI_Query_thread(&level);
   if (level < MPI_THREAD_MULTIPLE)
     fail(
         "sweep: this MPI library was started without MPI_THREAD_MULTIPLE (the sweep's coordinator runs on a thread "
         "of rank 0)");
+  return p;
+}
+
+// Rank 0: the sweep's directory (locked until the sweep ends), the study
+// being resumed (its failed trials to run again) and the warm start's.
+void open_study(const SweepOptions& opt, const Plan& p, const std::string& dir, OutputLock& lock, Study& previous,
+                Study& warm) {
+  const std::string study_path = (fs::path(dir) / "study.h5").string();
+  std::error_code ec;
+  fs::create_directories(fs::path(dir) / "trials", ec);
+  if (ec) fail("{}: cannot create output directory: {}", dir, ec.message());
+  lock = OutputLock((fs::path(dir) / ".lock").string(), dir);
+  if (study_exists(study_path)) {
+    previous = read_study(study_path);
+    for (const TrialRow& r : previous.rows)
+      if (retry_on_resume(r)) {
+        fmt::print("trial {} runs again: {}\n", r.id, r.message);
+        previous.curves.erase(r.id);
+      }
+    std::erase_if(previous.rows, retry_on_resume);
+    if (previous.config_text != p.base.text) {
+      std::vector<KeyDifference> d;
+      try {
+        d = differences(toml::parse(previous.config_text), toml::parse(p.base.text));
+      } catch (const toml::parse_error&) {  // a damaged study's config: just "different"
+      }
+      fail(
+          "{}: holds a sweep of a different config ({}); resume with the same config and --set, or choose another "
+          "--out",
+          study_path, d.empty() ? std::string("formatted differently") : d[0].text("the study", opt.config));
+    }
+  }
+  if (!p.sweep.warm_start.empty()) {
+    warm = read_study(p.sweep.warm_start);
+    // its keys: exit 2 before any work
+    if (const int64_t n = Search(p.sweep, p.base.text).warm_start(warm, p.sweep.warm_start))
+      fmt::print("warm start: {} of the {} trials of {} lie outside this sweep.space in some key (unknown there)\n", n,
+                 warm.rows.size(), p.sweep.warm_start);
+  }
+}
+
+// Rank 0 after every group is done: the last lines, and the exit status.
+int finish(Coordinator& c, std::thread& thread, const std::string& study_path) {
+  thread.join();
+  print_end(c, study_path);
+  if (!c.incomplete()) return 0;
+  fmt::print("sweep stopped early ({}); run the same command again (or requeue the job) to continue\n",
+             c.stop_reason());
+  return kExitRequeue;
+}
+
+}  // namespace
+
+int sweep_command(const SweepOptions& opt, const Comm& world) {
+  const Plan p = plan_sweep(opt, world);
   std::string dir = opt.out;
   if (dir.empty() && world.leader()) dir = default_out_dir(opt.config);
   world.bcast_string(dir);
   const std::string study_path = (fs::path(dir) / "study.h5").string();
   Study previous, warm;
-  OutputLock lock;  // rank 0 holds the sweep's directory until the sweep ends
-  world.root_only([&] {
-    std::error_code ec;
-    fs::create_directories(fs::path(dir) / "trials", ec);
-    if (ec) fail("{}: cannot create output directory: {}", dir, ec.message());
-    lock = OutputLock((fs::path(dir) / ".lock").string(), dir);
-    if (study_exists(study_path)) {
-      previous = read_study(study_path);
-      for (const TrialRow& r : previous.rows)
-        if (retry_on_resume(r)) {
-          fmt::print("trial {} runs again: {}\n", r.id, r.message);
-          previous.curves.erase(r.id);
-        }
-      std::erase_if(previous.rows, retry_on_resume);
-      if (previous.config_text != base.text) {
-        std::vector<KeyDifference> d;
-        try {
-          d = differences(toml::parse(previous.config_text), toml::parse(base.text));
-        } catch (const toml::parse_error&) {  // a damaged study's config: just "different"
-        }
-        fail(
-            "{}: holds a sweep of a different config ({}); resume with the same config and --set, or choose another "
-            "--out",
-            study_path, d.empty() ? std::string("formatted differently") : d[0].text("the study", opt.config));
-      }
-    }
-    if (!sweep.warm_start.empty()) {
-      warm = read_study(sweep.warm_start);
-      // its keys: exit 2 before any work
-      if (const int64_t n = Search(sweep, base.text).warm_start(warm, sweep.warm_start))
-        fmt::print("warm start: {} of the {} trials of {} lie outside this sweep.space in some key (unknown there)\n",
-                   n, warm.rows.size(), sweep.warm_start);
-    }
-  });
+  OutputLock lock;
+  world.root_only([&] { open_study(opt, p, dir, lock, previous, warm); });
   const Deadline deadline = find_deadline(opt.deadline, opt.deadline_margin, world);
   std::string why;
   const int threads = choose_threads(world, &why);
+  const Data data = load_and_bcast_data(world, p.base.data, uint64_t(p.base.train.seed));  // once for the sweep
 
-  // ---- the data, once for the whole sweep
-  const Data data = load_and_bcast_data(world, base.data, uint64_t(base.train.seed));
-
-  // ---- rank groups, each with one device context for all its jobs
+  // rank groups, each with one device context for all its jobs
   MPI_Comm group_comm;
   Channels ch;
-  MPI_Comm_split(world.raw(), world.rank() / G, world.rank(), &group_comm);
+  MPI_Comm_split(world.raw(), world.rank() / p.G, world.rank(), &group_comm);
   MPI_Comm_dup(world.raw(), &ch.up);
   MPI_Comm_dup(world.raw(), &ch.down);
   const Comm gc(group_comm);
   Placement place;
-  const std::unique_ptr<Backend> be = make_backend(base.train, world, &place);  // by place in the whole job
+  const std::unique_ptr<Backend> be = make_backend(p.base.train, world, &place);  // by place in the whole job
   print_launch("sweep", world, place, threads, why, deadline, opt.verbose);
   const std::unique_ptr<GradComm> grads = make_grad_comm(*be, gc);
 
-  // ---- the coordinator: rank 0, its own thread
+  // the coordinator: rank 0, its own thread
   std::unique_ptr<Coordinator> coord;
   msg::MpiLink link(ch);
   std::thread coord_thread;
   if (world.leader()) {
-    coord = std::make_unique<Coordinator>(sweep, std::move(previous), warm, dir, base.text, groups, world.size(), link,
-                                          deadline);
-    print_start(*coord, sweep, data, groups, G, threads, be->name(), study_path);
+    coord = std::make_unique<Coordinator>(p.sweep, std::move(previous), warm, dir, p.base.text, p.groups,
+                                          world.size(), link, deadline);
+    print_start(*coord, p.sweep, data, p.groups, p.G, threads, be->name(), study_path);
     coord_thread = std::thread([&coord] {
       try {
         coord->run();
@@ -155,26 +181,18 @@ int sweep_command(const SweepOptions& opt, const Comm& world) {
       }
     });
   }
-  const GroupSetup setup{.sweep = sweep,
-                         .base_text = base.text,
+  const GroupSetup setup{.sweep = p.sweep,
+                         .base_text = p.base.text,
                          .origin = opt.config,
                          .dir = dir,
                          .data = data,
-                         .group = world.rank() / G,
+                         .group = world.rank() / p.G,
                          .threads = threads,
                          .device_binding = place.bindings,
                          .local_stop = [&deadline] { return stop_requested(deadline); }};
   run_group(setup, gc, *be, *grads, ch);
   world.barrier_idle();  // every group is done, so the coordinator has finished
-  int status = 0;
-  if (coord) {
-    coord_thread.join();
-    print_end(*coord, study_path);
-    status = coord->incomplete() ? kExitRequeue : 0;
-    if (status)
-      fmt::print("sweep stopped early ({}); run the same command again (or requeue the job) to continue\n",
-                 coord->stop_reason());
-  }
+  int status = coord ? finish(*coord, coord_thread, study_path) : 0;
   world.bcast(status);
   MPI_Comm_free(&group_comm);
   MPI_Comm_free(&ch.up);

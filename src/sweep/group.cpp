@@ -78,23 +78,20 @@ msg::Result run_job(const GroupSetup& s, const Job& job, const Overrides& params
     const int64_t stop = job.full_budget ? cfg.train.epochs : std::min(job.stop_epoch, cfg.train.epochs);
     const Provenance prov{gc.size(), s.threads, "sweep trial " + std::to_string(id), s.device_binding};
     tr.set_stop_check([&] { return (s.local_stop && s.local_stop()) || (gc.leader() && box.poll()); });
-    while (tr.epochs_done() < stop) {
-      const bool finished = tr.run_epoch();
-      gc.root_only([&] {
-        write_run_file(run, cfg.text, tr.model(), tr.optimizer(), s.data.mean, s.data.inv_std, s.data.class_names,
-                       tr.history(), prov, tr.position());
-      });
-      if (!finished) {  // stopped at a step: checkpoint written, the trial goes on in a later run
-        res.interrupted = true;
-        break;
-      }
-      if (gc.leader() && std::find(rungs.begin(), rungs.end(), tr.epochs_done()) != rungs.end())
-        msg::send(msg::Rung{id, tr.epochs_done(), tr.history().cols.at("val_accuracy").back()}, 0, msg::kRung, up);
-      if (tr.epochs_done() < stop && tr.stop_agreed()) {
-        res.interrupted = true;
-        break;
-      }
-    }
+    const Trainer::Ended end = tr.run_epochs(
+        stop,
+        [&] {
+          gc.root_only([&] {
+            write_run_file(run, cfg.text, tr.model(), tr.optimizer(), s.data.mean, s.data.inv_std,
+                           s.data.class_names, tr.history(), prov, tr.position());
+          });
+        },
+        [&] {
+          if (gc.leader() && std::find(rungs.begin(), rungs.end(), tr.epochs_done()) != rungs.end())
+            msg::send(msg::Rung{id, tr.epochs_done(), tr.history().cols.at("val_accuracy").back()}, 0, msg::kRung,
+                      up);
+        });
+    res.interrupted = end != Trainer::Ended::done;  // the checkpoint is written: the trial goes on in a later run
     res.status = tr.epochs_done() < cfg.train.epochs ? TrialStatus::pruned : TrialStatus::completed;
     const auto& h = tr.history().cols;
     res.epochs = tr.epochs_done();

@@ -14,6 +14,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+// A step's phases (Trainer::Phases); kOther: time accounted for otherwise.
+enum { kData, kForward, kBackward, kAllreduce, kOptimizer, kOther };
 
 Shape input_shape(const Data& d) { return Shape{d.train.c, d.train.h, d.train.w}; }
 
@@ -161,29 +163,46 @@ void Trainer::stop_inside_epoch(int64_t step, double train_seconds, std::array<d
 }
 
 bool Trainer::run_epoch() {
-  const TrainConfig& t = m_cfg.train;
   const int64_t epoch = epochs_done();
-  const int64_t n = int64_t(m_data.train_idx.size()), spe = steps_per_epoch();
-  const int64_t trained = std::min(n, spe * t.batch_size);  // the samples an epoch trains on
-  const int K = m_model.classes(), R = m_comm.size(), r = m_comm.rank();
-  const std::vector<int64_t> perm = permutation(n, rng_key(uint64_t(t.seed), 0x53485546u /* "SHUF" */, epoch));
-
-  std::vector<int64_t> idx(m_model.max_batch());
-  const Augment augment{int(m_cfg.data.crop_padding), m_cfg.data.flip,
-                        rng_key(uint64_t(t.seed), 0x4155474du /* "AUGM" */, uint64_t(epoch))};
   // Resuming inside this epoch: start at its step with this rank's sums so far.
   const int64_t first_step = m_position.step;
   const double seconds_before = m_position.train_seconds;
   m_be.upload(m_metrics.data(), m_resume_sums.data(), sizeof m_resume_sums);
   m_position = EpochPosition{};
   m_resume_sums = {0, 0};
+  Phases phase{};
+  const auto t0 = Clock::now();
+  if (!train_steps(epoch, first_step, seconds_before, phase)) return false;
+  m_be.synchronize();
+  const double train_seconds = seconds_before + since(t0);
+  std::array<double, 2> mine = read_metrics(true), sums = mine;
+  m_comm.allreduce_sum(std::span<double>(sums));
+  if (!std::isfinite(sums[0])) throw Diverged(fmt::format("loss is {} in epoch {}", sums[0], epoch + 1));
+
+  // Evaluation, which a stop may interrupt too: the position is then "every
+  // step trained" and the resumed run evaluates.
+  EvalResult val, test;
+  if (!evaluate(m_data.train, m_data.val_idx, &val) || !evaluate(m_data.test, m_test_idx, &test)) {
+    stop_inside_epoch(steps_per_epoch(), train_seconds, mine);
+    return false;
+  }
+  record_epoch(epoch, sums, train_seconds, val, test, phase);
+  return true;
+}
+
+bool Trainer::train_steps(int64_t epoch, int64_t first_step, double seconds_before, Phases& phase) {
+  const TrainConfig& t = m_cfg.train;
+  const int64_t n = int64_t(m_data.train_idx.size()), spe = steps_per_epoch();
+  const int K = m_model.classes(), R = m_comm.size(), r = m_comm.rank();
+  const std::vector<int64_t> perm = permutation(n, rng_key(uint64_t(t.seed), 0x53485546u /* "SHUF" */, epoch));
+  std::vector<int64_t> idx(m_model.max_batch());
+  const Augment augment{int(m_cfg.data.crop_padding), m_cfg.data.flip,
+                        rng_key(uint64_t(t.seed), 0x4155474du /* "AUGM" */, uint64_t(epoch))};
   // Phase timers, host clock: exact on the CPU backend; on the CUDA backend
   // they time the host's side (work is queued asynchronously, not waited for).
-  enum { kData, kForward, kBackward, kAllreduce, kOptimizer, kPhases };
-  double phase[kPhases + 1] = {0, 0, 0, 0, 0, 0};  // [kPhases]: time accounted for otherwise
   auto lap = [&, t = Clock::now()](int which) mutable {
     const auto now = Clock::now();
-    phase[which] += std::chrono::duration<double>(now - t).count();
+    phase[size_t(which)] += std::chrono::duration<double>(now - t).count();
     t = now;
   };
   const auto t0 = Clock::now();
@@ -219,12 +238,12 @@ bool Trainer::run_epoch() {
     }
     lap(kBackward);
     const SyncTimes st = m_sync->finish(lr);
-    lap(kPhases);
+    lap(kOther);
     phase[kAllreduce] += st.exchange;
     phase[kOptimizer] += st.optimizer;
     phase[kBackward] -= st.exchanged_in_backward;
     // One rank: stop early on a non-finite loss (a cheap read every 50 steps).
-    // More ranks: the poisoned gradients reach every rank; checked below.
+    // More ranks: the poisoned gradients reach every rank; checked at the epoch's end.
     if (R == 1 && (s + 1) % 50 == 0) {
       const auto m = read_metrics(false);
       if (!std::isfinite(m[0])) throw Diverged(fmt::format("loss is {} at epoch {}, step {}", m[0], epoch + 1, s + 1));
@@ -235,19 +254,14 @@ bool Trainer::run_epoch() {
       return false;
     }
   }
-  m_be.synchronize();
-  const double train_seconds = seconds_before + since(t0);
-  std::array<double, 2> mine = read_metrics(true), sums = mine;
-  m_comm.allreduce_sum(std::span<double>(sums));
-  if (!std::isfinite(sums[0])) throw Diverged(fmt::format("loss is {} in epoch {}", sums[0], epoch + 1));
+  return true;
+}
 
-  // Evaluation, which a stop may interrupt too: the position is then "every
-  // step trained" and the resumed run evaluates.
-  EvalResult val, test;
-  if (!evaluate(m_data.train, m_data.val_idx, &val) || !evaluate(m_data.test, m_test_idx, &test)) {
-    stop_inside_epoch(spe, train_seconds, mine);
-    return false;
-  }
+void Trainer::record_epoch(int64_t epoch, std::array<double, 2> sums, double train_seconds, const EvalResult& val,
+                           const EvalResult& test, const Phases& phase) {
+  const TrainConfig& t = m_cfg.train;
+  const int64_t spe = steps_per_epoch();
+  const int64_t trained = std::min(int64_t(m_data.train_idx.size()), spe * t.batch_size);  // samples an epoch trains on
   const double nan = std::nan("");
   m_history.add("epoch", double(epoch + 1));
   m_history.add("train_loss", sums[0] / double(trained));
@@ -263,11 +277,22 @@ bool Trainer::run_epoch() {
   m_history.add("images_per_second", double(trained) / train_seconds);
   const double ev = double(val.samples + test.samples), es = val.seconds + test.seconds;
   m_history.add("eval_images_per_second", es > 0 ? ev / es : nan);
-  const char* names[kPhases] = {"time_data", "time_forward", "time_backward", "time_allreduce", "time_optimizer"};
-  for (int k = 0; k < kPhases; ++k) m_history.add(names[k], phase[k]);
+  const char* names[kOther] = {"time_data", "time_forward", "time_backward", "time_allreduce", "time_optimizer"};
+  for (int k = 0; k < kOther; ++k) m_history.add(names[k], phase[size_t(k)]);
   m_history.add("time_broadcast", m_broadcast_seconds);
   m_broadcast_seconds = 0;
-  return true;
+}
+
+Trainer::Ended Trainer::run_epochs(int64_t last, const std::function<void()>& checkpoint,
+                                   const std::function<void()>& epoch_done) {
+  while (epochs_done() < last) {
+    const bool finished = run_epoch();
+    checkpoint();
+    if (!finished) return Ended::stopped_in_epoch;
+    epoch_done();
+    if (epochs_done() < last && stop_agreed()) return Ended::stopped_after_epoch;
+  }
+  return Ended::done;
 }
 
 bool Trainer::evaluate(const Dataset& d, const std::vector<int64_t>& all, EvalResult* out) {

@@ -57,6 +57,14 @@ class Trainer {
   // epoch (see set_stop_check): position() then says where, for a checkpoint
   // from which resume() continues with the losses an uninterrupted run has.
   bool run_epoch();
+  // How run_epochs ended.
+  enum class Ended { done, stopped_in_epoch, stopped_after_epoch };
+  // The loop of `train` and of every sweep trial: epochs until epochs_done()
+  // is `last`. After each epoch, and where a stop ends one early,
+  // checkpoint() (collective; rank 0 writes the run file from position());
+  // after each whole epoch, then, epoch_done(). A stop agreed between epochs
+  // ends the loop before the next. Diverged propagates.
+  Ended run_epochs(int64_t last, const std::function<void()>& checkpoint, const std::function<void()>& epoch_done);
   // Every rank's `check` is polled at every step and evaluation batch; when
   // any rank's says stop, all ranks stop at the same boundary (one small
   // allreduce per poll with more than one rank). Collective.
@@ -104,6 +112,12 @@ class Trainer {
   std::function<bool()> m_stop_check;
   EpochPosition m_position;               // where the last run_epoch stopped, or where resume() starts
   std::array<double, 2> m_resume_sums{};  // this rank's partial sums at m_position (resume)
+  using Phases = std::array<double, 6>;  // seconds: data, forward, backward, allreduce, optimizer, other
+  // run_epoch's steps from first_step on; false if the ranks agreed to stop inside them.
+  bool train_steps(int64_t epoch, int64_t first_step, double seconds_before, Phases& phase);
+  // The epoch's row of history.
+  void record_epoch(int64_t epoch, std::array<double, 2> sums, double train_seconds, const EvalResult& val,
+                    const EvalResult& test, const Phases& phase);
   // Evaluation of idx on d; false if the ranks agreed to stop first.
   bool evaluate(const Dataset& d, const std::vector<int64_t>& idx, EvalResult* out);
   // Stops inside the epoch: this rank's partial sums to rank 0, position recorded.
