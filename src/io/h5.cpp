@@ -353,9 +353,13 @@ H5Image::~H5Image() {
   if (m_image->kept) std::free(m_image->data);
 }
 
-void H5Image::commit() {
+void H5Image::close() {
   if (H5Fclose(m_file.release()) < 0 || !m_image->kept)
     throw std::runtime_error("cannot close " + m_path + " (in memory)");
+}
+
+void H5Image::write() {
+  if (!m_image->kept) throw std::logic_error("H5Image::write before close: " + m_path);
   auto* bytes = static_cast<unsigned char*>(m_image->data);
   if (m_image->size < kUserBlock || std::memcmp(bytes + kUserBlock, kHdf5Signature, 8) != 0)
     throw std::runtime_error("cannot close " + m_path + " (in memory): no HDF5 superblock after the user block");

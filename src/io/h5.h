@@ -94,7 +94,14 @@ class H5Image {
   H5Image(const H5Image&) = delete;
   H5Image& operator=(const H5Image&) = delete;
   operator hid_t() const { return m_file.id(); }
-  void commit();  // closes the file; then writes it
+  // Closes the file (HDF5 calls: under h5_lock()) and keeps its bytes.
+  void close();
+  // Writes the kept bytes to the path, with their checksum header,
+  // atomically (write_file_atomically). Calls no HDF5 function, so it runs
+  // without h5_lock(): another thread's HDF5 work goes on during the disk
+  // write and its sync.
+  void write();
+  void commit() { close(), write(); }
 
   // The file's bytes as the core driver holds them; kept when HDF5 closes the
   // file (the image taken at close is the only complete one: an image taken

@@ -4,7 +4,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <set>
+#include <thread>
 
 #include "build_info.h"
 #include "config/config.h"
@@ -36,8 +38,105 @@ int best_row(const Study& s) {
   return best;
 }
 
+namespace {
+
+// A study's datasets, as written: built without the HDF5 lock.
+struct StudyTables {
+  std::vector<std::pair<std::string, std::vector<int64_t>>> ints;   // /trials/id, ... and /curves/trial
+  std::vector<std::pair<std::string, std::vector<double>>> reals;   // /trials/best_val_accuracy, ..., /curves/<metric>
+  std::vector<std::pair<std::string, std::vector<std::string>>> texts;  // /trials/status, /trials/message
+  std::vector<std::string> metrics;
+};
+
+StudyTables tables(const Study& s) {
+  StudyTables t;
+  auto& ints = t.ints;
+  auto& reals = t.reals;
+  for (const char* c : {"id", "epochs", "group"}) ints.emplace_back(std::string("/trials/") + c, std::vector<int64_t>{});
+  for (const char* c : {"best_val_accuracy", "test_accuracy", "wall_seconds", "start_seconds", "end_seconds"})
+    reals.emplace_back(std::string("/trials/") + c, std::vector<double>{});
+  t.texts = {{"/trials/status", {}}, {"/trials/message", {}}};
+  for (const TrialRow& r : s.rows) {
+    ints[0].second.push_back(r.id), ints[1].second.push_back(r.epochs), ints[2].second.push_back(r.group);
+    reals[0].second.push_back(r.best_val_accuracy), reals[1].second.push_back(r.test_accuracy);
+    reals[2].second.push_back(r.wall_seconds), reals[3].second.push_back(r.start_seconds);
+    reals[4].second.push_back(r.end_seconds);
+    t.texts[0].second.push_back(to_string(r.status)), t.texts[1].second.push_back(r.message);
+  }
+  // one column per hyperparameter: the default trial holds the config's value
+  for (const std::string& key : s.keys) {
+    const std::optional<TomlValue> config_value = config_value_at(s.config_text, key);
+    std::vector<std::string> text;
+    std::vector<double> num;
+    bool numeric = true;
+    for (const TrialRow& r : s.rows) {
+      std::optional<TomlValue> v = config_value;
+      for (const auto& [k, x] : r.params)
+        if (k == key) v = x;
+      const std::optional<double> x = v ? v->number() : std::nullopt;
+      numeric = numeric && x;
+      num.push_back(x.value_or(0));
+      text.push_back(v ? v->text() : "default");
+    }
+    if (numeric)
+      reals.emplace_back("/trials/" + key, std::move(num));
+    else
+      t.texts.emplace_back("/trials/" + key, std::move(text));
+  }
+  // curves as one table, a row per (trial, epoch), /curves/trial the trial's id (the run
+  // history's own `epoch` column numbers the epochs): a few datasets whatever the study's size
+  std::set<std::string> names;
+  for (const auto& [id, c] : s.curves)
+    for (const auto& [metric, v] : c)
+      if (metric != "trial") names.insert(metric);
+  std::vector<int64_t> trial;
+  std::map<std::string, std::vector<double>> cols;
+  for (const auto& [id, c] : s.curves) {
+    size_t len = 0;
+    for (const auto& [metric, v] : c) len = std::max(len, v.size());
+    trial.insert(trial.end(), len, id);
+    for (const std::string& m : names) {
+      const auto v = c.find(m);
+      for (size_t e = 0; e < len; ++e)
+        cols[m].push_back(v != c.end() && e < v->second.size() ? v->second[e] : std::nan(""));
+    }
+  }
+  ints.emplace_back("/curves/trial", std::move(trial));
+  for (auto& [name, v] : cols) reals.emplace_back("/curves/" + name, std::move(v));
+  t.metrics.assign(names.begin(), names.end());
+  return t;
+}
+
+// The best trial's model and history into /best (the study stays usable when the trials/ directory is gone).
+void copy_best(hid_t f, const Study& s, const std::string& path) {
+  const int b = best_row(s);
+  h5_attr(f, "/", "best_trial", int64_t(b < 0 ? -1 : s.rows[b].id));
+  if (b < 0 || s.rows[b].run_path.empty() || !std::filesystem::exists(s.rows[b].run_path)) return;
+  H5 src = h5_open_read(s.rows[b].run_path);
+  H5 bg(H5Gcreate2(f, "/best", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+  for (const char* part : {"model", "history"})
+    if (H5Ocopy(src, part, bg, part, H5P_DEFAULT, H5P_DEFAULT) < 0)
+      throw std::runtime_error(fmt::format("cannot copy /{} of {} into {}", part, s.rows[b].run_path, path));
+  for (const char* a : {"format", "config", "epochs_done", "git_sha", "version"})
+    if (h5_has_attr(src, "/", a)) {
+      if (std::string(a) == "epochs_done")
+        h5_attr(f, "/best", a, h5_attr_int(src, "/", a, s.rows[b].run_path));
+      else
+        h5_attr(f, "/best", a, h5_attr_string(src, "/", a, s.rows[b].run_path));
+    }
+  h5_attr(f, "/best", "trial", int64_t(s.rows[b].id));
+}
+
+}  // namespace
+
+// The coordinator writes the study while rank 0's own group may checkpoint:
+// the tables are built without the HDF5 lock, the lock is given up between
+// datasets (no other HDF5 user waits for more than one dataset's write),
+// and the disk write and its sync run without it.
 void write_study(const std::string& path, const Study& s, int world_size) {
-  const auto lock = h5_lock();
+  const StudyTables t = tables(s);
+  std::unique_lock<std::recursive_mutex> lock = h5_lock();
+  auto yield = [&] { lock.unlock(), std::this_thread::yield(), lock.lock(); };
   h5_quiet();
   {
     H5Image f(path);
@@ -56,89 +155,17 @@ void write_study(const std::string& path, const Study& s, int world_size) {
       for (const std::string& x : s.keys) k += (k.empty() ? "" : ",") + x;
       return k;
     }());
-
-    const hsize_t n = s.rows.size();
-    std::vector<int64_t> ids, epochs, groups;
-    std::vector<double> best, test, wall, start, end;
-    std::vector<std::string> status, message;
-    for (const TrialRow& r : s.rows) {
-      ids.push_back(r.id), epochs.push_back(r.epochs), groups.push_back(r.group);
-      best.push_back(r.best_val_accuracy), test.push_back(r.test_accuracy), wall.push_back(r.wall_seconds);
-      start.push_back(r.start_seconds), end.push_back(r.end_seconds);
-      status.push_back(to_string(r.status)), message.push_back(r.message);
-    }
     H5 g(H5Gcreate2(f, "/trials", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-    h5_write(f, "/trials/id", ids.data(), {n});
-    h5_write(f, "/trials/epochs", epochs.data(), {n});
-    h5_write(f, "/trials/group", groups.data(), {n});
-    h5_write(f, "/trials/best_val_accuracy", best.data(), {n});
-    h5_write(f, "/trials/test_accuracy", test.data(), {n});
-    h5_write(f, "/trials/wall_seconds", wall.data(), {n});
-    h5_write(f, "/trials/start_seconds", start.data(), {n});
-    h5_write(f, "/trials/end_seconds", end.data(), {n});
-    h5_write_strings(f, "/trials/status", status);
-    h5_write_strings(f, "/trials/message", message);
-    // one column per hyperparameter: the default trial holds the config's value
-    for (const std::string& key : s.keys) {
-      const std::optional<TomlValue> config_value = config_value_at(s.config_text, key);
-      std::vector<std::string> text;
-      std::vector<double> num;
-      bool numeric = true;
-      for (const TrialRow& r : s.rows) {
-        std::optional<TomlValue> v = config_value;
-        for (const auto& [k, x] : r.params)
-          if (k == key) v = x;
-        const std::optional<double> x = v ? v->number() : std::nullopt;
-        numeric = numeric && x;
-        num.push_back(x.value_or(0));
-        text.push_back(v ? v->text() : "default");
-      }
-      if (numeric)
-        h5_write(f, "/trials/" + key, num.data(), {n});
-      else
-        h5_write_strings(f, "/trials/" + key, text);
-    }
-    // curves as one table, a row per (trial, epoch), /curves/trial the trial's id (the run
-    // history's own `epoch` column numbers the epochs): a few datasets whatever the study's size
-    std::set<std::string> names;
-    for (const auto& [id, c] : s.curves)
-      for (const auto& [metric, v] : c)
-        if (metric != "trial") names.insert(metric);
-    std::vector<int64_t> trial;
-    std::map<std::string, std::vector<double>> cols;
-    for (const auto& [id, c] : s.curves) {
-      size_t len = 0;
-      for (const auto& [metric, v] : c) len = std::max(len, v.size());
-      trial.insert(trial.end(), len, id);
-      for (const std::string& m : names) {
-        const auto v = c.find(m);
-        for (size_t e = 0; e < len; ++e)
-          cols[m].push_back(v != c.end() && e < v->second.size() ? v->second[e] : std::nan(""));
-      }
-    }
     H5 cg(H5Gcreate2(f, "/curves", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-    const hsize_t m = trial.size();
-    h5_write(f, "/curves/trial", trial.data(), {m});
-    for (const auto& [name, v] : cols) h5_write(f, "/curves/" + name, v.data(), {m});
-    h5_attr_names(f, "/curves", "metrics", std::vector<std::string>(names.begin(), names.end()));
-    const int b = best_row(s);
-    h5_attr(f, "/", "best_trial", int64_t(b < 0 ? -1 : s.rows[b].id));
-    if (b >= 0 && !s.rows[b].run_path.empty() && std::filesystem::exists(s.rows[b].run_path)) {
-      H5 src = h5_open_read(s.rows[b].run_path);
-      H5 bg(H5Gcreate2(f, "/best", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-      for (const char* part : {"model", "history"})
-        if (H5Ocopy(src, part, bg, part, H5P_DEFAULT, H5P_DEFAULT) < 0)
-          throw std::runtime_error(fmt::format("cannot copy /{} of {} into {}", part, s.rows[b].run_path, path));
-      for (const char* a : {"format", "config", "epochs_done", "git_sha", "version"})
-        if (h5_has_attr(src, "/", a)) {
-          if (std::string(a) == "epochs_done")
-            h5_attr(f, "/best", a, h5_attr_int(src, "/", a, s.rows[b].run_path));
-          else
-            h5_attr(f, "/best", a, h5_attr_string(src, "/", a, s.rows[b].run_path));
-        }
-      h5_attr(f, "/best", "trial", int64_t(s.rows[b].id));
-    }
-    f.commit();
+    for (const auto& [name, v] : t.ints) yield(), h5_write(f, name, v.data(), {hsize_t(v.size())});
+    for (const auto& [name, v] : t.reals) yield(), h5_write(f, name, v.data(), {hsize_t(v.size())});
+    for (const auto& [name, v] : t.texts) yield(), h5_write_strings(f, name, v);
+    h5_attr_names(f, "/curves", "metrics", t.metrics);
+    yield();
+    copy_best(f, s, path);
+    f.close();
+    lock.unlock();  // the disk write and its sync hold up no other thread's HDF5 work
+    f.write();
   }
 }
 

@@ -25,7 +25,7 @@ void write_run_file(const std::string& path, const std::string& config_text, con
                     const std::vector<float>& mean, const std::vector<float>& inv_std,
                     const std::vector<std::string>& class_names, const History& history, const Provenance& prov,
                     const EpochPosition& position) {
-  const auto lock = h5_lock();
+  std::unique_lock<std::recursive_mutex> lock = h5_lock();
   h5_quiet();
   {
     H5Image f(path);
@@ -72,7 +72,9 @@ void write_run_file(const std::string& path, const std::string& config_text, con
       h5_attr(f, "/position", "train_seconds", position.train_seconds);
       h5_write(f, "/position/sums", position.sums.data(), {hsize_t(position.sums.size() / 2), 2});
     }
-    f.commit();
+    f.close();
+    lock.unlock();  // the disk write and its sync hold up no other thread's HDF5 work
+    f.write();
   }
 }
 
