@@ -120,13 +120,10 @@ constexpr double kSparseDensity = 0.4;
 // ... and when a window row (K x C values) is long enough to vectorise (not conv1's 5 x 1).
 constexpr int kSparseMinRun = 16;
 
-// ... or, where Winograd applies, at or below this density. Measured on
-// tf-mnist-cnn's conv2 (32 -> 64, 5x5, 14x14, batch 64) in training, where its
-// dout (after ReLU and a 2x2 max-pool) is 10-20% dense with at most one value
-// per pooling window: sparse wins over Winograd F(4x4, 5x5) at every density
-// seen (Intel Xeon, AVX-512, 2026-12-03, 2 epochs, alternating runs: backward
-// 3.55-3.86 s vs 3.85-4.59 s at 1 thread, 2.13-2.22 vs 2.52-2.54 at 2 threads,
-// against a threshold of 0.11 measured on random positions).
+// ... or, where Winograd applies, at or below this density: in training
+// tf-mnist-cnn's conv2 sees a dout (after ReLU and a 2x2 max-pool) 10-20%
+// dense with at most one value per pooling window, where the sparse path
+// wins over Winograd F(4x4, 5x5) (docs/performance.md, "Why the thresholds").
 constexpr double kSparseOverWinograd = 0.25;
 
 // Winograd from this many channels: input channels (forward), input and

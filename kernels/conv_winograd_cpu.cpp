@@ -6,15 +6,15 @@
 // element-wise product. Summed over channels these are N*N independent small
 // matrix products per block of tiles, (tiles x C) . (C x OC). 5x5: F(4x4, 5x5),
 // 64 multiply-adds per 16 outputs, channel and output channel instead of 400
-// (6.25x fewer; F(2x2, 5x5), 36 per 4, was 2.25x slower in its products and
-// is gone). 3x3: F(2x2, 3x3), 16 per 4 instead of 36. The input gradient is
+// (6.25x fewer; F(2x2, 5x5) would take 36 per 4, 2.78x fewer). 3x3:
+// F(2x2, 3x3), 16 per 4 instead of 36. The input gradient is
 // this forward on dout with the filters flipped (conv_cpu.cpp). The weight
 // gradient, F(RxR, MxM): an M x M tile of dout is the "filter" of the same
 // window, and the products are summed over every tile before one output
 // transform per filter.
 // Interpolation points 0, +-1, +-1/2, +-2, oo (5x5) and 0, +-1, oo (3x3):
 // in float the rounding is up to ~8e-6 of a tensor's largest value (the GEMM
-// path's ~3e-7; test_gradcheck bounds it at 2e-5).
+// path's ~3e-7; tests/kernels/test_conv.cpp bounds it at 2e-5).
 // Layout: each sample is copied channels-last (NHWC) with its zero border, and
 // extended to whole tiles, so a tile's window is N x N vectors of channels and
 // the transforms are vector adds; channel counts are padded with zeros to the
@@ -152,9 +152,8 @@ constexpr int kMaxBlock = 96;  // tiles per block, at most (a multiple of kRows)
 // sums (fixed bytes, read by every block), should fit 3/4 of L2. Where the
 // fixed part alone leaves too little (a 512 KB L2 and conv2's 512 KB of
 // filters), it is read from L3 for every block whatever the block size, and
-// the block fills half of L2. Measured on tf-mnist-cnn's conv2 (Intel Xeon,
-// 2 MB L2, 2026-12-03, 1 thread): 16-48 tiles a block 49-60 us/img forward and
-// 60-65 weight gradient, 96 tiles 80-87 and 110-115 (2.4 MB: past L2).
+// the block fills half of L2 (a block past L2 is much slower:
+// docs/performance.md, "Why the thresholds").
 // The weight gradient sums a block's tiles before adding them to the running
 // sums, so its rounding depends on the block, i.e. on the L2 size: a run
 // resumed on a machine with another L2 differs by rounding, as it would with

@@ -27,18 +27,16 @@
 namespace rs {
 namespace {
 
-// Forward batches from this size (evaluation's 256) go to OpenBLAS's sgemm,
-// measured 5-10% faster there at 1 thread and 10-20% at 2 (MLP 784 -> 512 at
-// 256: 2048 vs 2132 us, 2 threads 1085 vs 1203); at training's 64 and below
-// the kernel here is 10-30% faster (784 -> 512 at 64: 504 vs 576 us).
+// Forward batches from this size (evaluation's 256) go to OpenBLAS's sgemm;
+// training's (64 and below) to the kernel here, faster there
+// (docs/performance.md, "Why the thresholds").
 constexpr int kBlasBatch = 128;
 
 // A weight gradient of more than this is written past the caches
 // (simd::Store::stream): it is read once, by the allreduce or the optimizer,
 // after backward has moved on, and at 12.8 MB (tf-mnist-cnn's dense1) it
 // does not stay in L3 anyway; the streaming stores skip reading each line
-// before overwriting it (backward -5% at 2 ranks x 1 thread, 4 alternating
-// runs each).
+// before overwriting it.
 constexpr size_t kStreamBytes = size_t(8) << 20;
 
 constexpr int kCols = 4 * simd::kV<float>;  // columns per block of din (a whole 6 x 4-vector pass)
@@ -100,9 +98,8 @@ template <class T> void dense_forward_cpu(T* out, const T* in, const T* w, const
 namespace {
 
 // The sparse backward is taken at or below this density of dout (a dense
-// layer followed by ReLU and dropout: tf-mnist-cnn's dense1 ~25%). Break-even
-// measured ~40-45% (3136 -> 1024 at batch 64 and 32, 784 -> 512, 512 -> 512,
-// random positions, one thread); at 25%: 3136 -> 1024, batch 64, 8.4 -> 5.1 ms.
+// layer followed by ReLU and dropout: tf-mnist-cnn's dense1 ~25%), below the
+// break-even with the GEMM (docs/performance.md, "Why the thresholds").
 constexpr double kSparseDensity = 0.3;
 
 // Non-zero values of dout by sample or by output: entry p of group r (p in

@@ -35,9 +35,9 @@ constexpr int kRows = 6;  // rows per pass: 6 x 4 vectors of sums, + 4 loaded, +
 inline size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
 
 // Scratch memory that starts on a cache line, so a whole-vector load or store
-// at a multiple of 16 floats touches one line, not two: malloc's 16-byte
-// alignment made the sparse convolution backward 35% slower on an Intel Xeon.
-// The kernels' per-thread scratch is a Buffer, kept across calls.
+// at a multiple of 16 floats touches one line, not two (malloc aligns to 16
+// bytes only: a vector access then splits two lines). The kernels' per-thread
+// scratch is a Buffer, kept across calls.
 template <class T> struct LineAllocator {
   using value_type = T;
   static constexpr std::align_val_t kLine{64};

@@ -18,9 +18,8 @@ class NoAllreduce final : public GradAllreduce {
 // MPI on host memory. overlap: MPI_Iallreduce per bucket as soon as it is
 // ready, with MPI_Testall after each layer to let the library progress.
 // Otherwise one blocking MPI_Allreduce per bucket in finish(): on CPU ranks
-// that own every core there is nobody to progress a nonblocking reduction,
-// and Open MPI 4.1's blocking allreduce of the CNN's 13 MB took 4.4 ms here
-// against 10.1 ms for the nonblocking one (/tmp microbenchmark, 2 ranks).
+// that own every core there is nobody to progress a nonblocking reduction
+// (docs/performance.md, "Why the thresholds").
 class MpiAllreduce final : public GradAllreduce {
  public:
   MpiAllreduce(float* grads, std::vector<Bucket> buckets, const Comm& comm, bool overlap)

@@ -98,7 +98,7 @@ void check_conv(ConvShape s, Backend& g, uint32_t seed) {
     k->conv2d_backward(p(dx), p(dw), p(db), p(dy), p(x), p(w), s);
   }
   // The CPU backend takes Winograd at stride 1 with >= 16 channels (here the 32 -> 64 shapes): its
-  // rounding is up to ~2e-5 of the tensor's largest value (test_gradcheck), not of each value.
+  // rounding is up to ~2e-5 of the tensor's largest value (tests/kernels/test_conv.cpp), not of each value.
   compare("conv y", y, 1e-4, 1e-4, 3e-5), compare("conv dx", dx, 1e-4, 1e-4, 3e-5);
   compare("conv dw", dw, 1e-4, 1e-4, 3e-5), compare("conv db", db, 1e-4);
 }
