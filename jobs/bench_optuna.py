@@ -1,13 +1,15 @@
 #!/usr/bin/python3
 """Optuna + PyTorch peer for jobs/bench-sweep-vs-optuna.sh: the same grid of
-tf-mnist-cnn trials (train.lr x train.batch_size, 1 epoch, SGD momentum 0.9,
-validation accuracy as the objective) on the same HDF5 data, run by WORKERS
+tf-mnist-cnn trials (train.lr x train.batch_size) or MLP trials (train.lr x
+the hidden layer's width, batch 64), 1 epoch, SGD momentum 0.9, validation
+accuracy as the objective, on the same HDF5 data, run by WORKERS
 processes sharing one Optuna study through a journal file (Optuna 3.1's
 JournalStorage; GridSampler hands each grid point out once). One thread per
 process. Prints `optuna trials=N seconds=S` for the whole run, worker start-up
 and imports included (as ranksweep's figure includes its own).
 
-usage: bench_optuna.py DATA.h5 --validation N --lr A,B,.. --batch A,B,.. --workers W --journal FILE
+usage: bench_optuna.py DATA.h5 --validation N --lr A,B,.. (--batch A,B,.. | --hidden A,B,..) --workers W
+                       --journal FILE
 """
 import argparse, multiprocessing as mp, time
 
@@ -31,11 +33,16 @@ def worker(a):
 
     def objective(trial):
         lr = trial.suggest_float("lr", min(a.lr), max(a.lr))
-        batch = trial.suggest_int("batch", min(a.batch), max(a.batch))
         torch.manual_seed(trial.number)
-        m = nn.Sequential(nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                          nn.Linear(3136, 1024), nn.ReLU(), nn.Dropout(0.5), nn.Linear(1024, 10))
+        if a.hidden:  # the MLP: flatten, dense(width), ReLU, dense(10)
+            batch = 64
+            width = trial.suggest_int("hidden", min(a.hidden), max(a.hidden))
+            m = nn.Sequential(nn.Flatten(), nn.Linear(784, width), nn.ReLU(), nn.Linear(width, 10))
+        else:
+            batch = trial.suggest_int("batch", min(a.batch), max(a.batch))
+            m = nn.Sequential(nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                              nn.Linear(3136, 1024), nn.ReLU(), nn.Dropout(0.5), nn.Linear(1024, 10))
         opt = torch.optim.SGD(m.parameters(), lr=lr, momentum=0.9)
         loss_fn = nn.CrossEntropyLoss()
         m.train()
@@ -52,9 +59,10 @@ def worker(a):
         return correct / len(va)
 
     storage = optuna.storages.JournalStorage(optuna.storages.JournalFileStorage(a.journal))
-    sampler = optuna.samplers.GridSampler({"lr": a.lr, "batch": a.batch})
+    grid = {"lr": a.lr, "hidden": a.hidden} if a.hidden else {"lr": a.lr, "batch": a.batch}
+    sampler = optuna.samplers.GridSampler(grid)
     study = optuna.load_study(study_name="grid", storage=storage, sampler=sampler)
-    study.optimize(objective, n_trials=len(a.lr) * len(a.batch))
+    study.optimize(objective, n_trials=len(a.lr) * len(a.hidden or a.batch))
 
 
 def main():
@@ -62,10 +70,14 @@ def main():
     ap.add_argument("data")
     ap.add_argument("--validation", type=int, required=True)
     ap.add_argument("--lr", type=lambda s: [float(v) for v in s.split(",")], required=True)
-    ap.add_argument("--batch", type=lambda s: [int(v) for v in s.split(",")], required=True)
+    ints = lambda s: [int(v) for v in s.split(",")]
+    ap.add_argument("--batch", type=ints)
+    ap.add_argument("--hidden", type=ints)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--journal", required=True)
     a = ap.parse_args()
+    if bool(a.batch) == bool(a.hidden):
+        ap.error("give --batch (the CNN) or --hidden (the MLP)")
     import optuna
     storage = optuna.storages.JournalStorage(optuna.storages.JournalFileStorage(a.journal))
     study = optuna.create_study(study_name="grid", storage=storage, direction="maximize")
