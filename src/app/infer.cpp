@@ -32,8 +32,8 @@
 #include "io/h5.h"
 #include "io/output_dir.h"
 #include "io/progress.h"
-#include "train/run_file.h"
 #include "nn/model.h"
+#include "train/run_file.h"
 
 namespace fs = std::filesystem;
 
@@ -342,8 +342,8 @@ void print_start(const InferOptions& opt, const LoadedModel& m, const Source& sr
       "{} thread(s)\n",
       opt.model, rf.root.empty() ? "" : ":" + rf.root, rf.c, rf.h, rf.w, rf.classes,
       std::isnan(m.recorded_test) ? "" : fmt::format(", recorded test accuracy {:.2f}%", 100 * m.recorded_test),
-      opt.data, src.format(), src.size(), src.has_labels() ? ", labels " + src.labels_path() : "", be.name(),
-      place.why, world.size(), threads);
+      opt.data, src.format(), src.size(), src.has_labels() ? ", labels " + src.labels_path() : "", be.name(), place.why,
+      world.size(), threads);
   std::fflush(stdout);
 }
 
@@ -386,8 +386,7 @@ double predict_all(const InferOptions& opt, const LoadedModel& m, Source& src, M
     const auto t0 = Clock::now();
     Dataset ds;
     world.agree([&, first = first, cnt = cnt] { ds = src.read(first, cnt); });
-    const ChunkPredictions p =
-        predict_chunk(ds, model, be, labels_dev.data(), m.rf, B, k, src.has_labels(), correct);
+    const ChunkPredictions p = predict_chunk(ds, model, be, labels_dev.data(), m.rf, B, k, src.has_labels(), correct);
     busy += since(t0);
     std::vector<char> names(size_t(cnt) * name_len, 0);
     for (int64_t i = 0; i < cnt && name_len; ++i) {

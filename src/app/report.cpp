@@ -193,8 +193,7 @@ int report_command(const std::string& path, const Comm& comm) {
   if (!comm.leader()) return 0;
   std::vector<const TrialRow*> ranked;
   for (const TrialRow& r : s.rows) ranked.push_back(&r);
-  std::sort(ranked.begin(), ranked.end(),
-            [](auto* a, auto* b) { return a->best_val_accuracy > b->best_val_accuracy; });
+  std::sort(ranked.begin(), ranked.end(), [](auto* a, auto* b) { return a->best_val_accuracy > b->best_val_accuracy; });
   const TrialRow* def = nullptr;
   for (const TrialRow& r : s.rows)
     if (r.id == 0) def = &r;

@@ -12,8 +12,8 @@
 #include "error.h"
 #include "io/output_dir.h"
 #include "io/progress.h"
-#include "train/run_file.h"
 #include "mpi/bcast_data.h"
+#include "train/run_file.h"
 #include "train/stop.h"
 #include "train/trainer.h"
 
@@ -112,7 +112,8 @@ RunStart open_run(const TrainOptions& opt, const std::vector<std::string>& sets,
     check_resume_sets(sets);
     r.cfg = parse_config_text(r.rf.config_text, path + " (config)", sets);
     if (!opt.config.empty())
-      r.cfg = parse_config_text(r.rf.config_text, path + " (config)", sets, resume_changes(opt.config, sets, r.cfg, path));
+      r.cfg =
+          parse_config_text(r.rf.config_text, path + " (config)", sets, resume_changes(opt.config, sets, r.cfg, path));
   } else {
     if (opt.config.empty()) fail("train: missing CONFIG (or --resume DIR)");
     r.cfg = load_config(opt.config, sets);
@@ -126,7 +127,8 @@ RunStart open_run(const TrainOptions& opt, const std::vector<std::string>& sets,
       if (ec) fail("{}: cannot create output directory: {}", r.dir, ec.message());
       r.lock = OutputLock((fs::path(r.dir) / ".lock").string(), r.dir);
       const fs::path run = fs::path(r.dir) / "run.h5";
-      if (fs::exists(run)) fail("{}: exists; continue it with --resume {} or choose another --out", run.string(), r.dir);
+      if (fs::exists(run))
+        fail("{}: exists; continue it with --resume {} or choose another --out", run.string(), r.dir);
     });
   }
   r.run_path = (fs::path(r.dir) / "run.h5").string();
@@ -186,8 +188,8 @@ int train_epochs(Trainer& tr, const RunStart& r, const Data& data, const TrainOp
         last,
         [&] {  // a write error (a full disk) on rank 0 ends every rank, not only rank 0
           comm.root_only([&] {
-            write_run_file(r.run_path, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std,
-                           data.class_names, tr.history(), prov, tr.position());
+            write_run_file(r.run_path, cfg.text, tr.model(), tr.optimizer(), data.mean, data.inv_std, data.class_names,
+                           tr.history(), prov, tr.position());
           });
         },
         [&] {
@@ -206,9 +208,10 @@ int train_epochs(Trainer& tr, const RunStart& r, const Data& data, const TrainOp
   if (!comm.leader()) return end == Trainer::Ended::done ? 0 : kExitRequeue;
   switch (end) {
     case Trainer::Ended::stopped_in_epoch:
-      fmt::print("stopped by {} in epoch {} after step {} of {}; checkpoint {}; continue with: ranksweep train "
-                 "--resume {}\n",
-                 stop_cause(), tr.epochs_done() + 1, tr.position().step, tr.steps_per_epoch(), r.run_path, r.dir);
+      fmt::print(
+          "stopped by {} in epoch {} after step {} of {}; checkpoint {}; continue with: ranksweep train "
+          "--resume {}\n",
+          stop_cause(), tr.epochs_done() + 1, tr.position().step, tr.steps_per_epoch(), r.run_path, r.dir);
       break;
     case Trainer::Ended::stopped_after_epoch:
       fmt::print("stopped by {} after epoch {}; continue with: ranksweep train --resume {}\n", stop_cause(),
@@ -216,8 +219,8 @@ int train_epochs(Trainer& tr, const RunStart& r, const Data& data, const TrainOp
       break;
     case Trainer::Ended::done:
       if (last < cfg.train.epochs)
-        fmt::print("stopped after epoch {} of {}; continue with: ranksweep train --resume {}\n", last,
-                   cfg.train.epochs, r.dir);
+        fmt::print("stopped after epoch {} of {}; continue with: ranksweep train --resume {}\n", last, cfg.train.epochs,
+                   r.dir);
       fmt::print("wrote {}\n", r.run_path);
   }
   std::fflush(stdout);

@@ -6,9 +6,9 @@
 #include <optional>
 
 #include "error.h"
-#include "train/run_file.h"
 #include "sweep/protocol.h"
 #include "sweep/study.h"
+#include "train/run_file.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -82,14 +82,13 @@ msg::Result run_job(const GroupSetup& s, const Job& job, const Overrides& params
         stop,
         [&] {
           gc.root_only([&] {
-            write_run_file(run, cfg.text, tr.model(), tr.optimizer(), s.data.mean, s.data.inv_std,
-                           s.data.class_names, tr.history(), prov, tr.position());
+            write_run_file(run, cfg.text, tr.model(), tr.optimizer(), s.data.mean, s.data.inv_std, s.data.class_names,
+                           tr.history(), prov, tr.position());
           });
         },
         [&] {
           if (gc.leader() && std::find(rungs.begin(), rungs.end(), tr.epochs_done()) != rungs.end())
-            msg::send(msg::Rung{id, tr.epochs_done(), tr.history().cols.at("val_accuracy").back()}, 0, msg::kRung,
-                      up);
+            msg::send(msg::Rung{id, tr.epochs_done(), tr.history().cols.at("val_accuracy").back()}, 0, msg::kRung, up);
         });
     res.interrupted = end != Trainer::Ended::done;  // the checkpoint is written: the trial goes on in a later run
     res.status = tr.epochs_done() < cfg.train.epochs ? TrialStatus::pruned : TrialStatus::completed;

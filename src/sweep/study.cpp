@@ -42,8 +42,8 @@ namespace {
 
 // A study's datasets, as written: built without the HDF5 lock.
 struct StudyTables {
-  std::vector<std::pair<std::string, std::vector<int64_t>>> ints;   // /trials/id, ... and /curves/trial
-  std::vector<std::pair<std::string, std::vector<double>>> reals;   // /trials/best_val_accuracy, ..., /curves/<metric>
+  std::vector<std::pair<std::string, std::vector<int64_t>>> ints;  // /trials/id, ... and /curves/trial
+  std::vector<std::pair<std::string, std::vector<double>>> reals;  // /trials/best_val_accuracy, ..., /curves/<metric>
   std::vector<std::pair<std::string, std::vector<std::string>>> texts;  // /trials/status, /trials/message
   std::vector<std::string> metrics;
 };
@@ -52,7 +52,8 @@ StudyTables tables(const Study& s) {
   StudyTables t;
   auto& ints = t.ints;
   auto& reals = t.reals;
-  for (const char* c : {"id", "epochs", "group"}) ints.emplace_back(std::string("/trials/") + c, std::vector<int64_t>{});
+  for (const char* c : {"id", "epochs", "group"})
+    ints.emplace_back(std::string("/trials/") + c, std::vector<int64_t>{});
   for (const char* c : {"best_val_accuracy", "test_accuracy", "wall_seconds", "start_seconds", "end_seconds"})
     reals.emplace_back(std::string("/trials/") + c, std::vector<double>{});
   t.texts = {{"/trials/status", {}}, {"/trials/message", {}}};
@@ -140,29 +141,31 @@ void write_study(const std::string& path, const Study& s, int world_size) {
   h5_quiet();
   {
     H5Image f(path);
-    h5_attr(f, "/", "format", std::string("ranksweep-study"));
-    h5_attr(f, "/", "config", s.config_text);
-    h5_attr(f, "/", "version", std::string(RS_VERSION));
-    h5_attr(f, "/", "git_sha", std::string(RS_GIT_SHA));
-    h5_attr(f, "/", "world_size", int64_t(world_size));
-    h5_attr(f, "/", "libraries", library_versions());
-    h5_attr(f, "/", "sweep_seconds", s.sweep_seconds);
-    h5_attr(f, "/", "journal_seq", s.journal_seq);
-    const char* job = std::getenv("SLURM_JOB_ID");
-    h5_attr(f, "/", "slurm_job_id", std::string(job ? job : ""));
-    h5_attr(f, "/", "hyperparameters", [&] {
-      std::string k;
-      for (const std::string& x : s.keys) k += (k.empty() ? "" : ",") + x;
-      return k;
-    }());
-    H5 g(H5Gcreate2(f, "/trials", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-    H5 cg(H5Gcreate2(f, "/curves", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-    for (const auto& [name, v] : t.ints) yield(), h5_write(f, name, v.data(), {hsize_t(v.size())});
-    for (const auto& [name, v] : t.reals) yield(), h5_write(f, name, v.data(), {hsize_t(v.size())});
-    for (const auto& [name, v] : t.texts) yield(), h5_write_strings(f, name, v);
-    h5_attr_names(f, "/curves", "metrics", t.metrics);
-    yield();
-    copy_best(f, s, path);
+    {  // every handle below is closed before the file, under the lock
+      h5_attr(f, "/", "format", std::string("ranksweep-study"));
+      h5_attr(f, "/", "config", s.config_text);
+      h5_attr(f, "/", "version", std::string(RS_VERSION));
+      h5_attr(f, "/", "git_sha", std::string(RS_GIT_SHA));
+      h5_attr(f, "/", "world_size", int64_t(world_size));
+      h5_attr(f, "/", "libraries", library_versions());
+      h5_attr(f, "/", "sweep_seconds", s.sweep_seconds);
+      h5_attr(f, "/", "journal_seq", s.journal_seq);
+      const char* job = std::getenv("SLURM_JOB_ID");
+      h5_attr(f, "/", "slurm_job_id", std::string(job ? job : ""));
+      h5_attr(f, "/", "hyperparameters", [&] {
+        std::string k;
+        for (const std::string& x : s.keys) k += (k.empty() ? "" : ",") + x;
+        return k;
+      }());
+      H5 g(H5Gcreate2(f, "/trials", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+      H5 cg(H5Gcreate2(f, "/curves", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+      for (const auto& [name, v] : t.ints) yield(), h5_write(f, name, v.data(), {hsize_t(v.size())});
+      for (const auto& [name, v] : t.reals) yield(), h5_write(f, name, v.data(), {hsize_t(v.size())});
+      for (const auto& [name, v] : t.texts) yield(), h5_write_strings(f, name, v);
+      h5_attr_names(f, "/curves", "metrics", t.metrics);
+      yield();
+      copy_best(f, s, path);
+    }
     f.close();
     lock.unlock();  // the disk write and its sync hold up no other thread's HDF5 work
     f.write();

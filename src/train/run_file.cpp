@@ -29,48 +29,50 @@ void write_run_file(const std::string& path, const std::string& config_text, con
   h5_quiet();
   {
     H5Image f(path);
-    h5_attr(f, "/", "format", std::string("ranksweep-run"));
-    h5_attr(f, "/", "config", config_text);
-    h5_attr(f, "/", "epochs_done", int64_t(history.epochs()));
-    write_provenance(f, prov);
+    {  // every handle below is closed before the file, under the lock
+      h5_attr(f, "/", "format", std::string("ranksweep-run"));
+      h5_attr(f, "/", "config", config_text);
+      h5_attr(f, "/", "epochs_done", int64_t(history.epochs()));
+      write_provenance(f, prov);
 
-    const std::vector<float> p = model.params_host();
-    for (const ParamInfo& pi : model.param_info())
-      h5_write(f, "/model/" + pi.layer + "/" + pi.tensor, p.data() + pi.offset, hdims(pi.shape));
-    const std::vector<float> st = model.state_host();  // running statistics
-    for (const ParamInfo& pi : model.state_info())
-      h5_write(f, "/model/" + pi.layer + "/" + pi.tensor, st.data() + pi.offset, hdims(pi.shape));
-    const Shape in = model.input_shape();
-    h5_attr(f, "/model", "input_shape", std::vector<int64_t>{in.c, in.h, in.w});
-    h5_attr(f, "/model", "classes", int64_t(model.classes()));
-    h5_attr(f, "/model", "input_mean", mean);
-    std::vector<float> stdv(inv_std.size());
-    for (size_t i = 0; i < stdv.size(); ++i) stdv[i] = 1.f / inv_std[i];
-    h5_attr(f, "/model", "input_std", stdv);
-    if (!class_names.empty()) h5_attr_names(f, "/model", "class_names", class_names);
-
-    H5 og(H5Gcreate2(f, "/optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-    h5_attr(f, "/optimizer", "steps", opt.steps());
-    std::vector<float> s(opt.size());
-    for (size_t k = 0; k < opt.state_names().size(); ++k) {
-      model.backend().download(s.data(), opt.state(k), s.size() * sizeof(float));
+      const std::vector<float> p = model.params_host();
       for (const ParamInfo& pi : model.param_info())
-        h5_write(f, "/optimizer/" + opt.state_names()[k] + "/" + pi.layer + "/" + pi.tensor, s.data() + pi.offset,
-                 hdims(pi.shape));
-    }
-    H5 gcpl(H5Pcreate(H5P_GROUP_CREATE), H5Pclose);  // keep the columns in order
-    H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
-    H5 hg(H5Gcreate2(f, "/history", H5P_DEFAULT, gcpl, H5P_DEFAULT), H5Gclose);
-    for (const std::string& name : history.order) {
-      const auto& v = history.cols.at(name);
-      h5_write(f, "/history/" + name, v.data(), {hsize_t(v.size())});
-    }
-    h5_attr_names(f, "/history", "columns", history.order);
-    if (position.step > 0) {  // stopped inside epoch epochs_done + 1
-      H5 pg(H5Gcreate2(f, "/position", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-      h5_attr(f, "/position", "step", position.step);
-      h5_attr(f, "/position", "train_seconds", position.train_seconds);
-      h5_write(f, "/position/sums", position.sums.data(), {hsize_t(position.sums.size() / 2), 2});
+        h5_write(f, "/model/" + pi.layer + "/" + pi.tensor, p.data() + pi.offset, hdims(pi.shape));
+      const std::vector<float> st = model.state_host();  // running statistics
+      for (const ParamInfo& pi : model.state_info())
+        h5_write(f, "/model/" + pi.layer + "/" + pi.tensor, st.data() + pi.offset, hdims(pi.shape));
+      const Shape in = model.input_shape();
+      h5_attr(f, "/model", "input_shape", std::vector<int64_t>{in.c, in.h, in.w});
+      h5_attr(f, "/model", "classes", int64_t(model.classes()));
+      h5_attr(f, "/model", "input_mean", mean);
+      std::vector<float> stdv(inv_std.size());
+      for (size_t i = 0; i < stdv.size(); ++i) stdv[i] = 1.f / inv_std[i];
+      h5_attr(f, "/model", "input_std", stdv);
+      if (!class_names.empty()) h5_attr_names(f, "/model", "class_names", class_names);
+
+      H5 og(H5Gcreate2(f, "/optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+      h5_attr(f, "/optimizer", "steps", opt.steps());
+      std::vector<float> s(opt.size());
+      for (size_t k = 0; k < opt.state_names().size(); ++k) {
+        model.backend().download(s.data(), opt.state(k), s.size() * sizeof(float));
+        for (const ParamInfo& pi : model.param_info())
+          h5_write(f, "/optimizer/" + opt.state_names()[k] + "/" + pi.layer + "/" + pi.tensor, s.data() + pi.offset,
+                   hdims(pi.shape));
+      }
+      H5 gcpl(H5Pcreate(H5P_GROUP_CREATE), H5Pclose);  // keep the columns in order
+      H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+      H5 hg(H5Gcreate2(f, "/history", H5P_DEFAULT, gcpl, H5P_DEFAULT), H5Gclose);
+      for (const std::string& name : history.order) {
+        const auto& v = history.cols.at(name);
+        h5_write(f, "/history/" + name, v.data(), {hsize_t(v.size())});
+      }
+      h5_attr_names(f, "/history", "columns", history.order);
+      if (position.step > 0) {  // stopped inside epoch epochs_done + 1
+        H5 pg(H5Gcreate2(f, "/position", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+        h5_attr(f, "/position", "step", position.step);
+        h5_attr(f, "/position", "train_seconds", position.train_seconds);
+        h5_write(f, "/position/sums", position.sums.data(), {hsize_t(position.sums.size() / 2), 2});
+      }
     }
     f.close();
     lock.unlock();  // the disk write and its sync hold up no other thread's HDF5 work
