@@ -175,6 +175,15 @@ check "sweep.sbatch: trials were interrupted at a step and went on after the res
 check "sweep.sbatch: every trial once, results and curves equal to the uninterrupted sweep" \
   compare "$tmp/ref/study.h5" "$tmp/sweep/study.h5"
 
+# ---- 4b. sweep-array.sbatch: three array tasks of one rank each drive one study (--shared); on this 2-CPU
+# node the third starts when one of the first two ends, and joins or finds the sweep done
+id=$("${sb[@]}" --ntasks-per-node=1 --array=0-2 --time=10 -o "$tmp/array-%a.out" "$src/jobs/slurm/sweep-array.sbatch" \
+  "$tmp/sweep.toml" "$tmp/array")
+r=$(slurm_wait_job "$id")
+check "sweep-array.sbatch: 3 tasks COMPLETED 0:0 ($(echo $r))" test "$(echo "$r" | grep -c '^COMPLETED 0:0')" -eq 3
+check "sweep-array.sbatch: every trial once, results and curves equal to one job's" \
+  compare "$tmp/ref/study.h5" "$tmp/array/study.h5"
+
 # ---- 5. a time limit mid-sweep: --time=1 with USR1 50 s before it, and the program's own deadline
 # (Slurm's end time, from squeue) with a 50 s margin: each run stops after ~10 s, by the signal or by the
 # deadline, starts no trial that cannot reach a checkpoint in time, and the restarts finish the sweep.

@@ -33,7 +33,7 @@ rs_setup() {
   [[ -n "${SLURM_CPUS_PER_TASK:-}" ]] && export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK
   [[ $(id -u) -eq 0 ]] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
   mkdir -p "$out"
-  touch "$out/.slurm-job-start"
+  touch "$out/.slurm-job-start${SLURM_ARRAY_TASK_ID:+.$SLURM_ARRAY_TASK_ID}"  # an array's tasks: one each
   rs_log "restart ${SLURM_RESTART_COUNT:-0}, $SLURM_JOB_NUM_NODES node(s), ${SLURM_NTASKS:-1} task(s), program $RS"
 }
 
@@ -64,13 +64,15 @@ rs_step() {
 }
 
 rs_finish() {
-  local out=$1 state=$1/.slurm-requeue idle=0 job
+  local out=$1 idle=0 job
+  local state=$out/.slurm-requeue${SLURM_ARRAY_TASK_ID:+.$SLURM_ARRAY_TASK_ID}
+  local start=$out/.slurm-job-start${SLURM_ARRAY_TASK_ID:+.$SLURM_ARRAY_TASK_ID}
   if [[ $rs_rc -ne 75 ]]; then
     rs_log "done, status $rs_rc"
     exit "$rs_rc"
   fi
   [[ -f $state ]] && idle=$(cat "$state")
-  if [[ -n $(find "$out" -name '*.h5' -newer "$out/.slurm-job-start" -print -quit) ]]; then
+  if [[ -n $(find "$out" -name '*.h5' -newer "$start" -print -quit) ]]; then
     idle=0
   else
     idle=$((idle + 1))

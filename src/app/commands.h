@@ -30,6 +30,8 @@ struct SweepOptions {
   std::string command;
   std::string deadline;
   double deadline_margin = 60;
+  bool shared = false;         // --shared: one of several jobs driving the study in --out
+  double shared_timeout = 60;  // --shared-timeout: seconds without a heartbeat before a job counts as gone
 };
 
 struct InferOptions {

@@ -64,6 +64,13 @@ int run(int argc, char** argv, const rs::Comm& comm) {
   add_deadline_options(sweep, sopt.deadline, sopt.deadline_margin);
   sweep->add_option("--group-size", sopt.group_size, "ranks per trial (default: sweep.group_size)")
       ->check(CLI::PositiveNumber);
+  sweep->add_flag("--shared", sopt.shared,
+                  "one of several jobs driving the study in --out (a job array): each trial runs once across them");
+  sweep
+      ->add_option("--shared-timeout", sopt.shared_timeout,
+                   "with --shared: seconds without a heartbeat after which a job's trials are taken over "
+                   "(default: 60)")
+      ->check(CLI::PositiveNumber);
   rs::InferOptions iopt;
   CLI::App* infer = app.add_subcommand("infer", "apply a trained model to an input, sharded over ranks; top-k to HDF5");
   infer->add_option("--model", iopt.model, "RUN.h5 (a train run) or STUDY.h5 (its best trial)")->required();

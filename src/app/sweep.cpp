@@ -80,6 +80,11 @@ Plan plan_sweep(const SweepOptions& opt, const Comm& world) {
   if (world.size() % p.G)
     fail("--group-size {}: does not divide the {} ranks (every group must have the same size)", p.G, world.size());
   p.groups = world.size() / p.G;
+  if (opt.shared && (p.sweep.method == "tpe" || p.sweep.asha))
+    fail(
+        "--shared: a study several jobs drive runs grid and random sweeps without ASHA (TPE's proposals and "
+        "ASHA's promotions depend on results one job has not seen); this one is {}{}",
+        p.sweep.method, p.sweep.asha ? " with ASHA" : "");
   int level = 0;
   MPI_Query_thread(&level);
   if (level < MPI_THREAD_MULTIPLE)
@@ -89,11 +94,28 @@ Plan plan_sweep(const SweepOptions& opt, const Comm& world) {
   return p;
 }
 
+// Rank 0, --shared: this job's part of the study (its own directory, locked);
+// the config must be the study's.
+std::unique_ptr<SharedStudy> open_shared(const SweepOptions& opt, const Plan& p, const std::string& dir,
+                                         OutputLock& lock) {
+  if (!fs::exists(fs::path(dir) / "shared") && study_exists((fs::path(dir) / "study.h5").string()))
+    fail("{}: holds the study of a single job; resume it without --shared, or choose another --out", dir);
+  std::error_code ec;
+  fs::create_directories(fs::path(dir) / "trials", ec);
+  if (ec) fail("{}: cannot create output directory: {}", dir, ec.message());
+  auto shared = std::make_unique<SharedStudy>(dir, p.base.text, opt.config, opt.shared_timeout);
+  lock = OutputLock((fs::path(shared->study_dir()) / ".lock").string(), shared->study_dir());
+  fmt::print("sweep: job {} joins the shared study in {}\n", shared->job(), dir);
+  return shared;
+}
+
 // Rank 0: the sweep's directory (locked until the sweep ends), the study
 // being resumed (its failed trials to run again) and the warm start's.
 void open_study(const SweepOptions& opt, const Plan& p, const std::string& dir, OutputLock& lock, Study& previous,
                 Study& warm) {
   const std::string study_path = (fs::path(dir) / "study.h5").string();
+  if (fs::exists(fs::path(dir) / "shared"))
+    fail("{}: holds a study several jobs drive; add --shared (every job of it needs it)", dir);
   std::error_code ec;
   fs::create_directories(fs::path(dir) / "trials", ec);
   if (ec) fail("{}: cannot create output directory: {}", dir, ec.message());
@@ -144,10 +166,16 @@ int sweep_command(const SweepOptions& opt, const Comm& world) {
   std::string dir = opt.out;
   if (dir.empty() && world.leader()) dir = default_out_dir(opt.config);
   world.bcast_string(dir);
-  const std::string study_path = (fs::path(dir) / "study.h5").string();
+  std::string study_path = (fs::path(dir) / "study.h5").string();
   Study previous, warm;
   OutputLock lock;
-  world.root_only([&] { open_study(opt, p, dir, lock, previous, warm); });
+  std::unique_ptr<SharedStudy> shared;  // rank 0's, with --shared
+  world.root_only([&] {
+    if (opt.shared)
+      shared = open_shared(opt, p, dir, lock), study_path = shared->study_dir() + "/study.h5";
+    else
+      open_study(opt, p, dir, lock, previous, warm);
+  });
   const Deadline deadline = find_deadline(opt.deadline, opt.deadline_margin, world);
   std::string why;
   const int threads = choose_threads(world, &why);
@@ -170,8 +198,8 @@ int sweep_command(const SweepOptions& opt, const Comm& world) {
   msg::MpiLink link(ch);
   std::thread coord_thread;
   if (world.leader()) {
-    coord = std::make_unique<Coordinator>(p.sweep, std::move(previous), warm, dir, p.base.text, p.groups,
-                                          world.size(), link, deadline);
+    coord = std::make_unique<Coordinator>(p.sweep, std::move(previous), warm, dir, p.base.text, p.groups, world.size(),
+                                          link, deadline, Coordinator::ReadCurves{}, shared.get());
     print_start(*coord, p.sweep, data, p.groups, p.G, threads, be->name(), study_path);
     coord_thread = std::thread([&coord] {
       try {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <numeric>
+#include <set>
 #include <thread>
 
 #include "error.h"
@@ -17,10 +18,12 @@ namespace fs = std::filesystem;
 namespace rs {
 Coordinator::Coordinator(const SweepConfig& sweep, Study previous, const Study& warm, std::string dir,
                          std::string base_text, int groups, int world_size, msg::Link& link, const Deadline& deadline,
-                         ReadCurves read_curves)
+                         ReadCurves read_curves, SharedStudy* shared)
     : m_sweep(sweep),
       m_study(std::move(previous)),
       m_dir(std::move(dir)),
+      m_study_path(((shared ? fs::path(shared->study_dir()) : fs::path(m_dir)) / "study.h5").string()),
+      m_shared(shared),
       m_groups(groups),
       m_world(world_size),
       m_link(link),
@@ -44,8 +47,7 @@ Coordinator::Coordinator(const SweepConfig& sweep, Study previous, const Study& 
   for (size_t i = 0; i < m_study.rows.size(); ++i) m_row_of[m_study.rows[i].id] = i;
   m_best = best_row(m_study);
   restore_checkpointed();
-  const std::string study = (fs::path(m_dir) / "study.h5").string();
-  m_journal = Journal(journal_path(study), m_study);  // (a resumed study's own records now: compacted below)
+  m_journal = Journal(journal_path(m_study_path), m_study);  // (a resumed study's own records now: compacted below)
   if (!m_study.rows.empty()) compact();
 }
 
@@ -53,7 +55,7 @@ void Coordinator::compact() {
   const auto t = Clock::now();
   m_study.sweep_seconds = elapsed();  // the sweep's time over all its runs
   m_study.journal_seq = m_journal.seq();
-  write_study((fs::path(m_dir) / "study.h5").string(), m_study, m_world);
+  write_study(m_study_path, m_study, m_world);
   m_journal.reset(m_study);
   m_compacted_at = since_start();
   m_compact_seconds = std::chrono::duration<double>(Clock::now() - t).count();
@@ -108,9 +110,52 @@ void Coordinator::run() {
       write_finished();
     else
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (m_shared) {
+      m_shared->heartbeat();
+      if (!m_waiting.empty() && Clock::now() - m_shared_at > std::chrono::milliseconds(500)) reply_waiting();
+    }
   }
   if (m_journal.records()) compact();
   m_journal.remove();  // study.h5 holds everything
+  if (m_shared) shared_end();
+}
+
+bool Coordinator::shared_next(SchedulePolicy::Decision* d) {
+  m_shared_at = Clock::now();
+  std::set<int64_t> have;
+  for (const TrialRow& r : m_shared->gather(m_study).rows) have.insert(r.id);
+  for (const TrialRow& r : m_study.rows) have.insert(r.id);
+  size_t pending = 0;
+  const int64_t t = m_shared->take_over(have, &pending);
+  if (t >= 0) {
+    fmt::print("trial {:>4} taken over: the job that claimed it stopped (no heartbeat for {} s, or ended)\n", t,
+               m_shared->timeout());
+    std::fflush(stdout);
+    *d = {SchedulePolicy::Action::run, Job{t, 0, true}};
+    return true;
+  }
+  d->action = pending ? SchedulePolicy::Action::wait : SchedulePolicy::Action::done;
+  return pending > 0;
+}
+
+void Coordinator::shared_end() {
+  Study all = m_shared->gather(m_study);
+  m_shared->done();
+  const size_t want = size_t(total());
+  const std::string path = (fs::path(m_dir) / "study.h5").string();
+  if (all.rows.size() < want || m_incomplete) {
+    fmt::print("shared study: {} of {} trials have results in all jobs' studies; {} is written when every trial has\n",
+               all.rows.size(), want, path);
+  } else {
+    for (TrialRow& r : all.rows) {
+      const fs::path run = fs::path(m_dir) / "trials" / std::to_string(r.id) / "run.h5";
+      r.run_path = fs::exists(run) ? run.string() : "";
+    }
+    std::sort(all.rows.begin(), all.rows.end(), [](const TrialRow& a, const TrialRow& b) { return a.id < b.id; });
+    write_study(path, all, m_world);
+    fmt::print("shared study: every trial has a result; wrote {}\n", path);
+  }
+  std::fflush(stdout);
 }
 
 void Coordinator::serve(const msg::FromLeader& m) {
@@ -171,8 +216,17 @@ void Coordinator::begin_stop(const std::string& why) {
 void Coordinator::reply(int leader) {
   SchedulePolicy::Decision d;  // done, when stopping
   if (!m_stopping) {
-    d = m_deadline.at > 0 ? m_policy.next(elapsed(), [this](const Job& j) { return fits(j); })
-                          : m_policy.next(elapsed());
+    auto next = [&] {
+      return m_deadline.at > 0 ? m_policy.next(elapsed(), [this](const Job& j) { return fits(j); })
+                               : m_policy.next(elapsed());
+    };
+    d = next();
+    // a shared study: a trial another job claimed is passed over (its result is that job's)
+    while (m_shared && d.action == SchedulePolicy::Action::run && !m_shared->claim(d.job.trial)) {
+      m_policy.finished(d.job.trial, TrialStatus::completed, 0);
+      d = next();
+    }
+    if (m_shared && d.action == SchedulePolicy::Action::done && !d.out_of_time) shared_next(&d);
     if (d.out_of_time && !m_incomplete) {
       m_incomplete = true;
       m_stop_reason = "the deadline";
@@ -286,9 +340,11 @@ void Coordinator::print_progress(const TrialRow& r, double wall_seconds) const {
           : fmt::format("group {} epochs {:>3} val {} test {} {:>6}", r.group, r.epochs,
                         format_percent(r.best_val_accuracy), format_percent(r.test_accuracy),
                         format_seconds(wall_seconds));
-  fmt::print("trial {:>4} {:<9} {}  | {}/{} trials have results ({} running), best {}, elapsed {}, left ~{}\n", r.id,
-             to_string(r.status), what, have, total(), m_policy.running(), best, format_seconds(elapsed()),
-             format_seconds(left));
+  // a shared study: this job's results (the others' are in their studies)
+  const std::string count = m_shared ? fmt::format("{} of {} trials done by this job", have, total())
+                                     : fmt::format("{}/{} trials have results", have, total());
+  fmt::print("trial {:>4} {:<9} {}  | {} ({} running), best {}, elapsed {}, left ~{}\n", r.id, to_string(r.status),
+             what, count, m_policy.running(), best, format_seconds(elapsed()), format_seconds(left));
   std::fflush(stdout);
 }
 

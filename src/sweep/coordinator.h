@@ -22,6 +22,7 @@
 #include "sweep/journal.h"
 #include "sweep/policy.h"
 #include "sweep/search.h"
+#include "sweep/shared.h"
 #include "sweep/space.h"
 #include "sweep/study.h"
 #include "train/stop.h"
@@ -38,8 +39,13 @@ class Coordinator {
   // `read_curves`: a finished trial's curves from its run file (the default
   // reads DIR/trials/<id>/run.h5; the benchmark makes them up).
   using ReadCurves = std::function<std::map<std::string, std::vector<double>>(int64_t trial, const std::string& run)>;
+  // `shared`: this job's part of a study several jobs drive (sweep/shared.h);
+  // its own results go to shared->study_dir(), trials claimed elsewhere are
+  // passed over, and the merged DIR/study.h5 is written when every trial has
+  // a result.
   Coordinator(const SweepConfig& sweep, Study previous, const Study& warm, std::string dir, std::string base_text,
-              int groups, int world_size, msg::Link& link, const Deadline& deadline, ReadCurves read_curves = {});
+              int groups, int world_size, msg::Link& link, const Deadline& deadline, ReadCurves read_curves = {},
+              SharedStudy* shared = nullptr);
 
   // Serves requests, rungs and results until every group has been told the
   // sweep is done. Sleeps between polls: a waiting coordinator takes no core.
@@ -72,6 +78,10 @@ class Coordinator {
   void note_epoch_seconds(int64_t trial);   // its mean epoch time, from its curves
   const std::vector<double>* curve(int64_t trial, const char* metric) const;  // null if not recorded
   void reply_waiting();                                                       // answer every group told to wait, again
+  // A shared study's next job once this job's policy has none: a trial taken
+  // over from a dead job; or wait (trials run elsewhere); or done (false).
+  bool shared_next(SchedulePolicy::Decision* d);
+  void shared_end();  // every trial has a result: the merged DIR/study.h5
   double since_start() const { return std::chrono::duration<double>(Clock::now() - m_t0).count(); }
 
   SweepConfig m_sweep;
@@ -80,7 +90,9 @@ class Coordinator {
   int m_best = -1;                               // best_row(m_study), kept as rows change
   Journal m_journal;
   double m_compacted_at = 0, m_compact_seconds = 0;  // since_start() of the last compaction, its duration
-  std::string m_dir;
+  std::string m_dir, m_study_path;                   // the sweep's directory (trials/), this coordinator's study
+  SharedStudy* m_shared = nullptr;
+  Clock::time_point m_shared_at;  // the last look at the other jobs
   int m_groups, m_world;
   msg::Link& m_link;
   ReadCurves m_read_curves;

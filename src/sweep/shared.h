@@ -1,0 +1,73 @@
+// One study driven by several independent `ranksweep sweep --shared` jobs
+// (a Slurm job array, or jobs submitted at different times) on one
+// directory. Each job keeps its own study (DIR/shared/jobs/<job>/study.h5
+// and its journal: one writer a file, so no lock is needed for results);
+// the jobs agree on who runs what through files that are only ever created,
+// never rewritten in place, which cluster file systems (NFSv3+, Lustre,
+// GPFS) make atomic without flock or fcntl locks:
+//
+//   DIR/shared/config.toml        the sweep's config, created once by link(2)
+//                                 (a job with another config exits 2)
+//   DIR/shared/claims/<trial>[.n] created with O_CREAT | O_EXCL by the job
+//                                 that runs the trial (n-th take-over: .n)
+//   DIR/shared/jobs/<job>/alive   a counter the job rewrites (rename) every
+//                                 timeout / 4 seconds; "done" when it ends
+//
+// A job is dead to another when its counter has not changed for `timeout`
+// seconds of the observer's own clock (no clocks are compared across nodes)
+// or it says "done". A claimed trial without a result whose owner is dead is
+// taken over by the first job to create its next claim file: it resumes the
+// trial from its checkpoint (DIR/trials/<id>/run.h5, shared by all jobs).
+// The job that sees every trial with a result writes the merged
+// DIR/study.h5 (any job may: the content is the same).
+//
+// Grid and random sweeps without ASHA: which values a trial gets is then a
+// function of its number, so the jobs agree without talking. TPE (its
+// proposals depend on the results each job has seen) and ASHA promotions
+// are refused with --shared.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "sweep/study.h"
+
+namespace rs {
+
+class SharedStudy {
+ public:
+  // Rank 0: makes DIR/shared/..., checks the config against the study's,
+  // names this job (Slurm job and array task, host, pid).
+  SharedStudy(std::string dir, const std::string& config_text, const std::string& origin, double timeout);
+
+  const std::string& job() const { return m_job; }
+  std::string study_dir() const;  // this job's own study: DIR/shared/jobs/<job>
+  double timeout() const { return m_timeout; }
+
+  // Claims a trial for this job; false if another job has it.
+  bool claim(int64_t trial);
+  // Every job's results (curves included), as one study.
+  Study gather(const Study& like) const;
+  // Claims without a result in `have`: the first whose owner is dead is
+  // taken over (returned); `pending` counts those still running elsewhere.
+  int64_t take_over(const std::set<int64_t>& have, size_t* pending);
+  // This job is alive (rewritten at most every timeout / 4 seconds), or done.
+  void heartbeat();
+  void done();
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  bool alive(const std::string& job);
+  void write_alive(const std::string& text);
+  std::string m_dir, m_shared, m_job;
+  double m_timeout;
+  int64_t m_beats = 0;
+  Clock::time_point m_beat_at;
+  std::map<std::string, std::pair<std::string, Clock::time_point>> m_seen;  // job -> (its alive file, since when)
+};
+
+}  // namespace rs

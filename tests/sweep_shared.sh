@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Several jobs, one study (`ranksweep sweep --shared`): three independent
+# mpirun jobs on one --out, one of them SIGKILLed while it trains a trial it
+# claimed; the other two take that trial over after the heartbeat timeout and
+# finish. The merged DIR/study.h5 must hold every trial exactly once with the
+# results a single job gets (tests/compare_studies.py), for a grid and a random
+# sweep. Then bad input: a job with another config, a job without --shared on
+# the shared directory, a shared TPE sweep: each exit 2 with one line.
+# Usage: sweep_shared.sh path/to/ranksweep
+set -u
+bin=$1
+here=$(dirname "$0")
+export HERE=$here
+tmp=$(mktemp -d)
+trap 'pkill -9 -f "$tmp/" 2>/dev/null; rm -rf "$tmp"' EXIT
+export OMP_NUM_THREADS=1
+cp "$here/fixtures/grid-sweep.toml" "$tmp/grid.toml"
+sed -e 's/method = "grid"/method = "random"\ntrials = 8\nseed = 3/' \
+    -e 's/"train.lr" = .*/"train.lr" = { distribution = "log_uniform", low = 0.003, high = 0.3 }/' \
+    "$tmp/grid.toml" > "$tmp/random.toml"
+fail=0 pass=0
+check() {  # check NAME COMMAND...: counts and prints
+  if "${@:2}"; then pass=$((pass + 1)); echo "ok: $1"; else fail=$((fail + 1)); echo "FAILED: $1"; fi
+}
+job() {  # job CONFIG OUT LOG [ARGS...]: one shared job in the background, in its own process group
+  setsid bash -c "exec timeout 300 mpirun --oversubscribe -np 1 '$bin' sweep '$1' --out '$2' --shared \
+    --shared-timeout 3 ${*:4}" > "$3" 2>&1 &
+}
+
+for kind in grid random; do
+  cfg=$tmp/$kind.toml out=$tmp/$kind-shared
+  timeout 300 mpirun --oversubscribe -np 1 "$bin" sweep "$cfg" --out "$tmp/$kind-single" > /dev/null 2>&1 ||
+    { fail=$((fail + 1)); echo "FAILED: $kind single-job reference"; continue; }
+  mkdir -p "$out" && ln -s "$out" "$tmp/$kind-victim"  # the same directory, a command line of its own
+  job "$cfg" "$tmp/$kind-victim" "$tmp/$kind-1.log"
+  victim=$!
+  job "$cfg" "$out" "$tmp/$kind-2.log"
+  p2=$!
+  job "$cfg" "$out" "$tmp/$kind-3.log"
+  p3=$!
+  # the victim's name, then the moment it holds a claim (it is training that trial)
+  name="" claimed=""
+  for ((i = 0; i < 600; i++)); do
+    sleep 0.05
+    [[ -z $name ]] && name=$(sed -n 's/^sweep: job \([^ ]*\) joins.*/\1/p' "$tmp/$kind-1.log")
+    [[ -n $name ]] && claimed=$(grep -lx "$name" "$out"/shared/claims/* 2>/dev/null | head -1)
+    [[ -n $claimed ]] && break
+  done
+  kill -9 -- -"$victim" 2>/dev/null
+  pkill -9 -f "$tmp/$kind-victim" 2>/dev/null
+  wait "$p2"; s2=$?
+  wait "$p3"; s3=$?
+  check "$kind: the two surviving jobs end with status 0 ($s2, $s3)" test "$s2$s3" = 00
+  check "$kind: the killed job held a claim (${claimed##*/})" test -n "$claimed"
+  check "$kind: a surviving job took the killed job's trial over" grep -q "taken over" "$tmp/$kind-2.log" "$tmp/$kind-3.log"
+  check "$kind: no trial has a result in two jobs' studies" /usr/bin/python3 - "$out"/shared/jobs/* <<'PY'
+import collections, os, sys
+sys.path.insert(0, os.path.join(os.environ["HERE"], "..", "jobs"))
+import ranksweep_study
+ids = collections.Counter()
+for d in sys.argv[1:]:
+    p = os.path.join(d, "study.h5")
+    if os.path.exists(p) or os.path.exists(os.path.join(d, "study.journal")):
+        ids.update(int(i) for i in ranksweep_study.load(p)["trials"].get("id", []))
+twice = [i for i, n in ids.items() if n > 1]
+assert not twice, f"trials with two results: {twice}"
+PY
+  check "$kind: the merged study equals a single job's" \
+    /usr/bin/python3 "$here/compare_studies.py" "$tmp/$kind-single/study.h5" "$out/study.h5"
+  check "$kind: report reads the merged study" bash -c "'$bin' report '$out/study.h5' > /dev/null"
+done
+
+# bad input, on the finished grid study
+bad() {  # bad NAME EXPECTED-TEXT COMMAND...: exit 2 and one line naming it
+  local log=$tmp/bad.log
+  "${@:3}" > "$log" 2>&1
+  local s=$?
+  check "$1: exit 2 ($s), says '$2'" bash -c "[[ $s -eq 2 ]] && grep -q -- '$2' '$log'"
+}
+bad "another config" "train.lr" timeout 60 mpirun --oversubscribe -np 1 "$bin" sweep "$tmp/grid.toml" \
+  --out "$tmp/grid-shared" --shared --set train.lr=0.5
+bad "no --shared on a shared study" "add --shared" timeout 60 mpirun --oversubscribe -np 1 "$bin" sweep \
+  "$tmp/grid.toml" --out "$tmp/grid-shared"
+sed -e 's/method = "grid"/method = "tpe"\ntrials = 4/' \
+    -e 's/"train.lr" = .*/"train.lr" = { distribution = "log_uniform", low = 0.003, high = 0.3 }/' \
+    "$tmp/grid.toml" > "$tmp/tpe.toml"
+bad "a shared TPE sweep" "grid and random" timeout 60 mpirun --oversubscribe -np 1 "$bin" sweep "$tmp/tpe.toml" \
+  --out "$tmp/tpe" --shared
+
+echo "shared study: $pass passed, $fail failed"
+[[ $fail -eq 0 ]]
