@@ -137,6 +137,14 @@ bool SharedStudy::alive(const std::string& job) {
   return std::chrono::duration<double>(Clock::now() - it->second.second).count() < m_timeout;
 }
 
+bool SharedStudy::has_result(const std::string& job, int64_t trial) const {
+  const std::string p = (fs::path(m_shared) / "jobs" / job / "study.h5").string();
+  if (!study_exists(p)) return false;
+  for (const TrialRow& r : read_study(p).rows)
+    if (r.id == trial && !retry_on_resume(r)) return true;
+  return false;
+}
+
 Study SharedStudy::gather(const Study& like) const {
   Study all;
   all.config_text = like.config_text;
@@ -173,7 +181,8 @@ int64_t SharedStudy::take_over(const std::set<int64_t>& have, size_t* pending) {
     if (!owner.empty() && owner.back() == '\n') owner.pop_back();
     // a claim still empty: being written, or its job died in between (no alive file: dead after the timeout)
     if (owner.empty()) owner = "unwritten-" + fs::path(claim.second).filename().string();
-    if (alive(owner) || taken >= 0) {
+    // (a dead owner's own study is read again: its result may have landed after `have` was read)
+    if (alive(owner) || taken >= 0 || has_result(owner, t)) {
       ++*pending;
       continue;
     }

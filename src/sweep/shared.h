@@ -62,6 +62,7 @@ class SharedStudy {
  private:
   using Clock = std::chrono::steady_clock;
   bool alive(const std::string& job);
+  bool has_result(const std::string& job, int64_t trial) const;  // in that job's own study
   void write_alive(const std::string& text);
   std::string m_dir, m_shared, m_job;
   double m_timeout;
