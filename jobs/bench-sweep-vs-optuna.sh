@@ -40,48 +40,30 @@ with h5py.File(sys.argv[1], "w") as f:
     f["labels"] = idx("train-labels-idx1-ubyte.gz")[:n].astype(np.int32)
 PY
 if [[ $model == mlp ]]; then
-  cat > "$tmp/sweep.toml" <<TOML
+  model_keys=$'preset = "mlp"\nhidden = [256]' train_keys=$'batch_size = 64\nlr = 0.01'
+  second="\"model.hidden\" = [[${widths//,/], [}]]" peer_grid="--hidden $widths"
+else
+  model_keys='preset = "tf-mnist-cnn"' train_keys=""
+  second="\"train.batch_size\" = [${batches//,/, }]" peer_grid="--batch $batches"
+fi
+cat > "$tmp/sweep.toml" <<TOML
 [data]
 format = "hdf5"
 path = "$tmp/data.h5"
 validation = $nval
 [model]
-preset = "mlp"
-hidden = [256]
+$model_keys
 [train]
 epochs = 1
-batch_size = 64
-lr = 0.01
+$train_keys
 optimizer = "sgd"
 momentum = 0.9
 [sweep]
 method = "grid"
 [sweep.space]
 "train.lr" = [${lrs//,/, }]
-"model.hidden" = [[${widths//,/], [}]]
+$second
 TOML
-  peer_grid="--hidden $widths"
-else
-  cat > "$tmp/sweep.toml" <<TOML
-[data]
-format = "hdf5"
-path = "$tmp/data.h5"
-validation = 1000
-[model]
-preset = "tf-mnist-cnn"
-[train]
-epochs = 1
-optimizer = "sgd"
-momentum = 0.9
-[sweep]
-method = "grid"
-[sweep.space]
-"train.lr" = [${lrs//,/, }]
-"train.batch_size" = [${batches//,/, }]
-TOML
-
-  peer_grid="--batch $batches"
-fi
 
 rs_run() {  # rep -> "trials seconds best"
   local t0 t1
