@@ -1,5 +1,6 @@
 #include "sweep/shared.h"
 
+#include <fmt/format.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 
@@ -101,6 +102,8 @@ SharedStudy::SharedStudy(std::string dir, const std::string& config_text, const 
            m_dir, d.empty() ? std::string("formatted differently") : d[0].text("the study", origin));
     }
   }
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  create_once(fs::path(study_dir()) / "started", fmt::format("{:.3f}\n", now));
   heartbeat();
 }
 
@@ -149,18 +152,34 @@ Study SharedStudy::gather(const Study& like) const {
   Study all;
   all.config_text = like.config_text;
   all.keys = like.keys;
-  std::set<int64_t> seen;
+  // Each job's groups are numbered from 0 and its times run from its own
+  // start: in the merged study the groups follow each other (jobs by name)
+  // and the times run from the first job's start (by the nodes' clocks).
+  std::map<std::string, std::pair<double, Study>> jobs;  // name -> (start, its study)
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(fs::path(m_shared) / "jobs", ec)) {
     const std::string p = (e.path() / "study.h5").string();
     if (!study_exists(p)) continue;
-    Study s = read_study(p);
-    all.sweep_seconds = std::max(all.sweep_seconds, s.sweep_seconds);
+    const double start = std::atof(read_text(e.path() / "started").c_str());
+    jobs.emplace(e.path().filename().string(), std::pair{start, read_study(p)});
+  }
+  double first = 0;
+  for (const auto& [name, js] : jobs) first = first > 0 && first < js.first ? first : js.first;
+  std::set<int64_t> seen;
+  int64_t groups = 0;
+  for (auto& [name, js] : jobs) {
+    auto& [start, s] = js;
+    const double shift = start > 0 && first > 0 ? start - first : 0;
+    int64_t mine = 0;
+    all.sweep_seconds = std::max(all.sweep_seconds, shift + s.sweep_seconds);
     for (TrialRow& r : s.rows) {
+      mine = std::max(mine, r.group + 1);
       if (retry_on_resume(r) || !seen.insert(r.id).second) continue;
+      r.group += groups, r.start_seconds += shift, r.end_seconds += shift;
       if (const auto c = s.curves.find(r.id); c != s.curves.end()) all.curves[r.id] = std::move(c->second);
       all.rows.push_back(std::move(r));
     }
+    groups += mine;
   }
   return all;
 }

@@ -12,6 +12,8 @@
 //                                 that runs the trial (n-th take-over: .n)
 //   DIR/shared/jobs/<job>/alive   a counter the job rewrites (rename) every
 //                                 timeout / 4 seconds; "done" when it ends
+//   DIR/shared/jobs/<job>/started its start (Unix seconds), for the merged
+//                                 study's timeline only
 //
 // A job is dead to another when its counter has not changed for `timeout`
 // seconds of the observer's own clock (no clocks are compared across nodes)
