@@ -4,8 +4,10 @@
 # claimed; the other two take that trial over after the heartbeat timeout and
 # finish. The merged DIR/study.h5 must hold every trial exactly once with the
 # results a single job gets (tests/compare_studies.py), for a grid and a random
-# sweep. Then bad input: a job with another config, a job without --shared on
-# the shared directory, a shared TPE sweep: each exit 2 with one line.
+# sweep; for TPE (whose proposals depend on which results each job has read)
+# every trial once, each with the values its checkpoint was trained with. Then
+# bad input: a job with another config, a job without --shared on the shared
+# directory, a shared ASHA sweep: each exit 2 with one line.
 # Usage: sweep_shared.sh path/to/ranksweep
 set -u
 bin=$1
@@ -18,26 +20,45 @@ cp "$here/fixtures/grid-sweep.toml" "$tmp/grid.toml"
 sed -e 's/method = "grid"/method = "random"\ntrials = 8\nseed = 3/' \
     -e 's/"train.lr" = .*/"train.lr" = { distribution = "log_uniform", low = 0.003, high = 0.3 }/' \
     "$tmp/grid.toml" > "$tmp/random.toml"
+sed -e 's/method = "grid"/method = "tpe"\ntrials = 10\nseed = 5/' \
+    -e 's/"train.lr" = .*/"train.lr" = { distribution = "log_uniform", low = 0.003, high = 0.3 }/' \
+    "$tmp/grid.toml" > "$tmp/tpe.toml"
+printf '[sweep.tpe]\nstartup_trials = 2\n' >> "$tmp/tpe.toml"
 fail=0 pass=0
 check() {  # check NAME COMMAND...: counts and prints
   if "${@:2}"; then pass=$((pass + 1)); echo "ok: $1"; else fail=$((fail + 1)); echo "FAILED: $1"; fi
+}
+values() {  # values OUT: "trial lr" for every checkpoint under OUT/trials
+  /usr/bin/python3 - "$1" <<'PY'
+import glob, os, sys, tomllib, h5py
+for p in glob.glob(sys.argv[1] + "/trials/*/run.h5"):
+    text = h5py.File(p, "r").attrs["config"]
+    cfg = tomllib.loads(text.decode() if isinstance(text, bytes) else text)
+    print(os.path.basename(os.path.dirname(p)), repr(cfg["train"]["lr"]))
+PY
 }
 job() {  # job CONFIG OUT LOG [ARGS...]: one shared job in the background, in its own process group
   setsid bash -c "exec timeout 300 mpirun --oversubscribe -np 1 '$bin' sweep '$1' --out '$2' --shared \
     --shared-timeout 3 ${*:4}" > "$3" 2>&1 &
 }
 
-for kind in grid random; do
+for kind in grid random tpe; do
   cfg=$tmp/$kind.toml out=$tmp/$kind-shared
-  timeout 300 mpirun --oversubscribe -np 1 "$bin" sweep "$cfg" --out "$tmp/$kind-single" > /dev/null 2>&1 ||
+  [[ $kind == tpe ]] ||
+    timeout 300 mpirun --oversubscribe -np 1 "$bin" sweep "$cfg" --out "$tmp/$kind-single" > /dev/null 2>&1 ||
     { fail=$((fail + 1)); echo "FAILED: $kind single-job reference"; continue; }
   mkdir -p "$out" && ln -s "$out" "$tmp/$kind-victim"  # the same directory, a command line of its own
-  job "$cfg" "$tmp/$kind-victim" "$tmp/$kind-1.log"
-  victim=$!
   job "$cfg" "$out" "$tmp/$kind-2.log"
   p2=$!
   job "$cfg" "$out" "$tmp/$kind-3.log"
   p3=$!
+  # the third job joins late, so that it claims a later trial (for TPE: one proposed from results)
+  for ((i = 0; i < 600; i++)); do
+    (($(ls "$out/shared/claims" 2>/dev/null | wc -l) >= 4)) && break
+    sleep 0.05
+  done
+  job "$cfg" "$tmp/$kind-victim" "$tmp/$kind-1.log"
+  victim=$!
   # the victim's name, then the moment it holds a claim (it is training that trial)
   name="" claimed=""
   for ((i = 0; i < 600; i++)); do
@@ -46,8 +67,14 @@ for kind in grid random; do
     [[ -n $name ]] && claimed=$(grep -lx "$name" "$out"/shared/claims/* 2>/dev/null | head -1)
     [[ -n $claimed ]] && break
   done
+  # after that trial's first checkpoint, so the take-over resumes it from there
+  for ((i = 0; i < 100; i++)); do
+    [[ -z $claimed || -f $out/trials/${claimed##*/}/run.h5 ]] && break
+    sleep 0.05
+  done
   kill -9 -- -"$victim" 2>/dev/null
   pkill -9 -f "$tmp/$kind-victim" 2>/dev/null
+  values "$out" > "$tmp/$kind-values.txt"  # every checkpoint's train.lr at the kill
   wait "$p2"; s2=$?
   wait "$p3"; s3=$?
   check "$kind: the two surviving jobs end with status 0 ($s2, $s3)" test "$s2$s3" = 00
@@ -65,8 +92,22 @@ for d in sys.argv[1:]:
 twice = [i for i, n in ids.items() if n > 1]
 assert not twice, f"trials with two results: {twice}"
 PY
-  check "$kind: the merged study equals a single job's" \
-    /usr/bin/python3 "$here/compare_studies.py" "$tmp/$kind-single/study.h5" "$out/study.h5"
+  if [[ $kind == tpe ]]; then
+    check "tpe: every trial once, each with the values it had at the kill ($(wc -l < "$tmp/tpe-values.txt") checkpoints)" \
+      /usr/bin/python3 - "$out/study.h5" "$tmp/tpe-values.txt" <<'PY'
+import sys, h5py
+t = h5py.File(sys.argv[1], "r")["trials"]
+ids = sorted(int(i) for i in t["id"][()])
+assert ids == list(range(11)), ids
+lr = dict(zip((int(i) for i in t["id"][()]), t["train.lr"][()]))
+for line in open(sys.argv[2]):
+    i, v = line.split()
+    assert lr[int(i)] == float(v), (i, v, lr[int(i)])
+PY
+  else
+    check "$kind: the merged study equals a single job's" \
+      /usr/bin/python3 "$here/compare_studies.py" "$tmp/$kind-single/study.h5" "$out/study.h5"
+  fi
   check "$kind: report reads the merged study" bash -c "'$bin' report '$out/study.h5' > /dev/null"
 done
 
@@ -81,11 +122,9 @@ bad "another config" "train.lr" timeout 60 mpirun --oversubscribe -np 1 "$bin" s
   --out "$tmp/grid-shared" --shared --set train.lr=0.5
 bad "no --shared on a shared study" "add --shared" timeout 60 mpirun --oversubscribe -np 1 "$bin" sweep \
   "$tmp/grid.toml" --out "$tmp/grid-shared"
-sed -e 's/method = "grid"/method = "tpe"\ntrials = 4/' \
-    -e 's/"train.lr" = .*/"train.lr" = { distribution = "log_uniform", low = 0.003, high = 0.3 }/' \
-    "$tmp/grid.toml" > "$tmp/tpe.toml"
-bad "a shared TPE sweep" "grid and random" timeout 60 mpirun --oversubscribe -np 1 "$bin" sweep "$tmp/tpe.toml" \
-  --out "$tmp/tpe" --shared
+printf '[sweep.asha]\nmin_epochs = 1\nreduction = 2\n' | cat "$tmp/grid.toml" - > "$tmp/asha.toml"
+bad "a shared ASHA sweep" "without ASHA" timeout 60 mpirun --oversubscribe -np 1 "$bin" sweep "$tmp/asha.toml" \
+  --out "$tmp/asha" --shared
 
 echo "shared study: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

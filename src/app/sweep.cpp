@@ -80,11 +80,10 @@ Plan plan_sweep(const SweepOptions& opt, const Comm& world) {
   if (world.size() % p.G)
     fail("--group-size {}: does not divide the {} ranks (every group must have the same size)", p.G, world.size());
   p.groups = world.size() / p.G;
-  if (opt.shared && (p.sweep.method == "tpe" || p.sweep.asha))
+  if (opt.shared && p.sweep.asha)
     fail(
-        "--shared: a study several jobs drive runs grid and random sweeps without ASHA (TPE's proposals and "
-        "ASHA's promotions depend on results one job has not seen); this one is {}{}",
-        p.sweep.method, p.sweep.asha ? " with ASHA" : "");
+        "--shared: a study several jobs drive runs without ASHA (its promotions need every rung's results in one "
+        "place first)");
   int level = 0;
   MPI_Query_thread(&level);
   if (level < MPI_THREAD_MULTIPLE)
@@ -94,10 +93,19 @@ Plan plan_sweep(const SweepOptions& opt, const Comm& world) {
   return p;
 }
 
+// Rank 0: the study sweep.warm_start names, its keys checked (exit 2 before any work).
+void read_warm_start(const Plan& p, Study& warm) {
+  if (p.sweep.warm_start.empty()) return;
+  warm = read_study(p.sweep.warm_start);
+  if (const int64_t n = Search(p.sweep, p.base.text).warm_start(warm, p.sweep.warm_start))
+    fmt::print("warm start: {} of the {} trials of {} lie outside this sweep.space in some key (unknown there)\n", n,
+               warm.rows.size(), p.sweep.warm_start);
+}
+
 // Rank 0, --shared: this job's part of the study (its own directory, locked);
 // the config must be the study's.
 std::unique_ptr<SharedStudy> open_shared(const SweepOptions& opt, const Plan& p, const std::string& dir,
-                                         OutputLock& lock) {
+                                         OutputLock& lock, Study& warm) {
   if (!fs::exists(fs::path(dir) / "shared") && study_exists((fs::path(dir) / "study.h5").string()))
     fail("{}: holds the study of a single job; resume it without --shared, or choose another --out", dir);
   std::error_code ec;
@@ -106,6 +114,7 @@ std::unique_ptr<SharedStudy> open_shared(const SweepOptions& opt, const Plan& p,
   auto shared = std::make_unique<SharedStudy>(dir, p.base.text, opt.config, opt.shared_timeout);
   lock = OutputLock((fs::path(shared->study_dir()) / ".lock").string(), shared->study_dir());
   fmt::print("sweep: job {} joins the shared study in {}\n", shared->job(), dir);
+  read_warm_start(p, warm);
   return shared;
 }
 
@@ -140,13 +149,7 @@ void open_study(const SweepOptions& opt, const Plan& p, const std::string& dir, 
           study_path, d.empty() ? std::string("formatted differently") : d[0].text("the study", opt.config));
     }
   }
-  if (!p.sweep.warm_start.empty()) {
-    warm = read_study(p.sweep.warm_start);
-    // its keys: exit 2 before any work
-    if (const int64_t n = Search(p.sweep, p.base.text).warm_start(warm, p.sweep.warm_start))
-      fmt::print("warm start: {} of the {} trials of {} lie outside this sweep.space in some key (unknown there)\n", n,
-                 warm.rows.size(), p.sweep.warm_start);
-  }
+  read_warm_start(p, warm);
 }
 
 // Rank 0 after every group is done: the last lines, and the exit status.
@@ -172,7 +175,7 @@ int sweep_command(const SweepOptions& opt, const Comm& world) {
   std::unique_ptr<SharedStudy> shared;  // rank 0's, with --shared
   world.root_only([&] {
     if (opt.shared)
-      shared = open_shared(opt, p, dir, lock), study_path = shared->study_dir() + "/study.h5";
+      shared = open_shared(opt, p, dir, lock, warm), study_path = shared->study_dir() + "/study.h5";
     else
       open_study(opt, p, dir, lock, previous, warm);
   });

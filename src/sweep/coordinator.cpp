@@ -75,8 +75,31 @@ void Coordinator::note_best(size_t i) {
     m_best = int(i);
 }
 
+void Coordinator::restore_values(int64_t trial) {
+  const fs::path run = fs::path(m_dir) / "trials" / std::to_string(trial) / "run.h5";
+  if (!fs::exists(run)) return;
+  try {  // its proposal is in its checkpoint's config: it continues with the values it started with
+    const std::string text = read_run_file(run.string()).config_text;
+    Overrides v;
+    for (const Dimension& d : m_sweep.space)
+      if (std::optional<TomlValue> x = toml_value_at(text, d.key)) v.emplace_back(d.key, *x);
+    m_search.restore(trial, v);
+  } catch (const UserError&) {  // unreadable: the trial starts afresh with a new proposal
+  }
+}
+
+void Coordinator::learn_foreign() {
+  for (const TrialRow& r : m_shared->gather(m_study).rows) {
+    if (row(r.id) || !m_foreign.insert(r.id).second) continue;
+    m_search.restore(r.id, r.params);
+    m_search.end(r.id, r.status, r.best_val_accuracy);
+  }
+}
+
 void Coordinator::restore_checkpointed() {
-  if (m_sweep.method != "tpe") return;  // other trials' values are a function of their number
+  // other trials' values are a function of their number; in a shared study a
+  // trial's values are restored when this job takes it over
+  if (m_sweep.method != "tpe" || m_shared) return;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(fs::path(m_dir) / "trials", ec)) {
     const fs::path run = e.path() / "run.h5";
@@ -86,15 +109,7 @@ void Coordinator::restore_checkpointed() {
     } catch (const std::exception&) {
       continue;
     }
-    if (row(id) || !fs::exists(run)) continue;
-    try {  // its proposal is in its checkpoint's config: it continues with the values it started with
-      const std::string text = read_run_file(run.string()).config_text;
-      Overrides v;
-      for (const Dimension& d : m_sweep.space)
-        if (std::optional<TomlValue> x = toml_value_at(text, d.key)) v.emplace_back(d.key, *x);
-      m_search.restore(id, v);
-    } catch (const UserError&) {  // unreadable: the trial starts afresh with a new proposal
-    }
+    if (!row(id)) restore_values(id);
   }
 }
 
@@ -128,6 +143,7 @@ bool Coordinator::shared_next(SchedulePolicy::Decision* d) {
   size_t pending = 0;
   const int64_t t = m_shared->take_over(have, &pending);
   if (t >= 0) {
+    if (m_sweep.method == "tpe") restore_values(t);
     fmt::print("trial {:>4} taken over: the job that claimed it stopped (no heartbeat for {} s, or ended)\n", t,
                m_shared->timeout());
     std::fflush(stdout);
@@ -246,6 +262,7 @@ void Coordinator::reply(int leader) {
   if (r.done) {
     ++m_groups_done;
   } else {
+    if (m_shared && m_sweep.method == "tpe") learn_foreign();  // propose from every job's results
     r.params = msg::params_text(m_search.start(d.job.trial));
     m_started_at[d.job.trial] = elapsed();
     m_leader_of[d.job.trial] = leader;

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -69,6 +70,8 @@ class Coordinator {
   void write_finished();  // curves of the jobs finished since the last write, study.h5, progress lines
   void record_rungs(int64_t trial, int64_t epochs);  // from the trial's curves, to the policy and the search
   void restore_checkpointed();                       // values of trials interrupted before their first result
+  void restore_values(int64_t trial);                // a TPE trial's values, from its checkpoint if it has one
+  void learn_foreign();                              // shared TPE: the other jobs' results into the search
   TrialRow* row(int64_t trial);
   void note_best(size_t i);  // row i changed: keep m_best
   void compact();            // study.h5 from memory; the journal starts afresh
@@ -92,6 +95,7 @@ class Coordinator {
   double m_compacted_at = 0, m_compact_seconds = 0;  // since_start() of the last compaction, its duration
   std::string m_dir, m_study_path;                   // the sweep's directory (trials/), this coordinator's study
   SharedStudy* m_shared = nullptr;
+  std::set<int64_t> m_foreign;    // trials whose results came from other jobs (shared TPE)
   Clock::time_point m_shared_at;  // the last look at the other jobs
   int m_groups, m_world;
   msg::Link& m_link;

@@ -23,10 +23,10 @@
 // The job that sees every trial with a result writes the merged
 // DIR/study.h5 (any job may: the content is the same).
 //
-// Grid and random sweeps without ASHA: which values a trial gets is then a
-// function of its number, so the jobs agree without talking. TPE (its
-// proposals depend on the results each job has seen) and ASHA promotions
-// are refused with --shared.
+// Without ASHA (its promotions need every rung's results in one place). Grid
+// and random trials' values are a function of their number; a TPE trial is
+// proposed by the job that claims it from every job's results it reads then
+// (Coordinator), and keeps its checkpoint's values when taken over.
 #pragma once
 
 #include <chrono>
