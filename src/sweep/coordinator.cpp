@@ -207,7 +207,14 @@ void Coordinator::note_epoch_seconds(int64_t trial) {
 void Coordinator::reply_waiting() {
   std::vector<int> waiting;
   std::swap(waiting, m_waiting);
-  for (int leader : waiting) reply(leader);  // may wait again
+  for (size_t i = 0; i < waiting.size(); ++i) {
+    reply(waiting[i]);
+    // told to wait again: nothing changed for the policy, so every group after it would be too
+    if (!m_waiting.empty() && m_waiting.back() == waiting[i]) {
+      m_waiting.insert(m_waiting.end(), waiting.begin() + std::ptrdiff_t(i) + 1, waiting.end());
+      return;
+    }
+  }
 }
 
 bool Coordinator::fits(const Job& j) const {
