@@ -39,8 +39,7 @@ Coordinator::Coordinator(const SweepConfig& sweep, Study previous, const Study& 
   if (!sweep.warm_start.empty()) m_search.warm_start(warm, sweep.warm_start);
   replay_study(m_study, sweep, m_policy, m_search);  // a resumed sweep
   for (TrialRow& r : m_study.rows) {
-    const fs::path run = fs::path(m_dir) / "trials" / std::to_string(r.id) / "run.h5";
-    if (fs::exists(run)) r.run_path = run.string();
+    if (const std::string run = run_path(r.id); fs::exists(run)) r.run_path = run;
     note_epoch_seconds(r.id);
   }
   m_resumed = m_study.rows.size();
@@ -75,11 +74,15 @@ void Coordinator::note_best(size_t i) {
     m_best = int(i);
 }
 
+std::string Coordinator::run_path(int64_t trial) const {
+  return (fs::path(m_dir) / "trials" / std::to_string(trial) / "run.h5").string();
+}
+
 void Coordinator::restore_values(int64_t trial) {
-  const fs::path run = fs::path(m_dir) / "trials" / std::to_string(trial) / "run.h5";
+  const std::string run = run_path(trial);
   if (!fs::exists(run)) return;
   try {  // its proposal is in its checkpoint's config: it continues with the values it started with
-    const std::string text = read_run_file(run.string()).config_text;
+    const std::string text = read_run_file(run).config_text;
     Overrides v;
     for (const Dimension& d : m_sweep.space)
       if (std::optional<TomlValue> x = toml_value_at(text, d.key)) v.emplace_back(d.key, *x);
@@ -102,7 +105,6 @@ void Coordinator::restore_checkpointed() {
   if (m_sweep.method != "tpe" || m_shared) return;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(fs::path(m_dir) / "trials", ec)) {
-    const fs::path run = e.path() / "run.h5";
     int64_t id = -1;
     try {
       id = std::stoll(e.path().filename().string());
@@ -163,10 +165,7 @@ void Coordinator::shared_end() {
     fmt::print("shared study: {} of {} trials have results in all jobs' studies; {} is written when every trial has\n",
                all.rows.size(), want, path);
   } else {
-    for (TrialRow& r : all.rows) {
-      const fs::path run = fs::path(m_dir) / "trials" / std::to_string(r.id) / "run.h5";
-      r.run_path = fs::exists(run) ? run.string() : "";
-    }
+    for (TrialRow& r : all.rows) r.run_path = fs::exists(run_path(r.id)) ? run_path(r.id) : "";
     std::sort(all.rows.begin(), all.rows.end(), [](const TrialRow& a, const TrialRow& b) { return a.id < b.id; });
     write_study(path, all, m_world);
     fmt::print("shared study: every trial has a result; wrote {}\n", path);
@@ -326,7 +325,7 @@ void Coordinator::result(const msg::Result& m) {
 void Coordinator::write_finished() {
   for (const auto& [trial, wall] : m_unwritten) {
     TrialRow& r = *row(trial);
-    r.run_path = (fs::path(m_dir) / "trials" / std::to_string(trial) / "run.h5").string();
+    r.run_path = run_path(trial);
     if (m_read_curves) {
       m_study.curves[trial] = m_read_curves(trial, r.run_path);
     } else if (fs::exists(r.run_path)) {

@@ -70,6 +70,7 @@ class Coordinator {
   void write_finished();  // curves of the jobs finished since the last write, study.h5, progress lines
   void record_rungs(int64_t trial, int64_t epochs);  // from the trial's curves, to the policy and the search
   void restore_checkpointed();                       // values of trials interrupted before their first result
+  std::string run_path(int64_t trial) const;         // DIR/trials/<trial>/run.h5
   void restore_values(int64_t trial);                // a TPE trial's values, from its checkpoint if it has one
   void learn_foreign();                              // shared TPE: the other jobs' results into the search
   TrialRow* row(int64_t trial);

@@ -140,11 +140,27 @@ bool SharedStudy::alive(const std::string& job) {
   return std::chrono::duration<double>(Clock::now() - it->second.second).count() < m_timeout;
 }
 
+const Study* SharedStudy::job_study(const std::string& job) const {
+  const fs::path dir = fs::path(m_shared) / "jobs" / job;
+  const std::string p = (dir / "study.h5").string();
+  if (!study_exists(p)) return nullptr;
+  // a study changes only by a rename of study.h5 or an append to its journal: their sizes and times say when
+  std::string stamp;
+  for (const char* f : {"study.h5", "study.journal"}) {
+    std::error_code ec;
+    const auto size = fs::file_size(dir / f, ec);
+    const auto time = fs::last_write_time(dir / f, ec);
+    stamp += fmt::format("{}:{} ", ec ? 0 : size, ec ? 0 : time.time_since_epoch().count());
+  }
+  Cached& c = m_cache[job];
+  if (c.stamp != stamp) c = {stamp, read_study(p)};
+  return &c.study;
+}
+
 bool SharedStudy::has_result(const std::string& job, int64_t trial) const {
-  const std::string p = (fs::path(m_shared) / "jobs" / job / "study.h5").string();
-  if (!study_exists(p)) return false;
-  for (const TrialRow& r : read_study(p).rows)
-    if (r.id == trial && !retry_on_resume(r)) return true;
+  if (const Study* s = job_study(job))
+    for (const TrialRow& r : s->rows)
+      if (r.id == trial && !retry_on_resume(r)) return true;
   return false;
 }
 
@@ -157,12 +173,9 @@ Study SharedStudy::gather(const Study& like) const {
   // and the times run from the first job's start (by the nodes' clocks).
   std::map<std::string, std::pair<double, Study>> jobs;  // name -> (start, its study)
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(fs::path(m_shared) / "jobs", ec)) {
-    const std::string p = (e.path() / "study.h5").string();
-    if (!study_exists(p)) continue;
-    const double start = std::atof(read_text(e.path() / "started").c_str());
-    jobs.emplace(e.path().filename().string(), std::pair{start, read_study(p)});
-  }
+  for (const auto& e : fs::directory_iterator(fs::path(m_shared) / "jobs", ec))
+    if (const Study* s = job_study(e.path().filename().string()))
+      jobs.emplace(e.path().filename().string(), std::pair{std::atof(read_text(e.path() / "started").c_str()), *s});
   double first = 0;
   for (const auto& [name, js] : jobs) first = first > 0 && first < js.first ? first : js.first;
   std::set<int64_t> seen;

@@ -65,6 +65,13 @@ class SharedStudy {
   using Clock = std::chrono::steady_clock;
   bool alive(const std::string& job);
   bool has_result(const std::string& job, int64_t trial) const;  // in that job's own study
+  // A job's own study (null if it has none yet), read again only when its files changed.
+  const Study* job_study(const std::string& job) const;
+  struct Cached {
+    std::string stamp;  // sizes and times of study.h5 and study.journal
+    Study study;
+  };
+  mutable std::map<std::string, Cached> m_cache;
   void write_alive(const std::string& text);
   std::string m_dir, m_shared, m_job;
   double m_timeout;
