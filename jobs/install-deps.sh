@@ -8,6 +8,7 @@ pkgs=(build-essential cmake pkg-config git
       libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
       libopenblas-openmp-dev libtomlplusplus-dev libcli11-dev libfmt-dev nlohmann-json3-dev
       zlib1g-dev liblzma-dev libstb-dev catch2 dataset-fashion-mnist
+      libonnx-dev libprotobuf-dev python3-onnx python3-pip  # ONNX export; its check (onnxruntime from PyPI, below)
       python3 python3-h5py python3-matplotlib python3-numpy
       time util-linux  # /usr/bin/time (peak memory in tests), flock
       clang libclang-rt-dev libomp-dev python3-pil  # jobs/fuzz.sh: libFuzzer, its OpenMP, seed images
@@ -18,10 +19,19 @@ missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-[[ ${#missing[@]} -eq 0 ]] && exit 0
-
 sudo=""
 [[ $(id -u) -ne 0 ]] && sudo="sudo"
-echo "install-deps: installing ${missing[*]}" >&2
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+if [[ ${#missing[@]} -gt 0 ]]; then
+  echo "install-deps: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+fi
+
+# ONNX Runtime checks exported models (tests/onnx_export.sh); Debian 12 has no
+# package of it. Pinned; --no-deps: an InferenceSession needs only numpy
+# (Debian's), its other requirements serve its command-line tools.
+ort=onnxruntime==1.20.1
+if ! /usr/bin/python3 -c "import onnxruntime" 2>/dev/null; then
+  $sudo /usr/bin/python3 -m pip install -q --no-deps --break-system-packages --root-user-action=ignore "$ort" >&2 ||
+    echo "install-deps: $ort could not be installed from PyPI; the ONNX Runtime check of exported models will be skipped" >&2
+fi

@@ -8,6 +8,8 @@
 
 namespace rs {
 
+struct Config;
+
 struct TrainOptions {
   std::string config;             // CONFIG.toml (empty with --resume)
   std::vector<std::string> sets;  // --set key=value
@@ -42,8 +44,9 @@ struct InferOptions {
 
 struct ExportOptions {
   std::string file;            // STUDY.h5 | RUN.h5 | PRED.h5
-  std::string format = "csv";  // csv | json
+  std::string format = "csv";  // csv | json | onnx (a run's or a study's best model)
   std::string out;             // empty: standard output
+  std::string input;           // onnx: the graph's image type, uint8 | float32 (empty: from the config)
 };
 
 // Returns the exit status: 0, 1 (training diverged), kExitRequeue (train/stop.h:
@@ -55,5 +58,11 @@ int sweep_command(const SweepOptions& opt, const Comm& world);
 int infer_command(const InferOptions& opt, const Comm& world);
 int report_command(const std::string& study, const Comm& comm);
 int export_command(const ExportOptions& opt, const Comm& comm);
+// The model of RUN.h5 (or STUDY.h5's best trial) as ONNX bytes (app/export_onnx.cpp).
+std::string onnx_model(const ExportOptions& opt);
+
+// The class names infer stores when the run file has none: Fashion-MNIST's,
+// CIFAR-10's, else the class numbers (app/infer.cpp).
+std::vector<std::string> default_class_names(const Config& cfg, const std::string& input, int K);
 
 }  // namespace rs

@@ -1,6 +1,7 @@
 // ranksweep export FILE --format csv|json: a study's trials, a run's
 // history or a prediction file's rows as a table for tools without HDF5
-// (pandas.read_csv, pandas.read_json(orient="records"), spreadsheets).
+// (pandas.read_csv, pandas.read_json(orient="records"), spreadsheets);
+// --format onnx: a run's model or a study's best (app/export_onnx.cpp).
 // Rank 0 reads and writes; the kind of file comes from its format attribute.
 #include <algorithm>
 #include <cerrno>
@@ -191,6 +192,12 @@ int export_command(const ExportOptions& opt, const Comm& comm) {
     std::error_code ec;
     if (!opt.out.empty() && std::filesystem::equivalent(opt.out, opt.file, ec))
       fail("--out {}: is the file being exported; export never writes over its input", opt.out);
+    if (opt.format == "onnx") {
+      if (opt.out.empty()) fail("--format onnx: needs --out MODEL.onnx (the model is binary)");
+      const std::string bytes = onnx_model(opt);
+      return write_file_atomically(opt.out, bytes.data(), bytes.size());
+    }
+    if (!opt.input.empty()) fail("--input {}: only for --format onnx", opt.input);
     std::string format = "ranksweep-study";  // a study's journal alone (killed before study.h5 was first written)
     if (!study_exists(opt.file) || std::filesystem::exists(opt.file)) {
       const H5CrashGuard guard(opt.file);

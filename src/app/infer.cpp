@@ -40,19 +40,18 @@ namespace fs = std::filesystem;
 namespace rs {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
 std::string lower(std::string s) {
   for (char& ch : s) ch = char(std::tolower(static_cast<unsigned char>(ch)));
   return s;
 }
 
+}  // namespace
+
 // Names of the classes, stored with the predictions when the run file has none
 // (a model trained on class folders keeps theirs): Fashion-MNIST's when the
 // model was trained on it (or the input is it), CIFAR-10's for CIFAR-10
 // models, else the class numbers.
-std::vector<std::string> class_names(const Config& cfg, const std::string& input, int K) {
+std::vector<std::string> default_class_names(const Config& cfg, const std::string& input, int K) {
   const bool fashion =
       lower(cfg.data.train_images + " " + cfg.data.path + " " + input).find("fashion") != std::string::npos;
   if (K == 10 && cfg.data.format == "idx" && fashion)
@@ -63,6 +62,11 @@ std::vector<std::string> class_names(const Config& cfg, const std::string& input
   for (int k = 0; k < K; ++k) v.push_back(std::to_string(k));
   return v;
 }
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // The prediction file, built by rank 0 alone in memory and put on disk whole
 // when complete (H5Image: no partial file is ever visible as OUT).
@@ -290,7 +294,7 @@ void write_attributes(hid_t f, const InferOptions& opt, const LoadedModel& m, co
   h5_attr(f, "/", "seconds", seconds);
   h5_attr(f, "/", "images_per_second", double(n) / seconds);
   h5_attr(f, "/", "class_names",
-          m.rf.class_names.empty() ? class_names(m.cfg, opt.data, m.rf.classes) : m.rf.class_names);
+          m.rf.class_names.empty() ? default_class_names(m.cfg, opt.data, m.rf.classes) : m.rf.class_names);
   if (src.has_labels()) {
     h5_attr(f, "/", "labels", src.labels_path());
     h5_attr(f, "/", "top1_accuracy", double(correct[0]) / double(n));

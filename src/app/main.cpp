@@ -92,11 +92,18 @@ int run(int argc, char** argv, const rs::Comm& comm) {
   CLI::App* report = app.add_subcommand("report", "leaderboard, default vs best, sensitivity of a study");
   report->add_option("study", study, "STUDY.h5")->required();
   rs::ExportOptions eopt;
-  CLI::App* exp = app.add_subcommand("export", "a study's trials, a run's history or predictions as CSV or JSON");
+  CLI::App* exp =
+      app.add_subcommand("export", "a study's trials, a run's history or predictions as CSV or JSON; a model as ONNX");
   exp->add_option("file", eopt.file, "STUDY.h5, RUN.h5 or PRED.h5")->required();
-  exp->add_option("--format", eopt.format, "csv | json (default: csv; json is a list of records)")
-      ->check(CLI::IsMember({"csv", "json"}));
-  exp->add_option("--out", eopt.out, "output file (default: standard output)");
+  exp->add_option("--format", eopt.format,
+                  "csv | json | onnx (default: csv; json is a list of records; onnx: the model of RUN.h5 or "
+                  "STUDY.h5's best trial)")
+      ->check(CLI::IsMember({"csv", "json", "onnx"}));
+  exp->add_option("--out", eopt.out, "output file (default: standard output; onnx needs one)");
+  exp->add_option("--input", eopt.input,
+                  "onnx: the graph's image type, uint8 (pixels, scaled by 1/255) or float32 (taken as they are); "
+                  "default: float32 for a model trained on an HDF5 file, else uint8")
+      ->check(CLI::IsMember({"uint8", "float32"}));
   CLI::App* info = app.add_subcommand("info", "build options, backends, devices and library versions");
 
   if (argc == 1) {  // no command: the help, as --help gives it

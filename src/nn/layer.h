@@ -108,6 +108,9 @@ class Layer {
   Shape m_in, m_out;
 };
 
+// Batch normalisation's epsilon and running-average momentum (PyTorch's defaults).
+inline constexpr double kBatchNormEps = 1e-5, kBatchNormMomentum = 0.1;
+
 // Builds a layer for input shape `in`; a dense layer with out = -1 gets
 // `classes` outputs. Shape errors throw UserError naming the layer.
 std::unique_ptr<Layer> make_layer(const LayerSpec& spec, int index, Shape in, int classes);

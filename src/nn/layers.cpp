@@ -171,10 +171,11 @@ class BatchNorm final : public Layer {
   }
 
  protected:
-  static constexpr double kMomentum = 0.1, kEps = 1e-5;  // PyTorch's defaults
   size_t bytes() const { return 2 * size_t(m_in.c) * sizeof(double); }
   size_t HW() const { return size_t(m_in.h) * m_in.w; }
-  BnParams params_for(const Pass& p) const { return {p.train, double(p.batch()) * double(HW()), kMomentum, kEps}; }
+  BnParams params_for(const Pass& p) const {
+    return {p.train, double(p.batch()) * double(HW()), kBatchNormMomentum, kBatchNormEps};
+  }
   // Training: sums over the global batch, then normalise (B = 0: only the running estimates move).
   void statistics(Backend& be, const float* x, float* y, const Pass& p) {
     if (p.stats) p.stats->sum(m_sums.data(), 2 * size_t(m_in.c));
