@@ -21,6 +21,7 @@ struct TrainOptions {
   std::string command;            // the command line, for provenance
   std::string deadline;           // --deadline: when the allocation ends (else Slurm's)
   double deadline_margin = 60;    // --deadline-margin: stop this many seconds before it
+  std::string trace;              // --trace FILE: every rank's spans, Chrome trace-event JSON
 };
 
 struct SweepOptions {
@@ -34,10 +35,12 @@ struct SweepOptions {
   double deadline_margin = 60;
   bool shared = false;         // --shared: one of several jobs driving the study in --out
   double shared_timeout = 60;  // --shared-timeout: seconds without a heartbeat before a job counts as gone
+  std::string trace;           // --trace FILE
 };
 
 struct InferOptions {
   std::string model, data, format = "auto", labels, out = "predictions.h5", device;
+  std::string trace;  // --trace FILE
   int top_k = 5, batch_size = 256;
   bool overwrite = false;
 };

@@ -32,6 +32,7 @@
 #include "io/h5.h"
 #include "io/output_dir.h"
 #include "io/progress.h"
+#include "io/trace.h"
 #include "nn/model.h"
 #include "train/run_file.h"
 
@@ -389,15 +390,24 @@ double predict_all(const InferOptions& opt, const LoadedModel& m, Source& src, M
     const auto [first, cnt] = sh.rows(r, round);
     const auto t0 = Clock::now();
     Dataset ds;
-    world.agree([&, first = first, cnt = cnt] { ds = src.read(first, cnt); });
-    const ChunkPredictions p = predict_chunk(ds, model, be, labels_dev.data(), m.rf, B, k, src.has_labels(), correct);
+    {
+      const trace::Scope span("read input");  // with the wait for the other ranks' reads
+      world.agree([&, first = first, cnt = cnt] { ds = src.read(first, cnt); });
+    }
+    const ChunkPredictions p = [&] {
+      const trace::Scope span("forward");
+      return predict_chunk(ds, model, be, labels_dev.data(), m.rf, B, k, src.has_labels(), correct);
+    }();
     busy += since(t0);
     std::vector<char> names(size_t(cnt) * name_len, 0);
     for (int64_t i = 0; i < cnt && name_len; ++i) {
       const std::string& s = src.names()[size_t(first + i)];
       std::copy(s.begin(), s.end(), names.begin() + i * int64_t(name_len));
     }
-    gather_and_write(sh, round, p, ds, names, k, name_len, src.has_labels(), out, world);
+    {
+      const trace::Scope span("gather predictions");
+      gather_and_write(sh, round, p, ds, names, k, name_len, src.has_labels(), out, world);
+    }
     if (world.leader() && (since(last_print) > 5 || round + 1 == sh.rounds())) {
       const int64_t done = sh.done_after(round);
       const double el = since(t_input);
@@ -412,6 +422,7 @@ double predict_all(const InferOptions& opt, const LoadedModel& m, Source& src, M
   MPI_Allreduce(MPI_IN_PLACE, correct, 2, MPI_INT64_T, MPI_SUM, world.raw());
   const double secs = since(t_input);  // input opened .. last rows written
   world.root_only([&] {
+    const trace::Scope span("write predictions");
     write_attributes(out->id(), opt, m, src, k, world.size(), secs, correct);
     out->commit();
   });
@@ -442,6 +453,8 @@ void print_summary(const InferOptions& opt, const Source& src, const Shards& sh,
 int infer_command(const InferOptions& opt, const Comm& world) {
   const auto t_start = Clock::now();
   OutputLock lock;
+  if (!opt.trace.empty()) start_trace(opt.trace, world);
+  std::optional<trace::Scope> loading(std::in_place, "load model");
   // the model (rank 0 reads, every rank receives) and the backend
   const LoadedModel m = read_model(opt, world, lock);
   const RunFile& rf = m.rf;
@@ -454,20 +467,24 @@ int infer_command(const InferOptions& opt, const Comm& world) {
   world.agree([&] { modelp.emplace(*be, m.cfg.model, Shape{rf.c, rf.h, rf.w}, K, B); });
   Model& model = *modelp;
   load_weights(m, model, world);
+  loading.reset();
 
   // the input: every rank opens it and reads its own contiguous slice
   const auto t_input = Clock::now();
+  std::optional<trace::Scope> opening(std::in_place, "open input");
   const std::unique_ptr<Source> src = open_input(opt, rf, world);
   const Shards sh{src->size(), world.size(), std::max<int64_t>(B, (16384 / B) * B)};
   size_t name_len = 0;
   for (const std::string& s : src->names()) name_len = std::max(name_len, s.size());
   check_room(opt, sh.n, k, name_len, src->has_labels(), world);
   print_start(opt, m, *src, *be, place, threads, world);
+  opening.reset();
 
   int64_t correct[2] = {0, 0};  // top-1, top-k
   const double busy = predict_all(opt, m, *src, model, *be, sh, k, name_len, t_input, correct, world);
   const double wall = since(t_input);
   print_summary(opt, *src, sh, k, busy, wall, since(t_start) - wall, correct, world);
+  if (!opt.trace.empty()) write_trace(opt.trace, world);
   return 0;
 }
 

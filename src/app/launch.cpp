@@ -7,11 +7,14 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <thread>
 
 #include "backend/device.h"
 #include "build_info.h"
 #include "error.h"
+#include "io/h5.h"
+#include "io/trace.h"
 #include "mpi/comm.h"
 #if RS_HAVE_CUDA
 #include "kernels/cuda_check.h"
@@ -130,6 +133,46 @@ void print_launch(const std::string& command, const Comm& world, const Placement
              slurm, where.nodes, world.size(), threads, threads_why, where.device, where.why, deadline.describe());
   if (verbose) fmt::print("binding:\n  {}\n", fmt::join(split(where.bindings, '\n'), "\n  "));
   std::fflush(stdout);
+}
+
+void start_trace(const std::string& path, const Comm& world) {
+  world.root_only([&] {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::path parent = fs::absolute(path).parent_path();
+    if (!fs::is_directory(parent, ec)) fail("--trace {}: the directory {} does not exist", path, parent.string());
+    if (fs::is_directory(path, ec)) fail("--trace {}: is a directory", path);
+  });
+  char host[256] = "?";
+  gethostname(host, sizeof host - 1);
+  trace::start(world.rank(), fmt::format("{}:{}", host, world.rank()));
+}
+
+void write_trace(const std::string& path, const Comm& world) {
+  long long origin = trace::start_us(), dropped = trace::dropped();
+  MPI_Allreduce(MPI_IN_PLACE, &origin, 1, MPI_LONG_LONG, MPI_MIN, world.raw());
+  MPI_Allreduce(MPI_IN_PLACE, &dropped, 1, MPI_LONG_LONG, MPI_SUM, world.raw());
+  const std::string mine = trace::take_events(origin);
+  std::string json;
+  if (!world.leader()) {  // one rank at a time to rank 0 (each rank's events are capped: io/trace.h)
+    MPI_Send(mine.data(), int(mine.size()), MPI_CHAR, 0, 0, world.raw());
+  } else {
+    json = fmt::format(
+        "{{\"displayTimeUnit\": \"ms\",\n\"otherData\": {{\"ranks\": {}, \"step_spans_dropped\": {}}},\n"
+        "\"traceEvents\": [\n{}",
+        world.size(), dropped, mine);
+    for (int q = 1; q < world.size(); ++q) {
+      MPI_Status st;
+      MPI_Probe(q, 0, world.raw(), &st);
+      int n = 0;
+      MPI_Get_count(&st, MPI_CHAR, &n);
+      std::string part(size_t(n), '\0');
+      MPI_Recv(part.data(), n, MPI_CHAR, q, 0, world.raw(), MPI_STATUS_IGNORE);
+      json += ",\n" + part;
+    }
+    json += "\n]}\n";
+  }
+  world.root_only([&] { write_file_atomically(path, json.data(), json.size()); });
 }
 
 }  // namespace rs

@@ -49,4 +49,12 @@ std::unique_ptr<Backend> make_backend(const TrainConfig& t, const Comm& placemen
 void print_launch(const std::string& command, const Comm& world, const Placement& where, int threads,
                   const std::string& threads_why, const Deadline& deadline, bool verbose);
 
+// --trace FILE: every rank records spans from now on (io/trace.h), named
+// host:rank; rank 0 checks first that FILE can be written where it goes
+// (collective: a UserError on every rank).
+void start_trace(const std::string& path, const Comm& world);
+// Every rank's spans to rank 0, which writes FILE whole (Chrome trace-event
+// JSON, timestamps from the earliest rank's start). Collective.
+void write_trace(const std::string& path, const Comm& world);
+
 }  // namespace rs

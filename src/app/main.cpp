@@ -32,6 +32,11 @@ void add_deadline_options(CLI::App* app, std::string& deadline, double& margin) 
       ->check(CLI::Validator([](std::string& v) { return rs::check_deadline_margin(v); }, "SECONDS", "margin"));
 }
 
+void add_trace_option(CLI::App* app, std::string& trace) {
+  app->add_option("--trace", trace,
+                  "write every rank's timeline to FILE (Chrome trace-event JSON: Perfetto, chrome://tracing)");
+}
+
 int run(int argc, char** argv, const rs::Comm& comm) {
   CLI::App app{"ranksweep: data-parallel training, hyperparameter sweeps and batch inference over MPI"};
   app.name("ranksweep");
@@ -53,6 +58,7 @@ int run(int argc, char** argv, const rs::Comm& comm) {
   train->add_flag("-v,--verbose", topt.verbose,
                   "print every rank's device binding, the model's layers and per-phase times each epoch");
   add_deadline_options(train, topt.deadline, topt.deadline_margin);
+  add_trace_option(train, topt.trace);
   rs::SweepOptions sopt;
   sopt.command = topt.command;
   CLI::App* sweep =
@@ -62,6 +68,7 @@ int run(int argc, char** argv, const rs::Comm& comm) {
   sweep->add_option("--out", sopt.out, "output directory; an existing sweep there is resumed");
   sweep->add_flag("-v,--verbose", sopt.verbose, "print every rank's device binding");
   add_deadline_options(sweep, sopt.deadline, sopt.deadline_margin);
+  add_trace_option(sweep, sopt.trace);
   sweep->add_option("--group-size", sopt.group_size, "ranks per trial (default: sweep.group_size)")
       ->check(CLI::PositiveNumber);
   sweep->add_flag("--shared", sopt.shared,
@@ -88,6 +95,7 @@ int run(int argc, char** argv, const rs::Comm& comm) {
       ->check(CLI::Range(1, 1 << 20));
   infer->add_option("--device", iopt.device, "auto | cpu | cuda (default: the model config's train.device)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  add_trace_option(infer, iopt.trace);
   std::string study;
   CLI::App* report = app.add_subcommand("report", "leaderboard, default vs best, sensitivity of a study");
   report->add_option("study", study, "STUDY.h5")->required();

@@ -17,6 +17,7 @@
 #include "error.h"
 #include "io/output_dir.h"
 #include "io/progress.h"
+#include "io/trace.h"
 #include "mpi/allreduce.h"
 #include "mpi/bcast_data.h"
 #include "sweep/coordinator.h"
@@ -165,6 +166,7 @@ int finish(Coordinator& c, std::thread& thread, const std::string& study_path) {
 }  // namespace
 
 int sweep_command(const SweepOptions& opt, const Comm& world) {
+  if (!opt.trace.empty()) start_trace(opt.trace, world);
   const Plan p = plan_sweep(opt, world);
   std::string dir = opt.out;
   if (dir.empty() && world.leader()) dir = default_out_dir(opt.config);
@@ -223,11 +225,16 @@ int sweep_command(const SweepOptions& opt, const Comm& world) {
                          .local_stop = [&deadline] { return stop_requested(deadline); }};
   run_group(setup, gc, *be, *grads, ch);
   world.barrier_idle();  // every group is done, so the coordinator has finished
-  int status = coord ? finish(*coord, coord_thread, study_path) : 0;
+  int status = 0;
+  if (coord) {
+    const trace::Scope span("finish study");
+    status = finish(*coord, coord_thread, study_path);
+  }
   world.bcast(status);
   MPI_Comm_free(&group_comm);
   MPI_Comm_free(&ch.up);
   MPI_Comm_free(&ch.down);
+  if (!opt.trace.empty()) write_trace(opt.trace, world);
   return status;
 }
 

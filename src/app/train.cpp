@@ -12,6 +12,7 @@
 #include "error.h"
 #include "io/output_dir.h"
 #include "io/progress.h"
+#include "io/trace.h"
 #include "mpi/bcast_data.h"
 #include "train/run_file.h"
 #include "train/stop.h"
@@ -232,6 +233,7 @@ int train_epochs(Trainer& tr, const RunStart& r, const Data& data, const TrainOp
 int train_command(const TrainOptions& opt, const Comm& comm) {
   std::vector<std::string> sets = opt.sets;
   if (!opt.device.empty()) sets.push_back("train.device=\"" + opt.device + "\"");
+  if (!opt.trace.empty()) start_trace(opt.trace, comm);
   RunStart r = open_run(opt, sets, comm);
   const Config& cfg = r.cfg;
 
@@ -245,12 +247,14 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
   const auto tb = std::chrono::steady_clock::now();
   const Data data = load_and_bcast_data(comm, cfg.data, uint64_t(cfg.train.seed));
   const double data_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - tb).count();
+  std::optional<trace::Scope> setup(std::in_place, "set up");
   std::optional<Trainer> trp;  // an allocation that fails on any rank fails on all (one line, status 1)
   comm.agree([&] { trp.emplace(cfg, data, *be, comm); });
   Trainer& tr = *trp;
   tr.note_broadcast(data_seconds);
   check_space(tr, r, comm);
   init_or_resume(tr, r, !opt.resume.empty(), data, comm);
+  setup.reset();
   print_start(tr, r, data, opt.verbose, comm);
   if (tr.epochs_done() >= cfg.train.epochs) {
     if (comm.leader())
@@ -259,7 +263,10 @@ int train_command(const TrainOptions& opt, const Comm& comm) {
     return 0;
   }
   tr.set_stop_check([&deadline] { return stop_requested(deadline); });
-  return train_epochs(tr, r, data, opt, Provenance{comm.size(), threads, opt.command, place.bindings}, comm);
+  const int status =
+      train_epochs(tr, r, data, opt, Provenance{comm.size(), threads, opt.command, place.bindings}, comm);
+  if (!opt.trace.empty()) write_trace(opt.trace, comm);
+  return status;
 }
 
 }  // namespace rs

@@ -13,6 +13,8 @@
 #include <exception>
 #include <stdexcept>
 
+#include "io/trace.h"
+
 namespace rs {
 namespace {
 
@@ -52,8 +54,12 @@ void point_into(Dataset& d, const Layout& l, char* p, const std::shared_ptr<Node
 }  // namespace
 
 Data load_and_bcast_data(const Comm& comm, const DataConfig& cfg, uint64_t seed) {
+  const trace::Scope span("load and broadcast data");
   Data data;
-  comm.root_only([&] { data = load_data(cfg, seed); });
+  comm.root_only([&] {
+    const trace::Scope read("read data");
+    data = load_data(cfg, seed);
+  });
   if (comm.size() == 1) return data;
 
   Layout l[2] = {layout_of(data.train), layout_of(data.test)};

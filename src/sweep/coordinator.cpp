@@ -10,6 +10,7 @@
 
 #include "error.h"
 #include "io/progress.h"
+#include "io/trace.h"
 #include "sweep/engine.h"
 #include "train/run_file.h"
 
@@ -51,6 +52,7 @@ Coordinator::Coordinator(const SweepConfig& sweep, Study previous, const Study& 
 }
 
 void Coordinator::compact() {
+  const trace::Scope span("compact study");
   const auto t = Clock::now();
   m_study.sweep_seconds = elapsed();  // the sweep's time over all its runs
   m_study.journal_seq = m_journal.seq();
@@ -116,6 +118,7 @@ void Coordinator::restore_checkpointed() {
 }
 
 void Coordinator::run() {
+  trace::name_thread("coordinator");
   while (m_groups_done < m_groups || !m_unwritten.empty()) {
     if (!m_stopping && stop_signal()) begin_stop(fmt::format("signal {} on rank 0", stop_signal()));
     // results are written when no message waits, or when the oldest has waited 0.2 s (a busy coordinator)
@@ -323,6 +326,8 @@ void Coordinator::result(const msg::Result& m) {
 }
 
 void Coordinator::write_finished() {
+  const trace::Scope span("write results",
+                          trace::on() ? fmt::format("\"results\": {}", m_unwritten.size()) : std::string());
   for (const auto& [trial, wall] : m_unwritten) {
     TrialRow& r = *row(trial);
     r.run_path = run_path(trial);

@@ -6,14 +6,18 @@
 #include <chrono>
 #include <map>
 
+#include "io/trace.h"
+
 namespace rs {
 namespace {
 
-// Seconds fn takes.
-template <class F> double timed(F&& fn) {
+// Seconds fn takes; a step-level span of the trace.
+template <class F> double timed(const char* span, F&& fn) {
   const auto t0 = std::chrono::steady_clock::now();
   fn();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto t1 = std::chrono::steady_clock::now();
+  trace::span(span, t0, t1, {}, true);
+  return std::chrono::duration<double>(t1 - t0).count();
 }
 
 constexpr size_t kBucketBytes = size_t(4) << 20;
@@ -50,14 +54,15 @@ class AllreduceSync final : public GradSync {
   void layer_done(size_t layer) override { m_allreduce->layer_done(layer); }
   SyncTimes finish(float lr) override {
     SyncTimes s;
-    s.exchange = timed([&] { m_allreduce->finish(); });
-    s.optimizer = timed([&] { m_opt.step(m_model.params(), m_model.grads(), lr); });
+    s.exchange = timed("exchange", [&] { m_allreduce->finish(); });
+    s.optimizer = timed("optimizer", [&] { m_opt.step(m_model.params(), m_model.grads(), lr); });
     return s;
   }
   std::string describe() const override {
-    return m_ranks == 1 ? "gradients: one rank, its own update"
-                        : fmt::format("gradients: bucketed allreduce over {} ranks{}, every rank updates every parameter ({})",
-                                      m_ranks, m_overlap ? " (overlapped with backward)" : "", m_why);
+    return m_ranks == 1
+               ? "gradients: one rank, its own update"
+               : fmt::format("gradients: bucketed allreduce over {} ranks{}, every rank updates every parameter ({})",
+                             m_ranks, m_overlap ? " (overlapped with backward)" : "", m_why);
   }
 
  private:
@@ -77,20 +82,19 @@ class SharedSync final : public GradSync {
   void begin(float lr) override {
     m_opt.begin_step();  // the split applies its rows during backward
     if (m_split)
-      m_split->set_update([this, lr](const float* g, size_t at, size_t count) {
-        m_opt.update(m_model.params(), g, lr, at, count);
-      });
+      m_split->set_update(
+          [this, lr](const float* g, size_t at, size_t count) { m_opt.update(m_model.params(), g, lr, at, count); });
   }
   void layer_done(size_t) override {}
   SyncTimes finish(float lr) override {
     // wait for the node's gradients, update the rest of this rank's shard, wait for the others'
     SyncTimes s;
-    s.exchange = timed([&] { m_shared->sync(); });
-    s.optimizer = timed([&] {
+    s.exchange = timed("exchange", [&] { m_shared->sync(); });
+    s.optimizer = timed("optimizer", [&] {
       m_shared->reduce_shard(
           [&](const float* g, size_t lo, size_t count) { m_opt.update(m_model.params(), g, lr, lo, count); });
     });
-    s.exchange += timed([&] { m_shared->sync(); });
+    s.exchange += timed("exchange", [&] { m_shared->sync(); });
     const auto [gather, reduce] = m_shared->take_exchange_seconds();  // across nodes: exchange, not compute
     s.optimizer -= reduce;
     s.exchange += gather + reduce;
@@ -102,11 +106,13 @@ class SharedSync final : public GradSync {
   std::string describe() const override {
     const int nodes = m_shared->nodes();
     std::string s = m_ranks == 1 ? "gradients: one rank, updated in place"
-                                 : fmt::format("gradients: one parameter copy a node ({} node(s) x {} rank(s)), each rank "
-                                               "sums and updates its shard{}",
-                                               nodes, m_ranks / nodes, nodes > 1 ? ", shards allreduced across nodes" : "");
-    if (m_split) s += fmt::format("; {} dense layer(s) split by rows{}", m_split->layers(),
-                                  nodes > 1 ? ", their activations exchanged across nodes" : "");
+                                 : fmt::format(
+                                       "gradients: one parameter copy a node ({} node(s) x {} rank(s)), each rank "
+                                       "sums and updates its shard{}",
+                                       nodes, m_ranks / nodes, nodes > 1 ? ", shards allreduced across nodes" : "");
+    if (m_split)
+      s += fmt::format("; {} dense layer(s) split by rows{}", m_split->layers(),
+                       nodes > 1 ? ", their activations exchanged across nodes" : "");
     return s;
   }
 

@@ -7,6 +7,7 @@
 #include <numeric>
 #include <utility>
 
+#include "io/trace.h"
 #include "kernels/hd_math.h"
 
 namespace rs {
@@ -16,6 +17,7 @@ using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 // A step's phases (Trainer::Phases); kOther: time accounted for otherwise.
 enum { kData, kForward, kBackward, kAllreduce, kOptimizer, kOther };
+const char* const kPhaseSpans[] = {"data", "forward", "backward"};  // the trace's step-level spans of the first three
 
 Shape input_shape(const Data& d) { return Shape{d.train.c, d.train.h, d.train.w}; }
 
@@ -73,9 +75,11 @@ void Trainer::choose_sync() {
 }
 
 void Trainer::init() {
+  const trace::Scope span("broadcast model");
   const auto t0 = Clock::now();
   choose_sync();
-  if (const SharedParams* shared = m_sync->shared()) {  // one copy a node: rank 0's, broadcast to the other nodes' copies
+  if (const SharedParams* shared =
+          m_sync->shared()) {  // one copy a node: rank 0's, broadcast to the other nodes' copies
     if (m_comm.leader()) m_model.init_params(uint64_t(m_cfg.train.seed));
     shared->copy_from_first_node(0);
     m_broadcast_seconds += since(t0);
@@ -92,6 +96,7 @@ void Trainer::init() {
 }
 
 void Trainer::resume(const RunFile& rf) {
+  const trace::Scope span("load checkpoint");
   choose_sync();
   m_comm.root_only([&] { load_into(rf, m_model, &m_opt); });
   std::vector<float> st = m_model.state_host();
@@ -164,6 +169,7 @@ void Trainer::stop_inside_epoch(int64_t step, double train_seconds, std::array<d
 
 bool Trainer::run_epoch() {
   const int64_t epoch = epochs_done();
+  const trace::Scope span("epoch", trace::on() ? fmt::format("\"epoch\": {}", epoch + 1) : std::string());
   // Resuming inside this epoch: start at its step with this rank's sums so far.
   const int64_t first_step = m_position.step;
   const double seconds_before = m_position.train_seconds;
@@ -203,10 +209,22 @@ bool Trainer::train_steps(int64_t epoch, int64_t first_step, double seconds_befo
   auto lap = [&, t = Clock::now()](int which) mutable {
     const auto now = Clock::now();
     phase[size_t(which)] += std::chrono::duration<double>(now - t).count();
+    if (which < kAllreduce) trace::span(kPhaseSpans[which], t, now, {}, true);
     t = now;
   };
   const auto t0 = Clock::now();
+  // Trace: the first steps one by one, the rest of the epoch as one span.
+  const int64_t detailed_end = trace::on() ? std::min(spe, first_step + trace::kDetailedSteps) : first_step;
+  Clock::time_point steps_begin;
+  const auto steps_span = [&](int64_t end) {
+    if (end > detailed_end)
+      trace::span("steps", steps_begin, Clock::now(), fmt::format("\"steps\": \"{}-{}\"", detailed_end + 1, end));
+  };
   for (int64_t s = first_step; s < spe; ++s) {
+    if (trace::on()) {
+      trace::detail_steps(s < detailed_end);
+      if (s == detailed_end) steps_begin = Clock::now();
+    }
     const int64_t first = s * t.batch_size, Bg = std::min<int64_t>(t.batch_size, n - first);
     const int64_t lo = Bg * r / R, hi = Bg * (r + 1) / R;
     const int B = int(hi - lo);
@@ -251,9 +269,13 @@ bool Trainer::train_steps(int64_t epoch, int64_t first_step, double seconds_befo
     if (stop_agreed()) {
       m_be.synchronize();
       stop_inside_epoch(s + 1, seconds_before + since(t0), read_metrics(false));
+      trace::detail_steps(false);
+      steps_span(s + 1);
       return false;
     }
   }
+  trace::detail_steps(false);
+  steps_span(spe);
   return true;
 }
 
@@ -287,7 +309,10 @@ Trainer::Ended Trainer::run_epochs(int64_t last, const std::function<void()>& ch
                                    const std::function<void()>& epoch_done) {
   while (epochs_done() < last) {
     const bool finished = run_epoch();
-    checkpoint();
+    {
+      const trace::Scope span("checkpoint");
+      checkpoint();
+    }
     if (!finished) return Ended::stopped_in_epoch;
     epoch_done();
     if (epochs_done() < last && stop_agreed()) return Ended::stopped_after_epoch;
@@ -303,6 +328,7 @@ bool Trainer::evaluate(const Dataset& d, const std::vector<int64_t>& all, EvalRe
   const int64_t n = int64_t(all.size()), lo = n * r / R, hi = n * (r + 1) / R;
   const int64_t EB = m_cfg.train.eval_batch_size;
   const int64_t rounds = ((n + R - 1) / R + EB - 1) / EB;  // the largest slice: every rank polls as often
+  const trace::Scope span("evaluate", &d == &m_data.test ? "\"set\": \"test\"" : "\"set\": \"validation\"");
   read_metrics(true);
   const auto t0 = Clock::now();
   for (int64_t k = 0; k < rounds; ++k) {
