@@ -9,6 +9,7 @@ pkgs=(build-essential cmake pkg-config git
       libopenblas-openmp-dev libtomlplusplus-dev libcli11-dev libfmt-dev nlohmann-json3-dev
       zlib1g-dev liblzma-dev libstb-dev catch2 dataset-fashion-mnist
       libonnx-dev libprotobuf-dev python3-onnx python3-pip  # ONNX export; its check (onnxruntime from PyPI, below)
+      python3-pandas  # the study snippet of docs/file-formats.md, run by tests/pandas_snippet.sh
       python3 python3-h5py python3-matplotlib python3-numpy
       time util-linux  # /usr/bin/time (peak memory in tests), flock
       clang libclang-rt-dev libomp-dev python3-pil  # jobs/fuzz.sh: libFuzzer, its OpenMP, seed images

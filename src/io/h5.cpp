@@ -294,13 +294,37 @@ H5 fixed_string_type(size_t len) {
   return type;
 }
 
-// Variable-length strings live in the global heap, which no checksum guards
-// and which HDF5 1.10 reads in an endless loop when it is damaged. This
-// version writes none; only files from before the checksummed format may have them.
+// Strings HDF5 read as variable-length, copied out and freed.
+std::vector<std::string> take_vlen(const std::vector<char*>& p) {
+  std::vector<std::string> out;
+  for (char* c : p) {
+    out.emplace_back(c ? c : "");
+    if (c) H5free_memory(c);
+  }
+  return out;
+}
+
+// Variable-length strings live in the global heap, which no HDF5 checksum
+// guards and which HDF5 1.10 reads in an endless loop when it is damaged.
+// This version writes them only as attributes (h5py reads those as str) of
+// files with the checksum block, whose CRC-64 h5_open_read checked before
+// HDF5 parsed a byte; files of earlier versions (superblock 0) may have them
+// too. A checksummed-format file without the block holding one is damaged.
 void check_vlen_allowed(hid_t loc, const std::string& file, const std::string& what) {
   H5 f(H5Iget_file_id(loc), H5Fclose);
-  if (f.id() >= 0 && h5_superblock_version(f) >= 2)
-    fail("{}: {} is a variable-length string, which this format never holds (damaged file)", file, what);
+  if (f.id() < 0 || h5_superblock_version(f) < 2) return;
+  H5 fcpl(H5Fget_create_plist(f), H5Pclose);
+  hsize_t block = 0;
+  if (fcpl.id() >= 0 && H5Pget_userblock(fcpl, &block) >= 0 && block == kUserBlock) return;
+  fail("{}: {} is a variable-length string, which a file without its checksum never holds (damaged file)", file, what);
+}
+
+// A variable-length UTF-8 string type (attributes: h5py reads them as str).
+H5 vlen_string_type() {
+  H5 type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type, H5T_VARIABLE);
+  H5Tset_cset(type, H5T_CSET_UTF8);
+  return type;
 }
 
 // The core driver's memory, through file image callbacks: plain malloc, and at
@@ -504,12 +528,7 @@ std::vector<std::string> h5_read_strings(hid_t loc, const std::string& path, con
   std::vector<char*> p(dims[0], nullptr);
   if (dims[0] && H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, p.data()) < 0)
     fail("{}: cannot read {}", file, path);
-  std::vector<std::string> out;
-  for (char* c : p) {
-    out.emplace_back(c ? c : "");
-    if (c) H5free_memory(c);
-  }
-  return out;
+  return take_vlen(p);
 }
 
 void h5_read(hid_t loc, const std::string& p, float* o, const std::string& f) { read_impl(loc, p, o, f); }
@@ -520,17 +539,14 @@ void h5_read(hid_t loc, const std::string& p, uint8_t* o, const std::string& f) 
 void h5_attr(hid_t loc, const std::string& obj, const std::string& name, const std::string& value) {
   H5 o = open_obj(loc, obj);
   if (H5Aexists(o, name.c_str()) > 0) H5Adelete(o, name.c_str());
-  H5 type(H5Tcopy(H5T_C_S1), H5Tclose);  // fixed length: in the (checksummed) object header, not the global heap
-  H5Tset_size(type, std::max<size_t>(1, value.size()));
-  H5Tset_strpad(type, H5T_STR_NULLPAD);
-  H5Tset_cset(type, H5T_CSET_UTF8);
+  H5 type = vlen_string_type();  // h5py reads it as str (a fixed-length one as bytes)
   H5 space(H5Screate(H5S_SCALAR), H5Sclose);
   H5 a(H5Acreate2(o, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  const std::string padded = value.empty() ? std::string(1, '\0') : value;
-  if (a.id() < 0 || H5Awrite(a, type, padded.data()) < 0) write_failed("attribute " + obj + "@" + name);
+  const char* p = value.c_str();
+  if (a.id() < 0 || H5Awrite(a, type, &p) < 0) write_failed("attribute " + obj + "@" + name);
 }
 void h5_attr(hid_t loc, const std::string& obj, const std::string& name, const std::vector<std::string>& value) {
-  h5_attr_names(loc, obj, name, value);  // fixed length, like every string this version writes
+  h5_attr_names(loc, obj, name, value);
 }
 void h5_attr(hid_t loc, const std::string& obj, const std::string& name, double v) { attr_impl(loc, obj, name, &v, 0); }
 void h5_attr(hid_t loc, const std::string& obj, const std::string& name, int64_t v) {
@@ -573,13 +589,13 @@ unsigned h5_superblock_version(hid_t f) {
 void h5_attr_names(hid_t loc, const std::string& obj, const std::string& name, const std::vector<std::string>& v) {
   H5 o = open_obj(loc, obj);
   if (H5Aexists(o, name.c_str()) > 0) H5Adelete(o, name.c_str());
-  size_t len = 0;
-  const std::string buf = pack_fixed(v, &len);
-  H5 type = fixed_string_type(len);
+  H5 type = vlen_string_type();  // h5py reads a list of str
+  std::vector<const char*> p;
+  for (const std::string& x : v) p.push_back(x.c_str());
   const hsize_t n = v.size();
   H5 space(H5Screate_simple(1, &n, nullptr), H5Sclose);
   H5 a(H5Acreate2(o, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  if (a.id() < 0 || (n && H5Awrite(a, type, buf.data()) < 0)) write_failed("attribute " + obj + "@" + name);
+  if (a.id() < 0 || (n && H5Awrite(a, type, p.data()) < 0)) write_failed("attribute " + obj + "@" + name);
 }
 
 std::vector<std::string> h5_attr_names(hid_t loc, const std::string& obj, const std::string& name,
@@ -588,9 +604,17 @@ std::vector<std::string> h5_attr_names(hid_t loc, const std::string& obj, const 
   H5 type(H5Aget_type(a), H5Tclose), space(H5Aget_space(a), H5Sclose);
   const hssize_t n = H5Sget_simple_extent_npoints(space);
   const size_t len = H5Tget_size(type);
-  if (H5Tget_class(type) != H5T_STRING || H5Tis_variable_str(type) != 0 || n < 0 || len == 0 || len > (1 << 16) ||
-      n > (1 << 24))
+  const bool vlen = H5Tget_class(type) == H5T_STRING && H5Tis_variable_str(type) > 0;
+  if (H5Tget_class(type) != H5T_STRING || n < 0 || len == 0 || (!vlen && len > (1 << 16)) || n > (1 << 24))
     fail("{}: attribute {} on {} is not a list of names", file, name, obj);
+  if (vlen) {
+    check_vlen_allowed(loc, file, "attribute " + name + " on " + obj);
+    H5 mem = vlen_string_type();
+    H5Tset_cset(mem, H5Tget_cset(type));
+    std::vector<char*> p(size_t(n), nullptr);
+    if (n && H5Aread(a, mem, p.data()) < 0) fail("{}: cannot read attribute {} on {}", file, name, obj);
+    return take_vlen(p);
+  }
   std::string buf(size_t(n) * len, '\0');
   if (n && H5Aread(a, type, buf.data()) < 0) fail("{}: cannot read attribute {} on {}", file, name, obj);
   return unpack_fixed(buf, size_t(n), len);
