@@ -64,6 +64,25 @@ for m in mlp cnn cnnbn custom; do
   check "$m: ONNX Runtime agrees with infer" export_and_run "$m" "$tmp/$m/run.h5"
 done
 
+# --input float32: the graph takes values as they are (a float dataset's); pixels / 255 give the uint8 graph's output.
+float_input() {
+  "$bin" export "$tmp/cnnbn/run.h5" --format onnx --input float32 --out "$tmp/float.onnx" || return 1
+  /usr/bin/python3 - "$tmp/float.onnx" "$tmp/cnnbn.onnx" "$images" <<'PY'
+import gzip, sys
+import numpy as np
+try:
+    import onnxruntime as ort
+except ImportError:
+    sys.exit(0)  # reported once, by the comparisons above
+x = np.frombuffer(gzip.open(sys.argv[3]).read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)[:500]
+run = lambda m, v: ort.InferenceSession(m, providers=["CPUExecutionProvider"]).run(["probabilities"], {"image": v})[0]
+d = float(np.abs(run(sys.argv[1], x.astype(np.float32) / 255) - run(sys.argv[2], x)).max())
+print(f"float32 input vs uint8 input: largest probability difference {d:.1e}")
+sys.exit(0 if d < 1e-5 else 1)
+PY
+}
+check "--input float32" float_input
+
 # A study exports its best trial.
 cp "$here/fixtures/grid-sweep.toml" "$tmp/sweep.toml"
 sweep() { "$bin" sweep "$tmp/sweep.toml" --out "$tmp/sweep" > "$tmp/sweep.log" 2>&1 || { cat "$tmp/sweep.log"; return 1; }; }

@@ -3,7 +3,8 @@
 # epoch one by one, the rest as one span), a 2-group sweep and a 2-rank infer
 # each write Chrome trace-event JSON that tests/trace_check.py accepts: one
 # process per rank named host:rank, spans that nest and come in order per
-# thread, innermost spans covering >= 90% of each rank's time, and the phases
+# thread, spans of work (all but the grouping epoch and trial) covering >= 90%
+# of each rank's time, and the phases
 # named. A --trace into a directory that does not exist: exit 2, one line,
 # before any work.
 # Usage: trace.sh path/to/ranksweep
