@@ -319,11 +319,12 @@ void check_vlen_allowed(hid_t loc, const std::string& file, const std::string& w
   fail("{}: {} is a variable-length string, which a file without its checksum never holds (damaged file)", file, what);
 }
 
-// A variable-length UTF-8 string type (attributes: h5py reads them as str).
-H5 vlen_string_type() {
+// A variable-length string type (UTF-8: what this version writes; attributes
+// of this type read as str in h5py).
+H5 vlen_string_type(H5T_cset_t cset = H5T_CSET_UTF8) {
   H5 type(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(type, H5T_VARIABLE);
-  H5Tset_cset(type, H5T_CSET_UTF8);
+  H5Tset_cset(type, cset);
   return type;
 }
 
@@ -522,9 +523,7 @@ std::vector<std::string> h5_read_strings(hid_t loc, const std::string& path, con
     return unpack_fixed(buf, size_t(dims[0]), len);
   }
   check_vlen_allowed(loc, file, path);
-  H5 type(H5Tcopy(H5T_C_S1), H5Tclose);  // variable length (files of earlier versions)
-  H5Tset_size(type, H5T_VARIABLE);
-  H5Tset_cset(type, H5Tget_cset(ftype));
+  H5 type = vlen_string_type(H5Tget_cset(ftype));  // variable length (files of earlier versions)
   std::vector<char*> p(dims[0], nullptr);
   if (dims[0] && H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, p.data()) < 0)
     fail("{}: cannot read {}", file, path);
@@ -609,8 +608,7 @@ std::vector<std::string> h5_attr_names(hid_t loc, const std::string& obj, const 
     fail("{}: attribute {} on {} is not a list of names", file, name, obj);
   if (vlen) {
     check_vlen_allowed(loc, file, "attribute " + name + " on " + obj);
-    H5 mem = vlen_string_type();
-    H5Tset_cset(mem, H5Tget_cset(type));
+    H5 mem = vlen_string_type(H5Tget_cset(type));
     std::vector<char*> p(size_t(n), nullptr);
     if (n && H5Aread(a, mem, p.data()) < 0) fail("{}: cannot read attribute {} on {}", file, name, obj);
     return take_vlen(p);
@@ -626,9 +624,7 @@ std::string h5_attr_string(hid_t loc, const std::string& obj, const std::string&
   if (H5Tget_class(ftype) != H5T_STRING) fail("{}: attribute {} on {} is not a string", file, name, obj);
   if (H5Tis_variable_str(ftype) > 0) {
     check_vlen_allowed(loc, file, "attribute " + name + " on " + obj);
-    H5 type(H5Tcopy(H5T_C_S1), H5Tclose);
-    H5Tset_size(type, H5T_VARIABLE);
-    H5Tset_cset(type, H5Tget_cset(ftype));
+    H5 type = vlen_string_type(H5Tget_cset(ftype));
     char* s = nullptr;
     if (H5Aread(a, type, &s) < 0 || !s) fail("{}: cannot read attribute {} on {}", file, name, obj);
     std::string out(s);

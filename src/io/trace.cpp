@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 namespace rs::trace {
@@ -44,19 +45,10 @@ int thread_id() {
   return tid;
 }
 
+// A JSON string (quotes included); bytes that are not UTF-8 become U+FFFD.
 std::string json_text(const std::string& s) {
-  std::string q;
-  for (char c : s) {
-    if (c == '"' || c == '\\')
-      q += '\\', q += c;
-    else if (static_cast<unsigned char>(c) < 0x20)
-      q += fmt::format("\\u{:04x}", int(c));
-    else
-      q += c;
-  }
-  return q;
+  return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
-
 }  // namespace
 
 void start(int process, const std::string& name) {
@@ -104,14 +96,14 @@ std::string take_events(int64_t origin_us) {
   const auto us = [&](Clock::time_point t) {
     return shift + std::chrono::duration<double, std::micro>(t - s.steady0).count();
   };
-  std::string out = fmt::format(R"({{"ph": "M", "name": "process_name", "pid": {}, "args": {{"name": "{}"}}}})",
+  std::string out = fmt::format(R"({{"ph": "M", "name": "process_name", "pid": {}, "args": {{"name": {}}}}})",
                                 s.process, json_text(s.process_name));
   out += fmt::format(R"(,
 {{"ph": "M", "name": "process_sort_index", "pid": {}, "args": {{"sort_index": {}}}}})",
                      s.process, s.process);
   for (const auto& [tid, name] : s.threads)
     out += fmt::format(R"(,
-{{"ph": "M", "name": "thread_name", "pid": {}, "tid": {}, "args": {{"name": "{}"}}}})",
+{{"ph": "M", "name": "thread_name", "pid": {}, "tid": {}, "args": {{"name": {}}}}})",
                        s.process, tid, json_text(name));
   // By thread, then start (a parent before its children): each thread's spans in order.
   std::stable_sort(s.events.begin(), s.events.end(), [](const Event& a, const Event& b) {

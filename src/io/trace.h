@@ -13,9 +13,12 @@
 // beyond kMaxDetailEvents per process: a long run's trace stays a few MB.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 namespace rs::trace {
 
@@ -44,11 +47,17 @@ void detail_steps(bool on);
 void span(const char* name, Clock::time_point begin, Clock::time_point end, const std::string& args = {},
           bool step_level = false);
 
-// A run-level span over the scope's lifetime.
+// A run-level span over the scope's lifetime; its args formatted only while on:
+// Scope span("trial", "\"trial\": {}", id).
 class Scope {
  public:
-  explicit Scope(const char* name, std::string args = {}) : m_name(name), m_args(std::move(args)) {
+  explicit Scope(const char* name) : m_name(name) {
     if (on()) m_begin = Clock::now();
+  }
+  template <class... Args> Scope(const char* name, fmt::format_string<Args...> args, Args&&... values) : m_name(name) {
+    if (!on()) return;
+    m_args = fmt::format(args, std::forward<Args>(values)...);
+    m_begin = Clock::now();
   }
   ~Scope() {
     if (on()) span(m_name, m_begin, Clock::now(), m_args);

@@ -326,8 +326,7 @@ void Coordinator::result(const msg::Result& m) {
 }
 
 void Coordinator::write_finished() {
-  const trace::Scope span("write results",
-                          trace::on() ? fmt::format("\"results\": {}", m_unwritten.size()) : std::string());
+  const trace::Scope span("write results", "\"results\": {}", m_unwritten.size());
   for (const auto& [trial, wall] : m_unwritten) {
     TrialRow& r = *row(trial);
     r.run_path = run_path(trial);

@@ -136,7 +136,7 @@ void run_group(const GroupSetup& s, const Comm& group, Backend& be, GradComm& gr
       Job job;
     } work;
     std::string params;
-    const auto asked = trace::on() ? trace::Clock::now() : trace::Clock::time_point();
+    const auto asked = trace::Clock::now();
     if (group.leader()) {  // sleeps while the coordinator makes the group wait
       msg::send(msg::Request{s.group}, 0, msg::kRequest, ch.up);
       const msg::Reply r = msg::recv_reply(0, ch.down);
@@ -146,11 +146,10 @@ void run_group(const GroupSetup& s, const Comm& group, Backend& be, GradComm& gr
       params = r.params;
     }
     group.bcast_idle(work);
-    if (trace::on()) trace::span("wait for a trial", asked, trace::Clock::now());
+    trace::span("wait for a trial", asked, trace::Clock::now());
     if (work.done) return;
     group.bcast_string(params);
-    const trace::Scope span(
-        "trial", trace::on() ? fmt::format("\"trial\": {}, \"group\": {}", work.job.trial, s.group) : std::string());
+    const trace::Scope span("trial", "\"trial\": {}, \"group\": {}", work.job.trial, s.group);
     const msg::Result res = run_job(s, work.job, msg::parse_params_text(params), group, be, grads, ch.up, box);
     if (group.leader()) msg::send_result(res, 0, ch.up);
   }

@@ -78,8 +78,8 @@ void Trainer::init() {
   const trace::Scope span("broadcast model");
   const auto t0 = Clock::now();
   choose_sync();
-  if (const SharedParams* shared =
-          m_sync->shared()) {  // one copy a node: rank 0's, broadcast to the other nodes' copies
+  // One copy a node: rank 0's, broadcast to the other nodes' copies.
+  if (const SharedParams* shared = m_sync->shared()) {
     if (m_comm.leader()) m_model.init_params(uint64_t(m_cfg.train.seed));
     shared->copy_from_first_node(0);
     m_broadcast_seconds += since(t0);
@@ -169,7 +169,7 @@ void Trainer::stop_inside_epoch(int64_t step, double train_seconds, std::array<d
 
 bool Trainer::run_epoch() {
   const int64_t epoch = epochs_done();
-  const trace::Scope span("epoch", trace::on() ? fmt::format("\"epoch\": {}", epoch + 1) : std::string());
+  const trace::Scope span("epoch", "\"epoch\": {}", epoch + 1);
   // Resuming inside this epoch: start at its step with this rank's sums so far.
   const int64_t first_step = m_position.step;
   const double seconds_before = m_position.train_seconds;
@@ -217,7 +217,8 @@ bool Trainer::train_steps(int64_t epoch, int64_t first_step, double seconds_befo
   const int64_t detailed_end = trace::on() ? std::min(spe, first_step + trace::kDetailedSteps) : first_step;
   Clock::time_point steps_begin;
   const auto steps_span = [&](int64_t end) {
-    if (end > detailed_end)
+    trace::detail_steps(false);
+    if (trace::on() && end > detailed_end)
       trace::span("steps", steps_begin, Clock::now(), fmt::format("\"steps\": \"{}-{}\"", detailed_end + 1, end));
   };
   for (int64_t s = first_step; s < spe; ++s) {
@@ -269,12 +270,10 @@ bool Trainer::train_steps(int64_t epoch, int64_t first_step, double seconds_befo
     if (stop_agreed()) {
       m_be.synchronize();
       stop_inside_epoch(s + 1, seconds_before + since(t0), read_metrics(false));
-      trace::detail_steps(false);
       steps_span(s + 1);
       return false;
     }
   }
-  trace::detail_steps(false);
   steps_span(spe);
   return true;
 }
@@ -328,7 +327,7 @@ bool Trainer::evaluate(const Dataset& d, const std::vector<int64_t>& all, EvalRe
   const int64_t n = int64_t(all.size()), lo = n * r / R, hi = n * (r + 1) / R;
   const int64_t EB = m_cfg.train.eval_batch_size;
   const int64_t rounds = ((n + R - 1) / R + EB - 1) / EB;  // the largest slice: every rank polls as often
-  const trace::Scope span("evaluate", &d == &m_data.test ? "\"set\": \"test\"" : "\"set\": \"validation\"");
+  const trace::Scope span("evaluate", "\"set\": \"{}\"", &d == &m_data.test ? "test" : "validation");
   read_metrics(true);
   const auto t0 = Clock::now();
   for (int64_t k = 0; k < rounds; ++k) {
