@@ -2,7 +2,8 @@
 # Fuzz every reader of untrusted bytes (tests/fuzz/fuzz_readers.cpp) with
 # libFuzzer, ASan and UBSan (Debian's clang): IDX (raw and gzip), CIFAR-10,
 # HDF5 data, run files (as a model and as a checkpoint), study files, TOML
-# configs (with the sweep space's validation) and images (PNG/JPEG via stb).
+# configs (with the sweep space's validation) and images (PNG via libpng, JPEG via
+# libjpeg-turbo).
 # Builds build-fuzz/ with clang, makes seed corpora (small files of each
 # kind, written by Python and by the program itself), then runs each harness
 # for the given time. Findings (crashes, leaks, timeouts, allocations over 2 GB)
@@ -118,7 +119,8 @@ fuzz_one() {
     grep -m2 -E "ERROR|SUMMARY" "$log" | sed 's/^/  /'
   else
     echo "fuzz $t: FINDING (log $log, input in $findings):"
-    grep -m3 -E "ERROR|SUMMARY|uncaught|terminate" "$log" | sed 's/^/  /'
+    grep -m4 -E "ERROR|SUMMARY|uncaught|terminate|Assertion|runtime error" "$log" | sed 's/^/  /'
+    echo "  first frame past the sanitizer and libFuzzer: in $(first_library "$log")"
     [[ ${#keep_going[@]} -gt 0 ]] && echo "  $(ls "$findings" | wc -l) inputs saved in $findings" && replay "$t"
     touch "$build/failed-$t"
   fi

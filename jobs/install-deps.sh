@@ -7,7 +7,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config git
       libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
       libopenblas-openmp-dev libtomlplusplus-dev libcli11-dev libfmt-dev nlohmann-json3-dev
-      zlib1g-dev liblzma-dev libstb-dev catch2 dataset-fashion-mnist
+      zlib1g-dev liblzma-dev libstb-dev libpng-dev libturbojpeg0-dev catch2 dataset-fashion-mnist
       libonnx-dev libprotobuf-dev python3-onnx python3-pip  # ONNX export; its check (onnxruntime from PyPI, below)
       python3-pandas  # the study snippet of docs/file-formats.md, run by tests/pandas_snippet.sh
       python3 python3-h5py python3-matplotlib python3-numpy

@@ -155,7 +155,7 @@ fi
 
 # Memory bounded by what the data holds: a 2 KB HDF5 file declaring 30M
 # samples, an IDX gzip declaring 2^28 samples (header and trailer consistent),
-# a 30000x30000 PNG: each refused before the allocation, under 1 GB of RSS.
+# a 30000x30000 PNG and JPEG: each refused before the allocation, under 1 GB of RSS.
 /usr/bin/python3 - "$tmp" <<'PY'
 import sys, struct, zlib, gzip, h5py
 t = sys.argv[1]
@@ -170,7 +170,13 @@ open(f"{t}/forged-labels-idx1-ubyte.gz", "wb").write(out + c.flush())
 def chunk(k, d): return struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d))
 ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0)
 png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
-import os; os.makedirs(f"{t}/bigpics", exist_ok=True); open(f"{t}/bigpics/big.png", "wb").write(png)
+import io, os
+from PIL import Image
+os.makedirs(f"{t}/bigpics", exist_ok=True); open(f"{t}/bigpics/big.png", "wb").write(png)
+b = io.BytesIO(); Image.new("L", (8, 8)).save(b, "JPEG"); j = bytearray(b.getvalue())
+sof = j.index(b"\xff\xc0") + 5  # the frame header's height and width, made 30000 x 30000
+j[sof:sof + 4] = struct.pack(">HH", 30000, 30000)
+os.makedirs(f"{t}/bigjpeg", exist_ok=True); open(f"{t}/bigjpeg/big.jpg", "wb").write(j)
 PY
 rss() {  # rss PATTERN CMD...: status 2, one error line with PATTERN, peak RSS under 1 GB
   local pattern=$1; shift
@@ -214,6 +220,7 @@ else
 fi
 if [[ -f $tmp/done/run.h5 ]]; then
   rss "big.png: 30000x30000 pixels" "$bin" infer --model "$tmp/done/run.h5" --data "$tmp/bigpics" --out "$tmp/h3.h5"
+  rss "big.jpg: 30000x30000 pixels" "$bin" infer --model "$tmp/done/run.h5" --data "$tmp/bigjpeg" --out "$tmp/h3.h5"
 fi
 
 # Clear errors: a sweep key that does not exist, or a range no trial can use,

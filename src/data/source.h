@@ -10,7 +10,7 @@
 //            hyperslab; /labels (N) when present.
 //   cifar10  one CIFAR-10 .bin file, or a directory: its *.bin files in name order.
 //   images   a directory of PNG/JPEG files (name order), decoded with
-//            stb_image to the model's channels (grey = stb's luminance
+//            libpng / libjpeg-turbo to the model's channels (grey = luminance
 //            0.299R + 0.587G + 0.114B; grey to RGB repeats it; alpha dropped),
 //            then resized to the model's H x W with stb_image_resize's
 //            default filter (aspect ratio not kept). Pixels are used as they

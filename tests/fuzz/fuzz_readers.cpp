@@ -115,7 +115,7 @@ void target(const uint8_t* data, size_t size) {
     const Config c = parse_config_text(text, "fuzz.toml", {});
     const SweepConfig s = parse_sweep(c.text, "fuzz.toml");
     validate_space(s, c.text, "fuzz.toml");
-  } else if (target == "image") {  // PNG, JPEG, ... through stb, resized to the model's input
+  } else if (target == "image") {  // PNG (libpng), JPEG (libjpeg-turbo), other bytes; resized to the input
     write("images/x.png", data, size);
     read_all({scratch("images"), "images", "", 10, 3, 16, 16});
   } else if (target == "deadline") {  // --deadline, SLURM_JOB_END_TIME and --deadline-margin values
