@@ -81,10 +81,6 @@ Plan plan_sweep(const SweepOptions& opt, const Comm& world) {
   if (world.size() % p.G)
     fail("--group-size {}: does not divide the {} ranks (every group must have the same size)", p.G, world.size());
   p.groups = world.size() / p.G;
-  if (opt.shared && p.sweep.asha)
-    fail(
-        "--shared: a study several jobs drive runs without ASHA (its promotions need every rung's results in one "
-        "place first)");
   int level = 0;
   MPI_Query_thread(&level);
   if (level < MPI_THREAD_MULTIPLE)

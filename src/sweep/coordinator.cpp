@@ -140,23 +140,52 @@ void Coordinator::run() {
   if (m_shared) shared_end();
 }
 
+void Coordinator::sync_foreign() {
+  if (Clock::now() - m_synced_at < std::chrono::milliseconds(250)) return;
+  m_synced_at = Clock::now();
+  const Study all = m_shared->gather(m_study);
+  for (const TrialRow& r : all.rows) {
+    if (m_leader_of.count(r.id)) continue;  // running here: its result comes here
+    const int64_t reach = SharedStudy::reach(r);
+    int64_t& known = m_foreign_reach.try_emplace(r.id, -1).first->second;
+    const TrialRow* own = row(r.id);
+    if (reach <= known || (own && reach <= SharedStudy::reach(*own))) continue;
+    known = reach;
+    if (const auto c = all.curves.find(r.id); c != all.curves.end())
+      if (const auto v = c->second.find("val_accuracy"); v != c->second.end())
+        for (const auto& [e, x] : rung_results(m_sweep, v->second, r.epochs)) {
+          m_policy.rung(r.id, e, x);
+          m_search.rung(r.id, e, x);
+        }
+    m_policy.restore(r.id, r.status, r.epochs);
+  }
+}
+
 bool Coordinator::shared_next(SchedulePolicy::Decision* d) {
   m_shared_at = Clock::now();
-  std::set<int64_t> have;
-  for (const TrialRow& r : m_shared->gather(m_study).rows) have.insert(r.id);
-  for (const TrialRow& r : m_study.rows) have.insert(r.id);
+  std::map<int64_t, int64_t> reached;  // trial -> how far its furthest result took it, in any job
+  const auto note = [&](const TrialRow& r) {
+    int64_t& x = reached.try_emplace(r.id, -1).first->second;
+    x = std::max(x, SharedStudy::reach(r));
+  };
+  for (const TrialRow& r : m_shared->gather(m_study).rows) note(r);
+  for (const TrialRow& r : m_study.rows) note(r);
   size_t pending = 0;
-  const int64_t t = m_shared->take_over(have, &pending);
-  if (t >= 0) {
-    if (m_sweep.method == "tpe") restore_values(t);
-    fmt::print("trial {:>4} taken over: the job that claimed it stopped (no heartbeat for {} s, or ended)\n", t,
+  const SharedStudy::Stage t = m_shared->take_over(reached, &pending);
+  if (t.trial >= 0) {
+    if (m_sweep.method == "tpe") restore_values(t.trial);
+    const Job j = t.epochs > 0                   ? Job{t.trial, t.epochs, false}
+                  : m_sweep.asha && t.trial != 0 ? Job{t.trial, m_sweep.min_epochs, false}
+                                                 : Job{t.trial, 0, true};
+    if (m_sweep.asha) m_policy.take(t.trial);
+    fmt::print("trial {:>4} taken over: the job that claimed it stopped (no heartbeat for {} s, or ended)\n", t.trial,
                m_shared->timeout());
     std::fflush(stdout);
-    *d = {SchedulePolicy::Action::run, Job{t, 0, true}};
+    *d = {SchedulePolicy::Action::run, j};
     return true;
   }
-  d->action = pending ? SchedulePolicy::Action::wait : SchedulePolicy::Action::done;
-  return pending > 0;
+  if (d->action == SchedulePolicy::Action::done && pending) d->action = SchedulePolicy::Action::wait;
+  return d->action == SchedulePolicy::Action::wait;
 }
 
 void Coordinator::shared_end() {
@@ -245,13 +274,17 @@ void Coordinator::reply(int leader) {
       return m_deadline.at > 0 ? m_policy.next(elapsed(), [this](const Job& j) { return fits(j); })
                                : m_policy.next(elapsed());
     };
+    if (m_shared && m_sweep.asha) sync_foreign();
     d = next();
-    // a shared study: a trial another job claimed is passed over (its result is that job's)
-    while (m_shared && d.action == SchedulePolicy::Action::run && !m_shared->claim(d.job.trial)) {
-      m_policy.finished(d.job.trial, TrialStatus::completed, 0);
+    // a shared study: a trial (or promotion) another job claimed is passed over: its result is that job's
+    // (with ASHA the trial stays running here until sync_foreign() reads where that job left it)
+    while (m_shared && d.action == SchedulePolicy::Action::run && !m_shared->claim(d.job.trial, stage(d.job))) {
+      if (!m_sweep.asha) m_policy.finished(d.job.trial, TrialStatus::completed, 0);
       d = next();
     }
-    if (m_shared && d.action == SchedulePolicy::Action::done && !d.out_of_time) shared_next(&d);
+    if (m_shared &&
+        ((d.action == SchedulePolicy::Action::done && !d.out_of_time) || d.action == SchedulePolicy::Action::wait))
+      shared_next(&d);
     if (d.out_of_time && !m_incomplete) {
       m_incomplete = true;
       m_stop_reason = "the deadline";

@@ -73,6 +73,9 @@ class Coordinator {
   std::string run_path(int64_t trial) const;         // DIR/trials/<trial>/run.h5
   void restore_values(int64_t trial);                // a TPE trial's values, from its checkpoint if it has one
   void learn_foreign();                              // shared TPE: the other jobs' results into the search
+  void sync_foreign();  // shared ASHA: the other jobs' rung results and trial states into the policy (every 0.25 s)
+  // The stage of a job a shared study claims: its ASHA promotion's epochs, or 0 for a trial's first job.
+  int64_t stage(const Job& j) const { return m_sweep.asha && j.stop_epoch > m_sweep.min_epochs ? j.stop_epoch : 0; }
   TrialRow* row(int64_t trial);
   void note_best(size_t i);  // row i changed: keep m_best
   void compact();            // study.h5 from memory; the journal starts afresh
@@ -82,8 +85,9 @@ class Coordinator {
   void note_epoch_seconds(int64_t trial);   // its mean epoch time, from its curves
   const std::vector<double>* curve(int64_t trial, const char* metric) const;  // null if not recorded
   void reply_waiting();                                                       // answer every group told to wait, again
-  // A shared study's next job once this job's policy has none: a trial taken
-  // over from a dead job; or wait (trials run elsewhere); or done (false).
+  // A shared study's next job once this job's policy has none or says wait:
+  // a trial's stage taken over from a dead job; else wait (trials run
+  // elsewhere, or the policy said so); else done (false).
   bool shared_next(SchedulePolicy::Decision* d);
   void shared_end();  // every trial has a result: the merged DIR/study.h5
   double since_start() const { return std::chrono::duration<double>(Clock::now() - m_t0).count(); }
@@ -96,8 +100,10 @@ class Coordinator {
   double m_compacted_at = 0, m_compact_seconds = 0;  // since_start() of the last compaction, its duration
   std::string m_dir, m_study_path;                   // the sweep's directory (trials/), this coordinator's study
   SharedStudy* m_shared = nullptr;
-  std::set<int64_t> m_foreign;    // trials whose results came from other jobs (shared TPE)
-  Clock::time_point m_shared_at;  // the last look at the other jobs
+  std::set<int64_t> m_foreign;                           // trials whose results came from other jobs (shared TPE)
+  Clock::time_point m_shared_at;                         // the last look at the other jobs
+  Clock::time_point m_synced_at;                         // the last sync_foreign()
+  std::unordered_map<int64_t, int64_t> m_foreign_reach;  // trial -> the furthest reach() sync_foreign() applied
   int m_groups, m_world;
   msg::Link& m_link;
   ReadCurves m_read_curves;

@@ -10,8 +10,14 @@ SchedulePolicy::SchedulePolicy(Options o) : m_opt(std::move(o)) {
 
 void SchedulePolicy::restore(int64_t trial, TrialStatus status, int64_t epochs) {
   m_started.insert(trial);
+  m_running.erase(trial);
   m_state[trial] = {status, epochs};
   refresh(trial);
+}
+
+void SchedulePolicy::take(int64_t trial) {
+  m_started.insert(trial);
+  start({trial, 0, false});
 }
 
 void SchedulePolicy::rung(int64_t trial, int64_t epoch, double val_accuracy) {

@@ -58,14 +58,19 @@ class SchedulePolicy {
 
   explicit SchedulePolicy(Options o);
 
-  // A trial recorded by an earlier run of the sweep (resume); its rung
-  // results come through rung().
+  // A trial recorded by an earlier run of the sweep (resume), or by another
+  // job of a shared study, stands at `epochs` with `status` (no longer
+  // running); its rung results come through rung().
   void restore(int64_t trial, TrialStatus status, int64_t epochs);
+  // The trial runs a job the policy did not hand out (a shared study's take-over).
+  void take(int64_t trial);
   // A trial's validation accuracy after `epoch` epochs, at a rung (repeats ignored).
   void rung(int64_t trial, int64_t epoch, double val_accuracy);
   // The next job for a group asking at sweep time `now` (seconds).
   Decision next(double now, const Fits& fits = {});
-  // A job ended: the trial now stands at `epochs` with `status`.
+  // A job ended: the trial now stands at `epochs` with `status`. (A job
+  // handed out but run by another job of a shared study stays running until
+  // restore() says where that job left it.)
   void finished(int64_t trial, TrialStatus status, int64_t epochs);
 
   // Trials the sweep runs (skipped ids excluded).

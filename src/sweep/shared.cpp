@@ -58,16 +58,35 @@ bool create_exclusive(const fs::path& p, const std::string& text) {
   return true;
 }
 
-// A claim file's trial and take-over number: "12" -> (12, 0), "12.3" -> (12, 3); (-1, 0) otherwise.
-std::pair<int64_t, int> claim_name(const std::string& name) {
-  char* end = nullptr;
-  const long long t = std::strtoll(name.c_str(), &end, 10);
-  if (end == name.c_str() || t < 0) return {-1, 0};
-  if (*end == '\0') return {t, 0};
-  if (*end != '.') return {-1, 0};
-  char* end2 = nullptr;
-  const long n = std::strtol(end + 1, &end2, 10);
-  return *end2 == '\0' && n > 0 ? std::pair{int64_t(t), int(n)} : std::pair{int64_t(-1), 0};
+// A claim file's name: "<trial>[@<epochs>][.<n>]": the trial, the epochs of
+// the ASHA promotion it claims (0: the trial's first job), and the take-over
+// number (0: the first claim). Trial -1 if the name is not a claim's.
+struct ClaimName {
+  int64_t trial = -1, epochs = 0;
+  int n = 0;
+};
+ClaimName claim_name(const std::string& name) {
+  const auto number = [](const char*& p, int64_t* v) {  // digits at p, moved past
+    char* end = nullptr;
+    if (*p < '0' || *p > '9') return false;
+    errno = 0;
+    *v = std::strtoll(p, &end, 10);
+    p = end;
+    return errno == 0;
+  };
+  ClaimName c;
+  const char* p = name.c_str();
+  int64_t t = 0, e = 0, n = 0;
+  if (!number(p, &t)) return {};
+  if (*p == '@' && !(number(++p, &e) && e > 0)) return {};
+  if (*p == '.' && !(number(++p, &n) && n > 0 && n < 1000000)) return {};
+  if (*p != '\0') return {};
+  c.trial = t, c.epochs = e, c.n = int(n);
+  return c;
+}
+
+std::string stage_name(int64_t trial, int64_t epochs) {
+  return epochs > 0 ? fmt::format("{}@{}", trial, epochs) : std::to_string(trial);
 }
 
 std::string job_name() {
@@ -109,8 +128,13 @@ SharedStudy::SharedStudy(std::string dir, const std::string& config_text, const 
 
 std::string SharedStudy::study_dir() const { return (fs::path(m_shared) / "jobs" / m_job).string(); }
 
-bool SharedStudy::claim(int64_t trial) {
-  return create_exclusive(fs::path(m_shared) / "claims" / std::to_string(trial), m_job + "\n");
+bool SharedStudy::claim(int64_t trial, int64_t epochs) {
+  return create_exclusive(fs::path(m_shared) / "claims" / stage_name(trial, epochs), m_job + "\n");
+}
+
+int64_t SharedStudy::reach(const TrialRow& r) {
+  if (retry_on_resume(r)) return -1;
+  return r.status == TrialStatus::pruned ? r.epochs : INT64_MAX;
 }
 
 void SharedStudy::write_alive(const std::string& text) {
@@ -157,10 +181,10 @@ const Study* SharedStudy::job_study(const std::string& job) const {
   return &c.study;
 }
 
-bool SharedStudy::has_result(const std::string& job, int64_t trial) const {
+bool SharedStudy::has_result(const std::string& job, int64_t trial, int64_t epochs) const {
   if (const Study* s = job_study(job))
     for (const TrialRow& r : s->rows)
-      if (r.id == trial && !retry_on_resume(r)) return true;
+      if (r.id == trial && reach(r) >= std::max<int64_t>(epochs, 0)) return true;
   return false;
 }
 
@@ -178,7 +202,8 @@ Study SharedStudy::gather(const Study& like) const {
       jobs.emplace(e.path().filename().string(), std::pair{std::atof(read_text(e.path() / "started").c_str()), *s});
   double first = 0;
   for (const auto& [name, js] : jobs) first = first > 0 && first < js.first ? first : js.first;
-  std::set<int64_t> seen;
+  // A trial ASHA promoted in another job has a row in each: the one that went furthest is kept.
+  std::map<int64_t, size_t> at;  // trial -> its row in `all`
   int64_t groups = 0;
   for (auto& [name, js] : jobs) {
     auto& [start, s] = js;
@@ -187,39 +212,54 @@ Study SharedStudy::gather(const Study& like) const {
     all.sweep_seconds = std::max(all.sweep_seconds, shift + s.sweep_seconds);
     for (TrialRow& r : s.rows) {
       mine = std::max(mine, r.group + 1);
-      if (retry_on_resume(r) || !seen.insert(r.id).second) continue;
+      if (reach(r) < 0) continue;
+      const auto [it, fresh] = at.try_emplace(r.id, all.rows.size());
+      if (!fresh) {  // its wall time: every job's part
+        TrialRow& old = all.rows[it->second];
+        if (reach(old) >= reach(r)) {
+          old.wall_seconds += r.wall_seconds;
+          continue;
+        }
+        r.wall_seconds += old.wall_seconds;
+      }
       r.group += groups, r.start_seconds += shift, r.end_seconds += shift;
       if (const auto c = s.curves.find(r.id); c != s.curves.end()) all.curves[r.id] = std::move(c->second);
-      all.rows.push_back(std::move(r));
+      if (fresh)
+        all.rows.push_back(std::move(r));
+      else
+        all.rows[it->second] = std::move(r);
     }
     groups += mine;
   }
   return all;
 }
 
-int64_t SharedStudy::take_over(const std::set<int64_t>& have, size_t* pending) {
-  std::map<int64_t, std::pair<int, std::string>> latest;  // trial -> its newest claim (number, file)
+SharedStudy::Stage SharedStudy::take_over(const std::map<int64_t, int64_t>& reached, size_t* pending) {
+  // trial's stage -> its newest claim (number, file); stages that have their result are left out
+  std::map<std::pair<int64_t, int64_t>, std::pair<int, std::string>> latest;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(fs::path(m_shared) / "claims", ec)) {
-    const auto [t, n] = claim_name(e.path().filename().string());
-    if (t < 0 || have.count(t)) continue;
-    auto [it, fresh] = latest.try_emplace(t, n, e.path().string());
-    if (!fresh && n > it->second.first) it->second = {n, e.path().string()};
+    const ClaimName c = claim_name(e.path().filename().string());
+    if (c.trial < 0) continue;
+    if (const auto r = reached.find(c.trial); r != reached.end() && r->second >= c.epochs) continue;
+    auto [it, fresh] = latest.try_emplace({c.trial, c.epochs}, c.n, e.path().string());
+    if (!fresh && c.n > it->second.first) it->second = {c.n, e.path().string()};
   }
   *pending = 0;
-  int64_t taken = -1;
-  for (const auto& [t, claim] : latest) {
+  Stage taken;
+  for (const auto& [stage, claim] : latest) {
+    const auto [t, epochs] = stage;
     std::string owner = read_text(claim.second);
     if (!owner.empty() && owner.back() == '\n') owner.pop_back();
     // a claim still empty: being written, or its job died in between (no alive file: dead after the timeout)
     if (owner.empty()) owner = "unwritten-" + fs::path(claim.second).filename().string();
-    // (a dead owner's own study is read again: its result may have landed after `have` was read)
-    if (alive(owner) || taken >= 0 || has_result(owner, t)) {
+    // (a dead owner's own study is read again: its result may have landed after `reached` was read)
+    if (alive(owner) || taken.trial >= 0 || has_result(owner, t, epochs)) {
       ++*pending;
       continue;
     }
-    const fs::path next = fs::path(m_shared) / "claims" / (std::to_string(t) + "." + std::to_string(claim.first + 1));
-    if (create_exclusive(next, m_job + "\n")) taken = t;
+    const std::string next = stage_name(t, epochs) + "." + std::to_string(claim.first + 1);
+    if (create_exclusive(fs::path(m_shared) / "claims" / next, m_job + "\n")) taken = {t, epochs};
     ++*pending;  // taken here, or by the job that created that file first
   }
   return taken;

@@ -8,8 +8,9 @@
 //
 //   DIR/shared/config.toml        the sweep's config, created once by link(2)
 //                                 (a job with another config exits 2)
-//   DIR/shared/claims/<trial>[.n] created with O_CREAT | O_EXCL by the job
-//                                 that runs the trial (n-th take-over: .n)
+//   DIR/shared/claims/<trial>[@e][.n]  created with O_CREAT | O_EXCL by
+//                                 the job that runs the trial (@e: its ASHA
+//                                 promotion to e epochs; n-th take-over: .n)
 //   DIR/shared/jobs/<job>/alive   a counter the job rewrites (rename) every
 //                                 timeout / 4 seconds; "done" when it ends
 //   DIR/shared/jobs/<job>/started its start (Unix seconds), for the merged
@@ -23,10 +24,16 @@
 // The job that sees every trial with a result writes the merged
 // DIR/study.h5 (any job may: the content is the same).
 //
-// Without ASHA (its promotions need every rung's results in one place). Grid
-// and random trials' values are a function of their number; a TPE trial is
-// proposed by the job that claims it from every job's results it reads then
-// (Coordinator), and keeps its checkpoint's values when taken over.
+// With ASHA, every job feeds the other jobs' rung results into its own
+// scheduling policy (read at most every 0.25 s), so a promotion is decided on
+// all results it has read; the promotion is claimed as a stage of its own
+// (<trial>@<epochs>), so each runs once, by whichever job claims it first,
+// from the shared checkpoint. As within one job, which trials are promoted
+// depends on the order results arrive in: an ASHA study shared by several
+// jobs is not the same as one job's. Grid and random trials' values are a
+// function of their number; a TPE trial is proposed by the job that claims it
+// from every job's results it reads then (Coordinator), and keeps its
+// checkpoint's values when taken over.
 #pragma once
 
 #include <chrono>
@@ -50,13 +57,22 @@ class SharedStudy {
   std::string study_dir() const;  // this job's own study: DIR/shared/jobs/<job>
   double timeout() const { return m_timeout; }
 
-  // Claims a trial for this job; false if another job has it.
-  bool claim(int64_t trial);
-  // Every job's results (curves included), as one study.
+  // Claims a trial's first job (epochs 0) or its ASHA promotion to `epochs`
+  // for this job; false if another job has it.
+  bool claim(int64_t trial, int64_t epochs = 0);
+  // How far a result row has taken its trial: its epochs if pruned (ASHA may
+  // promote it further), INT64_MAX if it ended otherwise, -1 if it is no result.
+  static int64_t reach(const TrialRow& r);
+  // Every job's results (curves included), as one study; a trial promoted by
+  // another job than the one that started it: its row that went furthest.
   Study gather(const Study& like) const;
-  // Claims without a result in `have`: the first whose owner is dead is
-  // taken over (returned); `pending` counts those still running elsewhere.
-  int64_t take_over(const std::set<int64_t>& have, size_t* pending);
+  // Claims whose stage has no result in `reached` (trial -> reach() of its
+  // furthest row): the first whose owner is dead is taken over (returned;
+  // trial -1 if none); `pending` counts those still running elsewhere.
+  struct Stage {
+    int64_t trial = -1, epochs = 0;  // epochs 0: the trial's first job
+  };
+  Stage take_over(const std::map<int64_t, int64_t>& reached, size_t* pending);
   // This job is alive (rewritten at most every timeout / 4 seconds), or done.
   void heartbeat();
   void done();
@@ -64,7 +80,8 @@ class SharedStudy {
  private:
   using Clock = std::chrono::steady_clock;
   bool alive(const std::string& job);
-  bool has_result(const std::string& job, int64_t trial) const;  // in that job's own study
+  // A result of the trial's stage (reach() >= epochs) in that job's own study.
+  bool has_result(const std::string& job, int64_t trial, int64_t epochs) const;
   // A job's own study (null if it has none yet), read again only when its files changed.
   const Study* job_study(const std::string& job) const;
   struct Cached {

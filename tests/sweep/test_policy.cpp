@@ -157,3 +157,28 @@ TEST_CASE("policy: nothing starts that cannot reach a checkpoint before the dead
   expect_run(p, 4, 2);
   expect_run(p, 5, 1);
 }
+
+// A shared study: a job handed out here but claimed by another job stays
+// running here (so a group waits for what its result may earn) until
+// restore() says where that job left the trial; take() marks a job run here
+// that the policy did not hand out (a take-over).
+TEST_CASE("policy: trials run by other jobs of a shared study", "[policy]") {
+  SchedulePolicy p(asha(4));
+  expect_run(p, 0, 0);
+  expect_run(p, 1, 1);  // claimed elsewhere: stays running
+  p.finished(0, TrialStatus::completed, 4);
+  p.rung(0, 1, 0.5);
+  expect_run(p, 2, 1);
+  p.take(3);  // trial 3's first job, taken over from a dead job
+  CHECK(p.running() == 3);
+  CHECK(p.next(0).action == Action::wait);
+  p.rung(1, 1, 0.9);  // the other job's result for trial 1, read from its study
+  p.restore(1, TrialStatus::pruned, 1);
+  CHECK(p.running() == 2);
+  expect_run(p, 1, 2);                   // top 1 of the 2 results at rung 1: promoted here
+  p.restore(1, TrialStatus::pruned, 2);  // ... or, claimed by another job, done there
+  CHECK(p.running() == 2);
+  arrive(p, 2, 1, 0.1);
+  arrive(p, 3, 1, 0.2);
+  CHECK(p.next(0).action == Action::done);  // 2 and 3 rank below the top 2 at rung 1; nothing runs anywhere
+}

@@ -18,6 +18,7 @@
 #include "kernels/hd_math.h"
 #include "nn/model.h"
 #include "sweep/journal.h"
+#include "sweep/shared.h"
 #include "sweep/space.h"
 #include "sweep/study.h"
 #include "train/run_file.h"
@@ -563,4 +564,38 @@ TEST_CASE("study journal: appends, replays, survives a torn tail", "[sweep-asha]
 
   std::ofstream(journal, std::ios::trunc) << "00000000 {\"seq\": 0}\n";
   REQUIRE_THROWS_WITH(read_study(study), Contains("study.journal") && Contains("line 1"));
+}
+
+// A shared study's claims: a trial's first job and each ASHA promotion are
+// stages of their own; a dead job's unfinished stage is taken over once.
+TEST_CASE("shared study: stages claimed once, a dead job's stage taken over", "[sweep-asha]") {
+  TempDir d("shared-stages");
+  const std::string cfg = "[train]\nepochs = 4\n";
+  SharedStudy a(d.path.string(), cfg, "a.toml", 60), b(d.path.string(), cfg, "b.toml", 60);
+  REQUIRE(a.job() != b.job());
+  CHECK(a.claim(5));
+  CHECK(a.claim(5, 4));
+  CHECK_FALSE(b.claim(5));
+  CHECK_FALSE(b.claim(5, 4));
+  CHECK(b.claim(5, 8));  // another stage
+  CHECK(std::filesystem::exists(d.path / "shared/claims/5@4"));
+  size_t pending = 0;
+  // a alive: nothing to take; three stages pending (b's own counts too: it has no result yet)
+  SharedStudy::Stage t = b.take_over({{5, 2}}, &pending);
+  CHECK(t.trial == -1);
+  CHECK(pending == 2);  // 5@4 (a's), 5@8 (b's); 5 itself has its result (reach 2)
+  a.done();
+  t = b.take_over({{5, 2}}, &pending);
+  CHECK((t.trial == 5 && t.epochs == 4));
+  CHECK(std::filesystem::exists(d.path / "shared/claims/5@4.1"));
+  t = b.take_over({{5, 2}}, &pending);  // now b's own claim: nothing more to take
+  CHECK(t.trial == -1);
+  t = b.take_over({{5, INT64_MAX}}, &pending);  // the trial completed: every stage of it is done
+  CHECK(t.trial == -1);
+  CHECK(pending == 0);
+  TrialRow r;
+  r.status = TrialStatus::pruned, r.epochs = 2;
+  CHECK(SharedStudy::reach(r) == 2);
+  r.status = TrialStatus::completed;
+  CHECK(SharedStudy::reach(r) == INT64_MAX);
 }
