@@ -193,15 +193,26 @@ void Coordinator::shared_end() {
   m_shared->done();
   const size_t want = size_t(total());
   const std::string path = (fs::path(m_dir) / "study.h5").string();
-  if (all.rows.size() < want || m_incomplete) {
-    fmt::print("shared study: {} of {} trials have results in all jobs' studies; {} is written when every trial has\n",
-               all.rows.size(), want, path);
-  } else {
+  // Every job writes what all jobs have at its end (a job array cut short by its time limit still leaves one
+  // study to report on), unless the file already holds as many trials: another job, ending at the same
+  // time, may have read more.
+  size_t there = 0;
+  try {
+    if (study_exists(path)) there = read_study(path).rows.size();
+  } catch (const UserError&) {  // damaged: written anew
+  }
+  if (!all.rows.empty() && all.rows.size() > there) {
     for (TrialRow& r : all.rows) r.run_path = fs::exists(run_path(r.id)) ? run_path(r.id) : "";
     std::sort(all.rows.begin(), all.rows.end(), [](const TrialRow& a, const TrialRow& b) { return a.id < b.id; });
     write_study(path, all, m_world);
-    fmt::print("shared study: every trial has a result; wrote {}\n", path);
   }
+  if (all.rows.size() < want || m_incomplete)
+    fmt::print(
+        "shared study: {} of {} trials have results in all jobs' studies; {} holds them (the job that "
+        "ends when every trial has one writes it again)\n",
+        std::max(all.rows.size(), there), want, path);
+  else
+    fmt::print("shared study: every trial has a result; {} holds them\n", path);
   std::fflush(stdout);
 }
 

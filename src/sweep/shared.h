@@ -21,8 +21,9 @@
 // or it says "done". A claimed trial without a result whose owner is dead is
 // taken over by the first job to create its next claim file: it resumes the
 // trial from its checkpoint (DIR/trials/<id>/run.h5, shared by all jobs).
-// The job that sees every trial with a result writes the merged
-// DIR/study.h5 (any job may: the content is the same).
+// Every job, when it ends, writes the merged DIR/study.h5 with the results
+// all jobs have then (unless the file already holds as many trials), so the
+// last job to end leaves the whole study there.
 //
 // With ASHA, every job feeds the other jobs' rung results into its own
 // scheduling policy (read at most every 0.25 s), so a promotion is decided on
