@@ -151,12 +151,7 @@ void Coordinator::sync_foreign() {
     const TrialRow* own = row(r.id);
     if (reach <= known || (own && reach <= SharedStudy::reach(*own))) continue;
     known = reach;
-    if (const auto c = all.curves.find(r.id); c != all.curves.end())
-      if (const auto v = c->second.find("val_accuracy"); v != c->second.end())
-        for (const auto& [e, x] : rung_results(m_sweep, v->second, r.epochs)) {
-          m_policy.rung(r.id, e, x);
-          m_search.rung(r.id, e, x);
-        }
+    replay_rungs(all, r, m_sweep, m_policy, m_search);
     m_policy.restore(r.id, r.status, r.epochs);
   }
 }

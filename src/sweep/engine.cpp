@@ -15,17 +15,21 @@ SchedulePolicy::Options schedule_options(const SweepConfig& sweep, const std::st
   return {trial_count(sweep), std::move(skip), sweep.asha, sweep.min_epochs, sweep.reduction, sweep.time_budget};
 }
 
+void replay_rungs(const Study& s, const TrialRow& r, const SweepConfig& sweep, SchedulePolicy& policy, Search& search) {
+  if (const auto c = s.curves.find(r.id); c != s.curves.end())
+    if (const auto v = c->second.find("val_accuracy"); v != c->second.end())
+      for (const auto& [e, x] : rung_results(sweep, v->second, r.epochs)) {
+        policy.rung(r.id, e, x);
+        search.rung(r.id, e, x);
+      }
+}
+
 void replay_study(Study& s, const SweepConfig& sweep, SchedulePolicy& policy, Search& search) {
   for (TrialRow& r : s.rows) {
     policy.restore(r.id, r.status, r.epochs);
     search.restore(r.id, r.params);
     r.params = search.params(r.id);
-    if (const auto c = s.curves.find(r.id); c != s.curves.end())
-      if (const auto v = c->second.find("val_accuracy"); v != c->second.end())
-        for (const auto& [e, x] : rung_results(sweep, v->second, r.epochs)) {
-          policy.rung(r.id, e, x);
-          search.rung(r.id, e, x);
-        }
+    replay_rungs(s, r, sweep, policy, search);
     search.end(r.id, r.status, r.best_val_accuracy);
   }
 }

@@ -19,6 +19,8 @@ namespace rs {
 // arrived): each trial's values, its rung results from its validation
 // curve, and its end. Rows' values are typed as the space holds them.
 void replay_study(Study& s, const SweepConfig& sweep, SchedulePolicy& policy, Search& search);
+// A row's rung results, from its validation curve in `s`, to the policy and the search.
+void replay_rungs(const Study& s, const TrialRow& r, const SweepConfig& sweep, SchedulePolicy& policy, Search& search);
 
 // The policy's options for a sweep: every trial id, the grid points equal to the default skipped.
 SchedulePolicy::Options schedule_options(const SweepConfig& sweep, const std::string& base_text);
