@@ -158,15 +158,8 @@ void Coordinator::sync_foreign() {
 
 bool Coordinator::shared_next(SchedulePolicy::Decision* d) {
   m_shared_at = Clock::now();
-  std::map<int64_t, int64_t> reached;  // trial -> how far its furthest result took it, in any job
-  const auto note = [&](const TrialRow& r) {
-    int64_t& x = reached.try_emplace(r.id, -1).first->second;
-    x = std::max(x, SharedStudy::reach(r));
-  };
-  for (const TrialRow& r : m_shared->gather(m_study).rows) note(r);
-  for (const TrialRow& r : m_study.rows) note(r);
   size_t pending = 0;
-  const SharedStudy::Stage t = m_shared->take_over(reached, &pending);
+  const SharedStudy::Stage t = m_shared->take_over(m_shared->reached(m_study), &pending);
   if (t.trial >= 0) {
     if (m_sweep.method == "tpe") restore_values(t.trial);
     const Job j = t.epochs > 0                   ? Job{t.trial, t.epochs, false}

@@ -15,6 +15,7 @@
 
 #include "config/config.h"
 #include "error.h"
+#include "io/h5.h"
 
 namespace fs = std::filesystem;
 
@@ -74,15 +75,13 @@ ClaimName claim_name(const std::string& name) {
     p = end;
     return errno == 0;
   };
-  ClaimName c;
   const char* p = name.c_str();
   int64_t t = 0, e = 0, n = 0;
   if (!number(p, &t)) return {};
   if (*p == '@' && !(number(++p, &e) && e > 0)) return {};
   if (*p == '.' && !(number(++p, &n) && n > 0 && n < 1000000)) return {};
   if (*p != '\0') return {};
-  c.trial = t, c.epochs = e, c.n = int(n);
-  return c;
+  return {t, e, int(n)};
 }
 
 std::string stage_name(int64_t trial, int64_t epochs) {
@@ -138,13 +137,10 @@ int64_t SharedStudy::reach(const TrialRow& r) {
 }
 
 void SharedStudy::write_alive(const std::string& text) {
-  const fs::path p = fs::path(study_dir()) / "alive", tmp = p.string() + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f << text;
+  try {
+    write_file_atomically((fs::path(study_dir()) / "alive").string(), text.data(), text.size());
+  } catch (const WriteError&) {  // a missed beat is retried at the next
   }
-  std::error_code ec;
-  fs::rename(tmp, p, ec);  // a missed beat is retried at the next
 }
 
 void SharedStudy::heartbeat() {
@@ -188,6 +184,27 @@ bool SharedStudy::has_result(const std::string& job, int64_t trial, int64_t epoc
   return false;
 }
 
+std::vector<std::pair<std::string, const Study*>> SharedStudy::job_studies() const {
+  std::vector<std::pair<std::string, const Study*>> v;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(fs::path(m_shared) / "jobs", ec))
+    if (const Study* s = job_study(e.path().filename().string())) v.emplace_back(e.path().filename().string(), s);
+  return v;
+}
+
+std::map<int64_t, int64_t> SharedStudy::reached(const Study& own) const {
+  std::map<int64_t, int64_t> m;
+  const auto note = [&](const Study& s) {
+    for (const TrialRow& r : s.rows) {
+      int64_t& x = m.try_emplace(r.id, -1).first->second;
+      x = std::max(x, reach(r));
+    }
+  };
+  for (const auto& [name, s] : job_studies()) note(*s);
+  note(own);
+  return m;
+}
+
 Study SharedStudy::gather(const Study& like) const {
   Study all;
   all.config_text = like.config_text;
@@ -195,39 +212,35 @@ Study SharedStudy::gather(const Study& like) const {
   // Each job's groups are numbered from 0 and its times run from its own
   // start: in the merged study the groups follow each other (jobs by name)
   // and the times run from the first job's start (by the nodes' clocks).
-  std::map<std::string, std::pair<double, Study>> jobs;  // name -> (start, its study)
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(fs::path(m_shared) / "jobs", ec))
-    if (const Study* s = job_study(e.path().filename().string()))
-      jobs.emplace(e.path().filename().string(), std::pair{std::atof(read_text(e.path() / "started").c_str()), *s});
+  std::map<std::string, std::pair<double, const Study*>> jobs;  // name -> (start, its study)
+  for (const auto& [name, s] : job_studies())
+    jobs.emplace(name, std::pair{std::atof(read_text(fs::path(m_shared) / "jobs" / name / "started").c_str()), s});
   double first = 0;
   for (const auto& [name, js] : jobs) first = first > 0 && first < js.first ? first : js.first;
   // A trial ASHA promoted in another job has a row in each: the one that went furthest is kept.
   std::map<int64_t, size_t> at;  // trial -> its row in `all`
   int64_t groups = 0;
-  for (auto& [name, js] : jobs) {
-    auto& [start, s] = js;
+  for (const auto& [name, js] : jobs) {
+    const auto& [start, s] = js;
     const double shift = start > 0 && first > 0 ? start - first : 0;
     int64_t mine = 0;
-    all.sweep_seconds = std::max(all.sweep_seconds, shift + s.sweep_seconds);
-    for (TrialRow& r : s.rows) {
-      mine = std::max(mine, r.group + 1);
-      if (reach(r) < 0) continue;
-      const auto [it, fresh] = at.try_emplace(r.id, all.rows.size());
+    all.sweep_seconds = std::max(all.sweep_seconds, shift + s->sweep_seconds);
+    for (const TrialRow& job_row : s->rows) {
+      mine = std::max(mine, job_row.group + 1);
+      if (reach(job_row) < 0) continue;
+      const auto [it, fresh] = at.try_emplace(job_row.id, all.rows.size());
+      double wall = job_row.wall_seconds;
       if (!fresh) {  // its wall time: every job's part
         TrialRow& old = all.rows[it->second];
-        if (reach(old) >= reach(r)) {
-          old.wall_seconds += r.wall_seconds;
+        if (reach(old) >= reach(job_row)) {
+          old.wall_seconds += wall;
           continue;
         }
-        r.wall_seconds += old.wall_seconds;
+        wall += old.wall_seconds;
       }
-      r.group += groups, r.start_seconds += shift, r.end_seconds += shift;
-      if (const auto c = s.curves.find(r.id); c != s.curves.end()) all.curves[r.id] = std::move(c->second);
-      if (fresh)
-        all.rows.push_back(std::move(r));
-      else
-        all.rows[it->second] = std::move(r);
+      TrialRow& r = fresh ? all.rows.emplace_back(job_row) : (all.rows[it->second] = job_row);
+      r.wall_seconds = wall, r.group += groups, r.start_seconds += shift, r.end_seconds += shift;
+      if (const auto c = s->curves.find(r.id); c != s->curves.end()) all.curves[r.id] = c->second;
     }
     groups += mine;
   }

@@ -40,9 +40,9 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
-#include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "sweep/study.h"
 
@@ -67,6 +67,9 @@ class SharedStudy {
   // Every job's results (curves included), as one study; a trial promoted by
   // another job than the one that started it: its row that went furthest.
   Study gather(const Study& like) const;
+  // Every job's trials, and those of `own` (this job's study in memory, perhaps
+  // ahead of its files) -> reach() of their furthest row, without copying rows.
+  std::map<int64_t, int64_t> reached(const Study& own) const;
   // Claims whose stage has no result in `reached` (trial -> reach() of its
   // furthest row): the first whose owner is dead is taken over (returned;
   // trial -1 if none); `pending` counts those still running elsewhere.
@@ -85,6 +88,7 @@ class SharedStudy {
   bool has_result(const std::string& job, int64_t trial, int64_t epochs) const;
   // A job's own study (null if it has none yet), read again only when its files changed.
   const Study* job_study(const std::string& job) const;
+  std::vector<std::pair<std::string, const Study*>> job_studies() const;  // every job that has one, by name
   struct Cached {
     std::string stamp;  // sizes and times of study.h5 and study.journal
     Study study;
