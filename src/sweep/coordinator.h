@@ -108,6 +108,7 @@ class Coordinator {
   msg::Link& m_link;
   ReadCurves m_read_curves;
   Clock::time_point m_unwritten_since;  // the oldest unwritten result's arrival
+  Clock::time_point m_heard_at;         // the last message from a leader
   SchedulePolicy m_policy;
   Search m_search;
   size_t m_resumed = 0;
