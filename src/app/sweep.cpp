@@ -10,6 +10,7 @@
 
 #include <exception>
 #include <filesystem>
+#include <malloc.h>
 #include <thread>
 
 #include "app/commands.h"
@@ -163,6 +164,11 @@ int finish(Coordinator& c, std::thread& thread, const std::string& study_path) {
 
 int sweep_command(const SweepOptions& opt, const Comm& world) {
   if (!opt.trace.empty()) start_trace(opt.trace, world);
+  // Trial after trial allocates the same model, optimizer and batch buffers: keep freed memory in the
+  // process for the next one instead of returning it and faulting it in again (a CNN trial touched
+  // ~100 MB of fresh pages, 25k page faults, without this; 10k with it).
+  ::mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  ::mallopt(M_TRIM_THRESHOLD, 1 << 30);
   const Plan p = plan_sweep(opt, world);
   std::string dir = opt.out;
   if (dir.empty() && world.leader()) dir = default_out_dir(opt.config);
