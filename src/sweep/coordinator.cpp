@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <numeric>
-#include <set>
 #include <thread>
 
 #include "error.h"
@@ -93,14 +92,6 @@ void Coordinator::restore_values(int64_t trial) {
   }
 }
 
-void Coordinator::learn_foreign() {
-  for (const TrialRow& r : m_shared->gather(m_study).rows) {
-    if (row(r.id) || !m_foreign.insert(r.id).second) continue;
-    m_search.restore(r.id, r.params);
-    m_search.end(r.id, r.status, r.best_val_accuracy);
-  }
-}
-
 void Coordinator::restore_checkpointed() {
   // other trials' values are a function of their number; in a shared study a
   // trial's values are restored when this job takes it over
@@ -147,6 +138,7 @@ void Coordinator::run() {
 }
 
 void Coordinator::sync_foreign() {
+  if (!m_sweep.asha && m_sweep.method != "tpe") return;  // grid and random: the claims are all it needs
   if (Clock::now() - m_synced_at < std::chrono::milliseconds(250)) return;
   m_synced_at = Clock::now();
   const Study all = m_shared->gather(m_study);
@@ -157,8 +149,10 @@ void Coordinator::sync_foreign() {
     const TrialRow* own = row(r.id);
     if (reach <= known || (own && reach <= SharedStudy::reach(*own))) continue;
     known = reach;
+    m_search.restore(r.id, r.params);
     replay_rungs(all, r, m_sweep, m_policy, m_search);
-    m_policy.restore(r.id, r.status, r.epochs);
+    m_search.end(r.id, r.status, r.best_val_accuracy);
+    if (m_sweep.asha) m_policy.restore(r.id, r.status, r.epochs);
   }
 }
 
@@ -237,7 +231,10 @@ const std::vector<double>* Coordinator::curve(int64_t trial, const char* metric)
 
 void Coordinator::note_epoch_seconds(int64_t trial) {
   const std::vector<double>* v = curve(trial, "seconds");
-  if (v && !v->empty()) m_epoch_seconds[trial] = std::accumulate(v->begin(), v->end(), 0.0) / double(v->size());
+  if (!v || v->empty()) return;
+  const double mean = std::accumulate(v->begin(), v->end(), 0.0) / double(v->size());
+  m_epoch_seconds[trial] = mean;
+  m_slowest_epoch = std::max(m_slowest_epoch, mean);
 }
 
 void Coordinator::reply_waiting() {
@@ -258,7 +255,7 @@ bool Coordinator::fits(const Job& j) const {
   if (const auto it = m_epoch_seconds.find(j.trial); it != m_epoch_seconds.end())
     est = it->second;
   else
-    for (const auto& [t, s] : m_epoch_seconds) est = std::max(est, s);
+    est = m_slowest_epoch;
   return est <= m_deadline.left();
 }
 
@@ -279,7 +276,7 @@ void Coordinator::reply(int leader) {
       return m_deadline.at > 0 ? m_policy.next(elapsed(), [this](const Job& j) { return fits(j); })
                                : m_policy.next(elapsed());
     };
-    if (m_shared && m_sweep.asha) sync_foreign();
+    if (m_shared) sync_foreign();
     d = next();
     // a shared study: a trial (or promotion) another job claimed is passed over: its result is that job's
     // (with ASHA the trial stays running here until sync_foreign() reads where that job left it)
@@ -309,7 +306,6 @@ void Coordinator::reply(int leader) {
   if (r.done) {
     ++m_groups_done;
   } else {
-    if (m_shared && m_sweep.method == "tpe") learn_foreign();  // propose from every job's results
     r.params = msg::params_text(m_search.start(d.job.trial));
     m_started_at[d.job.trial] = elapsed();
     m_leader_of[d.job.trial] = leader;

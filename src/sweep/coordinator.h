@@ -15,7 +15,6 @@
 #include <chrono>
 #include <functional>
 #include <map>
-#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -72,8 +71,9 @@ class Coordinator {
   void restore_checkpointed();                       // values of trials interrupted before their first result
   std::string run_path(int64_t trial) const;         // DIR/trials/<trial>/run.h5
   void restore_values(int64_t trial);                // a TPE trial's values, from its checkpoint if it has one
-  void learn_foreign();                              // shared TPE: the other jobs' results into the search
-  void sync_foreign();  // shared ASHA: the other jobs' rung results and trial states into the policy (every 0.25 s)
+  // A shared study, every 0.25 s at most: the other jobs' results into the search (TPE proposes from every
+  // job's results) and, with ASHA, their rung results and where each trial stands into the policy.
+  void sync_foreign();
   // The stage of a job a shared study claims: its ASHA promotion's epochs, or 0 for a trial's first job.
   int64_t stage(const Job& j) const { return m_sweep.asha && j.stop_epoch > m_sweep.min_epochs ? j.stop_epoch : 0; }
   TrialRow* row(int64_t trial);
@@ -100,7 +100,6 @@ class Coordinator {
   double m_compacted_at = 0, m_compact_seconds = 0;  // since_start() of the last compaction, its duration
   std::string m_dir, m_study_path;                   // the sweep's directory (trials/), this coordinator's study
   SharedStudy* m_shared = nullptr;
-  std::set<int64_t> m_foreign;                           // trials whose results came from other jobs (shared TPE)
   Clock::time_point m_shared_at;                         // the last look at the other jobs
   Clock::time_point m_synced_at;                         // the last sync_foreign()
   std::unordered_map<int64_t, int64_t> m_foreign_reach;  // trial -> the furthest reach() sync_foreign() applied
@@ -119,6 +118,7 @@ class Coordinator {
   std::map<int64_t, int> m_leader_of;                   // running trial -> leader rank
   std::map<int, int64_t> m_stops_sent;                  // leader -> Stop messages sent to it
   std::map<int64_t, double> m_epoch_seconds;            // trial -> mean seconds per epoch (from its curves)
+  double m_slowest_epoch = 0;                           // the largest of them so far
   Deadline m_deadline;
   bool m_stopping = false, m_incomplete = false;
   std::string m_stop_reason;
