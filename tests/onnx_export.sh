@@ -16,10 +16,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 data=/usr/share/datasets/fashion-mnist
 images=$data/t10k-images-idx3-ubyte.gz
-fail=0 skipped=0
-check() {  # check NAME COMMAND...
-  if "${@:2}"; then echo "ok: $1"; else fail=$((fail + 1)); echo "FAILED: $1"; fi
-}
+skipped=0
+source "$here/checks.sh"
 bad() {  # bad NAME PATTERN COMMAND...: exit 2, one line on stderr matching PATTERN, no $tmp/bad.onnx
   "${@:3}" > "$tmp/out" 2> "$tmp/err"
   local rc=$? lines

@@ -12,13 +12,10 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d /var/tmp/rs-slurm-nodes.XXXXXX)  # not under /tmp: each node has its own
 source "$src/tests/slurm/cluster.sh"
 trap 'slurm_stop; if ((fail)); then echo "kept $tmp"; else rm -rf "$tmp"; fi' EXIT
-fail=0 pass=0
 unshare --uts --mount true 2>/dev/null || { echo "skipped: cannot make namespaces here (needs root)"; exit 77; }
 export RANKSWEEP=$bin OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo  # nodes talk TCP over loopback
-check() {  # check "what" COMMAND...: one line each, counted
-  if "${@:2}"; then echo "ok: $1"; pass=$((pass + 1)); else echo "FAILED: $1"; fail=$((fail + 1)); fi
-}
+source "$src/tests/checks.sh"
 py() { /usr/bin/python3 -c "$@"; }
 same() { /usr/bin/python3 "$src/tests/compare_studies.py" "$@"; }
 

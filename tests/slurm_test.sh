@@ -13,10 +13,7 @@ source "$src/tests/slurm/cluster.sh"
 trap 'slurm_stop; if ((fail)); then echo "kept $tmp"; else rm -rf "$tmp"; fi' EXIT
 export RANKSWEEP=$bin OMP_NUM_THREADS=1
 [[ $(id -u) -eq 0 ]] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-fail=0 pass=0
-check() {  # check "what" COMMAND...: one line each, counted
-  if "${@:2}"; then echo "ok: $1"; pass=$((pass + 1)); else echo "FAILED: $1"; fail=$((fail + 1)); fi
-}
+source "$src/tests/checks.sh"
 py() { /usr/bin/python3 -c "$@"; }
 
 slurm_start "$tmp/cluster" || { echo "FAILED: private Slurm did not start"; echo "0 passed, 1 failed"; exit 1; }

@@ -12,10 +12,7 @@ bin=$1
 jobs=$(cd "$(dirname "$0")/../jobs" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-check() {  # check "what" COMMAND...
-  if "${@:2}"; then pass=$((pass + 1)); else echo "FAILED: $1"; fail=$((fail + 1)); fi
-}
+source "$(dirname "$0")/checks.sh"
 /usr/bin/python3 - "$tmp" <<'PY'
 import sys, struct
 import numpy as np

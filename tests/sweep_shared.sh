@@ -29,10 +29,7 @@ printf '[sweep.tpe]\nstartup_trials = 2\n' >> "$tmp/tpe.toml"
 # ASHA: first rung at 2 epochs (a checkpoint mid-job, so the kill lands inside a trial), then the full 4
 sed -e 's/^epochs = 3/epochs = 4/' "$tmp/grid.toml" > "$tmp/asha.toml"
 printf '[sweep.asha]\nmin_epochs = 2\nreduction = 2\n' >> "$tmp/asha.toml"
-fail=0 pass=0
-check() {  # check NAME COMMAND...: counts and prints
-  if "${@:2}"; then pass=$((pass + 1)); echo "ok: $1"; else fail=$((fail + 1)); echo "FAILED: $1"; fi
-}
+source "$here/checks.sh"
 values() {  # values OUT: "trial lr" for every checkpoint under OUT/trials
   /usr/bin/python3 - "$1" <<'PY'
 import glob, os, sys, tomllib, h5py

@@ -15,10 +15,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export OMP_NUM_THREADS=1
 images=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
-fail=0
-check() {  # check NAME COMMAND...
-  if "${@:2}"; then echo "ok: $1"; else fail=$((fail + 1)); echo "FAILED: $1"; fi
-}
+source "$here/checks.sh"
 run() {  # run LOG COMMAND...: the command's output to LOG, shown when it fails
   "${@:2}" > "$tmp/$1" 2>&1 || { cat "$tmp/$1"; return 1; }
 }
