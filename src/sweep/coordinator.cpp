@@ -141,18 +141,21 @@ void Coordinator::sync_foreign() {
   if (!m_sweep.asha && m_sweep.method != "tpe") return;  // grid and random: the claims are all it needs
   if (Clock::now() - m_synced_at < std::chrono::milliseconds(250)) return;
   m_synced_at = Clock::now();
-  const Study all = m_shared->gather(m_study);
-  for (const TrialRow& r : all.rows) {
-    if (m_leader_of.count(r.id)) continue;  // running here: its result comes here
-    const int64_t reach = SharedStudy::reach(r);
-    int64_t& known = m_foreign_reach.try_emplace(r.id, -1).first->second;
-    const TrialRow* own = row(r.id);
-    if (reach <= known || (own && reach <= SharedStudy::reach(*own))) continue;
-    known = reach;
-    m_search.restore(r.id, r.params);
-    replay_rungs(all, r, m_sweep, m_policy, m_search);
-    m_search.end(r.id, r.status, r.best_val_accuracy);
-    if (m_sweep.asha) m_policy.restore(r.id, r.status, r.epochs);
+  // each job's study as cached (no merged copy): a trial promoted in several jobs is applied as far as it went
+  for (const auto& [job, s] : m_shared->job_studies()) {
+    if (job == m_shared->job()) continue;  // this job's results are in m_study already
+    for (const TrialRow& r : s->rows) {
+      if (m_leader_of.count(r.id)) continue;  // running here: its result comes here
+      const int64_t reach = SharedStudy::reach(r);
+      int64_t& known = m_foreign_reach.try_emplace(r.id, -1).first->second;
+      const TrialRow* own = row(r.id);
+      if (reach <= known || (own && reach <= SharedStudy::reach(*own))) continue;
+      known = reach;
+      m_search.restore(r.id, r.params);
+      replay_rungs(*s, r, m_sweep, m_policy, m_search);
+      m_search.end(r.id, r.status, r.best_val_accuracy);
+      if (m_sweep.asha) m_policy.restore(r.id, r.status, r.epochs);
+    }
   }
 }
 

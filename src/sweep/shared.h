@@ -33,8 +33,8 @@
 // depends on the order results arrive in: an ASHA study shared by several
 // jobs is not the same as one job's. Grid and random trials' values are a
 // function of their number; a TPE trial is proposed by the job that claims it
-// from every job's results it reads then (Coordinator), and keeps its
-// checkpoint's values when taken over.
+// from every job's results it has read (Coordinator::sync_foreign, the same
+// 0.25 s reads), and keeps its checkpoint's values when taken over.
 #pragma once
 
 #include <chrono>
@@ -70,6 +70,8 @@ class SharedStudy {
   // Every job's trials, and those of `own` (this job's study in memory, perhaps
   // ahead of its files) -> reach() of their furthest row, without copying rows.
   std::map<int64_t, int64_t> reached(const Study& own) const;
+  // Every job's own study (this job's as last written), by job name, read again only when its files changed.
+  std::vector<std::pair<std::string, const Study*>> job_studies() const;
   // Claims whose stage has no result in `reached` (trial -> reach() of its
   // furthest row): the first whose owner is dead is taken over (returned;
   // trial -1 if none); `pending` counts those still running elsewhere.
@@ -88,7 +90,6 @@ class SharedStudy {
   bool has_result(const std::string& job, int64_t trial, int64_t epochs) const;
   // A job's own study (null if it has none yet), read again only when its files changed.
   const Study* job_study(const std::string& job) const;
-  std::vector<std::pair<std::string, const Study*>> job_studies() const;  // every job that has one, by name
   struct Cached {
     std::string stamp;  // sizes and times of study.h5 and study.journal
     Study study;
