@@ -144,11 +144,11 @@ void SharedParams::gather_samples(float* rows, size_t width, int Bg) const {
     counts[j] = int((hi - lo) * int64_t(width));
     at[j] = int(lo * int64_t(width));
   }
-  const double t0 = MPI_Wtime();
   const auto c0 = trace::Clock::now();
   MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, rows, counts.data(), at.data(), MPI_FLOAT, m_cross);
-  trace::span("exchange (split)", c0, trace::Clock::now(), {}, true);  // inside the layer's backward
-  m_gather_s += MPI_Wtime() - t0;
+  const auto c1 = trace::Clock::now();
+  trace::span("exchange (split)", c0, c1, {}, true);  // inside the layer's backward
+  m_gather_s += std::chrono::duration<double>(c1 - c0).count();
 }
 
 void SharedParams::set_updated(const std::vector<std::pair<size_t, size_t>>& ranges) {
@@ -203,14 +203,14 @@ void SharedParams::reduce_shard(const std::function<void(const float* g, size_t 
     }
   }
   if (!nodes) return;
-  const double t0 = MPI_Wtime();
   const auto c0 = trace::Clock::now();
   for (size_t at = 0; at < m_sums.size(); at += size_t(1) << 30) {
     const int count = int(std::min(m_sums.size() - at, size_t(1) << 30));
     MPI_Allreduce(MPI_IN_PLACE, m_sums.data() + at, count, MPI_FLOAT, MPI_SUM, m_cross);
   }
-  trace::span("exchange (shards across nodes)", c0, trace::Clock::now(), {}, true);  // inside the optimizer's span
-  m_reduce_s += MPI_Wtime() - t0;
+  const auto c1 = trace::Clock::now();
+  trace::span("exchange (shards across nodes)", c0, c1, {}, true);  // inside the optimizer's span
+  m_reduce_s += std::chrono::duration<double>(c1 - c0).count();
 #pragma omp parallel for schedule(static)
   for (size_t c = 0; c < chunks.size(); ++c)
     update(m_sums.data() + m_chunk_at[c], chunks[c].first, chunks[c].second - chunks[c].first);
