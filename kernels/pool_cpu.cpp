@@ -2,10 +2,79 @@
 // (stride < K), so backward accumulates within one plane only.
 #include <algorithm>
 #include <limits>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "kernels_cpu.h"
 
 namespace rs {
+namespace {
+
+#if defined(__AVX512F__)
+// A 2 x 2, stride-2 window's maximum and its position for 16 outputs of one
+// row at a time (the last block masked): the rows' even and odd values
+// deinterleaved from two vectors each, then three compare-and-blends in the
+// scalar order (x00, x01, x10, x11: the first maximum wins; NaN never does).
+void max2x2_row(float* out, int32_t* argmax, const float* a, int W, int OW, int32_t row) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const float* b = a + W;
+  for (int o = 0; o < OW; o += 16) {
+    const int n = std::min(16, OW - o), in = 2 * n;
+    const __mmask16 lo = __mmask16(in >= 16 ? 0xffff : (1u << in) - 1),
+                    hi = __mmask16(in > 16 ? (1u << (in - 16)) - 1 : 0);
+    const __m512 a0 = _mm512_maskz_loadu_ps(lo, a + 2 * o), a1 = _mm512_maskz_loadu_ps(hi, a + 2 * o + 16);
+    const __m512 b0 = _mm512_maskz_loadu_ps(lo, b + 2 * o), b1 = _mm512_maskz_loadu_ps(hi, b + 2 * o + 16);
+    const __m512i at =
+        _mm512_add_epi32(_mm512_set1_epi32(row + 2 * o),
+                         _mm512_slli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 1));
+    __m512 best = _mm512_permutex2var_ps(a0, even, a1);
+    __m512i where = at;
+    const auto take = [&](__m512 v, int offset) {
+      const __mmask16 m = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ);
+      best = _mm512_mask_blend_ps(m, best, v);
+      where = _mm512_mask_blend_epi32(m, where, _mm512_add_epi32(at, _mm512_set1_epi32(offset)));
+    };
+    take(_mm512_permutex2var_ps(a0, odd, a1), 1);
+    take(_mm512_permutex2var_ps(b0, even, b1), W);
+    take(_mm512_permutex2var_ps(b0, odd, b1), W + 1);
+    const __mmask16 keep = __mmask16((1u << n) - 1);
+    _mm512_mask_storeu_ps(out + o, keep, best);
+    _mm512_mask_storeu_epi32(argmax + o, keep, where);
+  }
+}
+
+// Backward of max2x2_row over its two input rows, written whole: each
+// output's gradient goes to the one of its four inputs its argmax names, the
+// others get zero (no separate fill, no scatter).
+void max2x2_row_backward(float* din, const float* dout, const int32_t* argmax, int W, int OW, int32_t row) {
+  const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi_idx = _mm512_add_epi32(lo_idx, _mm512_set1_epi32(8));
+  for (int o = 0; o < OW; o += 16) {
+    const int n = std::min(16, OW - o), in = 2 * n;
+    const __mmask16 keep = __mmask16((1u << n) - 1);
+    const __mmask16 lo = __mmask16(in >= 16 ? 0xffff : (1u << in) - 1),
+                    hi = __mmask16(in > 16 ? (1u << (in - 16)) - 1 : 0);
+    const __m512 g = _mm512_maskz_loadu_ps(keep, dout + o);
+    const __m512i where = _mm512_maskz_loadu_epi32(keep, argmax + o);
+    const __m512i at =
+        _mm512_add_epi32(_mm512_set1_epi32(row + 2 * o),
+                         _mm512_slli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 1));
+    const auto to = [&](int offset) {  // g where the winner is at this offset of the window, else 0
+      return _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(where, _mm512_add_epi32(at, _mm512_set1_epi32(offset))), g);
+    };
+    const auto put = [&](float* r, __m512 even, __m512 odd) {  // interleave: columns 2o, 2o + 1, ...
+      _mm512_mask_storeu_ps(r + 2 * o, lo, _mm512_permutex2var_ps(even, lo_idx, odd));
+      _mm512_mask_storeu_ps(r + 2 * o + 16, hi, _mm512_permutex2var_ps(even, hi_idx, odd));
+    };
+    put(din, to(0), to(1));
+    put(din + W, to(W), to(W + 1));
+  }
+}
+#endif
+
+}  // namespace
 
 template <class T> void maxpool_forward_cpu(T* out, int32_t* argmax, const T* in, const PoolShape& s) {
   const long planes = long(s.B) * s.C;
@@ -14,6 +83,14 @@ template <class T> void maxpool_forward_cpu(T* out, int32_t* argmax, const T* in
     const T* src = in + size_t(pl) * s.H * s.W;
     T* dst = out + size_t(pl) * s.OH * s.OW;
     int32_t* am = argmax + size_t(pl) * s.OH * s.OW;
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>)
+      if (s.K == 2 && s.stride == 2 && s.pad == 0) {
+        for (int oh = 0; oh < s.OH; ++oh)
+          max2x2_row(dst + oh * s.OW, am + oh * s.OW, src + 2 * oh * s.W, s.W, s.OW, 2 * oh * s.W);
+        continue;
+      }
+#endif
     if (s.K == 2 && s.stride == 2 && s.pad == 0) {  // the common case, without bounds checks
       for (int oh = 0; oh < s.OH; ++oh)
         for (int ow = 0; ow < s.OW; ++ow) {
@@ -47,6 +124,20 @@ template <class T> void maxpool_backward_cpu(T* din, const T* dout, const int32_
 #pragma omp parallel for schedule(static)
   for (long pl = 0; pl < planes; ++pl) {
     T* dst = din + size_t(pl) * s.H * s.W;
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>)
+      if (s.K == 2 && s.stride == 2 && s.pad == 0) {
+        const float* g = dout + size_t(pl) * s.OH * s.OW;
+        const int32_t* am = argmax + size_t(pl) * s.OH * s.OW;
+        for (int oh = 0; oh < s.OH; ++oh) {
+          T* r = dst + 2 * oh * s.W;
+          max2x2_row_backward(r, g + oh * s.OW, am + oh * s.OW, s.W, s.OW, 2 * oh * s.W);
+          if (s.W % 2) r[s.W - 1] = r[2 * s.W - 1] = T(0);  // an odd last column is in no window
+        }
+        std::fill(dst + 2 * s.OH * s.W, dst + size_t(s.H) * s.W, T(0));  // nor an odd last row
+        continue;
+      }
+#endif
     std::fill_n(dst, size_t(s.H) * s.W, T(0));
     const T* src = dout + size_t(pl) * s.OH * s.OW;
     const int32_t* am = argmax + size_t(pl) * s.OH * s.OW;

@@ -15,7 +15,15 @@ Model::Model(Backend& be, const ModelConfig& cfg, Shape input, int classes, int 
   Shape s = input;
   size_t nparams = 0, nstate = 0, max_act = 0;
   std::vector<float> state_init;
-  for (size_t i = 0; i < cfg.layers.size(); ++i) {
+  // A ReLU right before a max-pool runs after it: max(relu(x)) = relu(max(x)),
+  // on a quarter of the values (2 x 2 windows), and the gradients are the
+  // same (a window's winner is the first maximum either way; where every
+  // value is <= 0 the ReLU passes no gradient either way).
+  std::vector<size_t> order(cfg.layers.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  for (size_t i = 0; i + 1 < order.size(); ++i)
+    if (cfg.layers[i].type == "relu" && cfg.layers[i + 1].type == "maxpool") std::swap(order[i], order[i + 1]), ++i;
+  for (const size_t i : order) {
     auto layer = make_layer(cfg.layers[i], int(i), s, classes);
     for (const TensorSpec& t : layer->tensors()) {
       m_info.push_back({layer->name(), t.name, t.shape, nparams, t.count(), t.fan_in});

@@ -48,6 +48,40 @@ TEST_CASE("maxpool: gradient with overlapping windows and padding", "[grad]") {
   }
 }
 
+TEST_CASE("maxpool 2x2 stride 2: ties, NaN, odd and wide planes, in float", "[layers]") {
+  // The float kernel's vectorised path against a plain window scan: the first
+  // maximum wins (x00, x01, x10, x11), a NaN never beats a value, an odd last
+  // row or column is in no window and gets no gradient.
+  for (const int H : {2, 5, 28})
+    for (const int W : {2, 7, 28, 33, 66}) DYNAMIC_SECTION(H << "x" << W) {
+        const PoolShape s{3, 2, H, W, 2, 2, 0, H / 2, W / 2};
+        std::mt19937 g(size_t(H * 100 + W));
+        std::uniform_int_distribution<int> level(-2, 2);  // few levels: many ties
+        std::vector<float> x(size_t(s.B) * s.C * H * W), dy(size_t(s.B) * s.C * s.OH * s.OW);
+        for (float& v : x) v = float(level(g));
+        x[1] = std::nanf(""), x[x.size() / 2] = std::nanf("");
+        for (float& v : dy) v = float(level(g)) + 0.5f;
+        std::vector<float> y(dy.size()), dx(x.size(), 7.f), ry(dy.size()), rdx(x.size(), 0.f);
+        std::vector<int32_t> am(dy.size()), ram(dy.size());
+        for (size_t pl = 0; pl < size_t(s.B) * s.C; ++pl)
+          for (int oh = 0; oh < s.OH; ++oh)
+            for (int ow = 0; ow < s.OW; ++ow) {
+              const float* src = x.data() + pl * H * W;
+              int where = 2 * oh * W + 2 * ow;
+              for (const int k : {where + 1, where + W, where + W + 1})
+                if (src[k] > src[where]) where = k;
+              const size_t o = pl * s.OH * s.OW + size_t(oh) * s.OW + ow;
+              ry[o] = src[where], ram[o] = where;
+              rdx[pl * H * W + size_t(where)] += dy[o];
+            }
+        maxpool_forward_cpu(y.data(), am.data(), x.data(), s);
+        maxpool_backward_cpu(dx.data(), dy.data(), am.data(), s);
+        CHECK(am == ram);
+        for (size_t i = 0; i < y.size(); ++i) REQUIRE((y[i] == ry[i] || (std::isnan(y[i]) && std::isnan(ry[i]))));
+        CHECK(dx == rdx);
+      }
+}
+
 TEST_CASE("activations: every one's gradient (kActivations)", "[grad]") {
   for (const ActInfo& info : kActivations) {
     const Act a = info.act;

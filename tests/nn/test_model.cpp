@@ -116,6 +116,41 @@ layers = [ { type = "flatten" }, { type = "dense", out = 6 }, { type = "gelu" },
     }
 }
 
+TEST_CASE("a ReLU before a max-pool runs after it, with the same outputs and gradients", "[model]") {
+  // The reference keeps the written order: a dropout of p = 0 (a copy)
+  // between them stops the swap. Inputs on a coarse grid: ties in the
+  // windows, and windows whose values are all <= 0. Overlapping 3x3 windows
+  // with padding as well as 2x2.
+  for (const char* pool : {"kernel = 2, stride = 2", "kernel = 3, stride = 2, padding = 1"}) DYNAMIC_SECTION(pool) {
+      const auto text = [&](const char* between) {
+        return fmt::format(R"([model]
+layers = [ {{ type = "conv2d", out = 4, kernel = 3, padding = 1 }}, {{ type = "relu" }}, {}
+           {{ type = "maxpool", {} }}, {{ type = "flatten" }}, {{ type = "dense", out = 3 }} ]
+)",
+                           between, pool);
+      };
+      auto be = make_cpu_backend();
+      const int B = 4;
+      Model swapped(*be, model_cfg(text("")), Shape{2, 6, 7}, 3, B);
+      Model written(*be, model_cfg(text(R"({ type = "dropout", p = 0.0 },)")), Shape{2, 6, 7}, 3, B);
+      REQUIRE(swapped.layers()[1]->spec().type == "maxpool");
+      REQUIRE(written.layers()[1]->spec().type == "relu");
+      swapped.init_params(8), written.init_params(8);
+      std::mt19937 g(10);
+      std::uniform_int_distribution<int> level(-3, 3);
+      for (size_t i = 0; i < size_t(B) * 84; ++i) swapped.input()[i] = written.input()[i] = 0.25f * float(level(g));
+      const Pass pass{.B = B, .train = true, .seed = 5, .step = 1};
+      const std::vector<float> ys(swapped.forward(pass), swapped.forward(pass) + B * 3);
+      const std::vector<float> yw(written.forward(pass), written.forward(pass) + B * 3);
+      CHECK(ys == yw);
+      std::vector<float> dlogits(size_t(B) * 3);
+      for (float& d : dlogits) d = 0.5f * float(level(g));
+      swapped.backward(dlogits.data(), pass), written.backward(dlogits.data(), pass);
+      CHECK(std::vector<float>(swapped.grads(), swapped.grads() + swapped.num_params()) ==
+            std::vector<float>(written.grads(), written.grads() + written.num_params()));
+    }
+}
+
 TEST_CASE("dropout masks depend on the global sample index, not the slice", "[model]") {
   auto be = make_cpu_backend();
   const size_t per = 50;
