@@ -40,8 +40,8 @@ struct SweepOptions {
 
 struct InferOptions {
   std::string model, data, format = "auto", labels, out = "predictions.h5", device;
-  std::string trace;  // --trace FILE
-  int top_k = 5, batch_size = 256;
+  std::string trace;              // --trace FILE
+  int top_k = 5, batch_size = 0;  // 0: default_eval_batch of the backend
   bool overwrite = false;
 };
 

@@ -380,7 +380,7 @@ double predict_all(const InferOptions& opt, const LoadedModel& m, Source& src, M
                    const Shards& sh, int k, size_t name_len, Clock::time_point t_input, int64_t correct[2],
                    const Comm& world) {
   const int64_t r = world.rank();
-  const int B = opt.batch_size;
+  const int B = opt.batch_size > 0 ? opt.batch_size : default_eval_batch(be.kind());
   double busy = 0;
   std::optional<PredFile> out;  // rank 0's; every output error is agreed through root_only
   world.root_only([&] { out.emplace(opt.out, sh.n, k, name_len, src.has_labels()); });
@@ -462,7 +462,8 @@ int infer_command(const InferOptions& opt, const Comm& world) {
   const int threads = choose_threads(world, &why);
   Placement place;
   const std::unique_ptr<Backend> be = make_backend(m.cfg.train, world, &place);
-  const int B = opt.batch_size, K = rf.classes, k = std::min(opt.top_k, K);
+  const int B = opt.batch_size > 0 ? opt.batch_size : default_eval_batch(be->kind()), K = rf.classes,
+            k = std::min(opt.top_k, K);
   std::optional<Model> modelp;  // an allocation that fails on any rank fails on all
   world.agree([&] { modelp.emplace(*be, m.cfg.model, Shape{rf.c, rf.h, rf.w}, K, B); });
   Model& model = *modelp;

@@ -91,7 +91,9 @@ int run(int argc, char** argv, const rs::Comm& comm) {
   infer->add_option("--out", iopt.out, "predictions file (default: predictions.h5; never overwritten)");
   infer->add_flag("--overwrite", iopt.overwrite, "replace --out if it exists");
   infer->add_option("--top-k", iopt.top_k, "classes kept per sample (default: 5)")->check(CLI::PositiveNumber);
-  infer->add_option("--batch-size", iopt.batch_size, "samples per forward pass (default: 256)")
+  infer
+      ->add_option("--batch-size", iopt.batch_size,
+                   "samples per forward pass (default: 64 on CPU ranks, 256 on GPU ranks)")
       ->check(CLI::Range(1, 1 << 20));
   infer->add_option("--device", iopt.device, "auto | cpu | cuda (default: the model config's train.device)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));

@@ -26,9 +26,9 @@ struct DataConfig {
 };
 
 struct LayerSpec {
-  std::string type;     // dense conv2d maxpool, an activation (kernels/hd_math.h: kActivations), dropout flatten batchnorm
-  std::string name;     // unique; defaults to type + ordinal (conv1, dense2, ...)
-  int64_t out = 0;      // dense, conv2d
+  std::string type;  // dense conv2d maxpool, an activation (kernels/hd_math.h: kActivations), dropout flatten batchnorm
+  std::string name;  // unique; defaults to type + ordinal (conv1, dense2, ...)
+  int64_t out = 0;   // dense, conv2d
   int64_t kernel = 0;   // conv2d, maxpool
   int64_t stride = 0;   // conv2d (default 1), maxpool (default kernel)
   int64_t padding = 0;  // conv2d, maxpool
@@ -51,8 +51,8 @@ const char* to_string(OptimizerKind k);  // "sgd", "adam", "adamw"
 
 struct TrainConfig {
   int64_t epochs = 10;
-  int64_t batch_size = 64;  // global
-  int64_t eval_batch_size = 256;
+  int64_t batch_size = 64;      // global
+  int64_t eval_batch_size = 0;  // 0: default_eval_batch of the ranks' backend
   double lr = 0.01;
   OptimizerKind optimizer = OptimizerKind::sgd;
   double momentum = 0.9;

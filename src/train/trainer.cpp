@@ -21,11 +21,15 @@ const char* const kPhaseSpans[] = {"data", "forward", "backward"};  // the trace
 
 Shape input_shape(const Data& d) { return Shape{d.train.c, d.train.h, d.train.w}; }
 
+int64_t eval_batch(const TrainConfig& t, const Backend& be) {
+  return t.eval_batch_size > 0 ? t.eval_batch_size : default_eval_batch(be.kind());
+}
+
 // Samples a rank's buffers hold: its slice of a training batch, or of an
 // evaluation batch (never more than its slice of the largest evaluated set).
-int max_batch(const TrainConfig& t, int ranks, int64_t eval_n) {
+int max_batch(const TrainConfig& t, const Backend& be, int ranks, int64_t eval_n) {
   const int64_t train_slice = (t.batch_size + ranks - 1) / ranks, eval_slice = (eval_n + ranks - 1) / ranks;
-  return int(std::max<int64_t>({train_slice, std::min(t.eval_batch_size, eval_slice), 1}));
+  return int(std::max<int64_t>({train_slice, std::min(eval_batch(t, be), eval_slice), 1}));
 }
 
 }  // namespace
@@ -45,7 +49,7 @@ Trainer::Trainer(const Config& cfg, const Data& data, Backend& be, GradComm& gra
       m_comm(comm),
       m_grads(grads),
       m_model(be, cfg.model, input_shape(data), int(cfg.data.classes),
-              max_batch(cfg.train, comm.size(), std::max<int64_t>(int64_t(data.val_idx.size()), data.test.n))),
+              max_batch(cfg.train, be, comm.size(), std::max<int64_t>(int64_t(data.val_idx.size()), data.test.n))),
       m_opt(be, cfg.train, m_model.num_params()),
       m_dlogits(be, size_t(m_model.max_batch()) * cfg.data.classes),
       m_labels(be, size_t(m_model.max_batch())),
@@ -325,7 +329,7 @@ bool Trainer::evaluate(const Dataset& d, const std::vector<int64_t>& all, EvalRe
   if (all.empty()) return true;
   const int K = m_model.classes(), R = m_comm.size(), r = m_comm.rank();
   const int64_t n = int64_t(all.size()), lo = n * r / R, hi = n * (r + 1) / R;
-  const int64_t EB = m_cfg.train.eval_batch_size;
+  const int64_t EB = eval_batch(m_cfg.train, m_be);
   const int64_t rounds = ((n + R - 1) / R + EB - 1) / EB;  // the largest slice: every rank polls as often
   const trace::Scope span("evaluate", "\"set\": \"{}\"", &d == &m_data.test ? "test" : "validation");
   read_metrics(true);
