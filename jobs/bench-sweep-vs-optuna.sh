@@ -7,7 +7,9 @@
 # 60000 training images (5000 held out), one thread per process:
 #   ranksweep: mpirun -np 2, two single-rank groups (--group-size 1);
 #   Optuna:    2 worker processes sharing a journal-file study (GridSampler).
-# Both figures are whole-command wall times (start-up, data, every trial).
+# Both figures are whole-command wall times (start-up, data, every trial),
+# as grid points done per hour: Optuna's two workers sometimes both run the
+# last free point (GridSampler's race), a trial that finishes no new point.
 # Each side runs REPS times, alternating; the best is kept.
 #
 # usage: [MODEL=cnn|mlp] jobs/bench-sweep-vs-optuna.sh [REPS=2] [TRAIN=3000]
@@ -75,18 +77,19 @@ import h5py, sys; t = h5py.File(sys.argv[1], 'r')['trials']
 st = [s.decode() if isinstance(s, bytes) else s for s in t['status'][()]]
 print(sum(s == 'completed' for s in st), $t1 - $t0, max(t['best_val_accuracy'][()]))" "$tmp/rs$1/study.h5"
 }
-pt_run() {  # rep -> "trials seconds best"
+pt_run() {  # rep -> "points seconds best trials"
   /usr/bin/python3 jobs/bench_optuna.py "$tmp/data.h5" --validation $nval --lr "$lrs" $peer_grid --workers 2 \
-    --journal "$tmp/journal$1.log" | sed -E 's/.*trials=([0-9]+) seconds=([0-9.]+) best=([0-9.]+)/\1 \2 \3/'
+    --journal "$tmp/journal$1.log" |
+    sed -E 's/.*trials=([0-9]+) points=([0-9]+) seconds=([0-9.]+) best=([0-9.]+)/\2 \3 \4 \1/'
 }
 
 echo "12-trial $model grid, 1 epoch on $ntrain samples (+$nval validation), 2 single-thread workers; best of $reps"
 best_rs=0 best_pt=0
 for ((r = 0; r < reps; r++)); do
   read -r n1 s1 a1 < <(rs_run "$r")
-  read -r n2 s2 a2 < <(pt_run "$r")
-  echo "  run $r: ranksweep $n1 trials in ${s1}s (best val $a1); optuna+pytorch $n2 trials in ${s2}s (best val $a2)"
+  read -r n2 s2 a2 t2 < <(pt_run "$r")
+  echo "  run $r: ranksweep $n1 trials in ${s1}s (best val $a1); optuna+pytorch $n2 grid points ($t2 trials run) in ${s2}s (best val $a2)"
   best_rs=$(/usr/bin/python3 -c "print(max($best_rs, $n1 / $s1 * 3600))")
   best_pt=$(/usr/bin/python3 -c "print(max($best_pt, $n2 / $s2 * 3600))")
 done
-/usr/bin/python3 -c "r,p=$best_rs,$best_pt; print(f'trials/hour: ranksweep {r:.0f}, optuna+pytorch {p:.0f}, ratio {r/p:.2f}x')"
+/usr/bin/python3 -c "r,p=$best_rs,$best_pt; print(f'grid points/hour: ranksweep {r:.0f}, optuna+pytorch {p:.0f}, ratio {r/p:.2f}x')"
