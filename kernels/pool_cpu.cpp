@@ -2,6 +2,7 @@
 // (stride < K), so backward accumulates within one plane only.
 #include <algorithm>
 #include <limits>
+#include <type_traits>
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -12,6 +13,21 @@ namespace rs {
 namespace {
 
 #if defined(__AVX512F__)
+// 16 outputs' windows from output o of a row that starts at input offset
+// `row` in its plane: their first inputs (row + 2 (o + lane)), and the masks
+// of their 2n inputs in each of the two vectors of a row (n outputs, <= 16).
+struct Windows {
+  __m512i at;
+  __mmask16 lo, hi, keep;
+  Windows(int32_t row, int o, int n)
+      : at(_mm512_add_epi32(_mm512_set1_epi32(row + 2 * o),
+                            _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30))),
+        lo(__mmask16(n >= 8 ? 0xffff : (1u << 2 * n) - 1)),
+        hi(__mmask16(n > 8 ? (1u << (2 * n - 16)) - 1 : 0)),
+        keep(__mmask16((1u << n) - 1)) {}
+  __m512i plus(int offset) const { return _mm512_add_epi32(at, _mm512_set1_epi32(offset)); }
+};
+
 // A 2 x 2, stride-2 window's maximum and its position for 16 outputs of one
 // row at a time (the last block masked): the rows' even and odd values
 // deinterleaved from two vectors each, then three compare-and-blends in the
@@ -21,27 +37,21 @@ void max2x2_row(float* out, int32_t* argmax, const float* a, int W, int OW, int3
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   const float* b = a + W;
   for (int o = 0; o < OW; o += 16) {
-    const int n = std::min(16, OW - o), in = 2 * n;
-    const __mmask16 lo = __mmask16(in >= 16 ? 0xffff : (1u << in) - 1),
-                    hi = __mmask16(in > 16 ? (1u << (in - 16)) - 1 : 0);
-    const __m512 a0 = _mm512_maskz_loadu_ps(lo, a + 2 * o), a1 = _mm512_maskz_loadu_ps(hi, a + 2 * o + 16);
-    const __m512 b0 = _mm512_maskz_loadu_ps(lo, b + 2 * o), b1 = _mm512_maskz_loadu_ps(hi, b + 2 * o + 16);
-    const __m512i at =
-        _mm512_add_epi32(_mm512_set1_epi32(row + 2 * o),
-                         _mm512_slli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 1));
+    const Windows win(row, o, std::min(16, OW - o));
+    const __m512 a0 = _mm512_maskz_loadu_ps(win.lo, a + 2 * o), a1 = _mm512_maskz_loadu_ps(win.hi, a + 2 * o + 16);
+    const __m512 b0 = _mm512_maskz_loadu_ps(win.lo, b + 2 * o), b1 = _mm512_maskz_loadu_ps(win.hi, b + 2 * o + 16);
     __m512 best = _mm512_permutex2var_ps(a0, even, a1);
-    __m512i where = at;
+    __m512i where = win.at;
     const auto take = [&](__m512 v, int offset) {
       const __mmask16 m = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ);
       best = _mm512_mask_blend_ps(m, best, v);
-      where = _mm512_mask_blend_epi32(m, where, _mm512_add_epi32(at, _mm512_set1_epi32(offset)));
+      where = _mm512_mask_blend_epi32(m, where, win.plus(offset));
     };
     take(_mm512_permutex2var_ps(a0, odd, a1), 1);
     take(_mm512_permutex2var_ps(b0, even, b1), W);
     take(_mm512_permutex2var_ps(b0, odd, b1), W + 1);
-    const __mmask16 keep = __mmask16((1u << n) - 1);
-    _mm512_mask_storeu_ps(out + o, keep, best);
-    _mm512_mask_storeu_epi32(argmax + o, keep, where);
+    _mm512_mask_storeu_ps(out + o, win.keep, best);
+    _mm512_mask_storeu_epi32(argmax + o, win.keep, where);
   }
 }
 
@@ -52,21 +62,15 @@ void max2x2_row_backward(float* din, const float* dout, const int32_t* argmax, i
   const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
   const __m512i hi_idx = _mm512_add_epi32(lo_idx, _mm512_set1_epi32(8));
   for (int o = 0; o < OW; o += 16) {
-    const int n = std::min(16, OW - o), in = 2 * n;
-    const __mmask16 keep = __mmask16((1u << n) - 1);
-    const __mmask16 lo = __mmask16(in >= 16 ? 0xffff : (1u << in) - 1),
-                    hi = __mmask16(in > 16 ? (1u << (in - 16)) - 1 : 0);
-    const __m512 g = _mm512_maskz_loadu_ps(keep, dout + o);
-    const __m512i where = _mm512_maskz_loadu_epi32(keep, argmax + o);
-    const __m512i at =
-        _mm512_add_epi32(_mm512_set1_epi32(row + 2 * o),
-                         _mm512_slli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 1));
+    const Windows win(row, o, std::min(16, OW - o));
+    const __m512 g = _mm512_maskz_loadu_ps(win.keep, dout + o);
+    const __m512i where = _mm512_maskz_loadu_epi32(win.keep, argmax + o);
     const auto to = [&](int offset) {  // g where the winner is at this offset of the window, else 0
-      return _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(where, _mm512_add_epi32(at, _mm512_set1_epi32(offset))), g);
+      return _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(where, win.plus(offset)), g);
     };
     const auto put = [&](float* r, __m512 even, __m512 odd) {  // interleave: columns 2o, 2o + 1, ...
-      _mm512_mask_storeu_ps(r + 2 * o, lo, _mm512_permutex2var_ps(even, lo_idx, odd));
-      _mm512_mask_storeu_ps(r + 2 * o + 16, hi, _mm512_permutex2var_ps(even, hi_idx, odd));
+      _mm512_mask_storeu_ps(r + 2 * o, win.lo, _mm512_permutex2var_ps(even, lo_idx, odd));
+      _mm512_mask_storeu_ps(r + 2 * o + 16, win.hi, _mm512_permutex2var_ps(even, hi_idx, odd));
     };
     put(din, to(0), to(1));
     put(din + W, to(W), to(W + 1));

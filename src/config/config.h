@@ -26,9 +26,9 @@ struct DataConfig {
 };
 
 struct LayerSpec {
-  std::string type;  // dense conv2d maxpool, an activation (kernels/hd_math.h: kActivations), dropout flatten batchnorm
-  std::string name;  // unique; defaults to type + ordinal (conv1, dense2, ...)
-  int64_t out = 0;   // dense, conv2d
+  std::string type;     // dense conv2d maxpool, an activation (kernels/hd_math.h: kActivations), dropout flatten batchnorm
+  std::string name;     // unique; defaults to type + ordinal (conv1, dense2, ...)
+  int64_t out = 0;      // dense, conv2d
   int64_t kernel = 0;   // conv2d, maxpool
   int64_t stride = 0;   // conv2d (default 1), maxpool (default kernel)
   int64_t padding = 0;  // conv2d, maxpool
