@@ -12,6 +12,9 @@
 namespace rs {
 namespace {
 
+// 2 x 2 windows at stride 2: no overlap, no padding (the common case).
+bool windows_2x2(const PoolShape& s) { return s.K == 2 && s.stride == 2 && s.pad == 0; }
+
 #if defined(__AVX512F__)
 // 16 outputs' windows from output o of a row that starts at input offset
 // `row` in its plane: their first inputs (row + 2 (o + lane)), and the masks
@@ -82,6 +85,7 @@ void max2x2_row_backward(float* din, const float* dout, const int32_t* argmax, i
 
 template <class T> void maxpool_forward_cpu(T* out, int32_t* argmax, const T* in, const PoolShape& s) {
   const long planes = long(s.B) * s.C;
+  const bool two = windows_2x2(s);
 #pragma omp parallel for schedule(static)
   for (long pl = 0; pl < planes; ++pl) {
     const T* src = in + size_t(pl) * s.H * s.W;
@@ -89,13 +93,13 @@ template <class T> void maxpool_forward_cpu(T* out, int32_t* argmax, const T* in
     int32_t* am = argmax + size_t(pl) * s.OH * s.OW;
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>)
-      if (s.K == 2 && s.stride == 2 && s.pad == 0) {
+      if (two) {
         for (int oh = 0; oh < s.OH; ++oh)
           max2x2_row(dst + oh * s.OW, am + oh * s.OW, src + 2 * oh * s.W, s.W, s.OW, 2 * oh * s.W);
         continue;
       }
 #endif
-    if (s.K == 2 && s.stride == 2 && s.pad == 0) {  // the common case, without bounds checks
+    if (two) {  // without bounds checks
       for (int oh = 0; oh < s.OH; ++oh)
         for (int ow = 0; ow < s.OW; ++ow) {
           const int i0 = 2 * oh * s.W + 2 * ow, cand[4] = {i0, i0 + 1, i0 + s.W, i0 + s.W + 1};
@@ -125,17 +129,18 @@ template <class T> void maxpool_forward_cpu(T* out, int32_t* argmax, const T* in
 
 template <class T> void maxpool_backward_cpu(T* din, const T* dout, const int32_t* argmax, const PoolShape& s) {
   const long planes = long(s.B) * s.C;
+  [[maybe_unused]] const bool two = windows_2x2(s);
 #pragma omp parallel for schedule(static)
   for (long pl = 0; pl < planes; ++pl) {
     T* dst = din + size_t(pl) * s.H * s.W;
+    const T* src = dout + size_t(pl) * s.OH * s.OW;
+    const int32_t* am = argmax + size_t(pl) * s.OH * s.OW;
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>)
-      if (s.K == 2 && s.stride == 2 && s.pad == 0) {
-        const float* g = dout + size_t(pl) * s.OH * s.OW;
-        const int32_t* am = argmax + size_t(pl) * s.OH * s.OW;
+      if (two) {
         for (int oh = 0; oh < s.OH; ++oh) {
           T* r = dst + 2 * oh * s.W;
-          max2x2_row_backward(r, g + oh * s.OW, am + oh * s.OW, s.W, s.OW, 2 * oh * s.W);
+          max2x2_row_backward(r, src + oh * s.OW, am + oh * s.OW, s.W, s.OW, 2 * oh * s.W);
           if (s.W % 2) r[s.W - 1] = r[2 * s.W - 1] = T(0);  // an odd last column is in no window
         }
         std::fill(dst + 2 * s.OH * s.W, dst + size_t(s.H) * s.W, T(0));  // nor an odd last row
@@ -143,8 +148,6 @@ template <class T> void maxpool_backward_cpu(T* din, const T* dout, const int32_
       }
 #endif
     std::fill_n(dst, size_t(s.H) * s.W, T(0));
-    const T* src = dout + size_t(pl) * s.OH * s.OW;
-    const int32_t* am = argmax + size_t(pl) * s.OH * s.OW;
     for (int i = 0; i < s.OH * s.OW; ++i) dst[am[i]] += src[i];
   }
 }

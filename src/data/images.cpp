@@ -44,7 +44,7 @@ std::vector<std::string> list_dir(const std::string& dir, bool dirs) {
   return v;
 }
 
-// A decoded image: w x h pixels, interleaved, `c` channels (1 or 3).
+// A decoded image: w x h pixels, interleaved, in the channels asked of the decoder (1 or 3).
 struct Pixels {
   int w = 0, h = 0;
   std::vector<uint8_t> px;

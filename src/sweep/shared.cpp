@@ -180,7 +180,7 @@ const Study* SharedStudy::job_study(const std::string& job) const {
 bool SharedStudy::has_result(const std::string& job, int64_t trial, int64_t epochs) const {
   if (const Study* s = job_study(job))
     for (const TrialRow& r : s->rows)
-      if (r.id == trial && reach(r) >= std::max<int64_t>(epochs, 0)) return true;
+      if (r.id == trial && reach(r) >= epochs) return true;
   return false;
 }
 
